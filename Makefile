@@ -1,0 +1,43 @@
+# The two commands: `make book` builds the HTML report, `make test` runs every test.
+# Both create the local environment (.venv, from requirements.lock) first if it is missing or stale.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DATA   ?= synthetic
+TRIAL  ?= NCT06984497
+
+.PHONY: book run test simulate validate refresh lock bench clean
+
+book: $(STAMP)
+	$(BIN)/python -m helpers build --data "$(DATA)" --trial "$(TRIAL)"
+
+run: $(STAMP)
+	$(BIN)/python -m helpers run --data "$(DATA)" --trial "$(TRIAL)"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+simulate: $(STAMP)
+	$(BIN)/python -m helpers simulate --trial "$(TRIAL)"
+
+validate: $(STAMP)
+	$(BIN)/python -m helpers validate $(if $(filter-out synthetic,$(DATA)),"$(DATA)",)
+
+refresh: $(STAMP)
+	$(BIN)/python -m helpers refresh
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_mmrm.py
+
+lock: $(STAMP)
+	$(BIN)/python tools/lock.py
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+clean:
+	rm -rf _build book/generated

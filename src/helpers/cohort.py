@@ -1,0 +1,90 @@
+"""Descriptions of the cohort as a whole: data checks, accrual over time, visit completeness."""
+from __future__ import annotations
+
+import pandas as pd
+
+from .loading import Export
+from .trial import Trial
+
+
+def arm_n(adsl: pd.DataFrame, trial: Trial) -> dict[str, int]:
+    """Participants randomized per arm (TRT01P label), in the trial file's arm order."""
+    counts = adsl["TRT01P"].value_counts()
+    return {a.label: int(counts.get(a.label, 0)) for a in trial.arms}
+
+
+def arm_header(adsl: pd.DataFrame, trial: Trial) -> dict[str, str]:
+    """Arm label -> 'Label (N=n)', the column header of every by-arm table and legend."""
+    return {label: f"{label} (N={n})" for label, n in arm_n(adsl, trial).items()}
+
+
+def export_summary(export: Export) -> pd.DataFrame:
+    """Rows and participants per file of the export, and validation warnings per file."""
+    warn = pd.Series([w.file.rsplit(".", 1)[0] for w in export.warnings], dtype="object").value_counts()
+    rows = []
+    for name, table in export.tables.items():
+        id_col = "subject_id" if "subject_id" in table else "screening_id"
+        rows.append({"File": name, "Rows": len(table), "Persons": table[id_col].nunique(),
+                     "Warnings": int(warn.get(name, 0))})
+    return pd.DataFrame(rows)
+
+
+def validation_warnings(export: Export) -> pd.DataFrame:
+    """Non-fatal findings (visits outside their window) as a table, by participant."""
+    cols = ["File", "Row", "Column", "Rule", "Finding"]
+    return pd.DataFrame([(w.file, w.row, w.column, w.rule, w.message) for w in export.warnings], columns=cols)
+
+
+def accrual_by_month(adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """Participants randomized per calendar month and arm, with cumulative totals (long format)."""
+    month = adsl["RANDDT"].dt.to_period("M")
+    months = pd.period_range(month.min(), month.max(), freq="M")
+    counts = (pd.crosstab(month, adsl["TRT01P"]).reindex(index=months, columns=[a.label for a in trial.arms])
+              .fillna(0).astype(int))
+    counts.index.name = "Month"
+    out = counts.stack().rename("Randomized").reset_index().rename(columns={"TRT01P": "Arm"})
+    out["Cumulative"] = out.groupby("Arm")["Randomized"].cumsum()
+    out["Month"] = out["Month"].astype(str)
+    return out
+
+
+def visit_completeness(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """By arm and visit: randomized, ended follow-up before the visit, expected, attended, missed, % attended.
+
+    A participant is expected at a visit unless death, transplant or withdrawal came before the
+    visit's target day; attendance is a laboratory record at that visit.
+    """
+    seen = adlb[["USUBJID", "AVISITN"]].drop_duplicates()
+    rows = []
+    for arm in trial.arms:
+        sl = adsl[adsl["ARMCD"] == arm.code]
+        ref = sl["TRTSDT"].fillna(sl["RANDDT"])
+        ended = sl["EOSSTT"].eq("DISCONTINUED")
+        for v in trial.visits:
+            target = ref + pd.Timedelta(days=v.day - 1)
+            attended = sl["USUBJID"].isin(seen.loc[seen["AVISITN"] == v.week, "USUBJID"])
+            gone = ended & (sl["EOSDT"] < target) & ~attended
+            expected = int((~gone).sum())
+            rows.append({"Arm": arm.label, "Visit": v.label, "Randomized": len(sl),
+                         "Ended before visit": int(gone.sum()), "Expected": expected,
+                         "Attended": int(attended.sum()), "Missed": expected - int(attended.sum()),
+                         "% attended": round(100 * attended.sum() / expected, 1) if expected else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def n_pct(n: int, total: int) -> str:
+    """'n (x.x%)', the way clinical tables print a count and its percentage."""
+    return f"{n} ({100 * n / total:.1f}%)" if total else f"{n}"
+
+
+def disposition(adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """End-of-study status and reason by arm, n (%) of those randomized."""
+    status = adsl["EOSSTT"].str.capitalize().where(adsl["DCSREAS"].isna(),
+                                                   "Discontinued: " + adsl["DCSREAS"].fillna("").str.lower())
+    header = arm_header(adsl, trial)
+    out = {"Status": sorted(status.unique(), key=lambda s: (not s.startswith("Completed"), s))}
+    for arm in trial.arms:
+        in_arm = adsl["ARMCD"] == arm.code
+        out[header[arm.label]] = [n_pct(int((status[in_arm] == s).sum()), int(in_arm.sum())) for s in out["Status"]]
+    out[f"Total (N={len(adsl)})"] = [n_pct(int((status == s).sum()), len(adsl)) for s in out["Status"]]
+    return pd.DataFrame(out)

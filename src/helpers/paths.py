@@ -1,0 +1,27 @@
+"""The one place that defines where the project's folders are."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TRIALS = ROOT / "trials"
+NOTEBOOKS = ROOT / "notebooks"
+BOOK = ROOT / "book"
+GENERATED = BOOK / "generated"
+SYNTHETIC = ROOT / "data" / "synthetic"
+BUILD = ROOT / "_build"
+DEFAULT_TRIAL = "NCT06984497"
+
+
+def shared_dir() -> Path:
+    """The team's shared folder (protocol, reference output), beside the checkout unless SHARED_DIR says otherwise."""
+    return Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
+
+
+def trial_file(trial: str | os.PathLike = DEFAULT_TRIAL) -> Path:
+    """Resolve a trial id (``NCT06984497``) or a path to its YAML trial file."""
+    path = Path(trial)
+    if path.suffix in {".yaml", ".yml"}:
+        return path if path.is_absolute() else (Path.cwd() / path).resolve()
+    return TRIALS / f"{trial}.yaml"

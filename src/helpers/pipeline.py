@@ -1,0 +1,188 @@
+"""The book's pipeline: load or simulate the cohort, execute the notebooks with papermill, build with jupyter-book.
+
+Everything is written to a staging folder first and moved into place only when every step
+succeeded, so a failed build leaves the last good outputs and HTML untouched.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from . import paths
+from .adam import build_adam, write_adam
+from .loading import Export, load_export
+from .schema import data_dictionary_markdown
+from .simulation import simulate_export, write_export
+from .trial import Trial, load_trial
+
+SYNTHETIC = "synthetic"
+
+
+@dataclass
+class Cohort:
+    """What every chapter starts from: the trial, the validated export and the ADaM datasets."""
+    trial: Trial
+    export: Export
+    adsl: pd.DataFrame
+    adlb: pd.DataFrame
+    adtte: pd.DataFrame
+    source: str
+
+
+def load_cohort(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | None = None) -> Cohort:
+    """Simulate (data="synthetic", with seed) or load an export folder, validate it and derive ADaM."""
+    t = load_trial(trial)
+    if data == SYNTHETIC:
+        with tempfile.TemporaryDirectory() as tmp:
+            write_export(simulate_export(t, seed=seed), tmp)
+            export = load_export(tmp, t)
+        source = f"synthetic cohort (seed {seed if seed is not None else t.simulation['seed']})"
+    else:
+        export = load_export(data, t)
+        source = f"site export {Path(data).name}"
+    adam = build_adam(export, t)
+    return Cohort(t, export, adam["adsl"], adam["adlb"], adam["adtte"], source)
+
+
+def notebooks(folder: Path = paths.NOTEBOOKS) -> list[Path]:
+    """The book's chapters in order: notebooks/NN_*.ipynb."""
+    return sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
+
+
+def trial_markdown(trial: Trial) -> str:
+    """The trial's arms, visits and endpoints as MyST markdown, for the introduction."""
+    arms = "\n".join(f"| {a.code} | {a.label} | {a.description} | {a.ratio} |" for a in trial.arms)
+    visits = "\n".join(f"| {v.label} | {v.day} | {v.window[0]} to {v.window[1]} |" for v in trial.visits)
+    endpoints = "\n".join(
+        f"| {e.code} | {e.label} | {'' if e.unit == '1' else e.unit} | {'log (ratio of geometric means)' if e.log else 'original'} | {e.better} |"
+        for e in trial.endpoints)
+    pe = trial.primary_endpoint
+    return f"""**{trial.id}**: {trial.title}.
+
+{trial.design.capitalize()} trial in {trial.population}; {trial.planned_n} participants enrolled over
+{trial.accrual_months} months at the {trial.site}, followed for {trial.followup_weeks} weeks.
+Randomization: {trial.randomization.get('method', '')}, block size(s) {', '.join(map(str, trial.randomization.get('block_sizes', [])))},
+allocation ratio {':'.join(str(a.ratio) for a in trial.arms)}{', stratified by ' + ', '.join(trial.randomization['strata']) if trial.randomization.get('strata') else ', unstratified'}.
+
+**Primary endpoint**: {pe.get('label', '')} (horizon {pe.get('horizon_days', '')} days; liver transplantation {pe.get('transplant', 'censor')}ed).
+
+| Code | Arm | Intervention | Ratio |
+|---|---|---|---|
+{arms}
+
+| Visit | Target study day | Window (days) |
+|---|---|---|
+{visits}
+
+Study day 1 is the day of the first infusion.
+
+| Code | Endpoint | Unit | Analysis scale | Better |
+|---|---|---|---|---|
+{endpoints}
+"""
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Swap a fully written folder into place."""
+    old = target.with_name(target.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+class BuildError(RuntimeError):
+    """A pipeline step failed; the message names the notebook and the failing cell's error."""
+
+
+def run(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | None = None,
+        build_dir: Path = paths.BUILD, notebook_dir: Path = paths.NOTEBOOKS,
+        generated_dir: Path = paths.GENERATED, log=print) -> None:
+    """Validate the data, write ADaM, execute every notebook with papermill; replace outputs only if all succeed."""
+    import papermill as pm
+
+    build_dir.mkdir(parents=True, exist_ok=True)
+    staging = build_dir / ".staging"
+    if staging.exists():
+        shutil.rmtree(staging)
+    (staging / "results").mkdir(parents=True)
+    data_param = data if data == SYNTHETIC else str(Path(data).resolve())
+    trial_param = str(paths.trial_file(trial))
+    t0 = time.perf_counter()
+    cohort = load_cohort(data_param, trial_param, seed)
+    write_adam({"adsl": cohort.adsl, "adlb": cohort.adlb, "adtte": cohort.adtte}, staging / "data")
+    log(f"[data] {cohort.source}: {len(cohort.adsl)} participants, ADaM written ({time.perf_counter() - t0:.1f} s)")
+    generated = staging / "generated"
+    generated.mkdir()
+    (generated / "trial.md").write_text(trial_markdown(cohort.trial), encoding="utf-8")
+    (generated / "data_dictionary.md").write_text(data_dictionary_markdown(cohort.trial), encoding="utf-8")
+    params = {"data": data_param, "trial": trial_param, "seed": seed, "output_dir": str(staging)}
+    for nb in notebooks(notebook_dir):
+        t0 = time.perf_counter()
+        log(f"[run] {nb.name} ...")
+        try:
+            pm.execute_notebook(str(nb), str(generated / nb.name), parameters=params, cwd=str(notebook_dir),
+                                progress_bar=False, kernel_name="python3")
+        except pm.PapermillExecutionError as exc:
+            raise BuildError(f"notebook {nb.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}") from None
+        log(f"[run] {nb.name} done in {time.perf_counter() - t0:.1f} s")
+    for sub, target in (("generated", generated_dir), ("data", build_dir / "data"),
+                        ("results", build_dir / "results")):
+        _replace_dir(staging / sub, target)
+    shutil.rmtree(staging)
+
+
+def build_html(build_dir: Path = paths.BUILD, log=print) -> Path:
+    """Build the HTML with jupyter-book (no execution) into staging; swap it into _build/html on success."""
+    staging = build_dir / ".staging-book"
+    if staging.exists():
+        shutil.rmtree(staging)
+    t0 = time.perf_counter()
+    log("[book] jupyter-book build ...")
+    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(paths.ROOT), "--path-output", str(staging),
+           "--warningiserror", "--keep-going", "--quiet"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    index = staging / "_build" / "html" / "index.html"
+    if proc.returncode != 0 or not index.exists():
+        raise BuildError("jupyter-book build failed; the last good HTML is kept.\n" + proc.stdout[-4000:] + proc.stderr[-4000:])
+    _replace_dir(staging / "_build" / "html", build_dir / "html")
+    shutil.rmtree(staging)
+    log(f"[book] built in {time.perf_counter() - t0:.1f} s")
+    return build_dir / "html" / "index.html"
+
+
+def refresh(log=print) -> None:
+    """Re-execute notebooks/ in place with their default (synthetic) parameters, so nbval's reference outputs update."""
+    import papermill as pm
+
+    for nb in notebooks():
+        log(f"[refresh] {nb.name}")
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / nb.name
+            pm.execute_notebook(str(nb), str(out), cwd=str(paths.NOTEBOOKS), progress_bar=False, kernel_name="python3")
+            clean_notebook(out, nb)
+
+
+def clean_notebook(src: Path, dest: Path) -> None:
+    """Store an executed notebook without papermill's volatile metadata (timings), so reruns diff cleanly."""
+    import nbformat
+
+    nb = nbformat.read(src, as_version=4)
+    nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            for out in cell.get("outputs", []):
+                out.get("metadata", {}).pop("papermill", None)
+    nbformat.write(nb, dest)

@@ -1,0 +1,548 @@
+"""A synthetic site export for a trial: the files of export_schema.yaml, as the site would send them.
+
+The cohort is driven by the trial file (arms, ratios, block sizes, visits and windows, planned n,
+accrual) and its ``simulation`` block (seed, screening ratio, death, withdrawal and missed-visit
+rates, treatment effects). Everything is drawn from one ``numpy`` generator and one seeded
+``Faker("zh_CN")``, so a seed gives the same files byte for byte.
+
+Rules fixed here rather than in the trial file:
+
+* infusions per participant: ``simulation.infusions_per_arm[arm]`` if given, else 2 for an arm
+  coded ``DOUBLE`` (the second 4 weeks after the first) and 1 otherwise;
+* route-specific adverse events (puncture-site haematoma, post-embolization-like pain) for an
+  arm coded ``HA`` (hepatic artery);
+* one latent severity per participant drives the baseline labs, ascites, encephalopathy, the AE
+  rate and the hazards of death and transplant;
+* treatment effects act on the arm actually received and ramp in linearly (full at the last
+  follow-up week); lab values follow a random intercept plus a serially correlated residual.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from faker import Faker
+from faker.providers.ssn.zh_CN import Provider as _ZhSsn
+
+from .randomization import permuted_blocks
+from .trial import Trial
+
+SCHEMA_FILE = Path(__file__).with_name("export_schema.yaml")
+SITE_NUMBER = 1
+
+INCLUSION_FAILURES = ("age_under_18", "age_over_80", "not_esld", "consent_declined")
+EXCLUSION_FLAGS = ("tumour", "liver_transplant_recipient", "serious_cardiopulmonary", "life_limiting_disease",
+                   "hiv", "interferon_or_steroid_1y", "psychiatric_treatment", "other_trial_30d",
+                   "pregnant_or_breastfeeding", "allergy_history", "other_unsuitable")
+SCREEN_FAILURES = INCLUSION_FAILURES + EXCLUSION_FLAGS
+_FAILURE_WEIGHTS = {"not_esld": 4, "consent_declined": 3, "tumour": 4, "other_unsuitable": 2,
+                    "serious_cardiopulmonary": 2, "life_limiting_disease": 2, "age_over_80": 1.5}
+ETIOLOGIES = {"HBV": 0.55, "Alcohol": 0.15, "HCV": 0.06, "Autoimmune": 0.05, "PBC": 0.05,
+              "Cryptogenic": 0.08, "Other": 0.06}
+
+DECIMALS = {"alt": 0, "ast": 0, "alp": 0, "creat": 0, "sodium": 0, "tbil": 1, "alb": 1, "pt": 1, "inr": 2,
+            "dose": 1}
+
+# Lab model, per analysis scale (log for log labs): population median at baseline, loading on the
+# latent severity, random-intercept SD, residual SD, common change by the last week, clip range.
+_LABS = {
+    "tbil": dict(log=True, mid=60.0, sev=0.70, u=0.30, e=0.22, trend=-0.05, lo=3.0, hi=900.0),
+    "alb": dict(log=False, mid=29.5, sev=-3.2, u=2.0, e=1.6, trend=0.5, lo=15.0, hi=50.0),
+    "inr": dict(log=True, mid=1.6, sev=0.15, u=0.06, e=0.05, trend=-0.02, lo=0.9, hi=5.0),
+    "alt": dict(log=True, mid=50.0, sev=0.15, u=0.45, e=0.30, trend=-0.05, lo=5.0, hi=3000.0),
+    "ast": dict(log=True, mid=80.0, sev=0.20, u=0.40, e=0.28, trend=-0.05, lo=8.0, hi=3000.0),
+    "alp": dict(log=True, mid=130.0, sev=0.10, u=0.35, e=0.20, trend=0.0, lo=30.0, hi=2000.0),
+    "creat": dict(log=True, mid=80.0, sev=0.20, u=0.28, e=0.12, trend=0.0, lo=35.0, hi=900.0),
+    "sodium": dict(log=False, mid=135.0, sev=-2.2, u=2.0, e=1.8, trend=0.0, lo=118.0, hi=146.0),
+}
+_RESIDUAL_WEEKS = 12.0  # correlation of residuals decays as exp(-|weeks apart| / 12)
+
+_INFUSION_AES = {"fever": 3.0, "fatigue": 1.5, "nausea": 1.0, "rash": 0.6, "headache": 0.6}
+_ROUTE_AES = {"puncture-site haematoma": 0.25, "post-embolization-like pain": 0.35}
+# term: (weight, probability serious)
+_DISEASE_AES = {"abdominal pain": (1.2, 0.05), "diarrhoea": (1.0, 0.02), "infection": (0.8, 0.3),
+                "gastrointestinal bleeding": (0.5, 0.8), "worsening ascites": (0.9, 0.2),
+                "hepatic encephalopathy": (0.6, 0.4), "hepatorenal syndrome": (0.25, 0.8),
+                "spontaneous bacterial peritonitis": (0.3, 0.7), "pruritus": (0.5, 0.0), "insomnia": (0.4, 0.0)}
+_DEATH_CAUSES = {"liver failure": 0.4, "gastrointestinal bleeding": 0.2, "hepatorenal syndrome": 0.15,
+                 "sepsis": 0.15, "hepatic encephalopathy": 0.1}
+_WITHDRAWAL_TERMS = {"withdrew consent": 0.5, "lost to follow-up": 0.3, "physician decision": 0.2}
+_TRANSPLANT_RATE_24W = 0.03
+
+
+@lru_cache(maxsize=None)
+def export_schema() -> dict:
+    """The export contract: file name -> {key, columns: {name: spec}}, in the schema's order."""
+    return yaml.safe_load(SCHEMA_FILE.read_text(encoding="utf-8"))["files"]
+
+
+@lru_cache(maxsize=1)
+def _faker() -> Faker:
+    """One zh_CN Faker per process (building it is slow); every use reseeds it first."""
+    return Faker("zh_CN")
+
+
+def _choice(rng: np.random.Generator, weights: dict, size=None):
+    """Keys of ``weights`` drawn with probability proportional to the values."""
+    keys = list(weights)
+    p = np.array([weights[k] if np.isscalar(weights[k]) else weights[k][0] for k in keys], dtype=float)
+    idx = rng.choice(len(keys), size=size, p=p / p.sum())
+    return keys[idx] if size is None else [keys[i] for i in idx]
+
+
+def _add_months(d: dt.date, months: int) -> dt.date:
+    """Same day ``months`` later (clamped to the month's end)."""
+    y, m = divmod(d.month - 1 + months, 12)
+    year, month = d.year + y, m + 1
+    last = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)).day
+    return dt.date(year, month, min(d.day, last))
+
+
+def _completed_years(birth: dt.date, at: dt.date) -> int:
+    """Age in completed years on date ``at``."""
+    return at.year - birth.year - ((at.month, at.day) < (birth.month, birth.day))
+
+
+def _id_number(area: str, birth: dt.date, sex: str, order: int) -> str:
+    """18-digit resident identity number (GB 11643): area, birth date, order code (odd for men), check digit."""
+    body = f"{area}{birth:%Y%m%d}{order // 5 % 100:02d}{order % 5 * 2 + (sex == 'M')}"
+    total = sum(int(c) * pow(2, 17 - i, 11) for i, c in enumerate(body))
+    return body + "10X98765432"[total % 11]
+
+
+def _hazard_scale(target: float, beta: float, days: float) -> float:
+    """Baseline rate so that, with rate x exp(beta z), z ~ N(0,1), P(event by ``days``) = ``target``."""
+    if target <= 0:
+        return 0.0
+    z, w = np.polynomial.hermite_e.hermegauss(40)
+    w = w / w.sum()
+    lo, hi = -20.0, 5.0
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        p = np.sum(w * (1 - np.exp(-np.exp(mid + beta * z) * days)))
+        lo, hi = (mid, hi) if p < target else (lo, mid)
+    return float(np.exp((lo + hi) / 2))
+
+
+def _check_effects(trial: Trial, effects: dict) -> dict:
+    """Effects as {arm: {code: value}}; unknown arms or endpoints raise instead of being ignored."""
+    lab_codes = {e.code for e in trial.lab_endpoints}
+    for arm, eff in effects.items():
+        if arm not in trial.arm_codes or arm == trial.control_arm:
+            raise ValueError(f"effects: {arm!r} is not a non-control arm of {trial.id} ({trial.arm_codes})")
+        bad = [k for k in eff if k not in lab_codes and k != "OS_HR"]
+        if bad:
+            raise ValueError(f"effects[{arm!r}]: {bad} are not lab endpoints of {trial.id} nor OS_HR")
+    return {arm: dict(eff) for arm, eff in effects.items()}
+
+
+def simulate_screening(trial: Trial, rng: np.random.Generator, fake: Faker) -> pd.DataFrame:
+    """Screening log over the accrual period: identities, eligibility flags and who is eligible.
+
+    About ``screened_per_randomized`` x planned_n people; exactly planned_n are eligible and
+    consent. Every inclusion failure and exclusion flag occurs at least once, mostly one reason per
+    screen failure. The hidden column ``_eligible`` marks who goes on to randomization.
+    """
+    sim = trial.simulation
+    n_rand = trial.planned_n
+    n_fail = max(int(round(sim.get("screened_per_randomized", 1.5) * n_rand)) - n_rand, len(SCREEN_FAILURES))
+    n = n_rand + n_fail
+    reasons = list(rng.permutation(np.array(SCREEN_FAILURES, dtype=object)))
+    extra = {r: _FAILURE_WEIGHTS.get(r, 1.0) for r in SCREEN_FAILURES}
+    reasons += _choice(rng, extra, n_fail - len(SCREEN_FAILURES))
+    second = {r: 1.0 for r in EXCLUSION_FLAGS if r != "pregnant_or_breastfeeding"}
+    failures = [{r} | ({_choice(rng, second)} if rng.random() < 0.12 else set()) for r in reasons]
+    failures += [set() for _ in range(n_rand)]
+    failures = [failures[i] for i in rng.permutation(n)]
+
+    start = pd.Timestamp(sim.get("accrual_start", "2025-01-01")).date()
+    days = (_add_months(start, trial.accrual_months) - start).days
+    screen_dates = sorted(start + dt.timedelta(days=int(d)) for d in rng.integers(0, max(days - 14, 1), n))
+
+    area_codes = [a for a in _ZhSsn.area_codes if not a.endswith("00")]
+    liaoning = [a for a in area_codes if a.startswith("21")]
+    rows = []
+    for i, (fail, sdate) in enumerate(zip(failures, screen_dates)):
+        pregnant = "pregnant_or_breastfeeding" in fail
+        sex = "F" if pregnant or rng.random() < 0.3 else "M"
+        if "age_under_18" in fail:
+            age = rng.uniform(16.1, 17.9)
+        elif "age_over_80" in fail:
+            age = rng.uniform(81.1, 88.0)
+        elif pregnant:
+            age = rng.uniform(22.0, 44.0)
+        else:
+            age = float(np.clip(rng.normal(54.0, 11.0), 19.0, 79.5))
+        birth = sdate - dt.timedelta(days=int(age * 365.25))
+        area = str(fake.random_element(liaoning if rng.random() < 0.8 else area_codes))
+        flags = {f: "Y" if f in fail else "N" for f in EXCLUSION_FLAGS}
+        rows.append({
+            "screening_id": f"S{i + 1:03d}",
+            "name": fake.name_male() if sex == "M" else fake.name_female(),
+            "phone": fake.phone_number(),
+            "id_number": _id_number(area, birth, sex, int(rng.integers(0, 500))),
+            "birth_date": birth, "sex": sex, "screening_date": sdate,
+            "etiology": _choice(rng, ETIOLOGIES),
+            "esld": "N" if "not_esld" in fail else "Y",
+            "consent": "N" if "consent_declined" in fail else "Y",
+            **flags,
+            "_eligible": not fail,
+        })
+    out = pd.DataFrame(rows)
+    ages = [_completed_years(b, s) for b, s in zip(out["birth_date"], out["screening_date"])]
+    if out["_eligible"].sum() != n_rand or any(not 18 <= a <= 80 for a, e in zip(ages, out["_eligible"]) if e):
+        raise RuntimeError("screening simulation produced a wrong number of eligible people")
+    return out
+
+
+def simulate_randomization(trial: Trial, screening: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Randomization log: the eligible people, 1-14 days after screening, in order of randomization.
+
+    Study numbers ``SS-NNN`` (site-sequence) follow the order of randomization and take the arm and
+    block of the next row of a permuted-block list built with the trial's block sizes and ratios.
+    """
+    elig = screening[screening["_eligible"]].reset_index(drop=True)
+    rand_date = [d + dt.timedelta(days=int(k)) for d, k in zip(elig["screening_date"], rng.integers(1, 15, len(elig)))]
+    elig = elig.assign(rand_date=rand_date).sort_values(["rand_date", "screening_id"], kind="stable")
+    sizes = trial.randomization.get("block_sizes") or [2 * sum(a.ratio for a in trial.arms)]
+    alloc = permuted_blocks(trial.arm_codes, [a.ratio for a in trial.arms], sizes, len(elig), rng).head(len(elig))
+    return pd.DataFrame({
+        "subject_id": [f"{SITE_NUMBER:02d}-{k:03d}" for k in range(1, len(elig) + 1)],
+        "screening_id": elig["screening_id"].to_numpy(),
+        "name": elig["name"].to_numpy(),
+        "rand_date": elig["rand_date"].to_numpy(),
+        "block": alloc["block"].to_numpy(),
+        "arm": alloc["arm"].to_numpy(),
+    })
+
+
+def simulate_participants(trial: Trial, screening: pd.DataFrame, randomization: pd.DataFrame,
+                          rng: np.random.Generator, effects: dict) -> pd.DataFrame:
+    """Per-participant hidden state: severity, arm received, first infusion, visit days and how follow-up ends.
+
+    Death and transplant hazards rise with severity (death calibrated to ``death_rate_24w``, the
+    arm's ``OS_HR`` multiplying it); withdrawal has a constant hazard (``withdrawal_rate``). Death
+    times use stratified uniforms (one per n-tile, shuffled), so each cohort's death count stays
+    near the assumed rate instead of varying binomially. Follow-up
+    ends at the first of these or at the last scheduled visit (completion). One participant at most
+    (half of the cohorts) receives another arm than allocated.
+    """
+    sim = trial.simulation
+    n = len(randomization)
+    arms = trial.arm_codes
+    received = randomization["arm"].to_numpy(dtype=object).copy()
+    if n and rng.random() < 0.5:
+        k = int(rng.integers(n))
+        received[k] = arms[(arms.index(received[k]) + 1) % len(arms)]
+    severity = rng.normal(size=n)
+    first_inf = [d + dt.timedelta(days=int(k)) for d, k in zip(randomization["rand_date"], rng.integers(0, 4, n))]
+
+    days = {}
+    for v in trial.visits:
+        lo, hi = v.window
+        if v.is_baseline:
+            d = v.day - rng.integers(0, 6, n)
+        else:
+            d = v.day + np.rint(rng.normal(0, 2.5, n)).astype(int)
+        days[v.code] = np.clip(d, lo, hi)
+    screen_day = {s: d for s, d in zip(screening["screening_id"], screening["screening_date"])}
+    lower = np.array([(screen_day[s] - f).days + 1 for s, f in zip(randomization["screening_id"], first_inf)])
+    base = trial.baseline_visit.code
+    days[base] = np.maximum(days[base], lower)
+
+    horizon = float(trial.primary_endpoint.get("horizon_days", 7 * trial.followup_weeks))
+    hr = np.array([effects.get(a, {}).get("OS_HR", 1.0) for a in received], dtype=float)
+    death_rate = _hazard_scale(sim.get("death_rate_24w", 0.15), 0.8, horizon) * np.exp(0.8 * severity) * hr
+    transplant_rate = _hazard_scale(_TRANSPLANT_RATE_24W, 1.0, horizon) * np.exp(1.0 * severity)
+    withdrawal_rate = np.full(n, -np.log1p(-sim.get("withdrawal_rate", 0.05)) / horizon)
+    rates = np.column_stack([death_rate, transplant_rate, withdrawal_rate])
+    uniforms = rng.random((n, 3))
+    uniforms[:, 0] = (rng.permutation(n) + uniforms[:, 0]) / max(n, 1)
+    times = -np.log1p(-uniforms) / np.where(rates > 0, rates, np.nan)
+    times = np.nan_to_num(times, nan=np.inf)
+    last = max(trial.visits, key=lambda v: v.week).code
+    end_day = days[last].astype(float)
+    first = np.argmin(times, axis=1)
+    event_day = np.maximum(np.ceil(times[np.arange(n), first]), 2)
+    ends = np.where(event_day < end_day, np.array(["DEATH", "TRANSPLANT", "WITHDRAWAL"])[first], "COMPLETED")
+    end_day = np.where(ends == "COMPLETED", end_day, event_day).astype(int)
+
+    out = pd.DataFrame({
+        "subject_id": randomization["subject_id"], "arm": randomization["arm"], "arm_received": received,
+        "severity": severity, "first_infusion": first_inf, "end": ends, "end_day": end_day,
+        "etiology": randomization["screening_id"].map(screening.set_index("screening_id")["etiology"]).to_numpy(),
+    })
+    for v in trial.visits:
+        missed = (rng.random(n) < sim.get("missed_visit_rate", 0.05)) & (not v.is_baseline)
+        out[f"day_{v.code}"] = days[v.code]
+        out[f"done_{v.code}"] = ~missed & ((days[v.code] < end_day) | ((ends == "COMPLETED") & (days[v.code] <= end_day)))
+    return out
+
+
+def _infusion_count(trial: Trial, arm: str) -> int:
+    """Infusions a regimen gives: the trial's ``infusions_per_arm``, else 2 for DOUBLE, 1 otherwise."""
+    return int(trial.simulation.get("infusions_per_arm", {}).get(arm, 2 if arm == "DOUBLE" else 1))
+
+
+def simulate_infusion(trial: Trial, people: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """One row per infusion given: the regimen's infusions 4 weeks apart, none after follow-up ends.
+
+    Dose about 1.0 x 10^6 cells/kg; a few infusions stop early (completed N, lower dose).
+    """
+    rows = []
+    for p in people.itertuples(index=False):
+        for k in range(_infusion_count(trial, p.arm_received)):
+            day = 1 + 28 * k + (int(rng.integers(0, 3)) if k else 0)
+            if k and day >= p.end_day:
+                break
+            stopped = rng.random() < 0.04
+            dose = rng.uniform(0.4, 0.8) if stopped else rng.normal(1.0, 0.04)
+            rows.append({"subject_id": p.subject_id, "infusion_no": k + 1,
+                         "infusion_date": p.first_infusion + dt.timedelta(days=day - 1),
+                         "arm_received": p.arm_received, "dose": round(float(np.clip(dose, 0.1, 20)), 1),
+                         "completed": "N" if stopped else "Y"})
+    return pd.DataFrame(rows, columns=list(export_schema()["infusion"]["columns"]))
+
+
+def _lab_trajectories(trial: Trial, people: pd.DataFrame, rng: np.random.Generator, effects: dict) -> dict:
+    """Each lab on its natural scale, shape (participants, visits), before dropping missed visits.
+
+    Analysis-scale value = median + loading x severity + random intercept + correlated residual
+    + common trend x w + effect x w, with w = week / last week. PT is 12 s x INR plus noise,
+    shifted so that its own effect is the one requested.
+    """
+    n = len(people)
+    weeks = np.array([v.week for v in trial.visits], dtype=float)
+    ramp = np.clip(weeks / max(trial.followup_weeks, 1), 0, 1)
+    corr = np.exp(-np.abs(weeks[:, None] - weeks[None, :]) / _RESIDUAL_WEEKS)
+    chol = np.linalg.cholesky(corr)
+    sev = people["severity"].to_numpy()[:, None]
+    eff = [effects.get(a, {}) for a in people["arm_received"]]
+    cholestatic = people["etiology"].isin(["PBC", "Autoimmune"]).to_numpy()[:, None]
+    intercepts = {}
+    out = {}
+    for lab, m in _LABS.items():
+        u = rng.normal(0, m["u"], (n, 1))
+        if lab == "ast":
+            u = 0.6 * intercepts["alt"] * m["u"] / _LABS["alt"]["u"] + 0.8 * u
+        intercepts[lab] = u
+        resid = rng.normal(0, m["e"], (n, len(weeks))) @ chol.T
+        centre = np.log(m["mid"]) if m["log"] else m["mid"]
+        shift = 0.6 * cholestatic if lab == "alp" else 0.0
+        code = lab.upper()
+        effect = np.array([e.get(code, 0.0) for e in eff])[:, None]
+        y = centre + m["sev"] * sev + u + resid + shift + m["trend"] * ramp
+        if lab == "inr":
+            value = np.exp(y) + effect * ramp
+        else:
+            value = (np.exp(y + effect * ramp) if m["log"] else y + effect * ramp)
+        out[lab] = np.clip(value, m["lo"], m["hi"])
+    pt_shift = np.array([e.get("PT", 0.0) - 12.0 * e.get("INR", 0.0) for e in eff])[:, None]
+    out["pt"] = np.clip(12.0 * out["inr"] + rng.normal(0, 0.6, out["inr"].shape) + pt_shift * ramp, 9.0, 80.0)
+    return out
+
+
+def simulate_labs(trial: Trial, people: pd.DataFrame, labs: dict) -> pd.DataFrame:
+    """One row per participant and attended visit; sampling date = infusion day + study day - 1."""
+    cols = list(export_schema()["labs"]["columns"])
+    rows = []
+    for j, v in enumerate(trial.visits):
+        done = people[f"done_{v.code}"].to_numpy()
+        for i in np.flatnonzero(done):
+            p = people.iloc[i]
+            row = {"subject_id": p["subject_id"], "visit": v.code,
+                   "lab_date": p["first_infusion"] + dt.timedelta(days=int(p[f"day_{v.code}"]) - 1)}
+            row.update({c: round(float(labs[c][i, j]), DECIMALS[c]) for c in cols[3:]})
+            rows.append(row)
+    out = pd.DataFrame(rows, columns=cols)
+    for c in cols[3:]:
+        if DECIMALS[c] == 0:
+            out[c] = out[c].astype("int64")
+    return out
+
+
+def simulate_clinical(trial: Trial, people: pd.DataFrame, labs: dict, rng: np.random.Generator) -> pd.DataFrame:
+    """Ascites, encephalopathy and dialysis at each attended visit, following severity and bilirubin.
+
+    Severity at a visit is the baseline severity moved by the change in log bilirubin, so a patient
+    whose liver improves (by time or treatment) tends to lose ascites; a person-level propensity
+    keeps grades stable within a patient. Dialysis only with high creatinine, and rarely.
+    """
+    n, nv = labs["tbil"].shape
+    sev_t = people["severity"].to_numpy()[:, None] + np.log(labs["tbil"] / labs["tbil"][:, :1]) / _LABS["tbil"]["sev"]
+    asc = 0.9 * sev_t + rng.normal(0, 0.45, (n, 1)) + rng.normal(0, 0.3, (n, nv))
+    enc = 0.8 * sev_t + rng.normal(0, 0.5, (n, 1)) + rng.normal(0, 0.3, (n, nv))
+    asc_cat = np.select([asc < -1.1, asc < 0.7], ["none", "mild"], "moderate-severe")
+    enc_cat = np.select([enc < 0.9, enc < 2.3], ["none", "grade 1-2"], "grade 3-4")
+    dialysis = (labs["creat"] > 265) & (rng.random((n, nv)) < 0.5) | (rng.random((n, nv)) < 0.003)
+    rows = []
+    for j, v in enumerate(trial.visits):
+        for i in np.flatnonzero(people[f"done_{v.code}"].to_numpy()):
+            p = people.iloc[i]
+            rows.append({"subject_id": p["subject_id"], "visit": v.code,
+                         "assessment_date": p["first_infusion"] + dt.timedelta(days=int(p[f"day_{v.code}"]) - 1),
+                         "ascites": asc_cat[i, j], "encephalopathy": enc_cat[i, j],
+                         "dialysis": "Y" if dialysis[i, j] else "N"})
+    return pd.DataFrame(rows, columns=list(export_schema()["clinical"]["columns"]))
+
+
+def _ae(rng: np.random.Generator, term: str, start: dt.date, end_limit: dt.date, serious: bool,
+        related: str, duration: float, led_to_withdrawal: bool = False, end: dt.date | None = None) -> dict:
+    """One AE row; resolved after ``duration`` days unless that falls after follow-up ends (then ongoing)."""
+    if serious:
+        severity = "severe" if rng.random() < 0.7 else "moderate"
+    else:
+        severity = _choice(rng, {"mild": 0.65, "moderate": 0.3, "severe": 0.05})
+    if end is None:
+        end = start + dt.timedelta(days=int(np.ceil(duration)))
+        end = end if end <= end_limit else None
+    return {"event_type": "AE", "term": term, "start_date": start, "end_date": end,
+            "serious": "Y" if serious else "N", "severity": severity, "relatedness": related,
+            "led_to_withdrawal": "Y" if led_to_withdrawal else "N"}
+
+
+def simulate_events(trial: Trial, people: pd.DataFrame, infusion: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Adverse events, then how follow-up ended (DEATH, TRANSPLANT, WITHDRAWAL or COMPLETED).
+
+    Infusion reactions cluster in the days after each infusion; route AEs only after hepatic-artery
+    infusions; disease AEs arrive over follow-up, more often in sicker patients. A death comes
+    with a serious AE of its cause; a physician's withdrawal is sometimes due to an AE.
+    """
+    last_week = max(v.week for v in trial.visits)
+    inf_dates = infusion.groupby("subject_id")["infusion_date"].apply(list).to_dict()
+    rows = []
+    for p in people.itertuples(index=False):
+        start = p.first_infusion
+        end = start + dt.timedelta(days=int(p.end_day) - 1)
+        ev = []
+        for d in inf_dates.get(p.subject_id, []):
+            for term in _choice(rng, _INFUSION_AES, rng.poisson(0.8)):
+                onset = min(d + dt.timedelta(days=int(rng.integers(0, 3))), end)
+                ev.append(_ae(rng, term, onset, end, rng.random() < 0.02,
+                              _choice(rng, {"possible": 0.5, "probable": 0.3, "unlikely": 0.2}), rng.exponential(2)))
+            if p.arm_received == "HA":
+                for term, prob in _ROUTE_AES.items():
+                    if rng.random() < prob:
+                        onset = min(d + dt.timedelta(days=int(rng.integers(0, 2))), end)
+                        ev.append(_ae(rng, term, onset, end, False,
+                                      _choice(rng, {"probable": 0.6, "definite": 0.4}), rng.exponential(3)))
+        span = max((end - start).days, 1)
+        for term in _choice(rng, _DISEASE_AES, rng.poisson(2.0 * np.exp(0.35 * p.severity) * span / 168)):
+            onset = start + dt.timedelta(days=int(rng.integers(0, span + 1)))
+            ev.append(_ae(rng, term, onset, end, rng.random() < _DISEASE_AES[term][1],
+                          _choice(rng, {"not related": 0.7, "unlikely": 0.25, "possible": 0.05}), rng.exponential(10)))
+        term = ""
+        if p.end == "DEATH":
+            term = _choice(rng, _DEATH_CAUSES)
+            onset = max(end - dt.timedelta(days=int(rng.integers(0, 8))), start)
+            ae = _ae(rng, term, onset, end, True, _choice(rng, {"not related": 0.8, "unlikely": 0.2}), 0, end=end)
+            ev.append({**ae, "severity": "severe"})
+        elif p.end == "TRANSPLANT":
+            term = "liver transplantation"
+        elif p.end == "WITHDRAWAL":
+            term = _choice(rng, _WITHDRAWAL_TERMS)
+            if term == "physician decision" and rng.random() < 0.5:
+                onset = max(end - dt.timedelta(days=int(rng.integers(0, 6))), start)
+                ev.append(_ae(rng, _choice(rng, _DISEASE_AES), onset, end, True,
+                              _choice(rng, {"not related": 0.6, "unlikely": 0.3, "possible": 0.1}),
+                              rng.exponential(10), led_to_withdrawal=True))
+        else:
+            term = f"completed week {last_week}"
+        ev.sort(key=lambda e: (e["start_date"], e["term"]))
+        ev.append({"event_type": p.end, "term": term, "start_date": end, "end_date": None, "serious": None,
+                   "severity": None, "relatedness": None, "led_to_withdrawal": None})
+        rows += [{"subject_id": p.subject_id, "event_id": k + 1, **e} for k, e in enumerate(ev)]
+    return pd.DataFrame(rows, columns=list(export_schema()["events"]["columns"]))
+
+
+def _typed(frame: pd.DataFrame, name: str, trial: Trial) -> pd.DataFrame:
+    """Schema column order; dates as datetime64; categories (incl. arms, visits) as ordered categoricals."""
+    spec = export_schema()[name]["columns"]
+    out = frame[list(spec)].copy()
+    for col, c in spec.items():
+        if c["type"] == "date":
+            out[col] = pd.to_datetime(out[col])
+        elif c["type"] == "category":
+            cats = (trial.arm_codes if c.get("allowed_from") == "arms" else
+                    trial.visit_codes if c.get("allowed_from") == "visits" else [str(a) for a in c["allowed"]])
+            out[col] = pd.Categorical(out[col], categories=cats, ordered=True)
+        elif c["type"] == "integer":
+            out[col] = out[col].astype("int64")
+    return out.reset_index(drop=True)
+
+
+def simulate_export(trial: Trial, seed: int | None = None, effects: dict | None = None) -> dict[str, pd.DataFrame]:
+    """All files of the export for a synthetic cohort of ``trial``, keyed by file name.
+
+    ``seed`` defaults to the trial's simulation seed, ``effects`` to its simulation effects
+    ({arm: {LAB_CODE: effect at the last week vs control on the analysis scale, "OS_HR": hazard
+    ratio}}); ``effects={}`` is the null scenario.
+    """
+    seed = trial.simulation.get("seed") if seed is None else seed
+    effects = _check_effects(trial, (trial.simulation.get("effects") or {}) if effects is None else effects)
+    rng = np.random.default_rng(seed)
+    fake = _faker()
+    fake.seed_instance(seed)
+    screening = simulate_screening(trial, rng, fake)
+    randomization = simulate_randomization(trial, screening, rng)
+    people = simulate_participants(trial, screening, randomization, rng, effects)
+    infusion = simulate_infusion(trial, people, rng)
+    labs = _lab_trajectories(trial, people, rng, effects)
+    frames = {
+        "screening": screening,
+        "randomization": randomization,
+        "infusion": infusion,
+        "labs": simulate_labs(trial, people, labs),
+        "clinical": simulate_clinical(trial, people, labs, rng),
+        "events": simulate_events(trial, people, infusion, rng),
+    }
+    return {name: _typed(frames[name], name, trial) for name in export_schema()}
+
+
+def _cell(value, kind: str, col: str) -> str:
+    """One CSV cell: ISO dates, fixed decimals per column, empty for missing."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    if kind == "date":
+        return pd.Timestamp(value).strftime("%Y-%m-%d")
+    if kind == "integer":
+        return str(int(value))
+    if kind == "number":
+        return f"{float(value):.{DECIMALS.get(col, 6)}f}"
+    return str(value)
+
+
+def write_export(frames: dict[str, pd.DataFrame], out_dir) -> list[Path]:
+    """Write each frame to ``<name>.csv``: utf-8, "\\n" line ends, schema column order, rows sorted by key.
+
+    Output bytes depend only on the frames, so the same seed gives identical files.
+    """
+    schema = export_schema()
+    unknown = sorted(set(frames) - set(schema))
+    if unknown:
+        raise ValueError(f"not files of the export schema: {unknown}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, spec in schema.items():
+        if name not in frames:
+            continue
+        cols = list(spec["columns"])
+        frame = frames[name]
+        if list(frame.columns) != cols:
+            raise ValueError(f"{name}: columns {list(frame.columns)} differ from the schema {cols}")
+        frame = frame.sort_values(list(spec["key"]), kind="stable")
+        kinds = [spec["columns"][c]["type"] for c in cols]
+        path = out_dir / f"{name}.csv"
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(cols)
+            for row in frame.itertuples(index=False, name=None):
+                writer.writerow([_cell(v, k, c) for v, k, c in zip(row, kinds, cols)])
+        paths.append(path)
+    return paths

@@ -1,0 +1,110 @@
+"""ADaM derivations: hand-checked rows from the raw files and tiny hand-built cases."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import paths
+from helpers.adam import build_adtte, derive_base_chg, study_day
+from helpers.loading import read_raw
+from helpers.schema import load_schema
+
+
+def test_study_day_has_no_day_zero():
+    ref = pd.to_datetime(pd.Series(["2025-08-15"] * 4))
+    dates = pd.to_datetime(pd.Series(["2025-08-15", "2025-08-14", "2025-09-12", "2025-08-01"]))
+    assert study_day(dates, ref).tolist() == [1, -1, 29, -14]
+
+
+def test_base_chg_pchg_on_hand_values():
+    adlb = pd.DataFrame({
+        "USUBJID": ["A", "A", "A", "B", "B"], "PARAMCD": ["TBIL"] * 5, "AVISITN": [0, 4, 12, 4, 12],
+        "AVAL": [50.0, 40.0, 75.0, 30.0, 20.0], "ABLFL": ["Y", "", "", "", ""]})
+    out = derive_base_chg(adlb)
+    assert out["BASE"].tolist()[:3] == [50.0, 50.0, 50.0]
+    assert np.isnan(out["CHG"][0])
+    assert out["CHG"].tolist()[1:3] == [-10.0, 25.0]
+    assert out["PCHG"].tolist()[1:3] == [-20.0, 50.0]
+    assert out["BASE"][3:].isna().all() and out["CHG"][3:].isna().all()
+
+
+def test_adsl_one_row_per_randomized_with_hand_counts(adam, trial):
+    adsl = adam["adsl"]
+    rand = read_raw(paths.SYNTHETIC / "randomization.csv")
+    events = read_raw(paths.SYNTHETIC / "events.csv")
+    assert len(adsl) == len(rand) == adsl["USUBJID"].nunique()
+    assert adsl.groupby("ARMCD").size().to_dict() == rand.groupby("arm").size().to_dict()
+    assert set(adsl.loc[adsl["DTHFL"] == "Y", "SUBJID"]) == set(events.loc[events["event_type"] == "DEATH", "subject_id"])
+    assert (adsl["TRT01P"] == adsl["ARMCD"].map(trial.arm_labels)).all()
+
+
+def test_adlb_rows_match_raw_labs_by_hand(adam, trial):
+    """BASE and CHG for every lab endpoint of one participant, recomputed from labs.csv."""
+    labs = read_raw(paths.SYNTHETIC / "labs.csv")
+    sid = labs["subject_id"].iloc[0]
+    mine = labs[labs["subject_id"] == sid].set_index("visit")
+    adlb = adam["adlb"]
+    for e in trial.lab_endpoints:
+        rows = adlb[(adlb["USUBJID"] == f"{trial.id}-{sid}") & (adlb["PARAMCD"] == e.code)].set_index("AVISITN")
+        base = float(mine.loc["BASELINE", e.code.lower()])
+        for v in trial.followup_visits:
+            if v.code in mine.index:
+                value = float(mine.loc[v.code, e.code.lower()])
+                assert rows.loc[v.week, "AVAL"] == value
+                assert rows.loc[v.week, "BASE"] == base
+                assert rows.loc[v.week, "CHG"] == pytest.approx(value - base)
+        assert rows.loc[0, "ABLFL"] == "Y" and np.isnan(rows.loc[0, "CHG"])
+
+
+def test_adlb_derived_scores_match_scores_module(adam):
+    from helpers import scores
+
+    labs = read_raw(paths.SYNTHETIC / "labs.csv").iloc[0]
+    meld = scores.meld(float(labs["tbil"]), float(labs["inr"]), float(labs["creat"]))
+    adlb = adam["adlb"]
+    row = adlb[(adlb["USUBJID"].str.endswith(labs["subject_id"])) & (adlb["PARAMCD"] == "MELD") & (adlb["AVISITN"] == 0)]
+    assert row["AVAL"].item() == meld
+
+
+def _adsl(**cols):
+    base = {"STUDYID": "T", "USUBJID": ["T-1"], "TRT01P": ["A"], "TRT01PN": [1],
+            "RANDDT": pd.to_datetime(["2025-01-01"]), "DTHDT": pd.NaT, "LTXDT": pd.NaT,
+            "LSTALVDT": pd.to_datetime(["2025-03-01"])}
+    base.update({k: pd.to_datetime(v) for k, v in cols.items()})
+    return pd.DataFrame(base)
+
+
+@pytest.mark.parametrize("cols, os_, tfs", [
+    ({"DTHDT": ["2025-01-31"], "LSTALVDT": ["2025-01-31"]}, (31, 0, "DEATH"), (31, 0, "DEATH")),
+    ({"LSTALVDT": ["2025-03-01"]}, (60, 1, "LAST KNOWN ALIVE"), (60, 1, "LAST KNOWN ALIVE")),
+    ({"LTXDT": ["2025-02-10"], "LSTALVDT": ["2025-03-01"]}, (41, 1, "LIVER TRANSPLANT"), (41, 0, "LIVER TRANSPLANT")),
+    ({"LSTALVDT": ["2025-07-01"]}, (168, 1, "ALIVE AT HORIZON"), (168, 1, "ALIVE AT HORIZON")),
+    ({"DTHDT": ["2025-06-30"], "LSTALVDT": ["2025-06-30"]}, (168, 1, "ALIVE AT HORIZON"), (168, 1, "ALIVE AT HORIZON")),
+])
+def test_adtte_hand_cases(trial, cols, os_, tfs):
+    """Day 1 is randomization; horizon 168 days; OS censored at transplant (trial file)."""
+    adtte = build_adtte(_adsl(**cols), trial).set_index("PARAMCD")
+    for paramcd, expected in (("OS", os_), ("TFS", tfs)):
+        row = adtte.loc[paramcd]
+        assert (int(row["AVAL"]), int(row["CNSR"]), row["EVNTDESC"]) == expected
+
+
+def test_adtte_events_equal_raw_deaths_within_horizon(adam, trial):
+    events = read_raw(paths.SYNTHETIC / "events.csv")
+    rand = read_raw(paths.SYNTHETIC / "randomization.csv").set_index("subject_id")
+    deaths = events[events["event_type"] == "DEATH"]
+    days = (pd.to_datetime(deaths["start_date"]) - pd.to_datetime(deaths["subject_id"].map(rand["rand_date"]))).dt.days + 1
+    os_ = adam["adtte"][adam["adtte"]["PARAMCD"] == "OS"]
+    assert int((os_["CNSR"] == 0).sum()) == int((days <= trial.primary_endpoint["horizon_days"]).sum())
+
+
+def test_written_adam_holds_no_identifier(adam, tmp_path):
+    from helpers.adam import write_adam
+
+    write_adam(adam, tmp_path)
+    screening = read_raw(paths.SYNTHETIC / "screening.csv")
+    text = "".join(p.read_text(encoding="utf-8") for p in tmp_path.glob("*.csv"))
+    for column in load_schema()["screening"].identifiers:
+        for value in screening[column]:
+            assert value not in text, f"{column} value found in the analysis data"

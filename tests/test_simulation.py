@@ -1,0 +1,458 @@
+"""The synthetic site export: contract, cohort, plausibility, determinism and effects."""
+import re
+import time
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from helpers import scores
+from helpers.simulation import SCHEMA_FILE, simulate_export, write_export
+from helpers.trial import load_trial
+
+SCHEMA = yaml.safe_load(SCHEMA_FILE.read_text(encoding="utf-8"))["files"]
+EXCLUSIONS = ["tumour", "liver_transplant_recipient", "serious_cardiopulmonary", "life_limiting_disease", "hiv",
+              "interferon_or_steroid_1y", "psychiatric_treatment", "other_trial_30d", "pregnant_or_breastfeeding",
+              "allergy_history", "other_unsuitable"]
+TERMINAL = ["DEATH", "TRANSPLANT", "WITHDRAWAL", "COMPLETED"]
+
+
+@lru_cache(maxsize=None)
+def trial(tid="NCT06984497"):
+    return load_trial(tid)
+
+
+@lru_cache(maxsize=None)
+def export(tid="NCT06984497", seed=None, effects=None):
+    """Simulated frames, cached; ``effects`` as a tuple of (arm, ((code, value), ...)) to be hashable."""
+    eff = None if effects is None else {a: dict(e) for a, e in effects}
+    return simulate_export(trial(tid), seed=seed, effects=eff)
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("export")
+    paths = write_export(export(), folder)
+    raw = {p.stem: pd.read_csv(p, dtype=str, keep_default_na=False) for p in paths}
+    return folder, paths, raw
+
+
+def _ages(screening):
+    b, s = screening["birth_date"], screening["screening_date"]
+    return s.dt.year - b.dt.year - ((s.dt.month * 100 + s.dt.day) < (b.dt.month * 100 + b.dt.day))
+
+
+def _first_infusion(frames):
+    return frames["infusion"].groupby("subject_id")["infusion_date"].min()
+
+
+def _end_of_follow_up(frames):
+    ev = frames["events"]
+    return ev[ev["event_type"].isin(TERMINAL)].set_index("subject_id")
+
+
+# --- the contract -----------------------------------------------------------------------------
+
+def test_files_and_columns_exactly_as_schema(written):
+    folder, paths, raw = written
+    assert [p.name for p in paths] == [f"{name}.csv" for name in SCHEMA]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{name}.csv" for name in SCHEMA)
+    frames = export()
+    for name, spec in SCHEMA.items():
+        assert list(raw[name].columns) == list(spec["columns"]), name
+        assert list(frames[name].columns) == list(spec["columns"]), name
+
+
+def test_values_respect_schema_types_sets_and_ranges(written):
+    _, _, raw = written
+    t = trial()
+    for name, spec in SCHEMA.items():
+        table = raw[name]
+        assert len(table) > 0, name
+        for col, c in spec["columns"].items():
+            text = table[col]
+            present = text[text != ""]
+            required = pd.Series(c.get("required", True), index=table.index)
+            for k, v in (c.get("required_when") or {}).items():
+                required |= table[k] == v
+            assert (text[required] != "").all(), f"{name}.{col} has missing required values"
+            allowed = (t.arm_codes if c.get("allowed_from") == "arms" else
+                       t.visit_codes if c.get("allowed_from") == "visits" else
+                       ["Y", "N"] if c["type"] == "flag" else c.get("allowed"))
+            if allowed is not None:
+                assert set(present) <= {str(a) for a in allowed}, f"{name}.{col}: {set(present)}"
+            if c["type"] == "date":
+                assert present.str.fullmatch(r"\d{4}-\d{2}-\d{2}").all(), f"{name}.{col}"
+                pd.to_datetime(present, format="%Y-%m-%d")
+            if c["type"] == "integer":
+                assert present.str.fullmatch(r"-?\d+").all(), f"{name}.{col}"
+            if c["type"] in ("integer", "number"):
+                num = pd.to_numeric(present)
+                assert num.min() >= c.get("min", -np.inf) and num.max() <= c.get("max", np.inf), f"{name}.{col}"
+    assert not (raw["events"].loc[raw["events"]["event_type"] != "AE",
+                                  ["end_date", "serious", "severity", "relatedness", "led_to_withdrawal"]] != "").any().any()
+
+
+def test_number_formatting_and_line_ends(written):
+    folder, _, raw = written
+    decimals = {"alt": 0, "ast": 0, "alp": 0, "creat": 0, "sodium": 0, "tbil": 1, "alb": 1, "pt": 1, "inr": 2}
+    for col, d in decimals.items():
+        pattern = r"\d+" if d == 0 else rf"\d+\.\d{{{d}}}"
+        assert raw["labs"][col].str.fullmatch(pattern).all(), col
+    assert raw["infusion"]["dose"].str.fullmatch(r"\d+\.\d").all()
+    data = (folder / "labs.csv").read_bytes()
+    assert b"\r" not in data and data.endswith(b"\n")
+
+
+def test_rows_sorted_by_key(written):
+    _, _, raw = written
+    assert raw["screening"]["screening_id"].is_monotonic_increasing
+    assert raw["randomization"]["subject_id"].is_monotonic_increasing
+    visit_order = {v: i for i, v in enumerate(trial().visit_codes)}
+    labs = raw["labs"].assign(v=raw["labs"]["visit"].map(visit_order))
+    assert labs.equals(labs.sort_values(["subject_id", "v"]))
+    ev = raw["events"].assign(e=raw["events"]["event_id"].astype(int))
+    assert ev.equals(ev.sort_values(["subject_id", "e"]))
+
+
+def test_export_passes_the_project_loader(written):
+    loading = pytest.importorskip("helpers.loading")
+    folder, _, _ = written
+    _, errors, warnings = loading.validate_export(folder, trial())
+    assert errors == [] and warnings == []
+
+
+# --- screening and randomization ---------------------------------------------------------------
+
+def test_screening_volume_and_every_failure_reason():
+    t, sc = trial(), export()["screening"]
+    assert abs(len(sc) - t.simulation["screened_per_randomized"] * t.planned_n) <= 1
+    ages = _ages(sc)
+    assert (ages < 18).any() and (ages > 80).any()
+    assert (sc["esld"] == "N").any() and (sc["consent"] == "N").any()
+    for flag in EXCLUSIONS:
+        assert (sc[flag] == "Y").any(), flag
+    reasons = (ages < 18).astype(int) + (ages > 80) + (sc["esld"] == "N") + (sc["consent"] == "N") \
+        + (sc[EXCLUSIONS] == "Y").sum(axis=1)
+    failed = reasons[reasons > 0]
+    assert (failed == 1).mean() >= 0.7
+    assert (sc.loc[sc["pregnant_or_breastfeeding"] == "Y", "sex"] == "F").all()
+
+
+def test_exactly_the_eligible_are_randomized():
+    t, frames = trial(), export()
+    sc, rand = frames["screening"], frames["randomization"]
+    ages = _ages(sc)
+    eligible = (ages.between(18, 80) & (sc["esld"] == "Y") & (sc["consent"] == "Y")
+                & (sc[EXCLUSIONS] == "N").all(axis=1))
+    assert eligible.sum() == t.planned_n == len(rand)
+    assert set(sc.loc[eligible, "screening_id"]) == set(rand["screening_id"])
+
+
+def test_identity_numbers_match_birth_date_and_sex():
+    sc = export()["screening"]
+    weights = [pow(2, 17 - i, 11) for i in range(17)]
+    for idn, birth, sex in zip(sc["id_number"], sc["birth_date"], sc["sex"]):
+        assert re.fullmatch(r"\d{17}[\dX]", idn)
+        assert idn[6:14] == birth.strftime("%Y%m%d")
+        assert int(idn[16]) % 2 == (sex == "M")
+        assert idn[17] == "10X98765432"[sum(int(c) * w for c, w in zip(idn[:17], weights)) % 11]
+    assert sc["name"].str.fullmatch(r"[\u4e00-\u9fff]{2,4}").all()
+    assert sc["phone"].str.fullmatch(r"1\d{10}").all()
+
+
+def test_randomization_log():
+    t, frames = trial(), export()
+    rand, sc = frames["randomization"], frames["screening"].set_index("screening_id")
+    assert rand["subject_id"].tolist() == [f"01-{k:03d}" for k in range(1, t.planned_n + 1)]
+    assert rand["rand_date"].is_monotonic_increasing
+    gap = (rand["rand_date"] - rand["screening_id"].map(sc["screening_date"]).to_numpy()).dt.days
+    assert gap.between(1, 14).all()
+    assert (rand["name"].to_numpy() == rand["screening_id"].map(sc["name"]).to_numpy()).all()
+    start = pd.Timestamp(t.simulation["accrual_start"])
+    end = start + pd.DateOffset(months=t.accrual_months)
+    assert rand["rand_date"].between(start, end).all()
+    assert (rand["rand_date"].dt.to_period("M").nunique()) >= t.accrual_months - 1
+    counts = rand["arm"].value_counts()
+    assert abs(counts["HA"] - counts["PV"]) <= max(t.randomization["block_sizes"]) // 2
+    for _, block in rand.groupby("block"):
+        if len(block) == 4:
+            assert block["arm"].value_counts().tolist() == [2, 2]
+
+
+# --- infusion, visits, events -----------------------------------------------------------------
+
+def test_infusions():
+    frames = export()
+    inf, rand = frames["infusion"], frames["randomization"].set_index("subject_id")
+    assert set(inf["subject_id"]) == set(rand.index) and (inf["infusion_no"] == 1).sum() == len(rand)
+    first = inf[inf["infusion_no"] == 1].set_index("subject_id")
+    gap = (first["infusion_date"] - rand.loc[first.index, "rand_date"]).dt.days
+    assert gap.between(0, 3).all()
+    assert (first["arm_received"].astype(str) != rand.loc[first.index, "arm"].astype(str)).sum() <= 1
+    assert (inf["completed"] == "Y").mean() >= 0.85
+    assert inf["dose"].between(0.8, 1.2).mean() >= 0.9
+
+
+def test_deviations_rare_across_seeds():
+    deviating = []
+    for seed in range(20):
+        f = export(seed=seed)
+        first = f["infusion"][f["infusion"]["infusion_no"] == 1].set_index("subject_id")["arm_received"].astype(str)
+        arm = f["randomization"].set_index("subject_id")["arm"].astype(str)
+        deviating.append(int((first != arm[first.index]).sum()))
+    assert max(deviating) <= 1 and 0 < sum(deviating) < 20
+
+
+def test_visit_dates_within_windows_and_one_row_per_visit():
+    t, frames = trial(), export()
+    first = _first_infusion(frames)
+    for name, col in (("labs", "lab_date"), ("clinical", "assessment_date")):
+        table = frames[name]
+        assert not table.duplicated(["subject_id", "visit"]).any()
+        day = (table[col] - table["subject_id"].map(first)).dt.days + 1
+        lo = table["visit"].astype(str).map({v.code: v.window[0] for v in t.visits})
+        hi = table["visit"].astype(str).map({v.code: v.window[1] for v in t.visits})
+        assert ((day >= lo) & (day <= hi)).all(), name
+    assert (frames["labs"]["visit"] == "BASELINE").sum() == t.planned_n
+    keys = lambda f: set(zip(f["subject_id"], f["visit"].astype(str)))  # noqa: E731
+    assert keys(frames["labs"]) == keys(frames["clinical"])
+
+
+def test_follow_up_visits_sometimes_missed():
+    missed = 0
+    for seed in range(10):
+        f = export(seed=seed)
+        labs, ends = f["labs"], _end_of_follow_up(f)
+        completed = ends.index[ends["event_type"] == "COMPLETED"]
+        per = labs[labs["subject_id"].isin(completed)].groupby("subject_id").size()
+        missed += int((len(trial().visits) - per).sum())
+    assert missed > 0
+
+
+def test_one_terminal_event_last_and_event_ids_in_date_order():
+    frames = export()
+    ev = frames["events"]
+    for sid, one in ev.groupby("subject_id"):
+        assert one["event_id"].tolist() == list(range(1, len(one) + 1))
+        assert one["start_date"].is_monotonic_increasing
+        assert one["event_type"].isin(TERMINAL).sum() == 1 and one["event_type"].iloc[-1] in TERMINAL
+    assert set(ev["subject_id"]) == set(frames["randomization"]["subject_id"])
+    comp = ev[ev["event_type"] == "COMPLETED"]
+    assert (comp["term"] == "completed week 24").all()
+    wd = ev[ev["event_type"] == "WITHDRAWAL"]
+    assert set(wd["term"]) <= {"withdrew consent", "lost to follow-up", "physician decision"}
+    ae = ev[ev["event_type"] == "AE"]
+    assert len(ae) / len(frames["randomization"]) >= 2
+    assert (ae["end_date"].isna() | (ae["end_date"] >= ae["start_date"])).all()
+    first = _first_infusion(frames)
+    assert (ev["start_date"] >= ev["subject_id"].map(first)).all()
+
+
+def test_completion_date_is_week24_visit():
+    frames = export()
+    ends = _end_of_follow_up(frames)
+    comp = ends[ends["event_type"] == "COMPLETED"]
+    w24 = frames["labs"][frames["labs"]["visit"] == "WEEK24"].set_index("subject_id")["lab_date"]
+    both = comp.index.intersection(w24.index)
+    assert len(both) > 0 and (comp.loc[both, "start_date"] == w24[both]).all()
+
+
+def test_no_labs_or_clinical_after_end_of_follow_up():
+    for seed in (None, 1, 2, 3):
+        frames = export(seed=seed)
+        ends = _end_of_follow_up(frames)
+        stop = ends[ends["event_type"] != "COMPLETED"]["start_date"]
+        done = ends[ends["event_type"] == "COMPLETED"]["start_date"]
+        for name, col in (("labs", "lab_date"), ("clinical", "assessment_date")):
+            t = frames[name]
+            assert not (t[col] >= t["subject_id"].map(stop)).any(), name
+            assert not (t[col] > t["subject_id"].map(done)).any(), name
+        ev = frames["events"]
+        assert not (ev["start_date"] > ev["subject_id"].map(ends["start_date"])).any()
+
+
+def test_deaths_come_with_a_serious_ae_of_the_cause():
+    n_deaths = 0
+    for seed in range(10):
+        ev = export(seed=seed)["events"]
+        for _, death in ev[ev["event_type"] == "DEATH"].iterrows():
+            n_deaths += 1
+            ae = ev[(ev["subject_id"] == death["subject_id"]) & (ev["event_type"] == "AE")
+                    & (ev["term"] == death["term"]) & (ev["serious"] == "Y")]
+            assert len(ae) and (ae["start_date"] <= death["start_date"]).all()
+    assert n_deaths > 0
+
+
+def test_route_specific_aes_only_for_hepatic_artery():
+    route = {"puncture-site haematoma", "post-embolization-like pain"}
+    seen = False
+    for seed in range(5):
+        f = export(seed=seed)
+        received = f["infusion"].groupby("subject_id")["arm_received"].first().astype(str)
+        ev = f["events"]
+        hits = ev[ev["term"].isin(route)]
+        seen |= len(hits) > 0
+        assert (hits["subject_id"].map(received) == "HA").all()
+    assert seen
+
+
+def test_identifiers_only_in_screening_and_randomization(written):
+    folder, _, raw = written
+    ids = [c for name in SCHEMA for c, spec in SCHEMA[name]["columns"].items() if spec.get("identifier")]
+    for name, table in raw.items():
+        if name not in ("screening", "randomization"):
+            assert not set(ids) & set(table.columns), name
+            text = (folder / f"{name}.csv").read_text(encoding="utf-8")
+            for col in ("name", "phone", "id_number"):
+                assert not any(v in text for v in raw["screening"][col]), (name, col)
+    assert set(raw["randomization"].columns) & set(ids) == {"name"}
+
+
+# --- plausibility -----------------------------------------------------------------------------
+
+def _baseline(frames):
+    labs, clin = frames["labs"], frames["clinical"]
+    b = labs[labs["visit"] == "BASELINE"].merge(clin[clin["visit"] == "BASELINE"], on=["subject_id", "visit"])
+    b["meld"] = scores.meld(b["tbil"], b["inr"], b["creat"], b["dialysis"] == "Y")
+    b["cp"] = scores.child_pugh_class(scores.child_pugh_points(
+        b["tbil"], b["alb"], b["inr"], b["ascites"].astype(str), b["encephalopathy"].astype(str)))
+    return b
+
+
+def test_baseline_severity_is_end_stage():
+    b = _baseline(export())
+    assert 10 <= b["meld"].median() <= 30
+    assert b["cp"].isin(["B", "C"]).mean() >= 0.75
+    assert 40 <= b["tbil"].median() <= 90 and 25 <= b["alb"].median() <= 34 and 1.3 <= b["inr"].median() <= 2.0
+    assert np.corrcoef(np.log(b["tbil"]), b["alb"])[0, 1] < 0
+    assert np.corrcoef(np.log(b["tbil"]), b["inr"])[0, 1] > 0
+
+
+def test_pt_tracks_inr():
+    labs = export()["labs"]
+    assert (labs["pt"] / labs["inr"]).between(10, 14).mean() > 0.9
+
+
+def test_death_rate_default_and_over_seeds():
+    t = trial()
+    def rate(f):
+        return (f["events"]["event_type"] == "DEATH").sum() / len(f["randomization"])
+    assert 0.05 <= rate(export()) <= 0.30
+    rates = [rate(export(seed=s)) for s in range(20)]
+    assert 0.10 <= np.mean(rates) <= 0.20
+    assert abs(np.mean(rates) - t.simulation["death_rate_24w"]) < 0.05
+
+
+def test_sicker_patients_die_more():
+    died_meld, lived_meld = [], []
+    for seed in range(20):
+        f = export(seed=seed)
+        b = _baseline(f).set_index("subject_id")
+        dead = set(f["events"].loc[f["events"]["event_type"] == "DEATH", "subject_id"])
+        died_meld += b.loc[b.index.isin(dead), "meld"].tolist()
+        lived_meld += b.loc[~b.index.isin(dead), "meld"].tolist()
+    assert np.mean(died_meld) > np.mean(lived_meld) + 2
+
+
+# --- determinism --------------------------------------------------------------------------------
+
+def test_same_seed_byte_identical_other_seed_differs(tmp_path):
+    t = trial()
+    a = write_export(simulate_export(t, seed=123), tmp_path / "a")
+    b = write_export(simulate_export(t, seed=123), tmp_path / "b")
+    c = write_export(simulate_export(t, seed=124), tmp_path / "c")
+    assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+    assert all(pa.read_bytes() != pc.read_bytes() for pa, pc in zip(a, c))
+
+
+def test_default_seed_is_the_trial_seed():
+    t = trial()
+    assert simulate_export(t)["labs"].equals(simulate_export(t, seed=t.simulation["seed"])["labs"])
+
+
+def test_fast_enough():
+    t = trial()
+    simulate_export(t, seed=5)
+    start = time.perf_counter()
+    simulate_export(t, seed=6)
+    assert time.perf_counter() - start < 1.0
+
+
+# --- effects ------------------------------------------------------------------------------------
+
+def _tbil_change_diff(frames):
+    labs = frames["labs"]
+    wide = labs.pivot(index="subject_id", columns="visit", values="tbil")
+    change = (np.log(wide["WEEK24"]) - np.log(wide["BASELINE"])).dropna()
+    arm = frames["infusion"].groupby("subject_id")["arm_received"].first().astype(str)
+    return change[arm[change.index] == "HA"].mean() - change[arm[change.index] == "PV"].mean()
+
+
+def _diffs(effects, seeds=range(40)):
+    return np.array([_tbil_change_diff(export(seed=s, effects=effects)) for s in seeds])
+
+
+def test_null_scenario_has_no_tbil_difference():
+    d = _diffs(())
+    se = d.std(ddof=1) / np.sqrt(len(d))
+    assert abs(d.mean()) < 3 * se and abs(d.mean()) < 0.1
+
+
+def test_large_tbil_effect_recovered():
+    d = _diffs((("HA", (("TBIL", -1.0),)),))
+    se = d.std(ddof=1) / np.sqrt(len(d))
+    assert abs(d.mean() + 1.0) < max(3 * se, 0.05)
+
+
+def test_albumin_effect_on_natural_scale():
+    diffs = []
+    for seed in range(30):
+        f = export(seed=seed, effects=(("HA", (("ALB", 5.0),)),))
+        wide = f["labs"].pivot(index="subject_id", columns="visit", values="alb")
+        change = (wide["WEEK24"] - wide["BASELINE"]).dropna()
+        arm = f["infusion"].groupby("subject_id")["arm_received"].first().astype(str)[change.index]
+        diffs.append(change[arm == "HA"].mean() - change[arm == "PV"].mean())
+    assert abs(np.mean(diffs) - 5.0) < 0.5
+
+
+def test_os_hazard_ratio_reduces_deaths_in_named_arm():
+    dead = {"HA": 0, "PV": 0}
+    for seed in range(20):
+        f = export(seed=seed, effects=(("HA", (("OS_HR", 0.2),)),))
+        arm = f["infusion"].groupby("subject_id")["arm_received"].first().astype(str)
+        for sid in f["events"].loc[f["events"]["event_type"] == "DEATH", "subject_id"]:
+            dead[arm[sid]] += 1
+    assert dead["HA"] < 0.5 * dead["PV"]
+
+
+@pytest.mark.parametrize("effects", [{"PV": {"TBIL": -0.2}}, {"HA": {"MELD": -2}}, {"XX": {"TBIL": -0.1}}])
+def test_bad_effects_rejected(effects):
+    with pytest.raises(ValueError):
+        simulate_export(trial(), seed=1, effects=effects)
+
+
+# --- the sister trial ---------------------------------------------------------------------------
+
+def test_sister_trial_unchanged_code():
+    t = trial("NCT06242405")
+    f = export("NCT06242405")
+    assert len(f["randomization"]) == t.planned_n == 92
+    assert set(f["labs"]["visit"].astype(str)) == {"BASELINE", "WEEK24"}
+    assert set(f["randomization"]["arm"].astype(str)) == {"SINGLE", "DOUBLE"}
+    inf = f["infusion"]
+    n_inf = inf.groupby("subject_id").size()
+    regimen = inf.groupby("subject_id")["arm_received"].first().astype(str)
+    ends = _end_of_follow_up(f)
+    first = _first_infusion(f)
+    end_day = (ends["start_date"] - first[ends.index]).dt.days + 1
+    double = regimen[regimen == "DOUBLE"].index
+    assert (n_inf[regimen[regimen == "SINGLE"].index] == 1).all()
+    assert (n_inf[double[end_day[double] > 31]] == 2).all()
+    second = inf[inf["infusion_no"] == 2].set_index("subject_id")["infusion_date"]
+    assert ((second - first[second.index]).dt.days.between(28, 30)).all()
+    assert (n_inf[double] == 2).mean() > 0.8
+    counts = f["randomization"]["arm"].value_counts()
+    assert abs(counts["SINGLE"] - counts["DOUBLE"]) <= 3
