@@ -1,6 +1,5 @@
 """The synthetic site export: contract, cohort, plausibility, determinism and effects."""
 import re
-import time
 from functools import lru_cache
 
 import numpy as np
@@ -371,14 +370,6 @@ def test_same_seed_byte_identical_other_seed_differs(tmp_path):
 def test_default_seed_is_the_trial_seed():
     t = trial()
     assert simulate_export(t)["labs"].equals(simulate_export(t, seed=t.simulation["seed"])["labs"])
-
-
-def test_fast_enough():
-    t = trial()
-    simulate_export(t, seed=5)
-    start = time.perf_counter()
-    simulate_export(t, seed=6)
-    assert time.perf_counter() - start < 1.0
 
 
 # --- effects ------------------------------------------------------------------------------------

@@ -50,6 +50,11 @@ def derive_last_alive(export: Export) -> pd.Series:
     return dates.groupby("subject_id")["date"].max()
 
 
+def lookup(keys: pd.Series, table: pd.Series) -> pd.Series:
+    """Values of ``table`` (uniquely indexed) at ``keys``, missing where absent, keeping its dtype even when empty."""
+    return pd.Series(table.reindex(keys.to_numpy()).to_numpy(), index=keys.index, name=table.name)
+
+
 def _first_event(events: pd.DataFrame, kind: str) -> pd.DataFrame:
     ev = events[events["event_type"] == kind].sort_values(["subject_id", "start_date"])
     return ev.drop_duplicates("subject_id").set_index("subject_id")
@@ -60,19 +65,19 @@ def derive_disposition(adsl: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame
     death, tx = _first_event(events, "DEATH"), _first_event(events, "TRANSPLANT")
     wd, done = _first_event(events, "WITHDRAWAL"), _first_event(events, "COMPLETED")
     sid = adsl["SUBJID"]
-    adsl["DTHDT"] = sid.map(death["start_date"])
+    adsl["DTHDT"] = lookup(sid, death["start_date"])
     adsl["DTHFL"] = np.where(adsl["DTHDT"].notna(), "Y", "N")
-    adsl["DTHCAUS"] = sid.map(death["term"])
-    adsl["LTXDT"] = sid.map(tx["start_date"])
+    adsl["DTHCAUS"] = lookup(sid, death["term"])
+    adsl["LTXDT"] = lookup(sid, tx["start_date"])
     adsl["LTXFL"] = np.where(adsl["LTXDT"].notna(), "Y", "N")
     reason = pd.Series(pd.NA, index=adsl.index, dtype="object")
-    reason = reason.mask(sid.isin(wd.index), sid.map(wd["term"]).str.upper())
+    reason = reason.mask(sid.isin(wd.index), lookup(sid, wd["term"]).astype("string").str.upper())
     reason = reason.mask(sid.isin(tx.index), "LIVER TRANSPLANT")
     reason = reason.mask(sid.isin(death.index), "DEATH")
     adsl["EOSSTT"] = np.select([sid.isin(done.index) & reason.isna(), reason.notna()],
                                ["COMPLETED", "DISCONTINUED"], "ONGOING")
     adsl["DCSREAS"] = reason
-    adsl["EOSDT"] = sid.map(done["start_date"]).fillna(adsl["DTHDT"]).fillna(adsl["LTXDT"]).fillna(sid.map(wd["start_date"]))
+    adsl["EOSDT"] = lookup(sid, done["start_date"]).fillna(adsl["DTHDT"]).fillna(adsl["LTXDT"]).fillna(lookup(sid, wd["start_date"]))
     return adsl
 
 

@@ -48,6 +48,13 @@ def accrual_by_month(adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     return out
 
 
+def cumulative_accrual_table(accrual: pd.DataFrame, header: dict[str, str]) -> pd.DataFrame:
+    """Wide table of cumulative randomizations, one column per arm (N in the header), in trial order."""
+    wide = accrual.pivot(index="Month", columns="Arm", values="Cumulative")[list(header)]
+    wide.columns = [header[a] for a in wide.columns]
+    return wide.reset_index()
+
+
 def visit_completeness(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     """By arm and visit: randomized, ended follow-up before the visit, expected, attended, missed, % attended.
 
@@ -88,3 +95,14 @@ def disposition(adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
         out[header[arm.label]] = [n_pct(int((status[in_arm] == s).sum()), int(in_arm.sum())) for s in out["Status"]]
     out[f"Total (N={len(adsl)})"] = [n_pct(int((status == s).sum()), len(adsl)) for s in out["Status"]]
     return pd.DataFrame(out)
+
+
+def completeness_table(completeness: pd.DataFrame, header: dict[str, str]) -> pd.DataFrame:
+    """Compact report table: per visit and arm, attended / expected (%) and follow-up ended before the visit."""
+    out = pd.DataFrame({"Visit": list(dict.fromkeys(completeness["Visit"]))})
+    for arm, label in header.items():
+        d = completeness[completeness["Arm"] == arm].set_index("Visit").loc[out["Visit"]]
+        out[f"{label}: attended / expected"] = [f"{a} / {e} ({p:.0f}%)" for a, e, p in
+                                               zip(d["Attended"], d["Expected"], d["% attended"])]
+        out[f"{label}: ended before visit"] = d["Ended before visit"].to_numpy()
+    return out

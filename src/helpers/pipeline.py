@@ -135,6 +135,7 @@ def run(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | Non
                                 progress_bar=False, kernel_name="python3")
         except pm.PapermillExecutionError as exc:
             raise BuildError(f"notebook {nb.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}") from None
+        clean_notebook(generated / nb.name, generated / nb.name)
         log(f"[run] {nb.name} done in {time.perf_counter() - t0:.1f} s")
     for sub, target in (("generated", generated_dir), ("data", build_dir / "data"),
                         ("results", build_dir / "results")):
@@ -174,13 +175,19 @@ def refresh(log=print) -> None:
 
 
 def clean_notebook(src: Path, dest: Path) -> None:
-    """Store an executed notebook without papermill's volatile metadata (timings), so reruns diff cleanly."""
+    """Store an executed notebook without papermill's volatile metadata (timings), so reruns diff cleanly.
+
+    The cell papermill injects (it holds the run's paths) is tagged to be left out of the book.
+    """
     import nbformat
 
     nb = nbformat.read(src, as_version=4)
     nb.metadata.pop("papermill", None)
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = tags + ["remove-cell"]
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":
             for out in cell.get("outputs", []):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import pandas as pd
 import seaborn as sns
 
@@ -33,6 +34,7 @@ def plot_accrual(accrual: pd.DataFrame, trial: Trial, n_header: dict[str, str]):
     ax.set_xlabel("Month of randomization")
     ax.set_ylabel("Participants randomized\n(cumulative, n)")
     ax.set_ylim(0, None)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(title=None, loc="upper left")
     ax.tick_params(axis="x", rotation=45)
     fig.tight_layout()
@@ -43,7 +45,7 @@ def plot_accrual(accrual: pd.DataFrame, trial: Trial, n_header: dict[str, str]):
 def plot_visit_completeness(completeness: pd.DataFrame, trial: Trial, n_header: dict[str, str]):
     """Participants attending each visit by arm, with those expected as open bars."""
     set_style()
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig, ax = plt.subplots(figsize=(7, 4.2))
     palette = arm_palette(trial)
     visits = list(dict.fromkeys(completeness["Visit"]))
     width = 0.8 / len(trial.arms)
@@ -54,8 +56,9 @@ def plot_visit_completeness(completeness: pd.DataFrame, trial: Trial, n_header: 
         ax.bar(x, d["Attended"], width=width * 0.9, color=palette[arm.label], label=n_header[arm.label])
     ax.set_xticks(range(len(visits)), visits)
     ax.set_ylabel("Participants (n)")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("Visit")
-    ax.legend(loc="lower left", title="Filled: attended; open: expected")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(trial.arms), title="Filled: attended; open: expected")
     fig.tight_layout()
     plt.close(fig)
     return fig

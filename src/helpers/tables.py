@@ -23,9 +23,9 @@ def journal_table(df: pd.DataFrame, caption: str, notes: str | None = None, inde
     """Render a DataFrame as a static, deterministic HTML table (no random ids, no memory addresses)."""
     body = df.to_html(index=index, na_rep="", border=0, classes="journal", escape=True,
                       float_format=lambda v: f"{v:g}")
-    body = body.replace('<table border="0" class="dataframe journal">', '<table class="journal">', 1)
     body = re.sub(r' style="text-align: right;"', "", body)
-    body = body.replace('<table class="journal">', f'<table class="journal"{_id(table_id)}>\n<caption>{html.escape(caption)}</caption>', 1)
+    body = re.sub(r"<table[^>]*>", f'<table class="journal"{_id(table_id)}>\n<caption>{html.escape(caption)}</caption>',
+                  body, count=1)
     note = f'<p class="journal-note">{html.escape(notes)}</p>' if notes else ""
     return HTML(_CSS + body + note)
 

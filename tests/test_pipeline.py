@@ -1,0 +1,113 @@
+"""The pipeline: papermill run into staging, failures name the notebook and keep the last good outputs."""
+from __future__ import annotations
+
+import sys
+import subprocess
+
+import nbformat
+import pandas as pd
+import pytest
+
+from helpers import paths, pipeline
+
+
+def _notebook(path, source):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell('data = "synthetic"\ntrial = "x"\nseed = None\noutput_dir = None'),
+                nbformat.v4.new_code_cell(source)]
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture()
+def dirs(tmp_path):
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    return {"build_dir": tmp_path / "_build", "notebook_dir": nbs, "generated_dir": tmp_path / "generated"}
+
+
+def test_run_writes_adam_and_executed_notebooks(dirs):
+    _notebook(dirs["notebook_dir"] / "01_ok.ipynb",
+              "from pathlib import Path\nPath(output_dir, 'results', 'x.csv').write_text(str(seed))")
+    pipeline.run(seed=7, log=lambda *_: None, **dirs)
+    assert sorted(p.name for p in (dirs["build_dir"] / "data").iterdir()) == ["adlb.csv", "adsl.csv", "adtte.csv"]
+    assert (dirs["build_dir"] / "results" / "x.csv").read_text() == "7"
+    executed = nbformat.read(dirs["generated_dir"] / "01_ok.ipynb", as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "remove-cell" in injected[0].metadata["tags"]
+    assert "papermill" not in executed.metadata
+    assert {"trial.md", "data_dictionary.md"} <= {p.name for p in dirs["generated_dir"].iterdir()}
+    assert not (dirs["build_dir"] / ".staging").exists()
+
+
+def test_failing_notebook_names_itself_and_keeps_last_good_outputs(dirs):
+    _notebook(dirs["notebook_dir"] / "01_ok.ipynb", "1 + 1")
+    pipeline.run(log=lambda *_: None, **dirs)
+    before = (dirs["build_dir"] / "data" / "adsl.csv").read_bytes()
+    _notebook(dirs["notebook_dir"] / "02_bad.ipynb", "raise ValueError('bilirubin out of range')")
+    with pytest.raises(pipeline.BuildError, match=r"02_bad.ipynb failed in cell \d+: ValueError: bilirubin out of range"):
+        pipeline.run(seed=99, log=lambda *_: None, **dirs)
+    assert (dirs["build_dir"] / "data" / "adsl.csv").read_bytes() == before
+    assert sorted(p.name for p in dirs["generated_dir"].glob("*.ipynb")) == ["01_ok.ipynb"]
+
+
+def test_invalid_export_stops_before_any_notebook(dirs, export_copy):
+    labs = pd.read_csv(export_copy / "labs.csv", dtype=str)
+    labs.loc[0, "alt"] = "high"
+    labs.to_csv(export_copy / "labs.csv", index=False)
+    _notebook(dirs["notebook_dir"] / "01_ok.ipynb", "1 + 1")
+    with pytest.raises(Exception, match="labs.csv, row 2, column alt"):
+        pipeline.run(data=str(export_copy), log=lambda *_: None, **dirs)
+    assert not (dirs["generated_dir"]).exists()
+
+
+def test_failed_html_build_keeps_last_good_html(tmp_path, monkeypatch):
+    html = tmp_path / "html"
+    html.mkdir()
+    (html / "index.html").write_text("last good")
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1, "boom", ""))
+    with pytest.raises(pipeline.BuildError, match="last good HTML is kept"):
+        pipeline.build_html(build_dir=tmp_path, log=lambda *_: None)
+    assert (html / "index.html").read_text() == "last good"
+
+
+def test_load_cohort_synthetic_equals_committed_export():
+    synthetic = pipeline.load_cohort("synthetic")
+    committed = pipeline.load_cohort(str(paths.SYNTHETIC))
+    pd.testing.assert_frame_equal(synthetic.adsl, committed.adsl)
+    pd.testing.assert_frame_equal(synthetic.adlb, committed.adlb)
+
+
+def test_committed_synthetic_export_is_the_default_simulation(tmp_path):
+    from helpers.simulation import simulate_export, write_export
+    from helpers.trial import load_trial
+
+    write_export(simulate_export(load_trial()), tmp_path)
+    for path in paths.SYNTHETIC.glob("*.csv"):
+        assert (tmp_path / path.name).read_bytes() == path.read_bytes(), f"{path.name}: run `python -m helpers simulate`"
+
+
+def test_sister_trial_runs_through_loader_and_adam_without_code_changes():
+    cohort = pipeline.load_cohort("synthetic", "NCT06242405")
+    assert len(cohort.adsl) == 92
+    assert set(cohort.adsl["TRT01P"]) == {"Single infusion", "Double infusion"}
+    assert sorted(cohort.adlb["AVISITN"].unique()) == [0, 24]
+    assert "Single infusion" in pipeline.trial_markdown(cohort.trial)
+
+
+def test_cli_help_lists_commands():
+    out = subprocess.run([sys.executable, "-m", "helpers", "--help"], capture_output=True,
+                         text=True, cwd=paths.ROOT)
+    for command in ("simulate", "validate", "run", "build", "refresh"):
+        assert command in out.stdout
+
+
+def test_book_notebooks_run_on_the_sister_trial(tmp_path):
+    """Every chapter executes on another trial's export (another seed, arms and visits) with no code change."""
+    pipeline.run(trial="NCT06242405", seed=3, build_dir=tmp_path / "_build", generated_dir=tmp_path / "generated",
+                 log=lambda *_: None)
+    executed = sorted(p.name for p in (tmp_path / "generated").glob("*.ipynb"))
+    assert executed == [p.name for p in pipeline.notebooks()]
+    adsl = pd.read_csv(tmp_path / "_build" / "data" / "adsl.csv")
+    assert len(adsl) == 92

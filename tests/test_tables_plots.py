@@ -1,0 +1,46 @@
+"""Report tables and figures: deterministic HTML with caption; figures plot the numbers they claim."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from helpers import cohort, plots
+from helpers.tables import journal_table
+
+
+def test_journal_table_has_caption_note_and_no_volatile_ids():
+    df = pd.DataFrame({"Arm": ["A", "B"], "n": [3, 4]})
+    out = journal_table(df, "Table 9. Counts", notes="n: participants").data
+    assert '<table class="journal">\n<caption>Table 9. Counts</caption>' in out
+    assert "n: participants" in out and "<td>A</td>" in out
+    assert out == journal_table(df, "Table 9. Counts", notes="n: participants").data
+    assert "T_" not in out and "uuid" not in out
+
+
+def test_accrual_figure_plots_the_accrual_table(adam, trial):
+    adsl = adam["adsl"]
+    accrual = cohort.accrual_by_month(adsl, trial)
+    assert accrual.groupby("Arm")["Randomized"].sum().to_dict() == adsl["TRT01P"].value_counts().to_dict()
+    fig = plots.plot_accrual(accrual, trial, cohort.arm_header(adsl, trial))
+    ax = fig.axes[0]
+    steps = [line for line in ax.get_lines() if line.get_drawstyle().startswith("steps")]
+    for line, arm in zip(steps, [a.label for a in trial.arms]):
+        assert np.array_equal(line.get_ydata(), accrual.loc[accrual["Arm"] == arm, "Cumulative"].to_numpy())
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [f"{a.label} (N=16)" for a in trial.arms]
+
+
+def test_visit_completeness_adds_up_and_figure_matches(adam, trial):
+    table = cohort.visit_completeness(adam["adsl"], adam["adlb"], trial)
+    assert (table["Expected"] + table["Ended before visit"] == table["Randomized"]).all()
+    assert (table["Attended"] + table["Missed"] == table["Expected"]).all()
+    base = table[table["Visit"] == trial.baseline_visit.label]
+    assert (base["Attended"] == base["Randomized"]).all()
+    fig = plots.plot_visit_completeness(table, trial, cohort.arm_header(adam["adsl"], trial))
+    heights = sorted(p.get_height() for p in fig.axes[0].patches)
+    assert heights == sorted(table["Expected"].tolist() + table["Attended"].tolist())
+
+
+def test_disposition_counts_every_participant(adam, trial):
+    table = cohort.disposition(adam["adsl"], trial)
+    total = table.iloc[:, -1].str.split(" ").str[0].astype(int).sum()
+    assert total == len(adam["adsl"])
