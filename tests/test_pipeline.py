@@ -111,3 +111,10 @@ def test_book_notebooks_run_on_the_sister_trial(tmp_path):
     assert executed == [p.name for p in pipeline.notebooks()]
     adsl = pd.read_csv(tmp_path / "_build" / "data" / "adsl.csv")
     assert len(adsl) == 92
+
+
+def test_save_result_writes_tidy_csv_only_with_an_output_dir(tmp_path):
+    table = pd.DataFrame({"PARAMCD": ["ALT"], "estimate": [0.1234567890123]})
+    assert pipeline.save_result(table, None, "x") is None
+    path = pipeline.save_result(table, tmp_path, "x")
+    assert path.read_text() == "PARAMCD,estimate\nALT,0.123456789\n"

@@ -52,7 +52,7 @@ def _build(args) -> int:
 def _refresh(args) -> int:
     from .pipeline import refresh
 
-    refresh()
+    refresh(args.notebooks)
     return 0
 
 
@@ -76,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_validate)
     with_common(sub.add_parser("run", help="execute the notebooks with papermill into the book")).set_defaults(func=_run)
     with_common(sub.add_parser("build", help="run, then build the HTML book with jupyter-book")).set_defaults(func=_build)
-    sub.add_parser("refresh", help="re-execute notebooks/ with default parameters and store their outputs").set_defaults(func=_refresh)
+    p = sub.add_parser("refresh", help="re-execute notebooks/ with default parameters and store their outputs")
+    p.add_argument("notebooks", nargs="*", help="only these notebooks (default: all)")
+    p.set_defaults(func=_refresh)
     args = parser.parse_args(argv)
     from .loading import ExportError
     from .pipeline import BuildError

@@ -51,6 +51,16 @@ def load_cohort(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: i
     return Cohort(t, export, adam["adsl"], adam["adlb"], adam["adtte"], source)
 
 
+def save_result(table: pd.DataFrame, output_dir: str | Path | None, name: str) -> Path | None:
+    """Write a chapter's tidy result table to <output_dir>/results/<name>.csv; nothing when output_dir is None."""
+    if output_dir is None:
+        return None
+    path = Path(output_dir) / "results" / f"{name}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False, date_format="%Y-%m-%d", float_format="%.10g", lineterminator="\n")
+    return path
+
+
 def notebooks(folder: Path = paths.NOTEBOOKS) -> list[Path]:
     """The book's chapters in order: notebooks/NN_*.ipynb."""
     return sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
@@ -162,11 +172,13 @@ def build_html(build_dir: Path = paths.BUILD, log=print) -> Path:
     return build_dir / "html" / "index.html"
 
 
-def refresh(log=print) -> None:
-    """Re-execute notebooks/ in place with their default (synthetic) parameters, so nbval's reference outputs update."""
+def refresh(only: list[str | Path] | None = None, log=print) -> None:
+    """Re-execute notebooks/ (or only the named ones) in place with their default (synthetic) parameters,
+    so nbval's reference outputs update."""
     import papermill as pm
 
-    for nb in notebooks():
+    chosen = notebooks() if not only else [paths.NOTEBOOKS / Path(n).name for n in only]
+    for nb in chosen:
         log(f"[refresh] {nb.name}")
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / nb.name
