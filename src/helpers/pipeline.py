@@ -17,7 +17,8 @@ import pandas as pd
 
 from . import paths
 from .adam import build_adam, write_adam
-from .loading import Export, load_export
+from .loading import Export, load_export, read_raw
+from .privacy import find_identifiers, identifier_values
 from .schema import data_dictionary_markdown
 from .simulation import simulate_export, write_export
 from .trial import Trial, load_trial
@@ -59,6 +60,19 @@ def save_result(table: pd.DataFrame, output_dir: str | Path | None, name: str) -
     path.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(path, index=False, date_format="%Y-%m-%d", float_format="%.10g", lineterminator="\n")
     return path
+
+
+def raw_identifiers(data: str, trial: Trial, seed: int | None) -> set[str]:
+    """Identifier values of the raw export (or of the simulated one), to check no output carries them."""
+    if data == SYNTHETIC:
+        return identifier_values(simulate_export(trial, seed=seed))
+    schema_names = {"screening", "randomization"}
+    tables = {}
+    for name in schema_names:
+        for ext in (".csv", ".xlsx"):
+            if (Path(data) / f"{name}{ext}").exists():
+                tables[name] = read_raw(Path(data) / f"{name}{ext}")
+    return identifier_values(tables)
 
 
 def notebooks(folder: Path = paths.NOTEBOOKS) -> list[Path]:
@@ -147,6 +161,10 @@ def run(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | Non
             raise BuildError(f"notebook {nb.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}") from None
         clean_notebook(generated / nb.name, generated / nb.name)
         log(f"[run] {nb.name} done in {time.perf_counter() - t0:.1f} s")
+    leaks = find_identifiers(staging, raw_identifiers(data_param, cohort.trial, seed))
+    if leaks:
+        where = "; ".join(f"{path.relative_to(staging)}" for path, _ in leaks[:10])
+        raise BuildError(f"direct identifiers found in the outputs ({len(leaks)} hit(s): {where}); nothing was published")
     for sub, target in (("generated", generated_dir), ("data", build_dir / "data"),
                         ("results", build_dir / "results")):
         _replace_dir(staging / sub, target)
