@@ -1,4 +1,4 @@
-"""Permuted-block allocation lists."""
+"""Permuted-block allocation lists, the simulator drawing from them, and the check of the realized allocation."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -71,7 +71,7 @@ def test_allocation_list_uses_trial_defaults():
     trial = load_trial("NCT06984497")
     frame = allocation_list(trial)
     assert len(frame) >= trial.planned_n and set(frame["block_size"]) == {4}
-    pd.testing.assert_frame_equal(frame, allocation_list(trial, seed=trial.simulation["seed"]))
+    pd.testing.assert_frame_equal(frame, allocation_list(trial, seed=trial.randomization["seed"]))
     assert not frame.equals(allocation_list(trial, seed=1))
 
 
@@ -91,3 +91,170 @@ def test_allocation_list_one_list_per_stratum():
     assert frame["stratum"].unique().tolist() == ["CP=B", "CP=C"]
     for _, one in frame.groupby("stratum"):
         assert len(one) >= 12 and one["seq"].tolist() == list(range(1, len(one) + 1))
+
+
+# --- the list drives the simulator ------------------------------------------------------------
+
+@pytest.mark.parametrize("tid,seed", [("NCT06984497", None), ("NCT06984497", 5), ("NCT06242405", 2)])
+def test_simulated_arms_follow_the_list_in_order(tid, seed):
+    from helpers.simulation import simulate_export
+    trial = load_trial(tid)
+    rand = simulate_export(trial, seed=seed)["randomization"].sort_values("subject_id")
+    alloc = allocation_list(trial).head(len(rand))
+    assert rand["arm"].astype(str).tolist() == alloc["arm"].tolist()
+    assert rand["block"].tolist() == alloc["block"].tolist()
+
+
+def test_allocation_list_needs_a_seed():
+    trial = load_trial("NCT06984497")
+    unseeded = type(trial)(**{**trial.__dict__, "randomization": {k: v for k, v in trial.randomization.items()
+                                                                   if k != "seed"}})
+    with pytest.raises(ValueError, match="seed"):
+        allocation_list(unseeded)
+
+
+# --- the check ----------------------------------------------------------------------------------
+
+from scipy import stats  # noqa: E402
+
+from helpers import randomization as R  # noqa: E402
+from helpers.adam import build_adam  # noqa: E402
+from helpers.baseline import baseline_variables  # noqa: E402
+from helpers.loading import load_export, read_raw  # noqa: E402
+
+
+@pytest.mark.parametrize("k,n", [(0, 10), (1, 10), (16, 32), (13, 32), (32, 32), (45, 92), (7, 9)])
+def test_clopper_pearson_matches_scipy_binomtest(k, n):
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+    assert R.clopper_pearson(k, n) == pytest.approx((ci.low, ci.high), abs=1e-10)
+
+
+def test_clopper_pearson_published_value():
+    # 16/32: exact 95% CI 0.3189 to 0.6811 (e.g. Newcombe, Stat Med 1998, method 5)
+    assert R.clopper_pearson(16, 32) == pytest.approx((0.3189, 0.6811), abs=1e-4)
+
+
+def test_allocation_ratio_on_committed_export(export, trial):
+    ratio = R.allocation_ratio(export["randomization"], trial).set_index("arm")
+    counts = export["randomization"]["arm"].astype(str).value_counts()
+    for arm in trial.arm_codes:
+        assert ratio.at[arm, "n"] == counts[arm] and ratio.at[arm, "planned"] == 0.5
+        assert ratio.at[arm, "ci_lower"] < ratio.at[arm, "proportion"] < ratio.at[arm, "ci_upper"]
+    assert ratio["n"].sum() == len(export["randomization"])
+
+
+def test_committed_export_is_clean(export, trial):
+    alloc = R.allocation_list(trial)
+    rand = export["randomization"]
+    assert R.allocation_mismatches(R.realized_vs_list(rand, alloc)).empty
+    blocks = R.block_completeness(rand, alloc, trial)
+    assert (blocks["finding"] == "").all() and blocks["randomized"].sum() == len(rand)
+    assert (R.chronology(rand, export["screening"], export["infusion"], trial)["Finding"] == "").all()
+
+
+@pytest.fixture()
+def corrupted(export_copy, trial):
+    """The committed export with 01-005's arm flipped and 01-010 randomized 3 days after its first infusion."""
+    rand = read_raw(export_copy / "randomization.csv")
+    inf = read_raw(export_copy / "infusion.csv")
+    i = rand.index[rand["subject_id"] == "01-005"][0]
+    rand.at[i, "arm"] = next(a for a in trial.arm_codes if a != rand.at[i, "arm"])
+    first = inf[(inf["subject_id"] == "01-010") & (inf["infusion_no"] == "1")]["infusion_date"].iloc[0]
+    j = rand.index[rand["subject_id"] == "01-010"][0]
+    rand.at[j, "rand_date"] = (pd.Timestamp(first) + pd.Timedelta(days=3)).strftime("%Y-%m-%d")
+    rand.to_csv(export_copy / "randomization.csv", index=False)
+    return load_export(export_copy, trial)
+
+
+def test_corrupted_file_reported_by_participant(corrupted, trial):
+    alloc = R.allocation_list(trial)
+    rand = corrupted["randomization"]
+    mism = R.allocation_mismatches(R.realized_vs_list(rand, alloc))
+    assert mism["Subject"].tolist() == ["01-005"] and mism["Sequence"].tolist() == [5]
+    assert mism["List arm"].iloc[0] == alloc.at[4, "arm"] != mism["Allocated arm"].iloc[0]
+    timing = R.chronology(rand, corrupted["screening"], corrupted["infusion"], trial)
+    bad = timing[timing["Finding"] != ""]
+    assert bad["Subject"].tolist() == ["01-010"] and "after the first infusion" in bad["Finding"].iloc[0]
+    blocks = R.block_completeness(rand, alloc, trial)
+    assert blocks.loc[blocks["finding"] != "", "block"].tolist() == [2]
+    received = R.received_vs_allocated(rand, corrupted["infusion"])
+    assert received.loc[received["Finding"] != "", "Subject"].tolist() == ["01-005"]
+    adsl = build_adam(corrupted, trial)["adsl"]
+    res = R.randomization_results(R.realized_vs_list(rand, alloc), received, R.allocation_ratio(rand, trial), blocks,
+                                  timing, R.baseline_balance(adsl, trial, baseline_variables(trial, adsl), n_perm=50))
+    assert list(res.columns) == ["check", "item", "level", "statistic", "value"]
+    assert {"01-005", "01-010"} <= set(res["item"])
+
+
+def test_outside_accrual_window_and_before_screening(export, trial):
+    rand = export["randomization"].copy()
+    start, end = R.accrual_window(trial)
+    rand.loc[0, "rand_date"] = end + pd.Timedelta(days=1)
+    rand.loc[1, "rand_date"] = pd.Timestamp("2000-01-01")
+    timing = R.chronology(rand, export["screening"], export["infusion"], trial).set_index("Subject")
+    assert "accrual window" in timing.loc[rand.loc[0, "subject_id"], "Finding"]
+    assert "before screening" in timing.loc[rand.loc[1, "subject_id"], "Finding"]
+
+
+def test_block_completeness_tiny_case(trial):
+    alloc = pd.DataFrame({"seq": range(1, 9), "block": [1] * 4 + [2] * 4, "block_size": 4,
+                          "arm": ["PV", "HA", "HA", "PV", "HA", "PV", "PV", "HA"]})
+    rand = pd.DataFrame({"block": [1, 1, 1, 1, 2, 2], "arm": ["PV", "HA", "HA", "HA", "HA", "PV"]})
+    blocks = R.block_completeness(rand, alloc, trial).set_index("block")
+    assert blocks.at[1, "complete"] and not blocks.at[1, "balanced"]
+    assert blocks.at[1, "finding"] == "complete block not in the planned ratio"
+    assert not blocks.at[2, "complete"] and blocks.at[2, "finding"] == ""
+
+
+def test_smd_hand_computed():
+    x = np.array([1.0, 2.0, 3.0, 4.0, 6.0, 8.0])
+    g = np.array([0, 0, 0, 1, 1, 1])
+    # means 2 and 6, variances 1 and 4: d = 4 / sqrt(2.5)
+    assert R.smd(x, g) == pytest.approx(4 / np.sqrt(2.5))
+    b = np.array([1, 0, 0, 0, 1, 1, 1, 0], dtype=float)
+    gb = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    # p0 = 0.25, p1 = 0.75: d = 0.5 / sqrt((0.1875 + 0.1875) / 2)
+    assert R.smd(b, gb, binary=True) == pytest.approx(0.5 / np.sqrt(0.1875))
+    # missing left out: control {1, 3} (mean 2, variance 2), treated {5, 7} (mean 6, variance 2)
+    assert R.smd(np.array([1.0, np.nan, 3.0, 5.0, 7.0]), np.array([0, 0, 0, 1, 1])) == pytest.approx(4 / np.sqrt(2))
+
+
+def test_smd_matches_tableone_for_continuous(adam, trial):
+    from tableone import TableOne
+    adsl = adam["adsl"]
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t1 = TableOne(adsl, columns=["AGE", "MELD", "TBILBL"], groupby="ARMCD", smd=True, pval=False)
+    treated = (adsl["ARMCD"] == "HA").astype(int).to_numpy()
+    smd_col = [c for c in t1.smd_table.columns if "HA" in c and "PV" in c][0]
+    for col in ("AGE", "MELD", "TBILBL"):
+        mine = abs(float(R.smd(adsl[col].astype(float).to_numpy(), treated)))
+        assert mine == pytest.approx(abs(float(t1.smd_table.loc[col, smd_col])), abs=1e-3)
+
+
+def test_balance_chance_range_seeded_and_sensible(adam, trial):
+    adsl = adam["adsl"]
+    variables = baseline_variables(trial, adsl)
+    a = R.baseline_balance(adsl, trial, variables, n_perm=400, seed=3)
+    b = R.baseline_balance(adsl, trial, variables, n_perm=400, seed=3)
+    pd.testing.assert_frame_equal(a, b)
+    cont = a[a["level"] == ""]
+    # for a continuous covariate and n = 16 per arm, |SMD| by chance alone rarely exceeds ~0.7 (2 x 1.96 / sqrt(32) = 0.69)
+    assert cont["chance_p95"].between(0.55, 0.9).all()
+    assert (a["abs_smd"] >= 0).all()
+
+
+def test_balance_figure_holds_the_numbers(adam, trial):
+    adsl = adam["adsl"]
+    bal = R.baseline_balance(adsl, trial, baseline_variables(trial, adsl), n_perm=100)
+    fig = R.plot_balance(bal, trial)
+    ax = fig.axes[0]
+    dots = ax.lines[0].get_xdata()
+    assert np.allclose(dots, bal["abs_smd"]) and np.allclose([p.get_width() for p in ax.patches], bal["chance_p95"])
+
+
+def test_accrual_window_from_the_trial_file(trial):
+    start, end = R.accrual_window(trial)
+    assert start == pd.Timestamp(trial.randomization["accrual_start"])
+    assert end == start + pd.DateOffset(months=trial.accrual_months)

@@ -12,9 +12,27 @@ def test_journal_table_has_caption_note_and_no_volatile_ids():
     df = pd.DataFrame({"Arm": ["A", "B"], "n": [3, 4]})
     out = journal_table(df, "Table 9. Counts", notes="n: participants").data
     assert '<table class="journal">\n<caption>Table 9. Counts</caption>' in out
-    assert "n: participants" in out and "<td>A</td>" in out
+    assert "n: participants" in out and '<tr><td>A</td><td class="r">3</td></tr>' in out
     assert out == journal_table(df, "Table 9. Counts", notes="n: participants").data
     assert "T_" not in out and "uuid" not in out
+
+
+def test_journal_table_aligns_text_left_numbers_right_and_escapes():
+    df = pd.DataFrame({"Variable": ["Age <18"], "Group": ["Peripheral vein"], "n (%)": ["13 (81.2%)"],
+                       "p": [0.5], "Missing": [None]})
+    out = journal_table(df, "T").data
+    assert ('<tr><td>Age &lt;18</td><td>Peripheral vein</td><td class="r">13 (81.2%)</td>'
+            '<td class="r">0.5</td><td></td></tr>') in out
+
+
+def test_blank_repeats_groups_leading_labels():
+    from helpers.tables import blank_repeats
+
+    df = pd.DataFrame({"Endpoint": ["ALT", "ALT", "ALT", "AST"], "Visit": ["W4", "W4", "W12", "W12"], "n": [1, 2, 3, 4]})
+    out = blank_repeats(df, 2)
+    assert out["Endpoint"].tolist() == ["ALT", "", "", "AST"]
+    assert out["Visit"].tolist() == ["W4", "", "W12", "W12"]
+    assert out["n"].tolist() == [1, 2, 3, 4]
 
 
 def test_accrual_figure_plots_the_accrual_table(adam, trial):

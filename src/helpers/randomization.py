@@ -53,12 +53,15 @@ def _stratum_labels(strata: list) -> list[str]:
 def allocation_list(trial: Trial, n: int | None = None, seed: int | None = None) -> pd.DataFrame:
     """The trial's allocation list: permuted blocks with the trial's block sizes and arm ratios.
 
-    ``n`` defaults to the planned sample size and ``seed`` to the trial's simulation seed. With
-    strata in the trial file (a list of names, or of ``{code, levels}`` factors to cross), one list
-    covering ``n`` is made per stratum, marked in a leading ``stratum`` column.
+    ``n`` defaults to the planned sample size and ``seed`` to the trial file's ``randomization.seed``,
+    so the list is reproducible from the trial file alone, independently of any data or simulation.
+    With strata in the trial file (a list of names, or of ``{code, levels}`` factors to cross), one
+    list covering ``n`` is made per stratum, marked in a leading ``stratum`` column.
     """
     n = trial.planned_n if n is None else int(n)
-    seed = trial.simulation.get("seed") if seed is None else seed
+    seed = trial.randomization.get("seed") if seed is None else seed
+    if seed is None:
+        raise ValueError(f"{trial.id}: no randomization.seed in the trial file; the allocation list must be seeded")
     rng = np.random.default_rng(seed)
     arms = [a.code for a in trial.arms]
     ratios = [a.ratio for a in trial.arms]
@@ -72,3 +75,255 @@ def allocation_list(trial: Trial, n: int | None = None, seed: int | None = None)
         one.insert(0, "stratum", label)
         lists.append(one)
     return pd.concat(lists, ignore_index=True)
+
+
+# --- checking the realized allocation ---------------------------------------------------------
+
+def accrual_window(trial: Trial) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First and last day randomization was allowed: ``randomization.accrual_start`` (else the
+    simulation's) and ``accrual_months`` later."""
+    start = trial.randomization.get("accrual_start", trial.simulation.get("accrual_start"))
+    if start is None:
+        raise ValueError(f"{trial.id}: no randomization.accrual_start in the trial file")
+    start = pd.Timestamp(start)
+    return start, start + pd.DateOffset(months=trial.accrual_months)
+
+
+def realized_vs_list(randomization: pd.DataFrame, alloc: pd.DataFrame) -> pd.DataFrame:
+    """Each participant next to the list row of the same sequence number.
+
+    The sequence is the order of study numbers (assigned in order of randomization, so a wrong
+    date cannot reorder it). Columns: subject_id, sequence, rand_date, block, arm, list_block,
+    list_arm, arm_matches, block_matches.
+    """
+    if "stratum" in alloc:
+        raise NotImplementedError("checking a stratified list needs each participant's stratum in the export")
+    rand = randomization.sort_values("subject_id", kind="stable").reset_index(drop=True)
+    out = pd.DataFrame({"subject_id": rand["subject_id"], "sequence": np.arange(1, len(rand) + 1),
+                        "rand_date": rand["rand_date"], "block": rand["block"].astype("Int64"),
+                        "arm": rand["arm"].astype(str)})
+    ref = alloc.set_index("seq").reindex(out["sequence"])
+    out["list_block"] = ref["block"].astype("Int64").to_numpy()
+    out["list_arm"] = ref["arm"].to_numpy()
+    out["arm_matches"] = out["arm"].eq(out["list_arm"]).to_numpy(dtype=bool)
+    out["block_matches"] = out["block"].eq(out["list_block"]).fillna(False).to_numpy(dtype=bool)
+    return out
+
+
+def allocation_mismatches(check: pd.DataFrame) -> pd.DataFrame:
+    """Participants whose allocated arm (or block) differs from the list: subject, sequence, list arm, allocated arm."""
+    bad = check[~check["arm_matches"] | ~check["block_matches"]]
+    return pd.DataFrame({"Subject": bad["subject_id"], "Sequence": bad["sequence"], "List arm": bad["list_arm"],
+                         "Allocated arm": bad["arm"], "List block": bad["list_block"],
+                         "Block": bad["block"]}).reset_index(drop=True)
+
+
+def received_vs_allocated(randomization: pd.DataFrame, infusion: pd.DataFrame) -> pd.DataFrame:
+    """Per participant: arm allocated, arm of the first infusion received, and the deviation if any."""
+    first = infusion.sort_values(["subject_id", "infusion_no"]).drop_duplicates("subject_id").set_index("subject_id")
+    rand = randomization.sort_values("subject_id")
+    got = rand["subject_id"].map(first["arm_received"].astype(str))
+    finding = np.select([got.isna(), got.ne(rand["arm"].astype(str))], ["no infusion", "received another arm"], "")
+    return pd.DataFrame({"Subject": rand["subject_id"].to_numpy(), "Allocated arm": rand["arm"].astype(str).to_numpy(),
+                         "Arm received": got.to_numpy(), "Finding": finding})
+
+
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact binomial confidence interval for k/n (Clopper & Pearson, Biometrika 1934) from beta quantiles."""
+    from scipy.stats import beta
+
+    alpha = 1 - level
+    lower = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+    upper = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return lower, upper
+
+
+def allocation_ratio(randomization: pd.DataFrame, trial: Trial, level: float = 0.95) -> pd.DataFrame:
+    """Per arm: n randomized, observed and planned proportion, exact (Clopper-Pearson) CI of the proportion."""
+    n = len(randomization)
+    counts = randomization["arm"].astype(str).value_counts()
+    total_ratio = sum(a.ratio for a in trial.arms)
+    rows = []
+    for a in trial.arms:
+        k = int(counts.get(a.code, 0))
+        lo, hi = clopper_pearson(k, n, level) if n else (np.nan, np.nan)
+        rows.append({"arm": a.code, "label": a.label, "n": k, "total": n, "proportion": k / n if n else np.nan,
+                     "planned": a.ratio / total_ratio, "ci_lower": lo, "ci_upper": hi})
+    return pd.DataFrame(rows)
+
+
+def block_completeness(randomization: pd.DataFrame, alloc: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """Per block used: planned size (from the list), participants randomized, per-arm counts, complete, balanced.
+
+    Only the last block may be incomplete; a complete block must hold the arms in the planned ratio.
+    """
+    size = alloc.groupby("block")["block_size"].first()
+    counts = pd.crosstab(randomization["block"].astype("Int64"), randomization["arm"].astype(str))
+    counts = counts.reindex(columns=trial.arm_codes, fill_value=0)
+    total_ratio = sum(a.ratio for a in trial.arms)
+    out = counts.rename_axis(None, axis=1).reset_index().rename(columns={"index": "block"})
+    out.insert(1, "block_size", out["block"].map(size).astype("Int64"))
+    out.insert(2, "randomized", counts.sum(axis=1).to_numpy())
+    out["complete"] = out["randomized"].eq(out["block_size"]).fillna(False).to_numpy(dtype=bool)
+    planned = np.array([[a.ratio for a in trial.arms]]) * (out["block_size"].fillna(0).to_numpy(dtype=int)[:, None] // total_ratio)
+    out["balanced"] = (counts.to_numpy() == planned).all(axis=1)
+    last = out["block"].max()
+    out["finding"] = np.select(
+        [out["block_size"].isna(), out["randomized"] > out["block_size"].fillna(0),
+         out["complete"] & ~out["balanced"], ~out["complete"] & (out["block"] != last)],
+        ["block not on the list", "more participants than the block size", "complete block not in the planned ratio",
+         "incomplete block before the last"], "")
+    return out
+
+
+def chronology(randomization: pd.DataFrame, screening: pd.DataFrame, infusion: pd.DataFrame,
+               trial: Trial) -> pd.DataFrame:
+    """Per participant: screening, randomization and first infusion dates, and every order or window breach.
+
+    Rules: randomized on or after screening, on or before the first infusion, inside the accrual
+    window (``accrual_window``). ``finding`` lists the breaches ("" when none).
+    """
+    start, end = accrual_window(trial)
+    scr = screening.set_index("screening_id")["screening_date"]
+    first = infusion.groupby("subject_id")["infusion_date"].min()
+    rand = randomization.sort_values("subject_id")
+    out = pd.DataFrame({"Subject": rand["subject_id"].to_numpy(),
+                        "Screening": rand["screening_id"].map(scr).to_numpy(),
+                        "Randomization": rand["rand_date"].to_numpy(),
+                        "First infusion": rand["subject_id"].map(first).to_numpy()})
+    rules = {
+        "randomized before screening": out["Randomization"] < out["Screening"],
+        "randomized after the first infusion": out["Randomization"] > out["First infusion"],
+        f"randomized outside the accrual window {start.date()} to {end.date()}": ~out["Randomization"].between(start, end),
+    }
+    out["Finding"] = ["; ".join(k for k, v in rules.items() if v.iloc[i]) for i in range(len(out))]
+    return out
+
+
+# --- baseline balance -------------------------------------------------------------------------
+
+def _group_moments(values: np.ndarray, groups: np.ndarray, binary: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of ``values`` within each row of the 0/1 matrix ``groups`` (missing values left out).
+
+    Binary variables use p(1 - p); continuous ones the sample variance (n - 1).
+    """
+    ok = ~np.isnan(values)
+    x = np.where(ok, values, 0.0)
+    g = groups * ok
+    n = g.sum(axis=-1)
+    mean = (g * x).sum(axis=-1) / n
+    if binary:
+        return mean, mean * (1 - mean)
+    ss = (g * (x - mean[..., None]) ** 2).sum(axis=-1)
+    return mean, ss / (n - 1)
+
+
+def smd(values: np.ndarray, treated: np.ndarray, binary: bool = False) -> np.ndarray:
+    """Standardized mean difference treated - control (Austin, Stat Med 2009;28:3083-3107).
+
+    Continuous: (mean1 - mean0) / sqrt((s1^2 + s0^2) / 2); binary: (p1 - p0) / sqrt((p1(1-p1) +
+    p0(1-p0)) / 2). ``treated`` is 0/1 per participant, or a matrix of such rows (one SMD per row).
+    Zero difference with zero spread gives 0.
+    """
+    values = np.asarray(values, dtype=float)
+    treated = np.asarray(treated, dtype=float)
+    m1, v1 = _group_moments(values, treated, binary)
+    m0, v0 = _group_moments(values, 1 - treated, binary)
+    diff, sd = m1 - m0, np.sqrt((v1 + v0) / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sd > 0, diff / sd, np.where(diff == 0, 0.0, np.inf))
+
+
+def balance_rows(adsl: pd.DataFrame, variables: list[dict]) -> list[tuple[str, str, np.ndarray, bool]]:
+    """(variable label, level, values, binary) per row of the balance table: one per continuous
+    variable, one per level of a categorical one (an indicator, missing kept missing)."""
+    rows = []
+    for v in variables:
+        col = adsl[v["column"]]
+        if v["type"] == "continuous":
+            rows.append((v["label"], "", col.astype("Float64").to_numpy(dtype=float, na_value=np.nan), False))
+        else:
+            miss = col.isna().to_numpy()
+            for level in v["levels"]:
+                ind = np.where(miss, np.nan, col.astype(str).eq(str(level)).to_numpy(dtype=float))
+                rows.append((v["label"], str(level), ind, True))
+    return rows
+
+
+def baseline_balance(adsl: pd.DataFrame, trial: Trial, variables: list[dict], n_perm: int = 2000,
+                     seed: int = 1) -> pd.DataFrame:
+    """Absolute SMD of each baseline row, each non-control arm vs control, with the range chance gives.
+
+    The reference is the re-randomization distribution: the observed participants' arm labels are
+    permuted ``n_perm`` times (arm sizes kept, seeded) and ``chance_p95`` is the 95th percentile of
+    |SMD| under those permutations, i.e. what randomization alone produces at this N per arm.
+    Descriptive only: no p-values (CONSORT 2010, item 15).
+    """
+    rng = np.random.default_rng(seed)
+    rows = balance_rows(adsl, variables)
+    arms = adsl["ARMCD"].astype(str).to_numpy()
+    out = []
+    for arm in trial.arms:
+        if arm.code == trial.control_arm:
+            continue
+        keep = np.isin(arms, [arm.code, trial.control_arm])
+        treated = (arms[keep] == arm.code).astype(float)
+        perms = np.array([rng.permutation(treated) for _ in range(n_perm)])
+        for label, level, values, binary in rows:
+            observed = abs(float(smd(values[keep], treated, binary)))
+            null = np.abs(smd(values[keep], perms, binary))
+            out.append({"comparison": f"{arm.label} vs {trial.arm_labels[trial.control_arm]}", "variable": label,
+                        "level": level, "abs_smd": observed, "chance_p95": float(np.nanpercentile(null, 95))})
+    return pd.DataFrame(out)
+
+
+def plot_balance(balance: pd.DataFrame, trial: Trial):
+    """Dot plot of |SMD| per baseline row (dots) against the 95th percentile chance gives (grey bars)."""
+    import matplotlib.pyplot as plt
+
+    from .plots import arm_palette, set_style
+
+    set_style()
+    labels = [f"{v}: {lv}" if lv else v for v, lv in zip(balance["variable"], balance["level"])]
+    fig, ax = plt.subplots(figsize=(7, 0.26 * len(balance) + 1.4))
+    y = np.arange(len(balance))[::-1]
+    colour = arm_palette(trial)[next(a.label for a in trial.arms if a.code != trial.control_arm)]
+    ax.barh(y, balance["chance_p95"], color="#d9d9d9", height=0.6, label="95th percentile under re-randomization")
+    ax.plot(balance["abs_smd"], y, "o", color=colour, markersize=5, label="Observed |SMD|")
+    ax.set_yticks(y, labels)
+    ax.set_xlabel("Absolute standardized mean difference")
+    ax.set_ylim(-0.7, len(balance) - 0.3)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def randomization_results(check: pd.DataFrame, received: pd.DataFrame, ratio: pd.DataFrame, blocks: pd.DataFrame,
+                          timing: pd.DataFrame, balance: pd.DataFrame) -> pd.DataFrame:
+    """Every result of the randomization check as one tidy table: check, item, level, statistic, value.
+
+    Mismatches, deviations and chronology breaches appear one row per participant (item = subject).
+    """
+    rows = [("list", "all", "", "participants checked", len(check)),
+            ("list", "all", "", "arm mismatches", int((~check["arm_matches"]).sum())),
+            ("list", "all", "", "block mismatches", int((~check["block_matches"]).sum()))]
+    for r in check[~check["arm_matches"] | ~check["block_matches"]].itertuples(index=False):
+        rows += [("list", r.subject_id, "", "sequence", r.sequence), ("list", r.subject_id, "", "list arm", r.list_arm),
+                 ("list", r.subject_id, "", "allocated arm", r.arm)]
+    dev = received[received["Finding"] != ""]
+    rows.append(("received", "all", "", "deviations", len(dev)))
+    rows += [("received", r.Subject, "", r.Finding, r._2) for r in dev.itertuples(index=False)]
+    for r in ratio.itertuples(index=False):
+        rows += [("ratio", r.arm, "", k, getattr(r, k)) for k in ("n", "proportion", "planned", "ci_lower", "ci_upper")]
+    rows += [("blocks", "all", "", "blocks used", len(blocks)),
+             ("blocks", "all", "", "complete", int(blocks["complete"].sum())),
+             ("blocks", "all", "", "problems", int((blocks["finding"] != "").sum()))]
+    rows += [("blocks", str(r.block), "", r.finding, r.randomized) for r in blocks[blocks["finding"] != ""].itertuples()]
+    bad = timing[timing["Finding"] != ""]
+    rows.append(("chronology", "all", "", "participants with a breach", len(bad)))
+    rows += [("chronology", r.Subject, "", "finding", r.Finding) for r in bad.itertuples(index=False)]
+    for r in balance.itertuples(index=False):
+        rows += [("balance", r.variable, r.level, f"|SMD| {r.comparison}", r.abs_smd),
+                 ("balance", r.variable, r.level, f"chance 95th percentile {r.comparison}", r.chance_p95)]
+    return pd.DataFrame(rows, columns=["check", "item", "level", "statistic", "value"])

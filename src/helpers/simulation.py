@@ -29,7 +29,7 @@ import yaml
 from faker import Faker
 from faker.providers.ssn.zh_CN import Provider as _ZhSsn
 
-from .randomization import permuted_blocks
+from .randomization import allocation_list
 from .trial import Trial
 
 SCHEMA_FILE = Path(__file__).with_name("export_schema.yaml")
@@ -204,13 +204,16 @@ def simulate_randomization(trial: Trial, screening: pd.DataFrame, rng: np.random
     """Randomization log: the eligible people, 1-14 days after screening, in order of randomization.
 
     Study numbers ``SS-NNN`` (site-sequence) follow the order of randomization and take the arm and
-    block of the next row of a permuted-block list built with the trial's block sizes and ratios.
+    block of the next row of the trial's allocation list (``randomization.allocation_list``, seeded
+    by ``randomization.seed`` in the trial file, independent of the cohort's random stream), as a
+    site opens the next envelope. Stratified lists are not simulated (no stratum membership).
     """
+    if trial.randomization.get("strata"):
+        raise NotImplementedError(f"{trial.id}: the simulator does not assign strata; simulate unstratified trials")
     elig = screening[screening["_eligible"]].reset_index(drop=True)
     rand_date = [d + dt.timedelta(days=int(k)) for d, k in zip(elig["screening_date"], rng.integers(1, 15, len(elig)))]
     elig = elig.assign(rand_date=rand_date).sort_values(["rand_date", "screening_id"], kind="stable")
-    sizes = trial.randomization.get("block_sizes") or [2 * sum(a.ratio for a in trial.arms)]
-    alloc = permuted_blocks(trial.arm_codes, [a.ratio for a in trial.arms], sizes, len(elig), rng).head(len(elig))
+    alloc = allocation_list(trial, n=len(elig)).head(len(elig))
     return pd.DataFrame({
         "subject_id": [f"{SITE_NUMBER:02d}-{k:03d}" for k in range(1, len(elig) + 1)],
         "screening_id": elig["screening_id"].to_numpy(),

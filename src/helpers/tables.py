@@ -10,25 +10,54 @@ from IPython.display import HTML
 _CSS = """<style>
 table.journal {border-collapse: collapse; margin: 0.5em 0 0.2em 0; font-size: 0.92em;}
 table.journal caption {caption-side: top; text-align: left; font-weight: 600; padding-bottom: 0.4em;}
-table.journal th, table.journal td {padding: 0.25em 0.8em; border: none; text-align: right;}
-table.journal th:first-child, table.journal td:first-child {text-align: left;}
+table.journal th, table.journal td {padding: 0.25em 0.8em; border: none; text-align: left; vertical-align: top;}
+table.journal .r {text-align: right;}
 table.journal thead th {border-top: 1.5px solid #222; border-bottom: 1px solid #222; vertical-align: bottom;}
 table.journal tbody tr:last-child td {border-bottom: 1.5px solid #222;}
 p.journal-note {font-size: 0.85em; color: #444; margin-top: 0.2em;}
 </style>"""
+_NUMBER_LIKE = re.compile(r"^\s*(?:[<>≤≥]\s*)?[-+−]?(?:\d|\.\d)")
 
 
-def journal_table(df: pd.DataFrame, caption: str, notes: str | None = None, index: bool = False,
-                  table_id: str | None = None) -> HTML:
-    """Render a DataFrame as a static, deterministic HTML table (no random ids, no memory addresses)."""
-    body = df.to_html(index=index, na_rep="", border=0, classes="journal", escape=True,
-                      float_format=lambda v: f"{v:g}")
-    body = re.sub(r' style="text-align: right;"', "", body)
-    body = re.sub(r"<table[^>]*>", f'<table class="journal"{_id(table_id)}>\n<caption>{html.escape(caption)}</caption>',
-                  body, count=1)
+def _cell(value) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return html.escape(str(value))
+
+
+def _right_aligned(column: pd.Series) -> bool:
+    """Numbers, and text that reads as numbers (counts with percentages, estimates with CIs), align right."""
+    if pd.api.types.is_numeric_dtype(column):
+        return True
+    present = column.dropna().astype(str)
+    return len(present) > 0 and present.str.match(_NUMBER_LIKE).all()
+
+
+def blank_repeats(df: pd.DataFrame, columns: int) -> pd.DataFrame:
+    """Show a label in the first ``columns`` columns only where it changes, as grouped journal tables do."""
+    out = df.astype({c: object for c in df.columns[:columns]})
+    same = pd.Series(True, index=df.index)
+    for c in df.columns[:columns]:
+        same &= df[c].eq(df[c].shift())
+        out.loc[same, c] = ""
+    return out
+
+
+def journal_table(df: pd.DataFrame, caption: str, notes: str | None = None, table_id: str | None = None,
+                  group_columns: int = 0) -> HTML:
+    """Render a DataFrame as a static, deterministic HTML table (no random ids, no memory addresses).
+
+    Text columns align left and numeric ones right; the first column is always left (row labels).
+    Repeated labels in the first ``group_columns`` columns are shown once per group.
+    """
+    df = blank_repeats(df, group_columns) if group_columns else df
+    align = [""] + [' class="r"' if _right_aligned(df[c]) else "" for c in df.columns[1:]]
+    head = "".join(f"<th{a}>{html.escape(str(c))}</th>" for a, c in zip(align, df.columns))
+    body = "\n".join("<tr>" + "".join(f"<td{a}>{_cell(v)}</td>" for a, v in zip(align, row)) + "</tr>"
+                     for row in df.itertuples(index=False))
+    table_attr = f' id="{table_id}"' if table_id else ""
     note = f'<p class="journal-note">{html.escape(notes)}</p>' if notes else ""
-    return HTML(_CSS + body + note)
-
-
-def _id(table_id: str | None) -> str:
-    return f' id="{table_id}"' if table_id else ""
+    return HTML(f'{_CSS}<table class="journal"{table_attr}>\n<caption>{html.escape(caption)}</caption>\n'
+                f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>{note}")

@@ -1,0 +1,171 @@
+"""Adverse events by arm in the safety population (SAFFL = Y, by arm actually received, TRT01A).
+
+An ADAE-style dataset is derived from the events file (event_type AE); deaths come from its DEATH
+rows. Tables count participants with at least one event (n, % of the arm's safety population)
+and events. Terms are reported verbatim (the export carries no MedDRA coding).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .adam import study_day, usubjid
+from .cohort import n_pct
+from .loading import Export
+from .trial import Trial
+
+RELATED = ("possible", "probable", "definite")
+# Verbatim-term fragments of complications of arterial access and intra-arterial infusion
+# (puncture, catheter, embolization); the export has no procedure flag, so terms are matched.
+PROCEDURE_KEYWORDS = ("puncture", "haematoma", "hematoma", "catheter", "emboli", "access site", "arterial",
+                      "angiograph", "pseudoaneurysm", "dissection")
+CATEGORIES = {
+    "ANY": "Any adverse event",
+    "SERIOUS": "Serious adverse event",
+    "RELATED": "Related to the infusion (possible, probable or definite)",
+    "WITHDRAWAL": "Leading to withdrawal",
+    "DEATH": "Death",
+}
+
+
+def safety_population(adsl: pd.DataFrame) -> pd.DataFrame:
+    """Participants who received any infusion (SAFFL = Y)."""
+    return adsl[adsl["SAFFL"] == "Y"]
+
+
+def safety_n(adsl: pd.DataFrame, trial: Trial) -> dict[str, int]:
+    """Safety population per arm as treated (TRT01A label), in the trial file's order."""
+    counts = safety_population(adsl)["TRT01A"].value_counts()
+    return {a.label: int(counts.get(a.label, 0)) for a in trial.arms}
+
+
+def safety_header(adsl: pd.DataFrame, trial: Trial) -> dict[str, str]:
+    """Arm label -> 'Label (N=n)' with n the safety population as treated."""
+    return {label: f"{label} (N={n})" for label, n in safety_n(adsl, trial).items()}
+
+
+def build_adae(export: Export, adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """ADAE-style records: AEs of the safety population with arm as treated, study days from first
+    infusion (ASTDY), treatment-emergent flag (onset on or after the first infusion), and flags
+    AESER, AERELFL (possible/probable/definite), AEWDFL (led to withdrawal)."""
+    sl = safety_population(adsl).set_index("SUBJID")
+    ev = export["events"]
+    ae = ev[(ev["event_type"] == "AE") & ev["subject_id"].isin(sl.index)]
+    trtsdt = ae["subject_id"].map(sl["TRTSDT"])
+    out = pd.DataFrame({
+        "USUBJID": usubjid(trial, ae["subject_id"]).to_numpy(),
+        "TRT01A": ae["subject_id"].map(sl["TRT01A"]).to_numpy(),
+        "AESEQ": ae["event_id"].to_numpy(),
+        "AETERM": ae["term"].to_numpy(),
+        "ASTDT": ae["start_date"].to_numpy(),
+        "AENDT": ae["end_date"].to_numpy(),
+        "ASTDY": study_day(ae["start_date"], trtsdt).array,
+        "AENDY": study_day(ae["end_date"], trtsdt).array,
+        "AESER": ae["serious"].to_numpy(),
+        "AESEV": ae["severity"].to_numpy(),
+        "AEREL": ae["relatedness"].to_numpy(),
+        "AERELFL": np.where(ae["relatedness"].isin(RELATED), "Y", "N"),
+        "AEWDFL": ae["led_to_withdrawal"].to_numpy(),
+        "TRTEMFL": np.where(ae["start_date"] >= trtsdt, "Y", "N"),
+    })
+    return out.sort_values(["USUBJID", "ASTDT", "AESEQ"]).reset_index(drop=True)
+
+
+def deaths(export: Export, adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """DEATH rows of the events file for the safety population: USUBJID, arm as treated, cause, study day."""
+    sl = safety_population(adsl).set_index("SUBJID")
+    ev = export["events"]
+    d = ev[(ev["event_type"] == "DEATH") & ev["subject_id"].isin(sl.index)]
+    return pd.DataFrame({"USUBJID": usubjid(trial, d["subject_id"]).to_numpy(),
+                         "TRT01A": d["subject_id"].map(sl["TRT01A"]).to_numpy(),
+                         "DTHCAUS": d["term"].to_numpy(),
+                         "DTHDY": study_day(d["start_date"], d["subject_id"].map(sl["TRTSDT"])).array})
+
+
+def _category_records(adae: pd.DataFrame, dth: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    teae = adae[adae["TRTEMFL"] == "Y"]
+    return {"ANY": teae, "SERIOUS": teae[teae["AESER"] == "Y"], "RELATED": teae[teae["AERELFL"] == "Y"],
+            "WITHDRAWAL": teae[teae["AEWDFL"] == "Y"], "DEATH": dth}
+
+
+def _count(records: pd.DataFrame, arm_n: dict[str, int]) -> list[dict]:
+    return [{"ARM": arm, "N": n, "N_PARTICIPANTS": int(records.loc[records["TRT01A"] == arm, "USUBJID"].nunique()),
+             "N_EVENTS": int((records["TRT01A"] == arm).sum())} for arm, n in arm_n.items()]
+
+
+def ae_summary(adae: pd.DataFrame, dth: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """Tidy: per category (any, serious, related, leading to withdrawal, death) and arm, participants with
+    at least one event, % of the arm's safety population, and events. AEs are treatment-emergent."""
+    arm_n = safety_n(adsl, trial)
+    rows = [{"CATEGORY": code, "TERM": "", **r}
+            for code, rec in _category_records(adae, dth).items() for r in _count(rec, arm_n)]
+    return _with_pct(pd.DataFrame(rows))
+
+
+def _with_pct(df: pd.DataFrame) -> pd.DataFrame:
+    df["PCT"] = np.where(df["N"] > 0, 100 * df["N_PARTICIPANTS"] / df["N"].where(df["N"] > 0, 1), np.nan)
+    return df[["CATEGORY", "TERM", "ARM", "N", "N_PARTICIPANTS", "PCT", "N_EVENTS"]]
+
+
+def ae_by_term(adae: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, category: str = "TERM") -> pd.DataFrame:
+    """Tidy: per verbatim term and arm, participants and events (treatment-emergent), terms sorted by
+    participants over all arms, then events, then name."""
+    arm_n = safety_n(adsl, trial)
+    teae = adae[adae["TRTEMFL"] == "Y"]
+    order = (teae.groupby("AETERM").agg(p=("USUBJID", "nunique"), e=("USUBJID", "size")).reset_index()
+             .sort_values(["p", "e", "AETERM"], ascending=[False, False, True])["AETERM"])
+    rows = [{"CATEGORY": category, "TERM": term, **r} for term in order
+            for r in _count(teae[teae["AETERM"] == term], arm_n)]
+    cols = ["CATEGORY", "TERM", "ARM", "N", "N_PARTICIPANTS", "N_EVENTS"]
+    return _with_pct(pd.DataFrame(rows, columns=cols))
+
+
+def is_procedure_term(term: pd.Series, keywords=PROCEDURE_KEYWORDS) -> pd.Series:
+    """True for verbatim terms naming a complication of arterial access or intra-arterial infusion."""
+    low = term.str.lower()
+    return pd.Series(np.logical_or.reduce([low.str.contains(k, regex=False) for k in keywords]), index=term.index) \
+        if len(term) else pd.Series(dtype=bool)
+
+
+def procedure_events(adae: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """``ae_by_term`` restricted to infusion-procedure terms (``is_procedure_term``), CATEGORY PROCEDURE."""
+    return ae_by_term(adae[is_procedure_term(adae["AETERM"])], adsl, trial, category="PROCEDURE")
+
+
+def adverse_event_results(adae: pd.DataFrame, dth: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """The chapter's tidy export: the summary categories, then every term, then procedure terms."""
+    parts = [ae_summary(adae, dth, adsl, trial), ae_by_term(adae, adsl, trial), procedure_events(adae, adsl, trial)]
+    out = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    return out.astype({"N": int, "N_PARTICIPANTS": int, "PCT": float, "N_EVENTS": int})
+
+
+def display_table(tidy: pd.DataFrame, header: dict[str, str], first: str = "Adverse event") -> pd.DataFrame:
+    """Wide report table: one row per category or term; per arm 'n (%)' participants and events."""
+    key = tidy["TERM"].where(tidy["TERM"] != "", tidy["CATEGORY"].map(CATEGORIES))
+    rows = list(dict.fromkeys(key))
+    out = pd.DataFrame({first: rows})
+    for arm, label in header.items():
+        d = tidy[tidy["ARM"] == arm].assign(_k=key).set_index("_k").reindex(rows)
+        out[f"{label}: participants, n (%)"] = [n_pct(int(p), int(n)) for p, n in zip(d["N_PARTICIPANTS"], d["N"])]
+        out[f"{label}: events"] = d["N_EVENTS"].astype(int).to_numpy()
+    return out
+
+
+def serious_listing(adae: pd.DataFrame, dth: pd.DataFrame) -> pd.DataFrame:
+    """Listing of deaths and serious AEs by participant (USUBJID only), ordered by participant and study day.
+
+    A serious AE ending on the day of death is shown as fatal."""
+    sae = adae[adae["AESER"] == "Y"]
+    fatal = sae["USUBJID"].map(dth.set_index("USUBJID")["DTHDY"]).eq(sae["AENDY"]).fillna(False).to_numpy(bool)
+    outcome = np.select([fatal, sae["AENDT"].isna().to_numpy()], ["Fatal", "Ongoing at end of follow-up"],
+                        ("Resolved day " + sae["AENDY"].astype("string").fillna("")).to_numpy(str))
+    rows = pd.DataFrame({"Participant": sae["USUBJID"], "Arm (as treated)": sae["TRT01A"], "Record": "Serious AE",
+                         "Term": sae["AETERM"], "Onset (study day)": sae["ASTDY"].astype("Int64"),
+                         "Severity": sae["AESEV"], "Relatedness": sae["AEREL"], "Outcome": outcome,
+                         "Led to withdrawal": sae["AEWDFL"].map({"Y": "Yes", "N": "No"})})
+    dead = pd.DataFrame({"Participant": dth["USUBJID"], "Arm (as treated)": dth["TRT01A"], "Record": "Death",
+                         "Term": dth["DTHCAUS"], "Onset (study day)": dth["DTHDY"].astype("Int64"),
+                         "Severity": "", "Relatedness": "", "Outcome": "", "Led to withdrawal": ""})
+    out = pd.concat([rows, dead], ignore_index=True)
+    out["_r"] = (out["Record"] == "Death").astype(int)
+    return out.sort_values(["Participant", "Onset (study day)", "_r", "Term"]).drop(columns="_r").reset_index(drop=True)

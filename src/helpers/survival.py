@@ -1,0 +1,396 @@
+"""Survival to the primary horizon by arm: Kaplan-Meier, log-rank, Cox, horizon survival, Fisher's exact.
+
+Input is ADTTE (AVAL days from randomization, CNSR 1 = censored, already censored at the trial
+file's horizon and, for OS, at liver transplant when the trial file says so). Arms are analysed
+as randomized (TRT01P). Statsmodels does the fitting where it offers the method
+(``SurvfuncRight`` for Kaplan-Meier and Greenwood standard errors, ``survdiff`` for the log-rank
+test, ``PHReg`` for Cox regression); the pointwise log-log confidence interval is computed here
+from the Greenwood SE, because ``SurvfuncRight`` offers only simultaneous bands (log, arcsine).
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import MaxNLocator
+from scipy import stats
+from statsmodels.duration.hazard_regression import PHReg
+from statsmodels.duration.survfunc import SurvfuncRight, survdiff
+
+from . import cohort, plots
+from .trial import Trial
+
+FEW_EVENTS = 10
+Z95 = stats.norm.ppf(0.975)
+
+
+def horizon_days(trial: Trial) -> int:
+    """The primary endpoint's horizon in days (trial file), else the follow-up in weeks x 7."""
+    return int(trial.primary_endpoint.get("horizon_days", 7 * trial.followup_weeks))
+
+
+def _arm_data(adtte: pd.DataFrame, paramcd: str) -> pd.DataFrame:
+    d = adtte[adtte["PARAMCD"] == paramcd]
+    return pd.DataFrame({"USUBJID": d["USUBJID"].to_numpy(), "ARM": d["TRT01P"].to_numpy(),
+                         "TIME": d["AVAL"].to_numpy(dtype=float), "EVENT": 1 - d["CNSR"].to_numpy(dtype=int),
+                         "EVNTDESC": d["EVNTDESC"].to_numpy()})
+
+
+def loglog_ci(surv, se, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise CI for S(t) on the log(-log) scale (Kalbfleisch and Prentice 2002, sec. 1.3; R's conf.type="log-log").
+
+    With the Greenwood variance var(S) = S^2 sum d/(n(n-d)), var(log(-log S)) = var(S) / (S log S)^2;
+    the limits are S^exp(+z sd) (lower) and S^exp(-z sd) (upper). Undefined (NaN) where S is 0 or 1.
+    """
+    surv, se = np.asarray(surv, dtype=float), np.asarray(se, dtype=float)
+    z = stats.norm.ppf(1 - alpha / 2)
+    ok = (surv > 0) & (surv < 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sd = np.where(ok, se / (surv * np.abs(np.log(np.where(ok, surv, 0.5)))), np.nan)
+        lower = np.where(ok, surv ** np.exp(z * sd), np.nan)
+        upper = np.where(ok, surv ** np.exp(-z * sd), np.nan)
+    return lower, upper
+
+
+def kaplan_meier(time, event, alpha: float = 0.05) -> pd.DataFrame:
+    """Kaplan-Meier table at each distinct time (events or censorings), starting at time 0.
+
+    Columns: TIME, N_RISK, N_EVENT, N_CENSOR, SURV, SE (Greenwood), LCL, UCL (log-log).
+    S and its SE come from statsmodels ``SurvfuncRight``; censor-only times carry S forward.
+    """
+    time, event = np.asarray(time, dtype=float), np.asarray(event, dtype=int)
+    times = np.unique(time)
+    n_risk = np.array([(time >= t).sum() for t in times])
+    n_event = np.array([((time == t) & (event == 1)).sum() for t in times])
+    surv = np.ones(len(times))
+    se = np.zeros(len(times))
+    if event.sum():
+        sf = SurvfuncRight(time, event)
+        idx = np.searchsorted(sf.surv_times, times, side="right") - 1
+        has = idx >= 0
+        surv[has] = sf.surv_prob[idx[has]]
+        se[has] = sf.surv_prob_se[idx[has]]
+    lcl, ucl = loglog_ci(surv, se, alpha)
+    table = pd.DataFrame({"TIME": times, "N_RISK": n_risk, "N_EVENT": n_event, "N_CENSOR": n_risk - n_event
+                          - np.append(n_risk[1:], 0), "SURV": surv, "SE": se, "LCL": lcl, "UCL": ucl})
+    start = pd.DataFrame({"TIME": [0.0], "N_RISK": [len(time)], "N_EVENT": [0], "N_CENSOR": [0], "SURV": [1.0],
+                          "SE": [0.0], "LCL": [np.nan], "UCL": [np.nan]})
+    return pd.concat([start, table[table["TIME"] > 0]], ignore_index=True)
+
+
+def km_by_arm(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS") -> pd.DataFrame:
+    """Kaplan-Meier tables of one ADTTE parameter, one block per arm (ARM = label), in trial order."""
+    d = _arm_data(adtte, paramcd)
+    blocks = [kaplan_meier(g["TIME"], g["EVENT"]).assign(ARM=arm.label)
+              for arm in trial.arms for g in [d[d["ARM"] == arm.label]] if len(g)]
+    return pd.concat(blocks, ignore_index=True)[["ARM"] + list(blocks[0].columns[:-1])]
+
+
+def survival_at(km: pd.DataFrame, t: float) -> pd.Series:
+    """S(t) with SE and log-log CI from a Kaplan-Meier table: the last row at or before t."""
+    return km[km["TIME"] <= t].iloc[-1][["SURV", "SE", "LCL", "UCL"]]
+
+
+def number_at_risk(adtte: pd.DataFrame, trial: Trial, paramcd: str, days) -> pd.DataFrame:
+    """Participants at risk (followed and event-free: AVAL >= t) per arm (rows) at each day t (columns)."""
+    d = _arm_data(adtte, paramcd)
+    out = pd.DataFrame({int(t): [int((d.loc[d["ARM"] == a.label, "TIME"] >= max(t, 0)).sum()) for a in trial.arms]
+                        for t in days}, index=[a.label for a in trial.arms])
+    out.index.name = "ARM"
+    return out
+
+
+def risk_days(trial: Trial, step_weeks: int = 4) -> list[int]:
+    """Days at which the number at risk is shown: every ``step_weeks`` weeks to the horizon."""
+    h = horizon_days(trial)
+    return [int(d) for d in np.arange(0, h + 1, 7 * step_weeks)]
+
+
+def event_counts(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS") -> pd.DataFrame:
+    """Per arm: participants, events and censorings by reason (EVNTDESC), in trial order."""
+    d = _arm_data(adtte, paramcd)
+    reasons = sorted(d.loc[d["EVENT"] == 0, "EVNTDESC"].unique())
+    rows = []
+    for arm in trial.arms:
+        g = d[d["ARM"] == arm.label]
+        row = {"ARM": arm.label, "N": len(g), "EVENTS": int(g["EVENT"].sum()), "CENSORED": int((g["EVENT"] == 0).sum())}
+        row.update({f"CENSORED: {r}": int(((g["EVENT"] == 0) & (g["EVNTDESC"] == r)).sum()) for r in reasons})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _design(d: pd.DataFrame, trial: Trial) -> tuple[np.ndarray, list[str]]:
+    others = [a for a in trial.arms if a.code != trial.control_arm]
+    x = np.column_stack([(d["ARM"] == a.label).to_numpy(dtype=float) for a in others])
+    return x, [a.label for a in others]
+
+
+def logrank(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS", strata: str | None = None) -> dict:
+    """Log-rank test of equal survival across arms (statsmodels ``survdiff``), optionally stratified by an ADTTE column."""
+    d = _arm_data(adtte, paramcd)
+    st = None if strata is None else adtte.loc[adtte["PARAMCD"] == paramcd, strata].to_numpy()
+    if d["EVENT"].sum() == 0:
+        return {"CHISQ": np.nan, "DF": d["ARM"].nunique() - 1, "PVALUE": np.nan}
+    chisq, p = survdiff(d["TIME"].to_numpy(), d["EVENT"].to_numpy(), d["ARM"].to_numpy(), strata=st)
+    return {"CHISQ": float(chisq), "DF": d["ARM"].nunique() - 1, "PVALUE": float(p)}
+
+
+def cox_hr(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS", strata: str | None = None) -> pd.DataFrame:
+    """Hazard ratio of each arm vs the control arm: Cox model with Efron ties (statsmodels ``PHReg``), Wald 95% CI.
+
+    Not estimable (NaN, with the reason) when an arm compared has no event: the partial
+    likelihood then has no finite maximum.
+    """
+    d = _arm_data(adtte, paramcd)
+    x, labels = _design(d, trial)
+    control = trial.arm_labels[trial.control_arm]
+    events = d.groupby("ARM")["EVENT"].sum()
+    rows = [{"ARM": lab, "REFERENCE": control, "EVENTS_ARM": int(events.get(lab, 0)),
+             "EVENTS_REF": int(events.get(control, 0)), "HR": np.nan, "LCL": np.nan, "UCL": np.nan,
+             "PVALUE": np.nan, "NOTE": ""} for lab in labels]
+    no_event = [a for a in labels + [control] if events.get(a, 0) == 0]
+    if no_event:
+        for r in rows:
+            r["NOTE"] = f"not estimable: no events in {', '.join(no_event)}"
+        return pd.DataFrame(rows)
+    st = None if strata is None else adtte.loc[adtte["PARAMCD"] == paramcd, strata].to_numpy()
+    fit = PHReg(d["TIME"].to_numpy(), x, status=d["EVENT"].to_numpy(), ties="efron", strata=st).fit()
+    ci = np.exp(fit.conf_int())
+    for k, r in enumerate(rows):
+        r.update(HR=float(np.exp(fit.params[k])), LCL=float(ci[k, 0]), UCL=float(ci[k, 1]),
+                 PVALUE=float(fit.pvalues[k]))
+    return pd.DataFrame(rows)
+
+
+def few_events_caution(n_events: int, threshold: int = FEW_EVENTS) -> str:
+    """A caution for the text when the Cox model rests on few events; empty otherwise."""
+    if n_events >= threshold:
+        return ""
+    return (f"With only {n_events} event(s) (fewer than {threshold}), the hazard ratio is imprecise and its "
+            "Wald interval unreliable; read it with the Kaplan-Meier curves and the exact test.")
+
+
+def survival_at_horizon(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS") -> pd.DataFrame:
+    """Kaplan-Meier S(horizon) per arm (log-log 95% CI) and each arm minus control (Greenwood SEs, Wald 95% CI).
+
+    Difference CI: (S1 - S0) +/- z sqrt(SE1^2 + SE0^2), independent arms (Klein and Moeschberger 2003, sec. 7.8).
+    """
+    km = km_by_arm(adtte, trial, paramcd)
+    h = horizon_days(trial)
+    rows = []
+    at = {}
+    for arm in trial.arms:
+        s = survival_at(km[km["ARM"] == arm.label], h)
+        at[arm.label] = s
+        rows.append({"ARM": arm.label, "STATISTIC": "survival", "ESTIMATE": s["SURV"], "SE": s["SE"],
+                     "LCL": s["LCL"], "UCL": s["UCL"]})
+    control = trial.arm_labels[trial.control_arm]
+    for arm in trial.arms:
+        if arm.code == trial.control_arm:
+            continue
+        a, b = at[arm.label], at[control]
+        diff, se = a["SURV"] - b["SURV"], float(np.hypot(a["SE"], b["SE"]))
+        rows.append({"ARM": f"{arm.label} - {control}", "STATISTIC": "difference", "ESTIMATE": diff, "SE": se,
+                     "LCL": diff - Z95 * se, "UCL": diff + Z95 * se})
+    return pd.DataFrame(rows)
+
+
+def status_at_horizon(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, paramcd: str = "OS") -> pd.DataFrame:
+    """Each participant's status at the horizon: Event (by then; death for OS), Event-free (followed to the
+    horizon or completed the last scheduled visit without the event), else Unknown (censored earlier:
+    transplant for OS, withdrawal)."""
+    d = _arm_data(adtte, paramcd)
+    completed = d["USUBJID"].map(adsl.set_index("USUBJID")["EOSSTT"]).eq("COMPLETED")
+    d["STATUS"] = np.select([d["EVENT"] == 1, (d["TIME"] >= horizon_days(trial)) | completed],
+                            ["Event", "Event-free"], "Unknown")
+    return d[["USUBJID", "ARM", "STATUS"]]
+
+
+def fisher_survivors(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, paramcd: str = "OS") -> pd.DataFrame:
+    """Event-free (for OS: alive) at the horizon by arm, and Fisher's exact test (two-sided, scipy) of each
+    arm vs control on the 2 x 2 table of event-free / event; the odds ratio is of being event-free.
+
+    Participants whose status at the horizon is unknown are left out of the table.
+    """
+    st = status_at_horizon(adtte, adsl, trial, paramcd)
+    counts = pd.crosstab(st["ARM"], st["STATUS"]).reindex(index=[a.label for a in trial.arms],
+                                                           columns=["Event-free", "Event", "Unknown"]).fillna(0).astype(int)
+    control = trial.arm_labels[trial.control_arm]
+    rows = []
+    for arm in trial.arms:
+        if arm.code == trial.control_arm:
+            continue
+        table = counts.loc[[arm.label, control], ["Event-free", "Event"]].to_numpy()
+        odds, p = stats.fisher_exact(table)
+        rows.append({"ARM": arm.label, "REFERENCE": control, "EVENT_FREE_ARM": int(table[0, 0]), "EVENT_ARM": int(table[0, 1]),
+                     "EVENT_FREE_REF": int(table[1, 0]), "EVENT_REF": int(table[1, 1]),
+                     "UNKNOWN_ARM": int(counts.loc[arm.label, "Unknown"]),
+                     "UNKNOWN_REF": int(counts.loc[control, "Unknown"]), "ODDS_RATIO": float(odds), "PVALUE": float(p)})
+    return pd.DataFrame(rows)
+
+
+def survival_results(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial,
+                     paramcds: tuple[str, ...] = ("OS", "TFS")) -> pd.DataFrame:
+    """Tidy results of the chapter, one row per estimate: PARAMCD, ANALYSIS, ARM, REFERENCE, ESTIMATE, LCL, UCL, PVALUE, EVENTS, N."""
+    rows = []
+    for p in paramcds:
+        counts = event_counts(adtte, trial, p).set_index("ARM")
+        for r in survival_at_horizon(adtte, trial, p).itertuples():
+            ref = "" if r.STATISTIC == "survival" else trial.arm_labels[trial.control_arm]
+            arm = r.ARM if r.STATISTIC == "survival" else r.ARM.split(" - ")[0]
+            arms = [arm] + ([ref] if ref else [])
+            rows.append({"PARAMCD": p, "ANALYSIS": f"KM {r.STATISTIC} at day {horizon_days(trial)}", "ARM": arm,
+                         "REFERENCE": ref, "ESTIMATE": r.ESTIMATE, "LCL": r.LCL, "UCL": r.UCL, "PVALUE": np.nan,
+                         "EVENTS": counts.loc[arms, "EVENTS"].sum(), "N": counts.loc[arms, "N"].sum()})
+        lr = logrank(adtte, trial, p)
+        rows.append({"PARAMCD": p, "ANALYSIS": "log-rank chi-square", "ARM": "all", "REFERENCE": "",
+                     "ESTIMATE": lr["CHISQ"], "LCL": np.nan, "UCL": np.nan, "PVALUE": lr["PVALUE"],
+                     "EVENTS": int(counts["EVENTS"].sum()), "N": int(counts["N"].sum())})
+        for r in cox_hr(adtte, trial, p).itertuples():
+            rows.append({"PARAMCD": p, "ANALYSIS": "Cox hazard ratio (Efron ties)", "ARM": r.ARM,
+                         "REFERENCE": r.REFERENCE, "ESTIMATE": r.HR, "LCL": r.LCL, "UCL": r.UCL, "PVALUE": r.PVALUE,
+                         "EVENTS": r.EVENTS_ARM + r.EVENTS_REF, "N": counts.loc[[r.ARM, r.REFERENCE], "N"].sum()})
+        for r in fisher_survivors(adtte, adsl, trial, p).itertuples():
+            rows.append({"PARAMCD": p, "ANALYSIS": "Fisher exact odds ratio (event-free at horizon)", "ARM": r.ARM,
+                         "REFERENCE": r.REFERENCE, "ESTIMATE": r.ODDS_RATIO, "LCL": np.nan, "UCL": np.nan,
+                         "PVALUE": r.PVALUE, "EVENTS": r.EVENT_ARM + r.EVENT_REF,
+                         "N": r.EVENT_FREE_ARM + r.EVENT_ARM + r.EVENT_FREE_REF + r.EVENT_REF})
+    out = pd.DataFrame(rows)
+    out[["EVENTS", "N"]] = out[["EVENTS", "N"]].astype(int)
+    return out
+
+
+def intercurrent_events(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """By arm (as randomized) and visit: follow-up ended before the visit by death, transplant or
+    withdrawal (cumulative), and visits missed by those still expected (``cohort.visit_completeness`` rule)."""
+    comp = cohort.visit_completeness(adsl, adlb, trial)
+    reason = adsl["DCSREAS"].map({"DEATH": "Death", "LIVER TRANSPLANT": "Liver transplant"}).fillna("Withdrawal")
+    rows = []
+    for arm in trial.arms:
+        sl = adsl[adsl["ARMCD"] == arm.code]
+        ref = sl["TRTSDT"].fillna(sl["RANDDT"])
+        seen = adlb[["USUBJID", "AVISITN"]].drop_duplicates()
+        for v in trial.visits:
+            attended = sl["USUBJID"].isin(seen.loc[seen["AVISITN"] == v.week, "USUBJID"])
+            gone = sl["EOSSTT"].eq("DISCONTINUED") & (sl["EOSDT"] < ref + pd.Timedelta(days=v.day - 1)) & ~attended
+            c = comp[(comp["Arm"] == arm.label) & (comp["Visit"] == v.label)].iloc[0]
+            rows.append({"Arm": arm.label, "Visit": v.label, "Randomized": len(sl),
+                         "Death": int((gone & reason[sl.index].eq("Death")).sum()),
+                         "Liver transplant": int((gone & reason[sl.index].eq("Liver transplant")).sum()),
+                         "Withdrawal": int((gone & reason[sl.index].eq("Withdrawal")).sum()),
+                         "Expected": int(c["Expected"]), "Missed": int(c["Missed"])})
+    return pd.DataFrame(rows)
+
+
+def km_plot_table(km: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """The numbers the Kaplan-Meier figure plots: per arm and event time, at risk, events, S(t) and its CI (%)."""
+    d = km[(km["N_EVENT"] > 0) | (km["TIME"] == 0)]
+    return pd.DataFrame({"Arm": d["ARM"], "Day": d["TIME"].astype(int), "At risk": d["N_RISK"],
+                         "Events": d["N_EVENT"], "Survival (%)": (100 * d["SURV"]).round(1),
+                         "95% CI (%)": [("" if np.isnan(lo) else f"{100 * lo:.1f} to {100 * hi:.1f}")
+                                        for lo, hi in zip(d["LCL"], d["UCL"])]})
+
+
+def plot_km(km: pd.DataFrame, at_risk: pd.DataFrame, trial: Trial, n_header: dict[str, str],
+            ylabel: str = "Overall survival (%)"):
+    """Kaplan-Meier curves by arm with shaded log-log 95% CIs and censoring ticks; number at risk below.
+
+    x in weeks from randomization (days / 7); ``at_risk`` from ``number_at_risk`` (columns: days).
+    """
+    plots.set_style()
+    fig, (ax, tab) = plt.subplots(2, 1, figsize=(7, 5.2), sharex=True,
+                                  gridspec_kw={"height_ratios": [4, 1.1], "hspace": 0.3})
+    palette = plots.arm_palette(trial)
+    h = horizon_days(trial) / 7
+    for arm in trial.arms:
+        d = km[km["ARM"] == arm.label]
+        if d.empty:
+            continue
+        x = np.append(d["TIME"].to_numpy() / 7, h)
+        y = 100 * np.append(d["SURV"].to_numpy(), d["SURV"].iloc[-1])
+        ax.step(x, y, where="post", color=palette[arm.label], linewidth=2, label=n_header[arm.label])
+        lo = 100 * np.append(d["LCL"].to_numpy(), d["LCL"].iloc[-1])
+        hi = 100 * np.append(d["UCL"].to_numpy(), d["UCL"].iloc[-1])
+        ax.fill_between(x, lo, hi, step="post", color=palette[arm.label], alpha=0.15, linewidth=0)
+        cens = d[d["N_CENSOR"] > 0]
+        ax.plot(cens["TIME"] / 7, 100 * cens["SURV"], "|", color=palette[arm.label], markersize=9, markeredgewidth=1.5)
+    ax.set_ylim(0, 102)
+    ax.set_xlim(0, h * 1.02)
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="lower left")
+    weeks = [t / 7 for t in at_risk.columns]
+    ax.set_xticks(weeks)
+    for i, arm in enumerate(at_risk.index):
+        for w, n in zip(weeks, at_risk.loc[arm]):
+            tab.text(w, len(at_risk) - 1 - i, str(int(n)), ha="center", va="center", color=palette.get(arm, "k"))
+    tab.set_yticks(range(len(at_risk)), list(at_risk.index)[::-1])
+    tab.set_ylim(-0.6, len(at_risk) - 0.4)
+    tab.tick_params(axis="y", length=0, pad=14)
+    for side in ("left", "top", "right"):
+        tab.spines[side].set_visible(False)
+    tab.set_title("Number at risk", loc="left", fontsize="small", pad=4)
+    tab.set_xlabel("Weeks since randomization")
+    tab.xaxis.set_major_locator(plt.FixedLocator(weeks))
+    ax.yaxis.set_major_locator(MaxNLocator(6))
+    fig.subplots_adjust(left=0.25, right=0.97, top=0.97, bottom=0.12)
+    plt.close(fig)
+    return fig
+
+
+def format_p(p: float) -> str:
+    """P value as journals print it: three decimals, '<0.001' below that, empty when not computed."""
+    if p is None or np.isnan(p):
+        return ""
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def format_estimate(est: float, lcl: float, ucl: float, scale: float = 1.0, digits: int = 2, unit: str = "") -> str:
+    """'est (lcl to ucl)' scaled (100 for percentages); 'not estimable' for a missing estimate, no CI when it is missing."""
+    if est is None or np.isnan(est):
+        return "not estimable"
+    text = f"{scale * est:.{digits}f}{unit}"
+    if lcl is not None and not np.isnan(lcl):
+        text += f" ({scale * lcl:.{digits}f} to {scale * ucl:.{digits}f})"
+    return text
+
+
+def summary_table(results: pd.DataFrame, paramcd: str) -> pd.DataFrame:
+    """Report table of one endpoint's rows of ``survival_results``: analysis, arm or comparison, estimate (95% CI), P."""
+    d = results[results["PARAMCD"] == paramcd]
+    rows = []
+    for r in d.itertuples():
+        what = r.ARM if not r.REFERENCE else f"{r.ARM} vs {r.REFERENCE}"
+        if r.ANALYSIS.startswith("KM survival"):
+            label, est = "Kaplan-Meier survival at the horizon, % (log-log CI)", format_estimate(r.ESTIMATE, r.LCL, r.UCL, 100, 1)
+        elif r.ANALYSIS.startswith("KM difference"):
+            what = f"{r.ARM} minus {r.REFERENCE}"
+            label, est = "Difference in survival, percentage points (Greenwood CI)", format_estimate(r.ESTIMATE, r.LCL, r.UCL, 100, 1)
+        elif r.ANALYSIS.startswith("log-rank"):
+            label, est, what = "Log-rank test, chi-square", format_estimate(r.ESTIMATE, np.nan, np.nan), "all arms"
+        elif r.ANALYSIS.startswith("Cox"):
+            label, est = "Hazard ratio, Cox model with Efron ties (Wald CI)", format_estimate(r.ESTIMATE, r.LCL, r.UCL)
+        else:
+            label, est = "Odds ratio of being event-free at the horizon, Fisher's exact test", format_estimate(r.ESTIMATE, np.nan, np.nan)
+        rows.append({"Analysis": label, "Arm or comparison": what, "Estimate (95% CI)": est,
+                     "P value": format_p(r.PVALUE), "Events / N": f"{r.EVENTS} / {r.N}"})
+    return pd.DataFrame(rows)
+
+
+def event_counts_table(counts: pd.DataFrame, header: dict[str, str], event: str = "Deaths") -> pd.DataFrame:
+    """``event_counts`` for the report: arm with N in its label, events, censorings by reason in words."""
+    out = counts.assign(ARM=counts["ARM"].map(header)).drop(columns="N")
+    return out.rename(columns=lambda col: {"ARM": "Arm", "EVENTS": event, "CENSORED": "Censored"}.get(
+        col, col.replace("CENSORED: ", "Censored: ").capitalize() if col.startswith("CENSORED: ") else col))
+
+
+def vital_status_table(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, header: dict[str, str],
+                       paramcd: str = "OS") -> pd.DataFrame:
+    """Status at the horizon by arm, n (%) of those randomized: event-free, event, unknown (``status_at_horizon``)."""
+    st = status_at_horizon(adtte, adsl, trial, paramcd)
+    names = {"Event-free": "Alive", "Event": "Died"} if paramcd == "OS" else {}
+    rows = []
+    for arm in trial.arms:
+        s = st.loc[st["ARM"] == arm.label, "STATUS"]
+        rows.append({"Arm": header[arm.label], **{names.get(k, k): cohort.n_pct(int((s == k).sum()), len(s))
+                                                 for k in ("Event-free", "Event", "Unknown")}})
+    return pd.DataFrame(rows)
