@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from helpers import scores
-from helpers.simulation import SCHEMA_FILE, simulate_export, write_export
+from helpers.schema import SCHEMA_FILE
+from helpers.simulation import simulate_export, write_export
 from helpers.trial import load_trial
 
 SCHEMA = yaml.safe_load(SCHEMA_FILE.read_text(encoding="utf-8"))["files"]

@@ -55,27 +55,36 @@ def cumulative_accrual_table(accrual: pd.DataFrame, header: dict[str, str]) -> p
     return wide.reset_index()
 
 
-def visit_completeness(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
-    """By arm and visit: randomized, ended follow-up before the visit, expected, attended, missed, % attended.
+def visit_status(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """One row per participant and visit: attended, or follow-up ended before it (and why).
 
     A participant is expected at a visit unless death, transplant or withdrawal came before the
     visit's target day; attendance is a laboratory record at that visit.
     """
-    seen = adlb[["USUBJID", "AVISITN"]].drop_duplicates()
+    seen = set(zip(adlb["USUBJID"], adlb["AVISITN"]))
+    ref = adsl["TRTSDT"].fillna(adsl["RANDDT"])
+    rows = []
+    for v in trial.visits:
+        attended = pd.Series([(u, v.week) in seen for u in adsl["USUBJID"]], index=adsl.index, dtype=bool)
+        ended = (adsl["EOSSTT"].eq("DISCONTINUED") & (adsl["EOSDT"] < ref + pd.Timedelta(days=v.day - 1))
+                 & ~attended)
+        rows.append(pd.DataFrame({"USUBJID": adsl["USUBJID"], "ARMCD": adsl["ARMCD"], "Visit": v.label,
+                                  "attended": attended, "ended": ended, "reason": adsl["DCSREAS"].where(ended)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def visit_completeness(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """By arm and visit: randomized, ended follow-up before the visit, expected, attended, missed, % attended."""
+    status = visit_status(adsl, adlb, trial)
     rows = []
     for arm in trial.arms:
-        sl = adsl[adsl["ARMCD"] == arm.code]
-        ref = sl["TRTSDT"].fillna(sl["RANDDT"])
-        ended = sl["EOSSTT"].eq("DISCONTINUED")
         for v in trial.visits:
-            target = ref + pd.Timedelta(days=v.day - 1)
-            attended = sl["USUBJID"].isin(seen.loc[seen["AVISITN"] == v.week, "USUBJID"])
-            gone = ended & (sl["EOSDT"] < target) & ~attended
-            expected = int((~gone).sum())
-            rows.append({"Arm": arm.label, "Visit": v.label, "Randomized": len(sl),
-                         "Ended before visit": int(gone.sum()), "Expected": expected,
-                         "Attended": int(attended.sum()), "Missed": expected - int(attended.sum()),
-                         "% attended": round(100 * attended.sum() / expected, 1) if expected else float("nan")})
+            d = status[(status["ARMCD"] == arm.code) & (status["Visit"] == v.label)]
+            expected, attended = int((~d["ended"]).sum()), int(d["attended"].sum())
+            rows.append({"Arm": arm.label, "Visit": v.label, "Randomized": len(d),
+                         "Ended before visit": int(d["ended"].sum()), "Expected": expected,
+                         "Attended": attended, "Missed": expected - attended,
+                         "% attended": round(100 * attended / expected, 1) if expected else float("nan")})
     return pd.DataFrame(rows)
 
 

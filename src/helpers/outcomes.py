@@ -158,6 +158,11 @@ def _strata_terms(trial: Trial) -> str:
     return "".join(f" + C({s})" for s in trial.randomization.get("strata") or [])
 
 
+def ancova_formula(trial: Trial) -> str:
+    """Change on arm and baseline (plus the randomization strata): the ANCOVA of every analysis at one visit."""
+    return "CHG ~ C(TRT01P) + BASE" + _strata_terms(trial)
+
+
 def _scale(e: Endpoint) -> str:
     return LOG_SCALE if e.log else ORIGINAL_SCALE
 
@@ -197,7 +202,7 @@ def _ols_difference(d: pd.DataFrame, arm: str, trial: Trial, level: float) -> di
     if counts.get(arm, 0) == 0 or counts.get(trial.arm_labels[trial.control_arm], 0) == 0:
         return empty
     d = d.assign(TRT01P=d["TRT01P"].cat.remove_unused_categories())
-    fit = smf.ols("CHG ~ C(TRT01P) + BASE" + _strata_terms(trial), data=d).fit()
+    fit = smf.ols(ancova_formula(trial), data=d).fit()
     if fit.df_resid < 1:
         return empty
     term = f"C(TRT01P)[T.{arm}]"

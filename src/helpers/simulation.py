@@ -25,14 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from faker import Faker
 from faker.providers.ssn.zh_CN import Provider as _ZhSsn
 
 from .randomization import allocation_list
+from .schema import load_schema
 from .trial import Trial
 
-SCHEMA_FILE = Path(__file__).with_name("export_schema.yaml")
 SITE_NUMBER = 1
 
 INCLUSION_FAILURES = ("age_under_18", "age_over_80", "not_esld", "consent_declined")
@@ -73,12 +72,6 @@ _DEATH_CAUSES = {"liver failure": 0.4, "gastrointestinal bleeding": 0.2, "hepato
                  "sepsis": 0.15, "hepatic encephalopathy": 0.1}
 _WITHDRAWAL_TERMS = {"withdrew consent": 0.5, "lost to follow-up": 0.3, "physician decision": 0.2}
 _TRANSPLANT_RATE_24W = 0.03
-
-
-@lru_cache(maxsize=None)
-def export_schema() -> dict:
-    """The export contract: file name -> {key, columns: {name: spec}}, in the schema's order."""
-    return yaml.safe_load(SCHEMA_FILE.read_text(encoding="utf-8"))["files"]
 
 
 @lru_cache(maxsize=1)
@@ -309,7 +302,7 @@ def simulate_infusion(trial: Trial, people: pd.DataFrame, rng: np.random.Generat
                          "infusion_date": p.first_infusion + dt.timedelta(days=day - 1),
                          "arm_received": p.arm_received, "dose": round(float(np.clip(dose, 0.1, 20)), 1),
                          "completed": "N" if stopped else "Y"})
-    return pd.DataFrame(rows, columns=list(export_schema()["infusion"]["columns"]))
+    return pd.DataFrame(rows, columns=load_schema()["infusion"].column_names)
 
 
 def _lab_trajectories(trial: Trial, people: pd.DataFrame, rng: np.random.Generator, effects: dict) -> dict:
@@ -352,7 +345,7 @@ def _lab_trajectories(trial: Trial, people: pd.DataFrame, rng: np.random.Generat
 
 def simulate_labs(trial: Trial, people: pd.DataFrame, labs: dict) -> pd.DataFrame:
     """One row per participant and attended visit; sampling date = infusion day + study day - 1."""
-    cols = list(export_schema()["labs"]["columns"])
+    cols = load_schema()["labs"].column_names
     rows = []
     for j, v in enumerate(trial.visits):
         done = people[f"done_{v.code}"].to_numpy()
@@ -391,7 +384,7 @@ def simulate_clinical(trial: Trial, people: pd.DataFrame, labs: dict, rng: np.ra
                          "assessment_date": p["first_infusion"] + dt.timedelta(days=int(p[f"day_{v.code}"]) - 1),
                          "ascites": asc_cat[i, j], "encephalopathy": enc_cat[i, j],
                          "dialysis": "Y" if dialysis[i, j] else "N"})
-    return pd.DataFrame(rows, columns=list(export_schema()["clinical"]["columns"]))
+    return pd.DataFrame(rows, columns=load_schema()["clinical"].column_names)
 
 
 def _ae(rng: np.random.Generator, term: str, start: dt.date, end_limit: dt.date, serious: bool,
@@ -460,22 +453,20 @@ def simulate_events(trial: Trial, people: pd.DataFrame, infusion: pd.DataFrame, 
         ev.append({"event_type": p.end, "term": term, "start_date": end, "end_date": None, "serious": None,
                    "severity": None, "relatedness": None, "led_to_withdrawal": None})
         rows += [{"subject_id": p.subject_id, "event_id": k + 1, **e} for k, e in enumerate(ev)]
-    return pd.DataFrame(rows, columns=list(export_schema()["events"]["columns"]))
+    return pd.DataFrame(rows, columns=load_schema()["events"].column_names)
 
 
 def _typed(frame: pd.DataFrame, name: str, trial: Trial) -> pd.DataFrame:
     """Schema column order; dates as datetime64; categories (incl. arms, visits) as ordered categoricals."""
-    spec = export_schema()[name]["columns"]
-    out = frame[list(spec)].copy()
-    for col, c in spec.items():
-        if c["type"] == "date":
-            out[col] = pd.to_datetime(out[col])
-        elif c["type"] == "category":
-            cats = (trial.arm_codes if c.get("allowed_from") == "arms" else
-                    trial.visit_codes if c.get("allowed_from") == "visits" else [str(a) for a in c["allowed"]])
-            out[col] = pd.Categorical(out[col], categories=cats, ordered=True)
-        elif c["type"] == "integer":
-            out[col] = out[col].astype("int64")
+    spec = load_schema()[name]
+    out = frame[spec.column_names].copy()
+    for c in spec.columns:
+        if c.type == "date":
+            out[c.name] = pd.to_datetime(out[c.name])
+        elif c.type == "category":
+            out[c.name] = pd.Categorical(out[c.name], categories=list(c.allowed_values(trial)), ordered=True)
+        elif c.type == "integer":
+            out[c.name] = out[c.name].astype("int64")
     return out.reset_index(drop=True)
 
 
@@ -504,7 +495,7 @@ def simulate_export(trial: Trial, seed: int | None = None, effects: dict | None 
         "clinical": simulate_clinical(trial, people, labs, rng),
         "events": simulate_events(trial, people, infusion, rng),
     }
-    return {name: _typed(frames[name], name, trial) for name in export_schema()}
+    return {name: _typed(frames[name], name, trial) for name in load_schema()}
 
 
 def _cell(value, kind: str, col: str) -> str:
@@ -525,7 +516,7 @@ def write_export(frames: dict[str, pd.DataFrame], out_dir) -> list[Path]:
 
     Output bytes depend only on the frames, so the same seed gives identical files.
     """
-    schema = export_schema()
+    schema = load_schema()
     unknown = sorted(set(frames) - set(schema))
     if unknown:
         raise ValueError(f"not files of the export schema: {unknown}")
@@ -535,12 +526,12 @@ def write_export(frames: dict[str, pd.DataFrame], out_dir) -> list[Path]:
     for name, spec in schema.items():
         if name not in frames:
             continue
-        cols = list(spec["columns"])
+        cols = spec.column_names
         frame = frames[name]
         if list(frame.columns) != cols:
             raise ValueError(f"{name}: columns {list(frame.columns)} differ from the schema {cols}")
-        frame = frame.sort_values(list(spec["key"]), kind="stable")
-        kinds = [spec["columns"][c]["type"] for c in cols]
+        frame = frame.sort_values(list(spec.key), kind="stable")
+        kinds = [c.type for c in spec.columns]
         path = out_dir / f"{name}.csv"
         with path.open("w", encoding="utf-8", newline="") as fh:
             writer = csv.writer(fh, lineterminator="\n")

@@ -262,23 +262,18 @@ def survival_results(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial,
 
 def intercurrent_events(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     """By arm (as randomized) and visit: follow-up ended before the visit by death, transplant or
-    withdrawal (cumulative), and visits missed by those still expected (``cohort.visit_completeness`` rule)."""
-    comp = cohort.visit_completeness(adsl, adlb, trial)
-    reason = adsl["DCSREAS"].map({"DEATH": "Death", "LIVER TRANSPLANT": "Liver transplant"}).fillna("Withdrawal")
+    withdrawal (cumulative), and visits missed by those still expected (``cohort.visit_status`` rule)."""
+    status = cohort.visit_status(adsl, adlb, trial)
+    status["cause"] = status["reason"].map({"DEATH": "Death", "LIVER TRANSPLANT": "Liver transplant"})
+    status.loc[status["ended"] & status["cause"].isna(), "cause"] = "Withdrawal"
     rows = []
     for arm in trial.arms:
-        sl = adsl[adsl["ARMCD"] == arm.code]
-        ref = sl["TRTSDT"].fillna(sl["RANDDT"])
-        seen = adlb[["USUBJID", "AVISITN"]].drop_duplicates()
         for v in trial.visits:
-            attended = sl["USUBJID"].isin(seen.loc[seen["AVISITN"] == v.week, "USUBJID"])
-            gone = sl["EOSSTT"].eq("DISCONTINUED") & (sl["EOSDT"] < ref + pd.Timedelta(days=v.day - 1)) & ~attended
-            c = comp[(comp["Arm"] == arm.label) & (comp["Visit"] == v.label)].iloc[0]
-            rows.append({"Arm": arm.label, "Visit": v.label, "Randomized": len(sl),
-                         "Death": int((gone & reason[sl.index].eq("Death")).sum()),
-                         "Liver transplant": int((gone & reason[sl.index].eq("Liver transplant")).sum()),
-                         "Withdrawal": int((gone & reason[sl.index].eq("Withdrawal")).sum()),
-                         "Expected": int(c["Expected"]), "Missed": int(c["Missed"])})
+            d = status[(status["ARMCD"] == arm.code) & (status["Visit"] == v.label)]
+            expected = ~d["ended"]
+            rows.append({"Arm": arm.label, "Visit": v.label, "Randomized": len(d)}
+                        | {cause: int((d["cause"] == cause).sum()) for cause in ("Death", "Liver transplant", "Withdrawal")}
+                        | {"Expected": int(expected.sum()), "Missed": int((expected & ~d["attended"]).sum())})
     return pd.DataFrame(rows)
 
 
