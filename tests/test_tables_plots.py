@@ -18,8 +18,8 @@ def test_journal_table_has_caption_note_and_no_volatile_ids():
 
 
 def test_journal_table_aligns_text_left_numbers_right_and_escapes():
-    df = pd.DataFrame({"Variable": ["Age <18"], "Group": ["Peripheral vein"], "n (%)": ["13 (81.2%)"],
-                       "p": [0.5], "Missing": [None]})
+    df = pd.DataFrame({"Variable": ["Age <18", "Age"], "Group": ["Peripheral vein", "x"], "n (%)": ["13 (81.2%)", ""],
+                       "p": [0.5, 0.25], "Missing": [None, None]})
     out = journal_table(df, "T").data
     assert ('<tr><td>Age &lt;18</td><td>Peripheral vein</td><td class="r">13 (81.2%)</td>'
             '<td class="r">0.5</td><td></td></tr>') in out

@@ -12,6 +12,7 @@ table.journal {border-collapse: collapse; margin: 0.5em 0 0.2em 0; font-size: 0.
 table.journal caption {caption-side: top; text-align: left; font-weight: 600; padding-bottom: 0.4em;}
 table.journal th, table.journal td {padding: 0.25em 0.8em; border: none; text-align: left; vertical-align: top;}
 table.journal .r {text-align: right;}
+table.journal td.r {white-space: nowrap;}
 table.journal thead th {border-top: 1.5px solid #222; border-bottom: 1px solid #222; vertical-align: bottom;}
 table.journal tbody tr:last-child td {border-bottom: 1.5px solid #222;}
 p.journal-note {font-size: 0.85em; color: #444; margin-top: 0.2em;}
@@ -32,7 +33,8 @@ def _right_aligned(column: pd.Series) -> bool:
     if pd.api.types.is_numeric_dtype(column):
         return True
     present = column.dropna().astype(str)
-    return len(present) > 0 and present.str.match(_NUMBER_LIKE).all()
+    present = present[present.str.strip() != ""]
+    return len(present) > 0 and bool(present.str.match(_NUMBER_LIKE).all())
 
 
 def blank_repeats(df: pd.DataFrame, columns: int) -> pd.DataFrame:
