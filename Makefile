@@ -29,6 +29,7 @@ refresh: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_mmrm.py
+	$(BIN)/python benchmarks/bench_pipeline.py
 
 lock: $(STAMP)
 	$(BIN)/python tools/lock.py

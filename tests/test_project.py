@@ -50,6 +50,7 @@ def test_trial_file_errors_name_the_file_and_field(tmp_path):
     raw = yaml.safe_load((paths.TRIALS / "NCT06984497.yaml").read_text())
     raw["control_arm"] = "XX"
     raw["randomization"]["block_sizes"] = [3]
+    raw["key_secondary"] = "FEV1"
     del raw["planned_n"]
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(raw))
@@ -60,6 +61,7 @@ def test_trial_file_errors_name_the_file_and_field(tmp_path):
     with pytest.raises(TrialFileError) as err:
         load_trial(bad)
     assert "control_arm 'XX'" in str(err.value) and "block size 3" in str(err.value)
+    assert "key_secondary 'FEV1'" in str(err.value)
 
 
 def test_data_dictionary_covers_every_schema_column_with_trial_codes(trial):

@@ -64,6 +64,7 @@ class Trial:
     endpoints: tuple[Endpoint, ...]
     primary_endpoint: dict
     baseline_covariates: tuple[dict, ...]
+    key_secondary: str | None = None
     simulation: dict = field(default_factory=dict)
     source: Path | None = None
 
@@ -130,6 +131,7 @@ def load_trial(trial: str | os.PathLike = paths.DEFAULT_TRIAL) -> Trial:
         arms=arms, control_arm=raw["control_arm"], randomization=raw["randomization"],
         visits=visits, endpoints=endpoints, primary_endpoint=raw["primary_endpoint"],
         baseline_covariates=tuple(raw.get("baseline_covariates", [])),
+        key_secondary=raw.get("key_secondary"),
         simulation=raw.get("simulation", {}), source=path)
     _check(trial, path)
     return trial
@@ -148,6 +150,8 @@ def _check(trial: Trial, path: Path) -> None:
     for b in trial.randomization.get("block_sizes", []):
         if b % block_unit:
             problems.append(f"block size {b} is not a multiple of the allocation ratio total {block_unit}")
+    if trial.key_secondary is not None and trial.key_secondary not in [e.code for e in trial.endpoints]:
+        problems.append(f"key_secondary {trial.key_secondary!r} is not one of the endpoints")
     for e in trial.endpoints:
         if e.better not in ("lower", "higher"):
             problems.append(f"endpoint {e.code}: better must be 'lower' or 'higher'")
