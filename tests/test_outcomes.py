@@ -14,6 +14,7 @@ from helpers import mmrm, outcomes
 from helpers.adam import build_adam
 from helpers.loading import load_export
 from helpers.simulation import simulate_export, write_export
+from helpers.tables import format_p
 
 
 def _tiny_adlb(trial, paramcd: str, rows: list[tuple]) -> pd.DataFrame:
@@ -287,7 +288,7 @@ def test_outcome_results_has_every_table(adam, trial):
 
 
 def test_format_p():
-    assert [outcomes.format_p(p) for p in (0.0004, 0.0123, 0.5, np.nan)] == ["<0.001", "0.012", "0.500", ""]
+    assert [format_p(p) for p in (0.0004, 0.0123, 0.5, np.nan)] == ["<0.001", "0.012", "0.500", ""]
 
 
 # ------------------------------------------------------------------ the book finds a large effect

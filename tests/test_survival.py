@@ -10,6 +10,7 @@ from statsmodels.duration.hazard_regression import PHReg
 from helpers import cohort, survival
 from helpers.pipeline import load_cohort
 from helpers.simulation import simulate_export, write_export
+from helpers.tables import format_p
 from helpers.trial import load_trial
 
 Z = stats.norm.ppf(0.975)
@@ -272,8 +273,8 @@ def test_sister_trial_runs_through_the_same_helpers(tmp_path):
 
 
 def test_formatting_for_reports(adam, trial):
-    assert survival.format_p(0.0004) == "<0.001" and survival.format_p(0.04321) == "0.043"
-    assert survival.format_p(float("nan")) == ""
+    assert format_p(0.0004) == "<0.001" and format_p(0.04321) == "0.043"
+    assert format_p(float("nan")) == "" and format_p(None) == ""
     assert survival.format_estimate(0.8125, 0.5, 0.9, 100, 1) == "81.2 (50.0 to 90.0)"
     assert survival.format_estimate(float("nan"), float("nan"), float("nan")) == "not estimable"
     res = survival.survival_results(adam["adtte"], adam["adsl"], trial)

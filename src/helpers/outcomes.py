@@ -21,6 +21,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from . import scores
 from .mmrm import MMRMConvergenceError, MMRMFallbackWarning, MMRMResult, fit_mmrm
+from .tables import format_p
 from .trial import Endpoint, Trial
 
 LOG_SCALE = "log: ratio of geometric means"
@@ -404,13 +405,6 @@ def model_report(model: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
     if "covariance" in model:
         out["Covariance"] = model["covariance"]
     return out
-
-
-def format_p(p: float) -> str:
-    """P-value as journals print it: three decimals, '<0.001' below."""
-    if pd.isna(p):
-        return ""
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def effect_text(row: pd.Series, unit: str = "", digits: int = 2) -> str:

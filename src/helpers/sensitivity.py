@@ -15,6 +15,7 @@ import statsmodels.formula.api as smf
 from scipy import optimize, stats
 
 from . import outcomes, plots
+from .tables import format_p
 from .trial import Trial
 
 MI_SEED = 20250724
@@ -424,7 +425,7 @@ def report_table(results: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
         return f"{r['estimate']:.{digits}f}{ci}"
     return pd.DataFrame({"Analysis": results["analysis"], "Strategy": results["strategy"],
                          "Measure": results["measure"], "Estimate (95% CI)": results.apply(est, axis=1),
-                         "P": results["p_value"].map(outcomes.format_p), "n": results["n"],
+                         "P": results["p_value"].map(format_p), "n": results["n"],
                          "Delta": results["delta"].map(lambda d: "" if pd.isna(d) else f"{d:.2f}")})
 
 
@@ -489,7 +490,7 @@ def row_text(row: pd.Series, unit: str = "", digits: int = 2) -> str:
         return "not estimable"
     kind = {WIN_PROBABILITY: "win probability", DIFFERENCE: "difference"}.get(row["measure"], row["measure"])
     u = f" {unit}" if unit not in ("", "1") and row["measure"] == DIFFERENCE else ""
-    p = outcomes.format_p(row["p_value"])
+    p = format_p(row["p_value"])
     return (f"{kind} {row['estimate']:.{digits}f}{u} (95% CI {row['lower']:.{digits}f} to {row['upper']:.{digits}f}; "
             f"P {'< ' + p[1:] if p.startswith('<') else '= ' + p})")
 
@@ -539,4 +540,4 @@ def tipping_report(grid_table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
         "Arm": grid_table["TRT01P"], "Delta": grid_table["delta"].map(lambda d: f"{d:g}"),
         "Estimate (95% CI)": [f"{e:.{digits}f} ({lo:.{digits}f} to {hi:.{digits}f})"
                               for e, lo, hi in zip(grid_table["estimate"], grid_table["lower"], grid_table["upper"])],
-        "P": grid_table["p_value"].map(outcomes.format_p), "Conclusion": grid_table["conclusion"]})
+        "P": grid_table["p_value"].map(format_p), "Conclusion": grid_table["conclusion"]})

@@ -18,6 +18,7 @@ from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.duration.survfunc import SurvfuncRight, survdiff
 
 from . import cohort, plots
+from .tables import format_p
 from .trial import Trial
 
 FEW_EVENTS = 10
@@ -330,13 +331,6 @@ def plot_km(km: pd.DataFrame, at_risk: pd.DataFrame, trial: Trial, n_header: dic
     fig.subplots_adjust(left=0.25, right=0.97, top=0.97, bottom=0.12)
     plt.close(fig)
     return fig
-
-
-def format_p(p: float) -> str:
-    """P value as journals print it: three decimals, '<0.001' below that, empty when not computed."""
-    if p is None or np.isnan(p):
-        return ""
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def format_estimate(est: float, lcl: float, ucl: float, scale: float = 1.0, digits: int = 2, unit: str = "") -> str:

@@ -20,6 +20,13 @@ p.journal-note {font-size: 0.85em; color: #444; margin-top: 0.2em;}
 _NUMBER_LIKE = re.compile(r"^\s*(?:[<>≤≥]\s*)?[-+−]?(?:\d|\.\d)")
 
 
+def format_p(p: float | None) -> str:
+    """P-value as journals print it: three decimals, '<0.001' below that, empty when not computed."""
+    if p is None or pd.isna(p):
+        return ""
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
 def _cell(value) -> str:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return ""
