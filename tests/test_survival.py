@@ -307,3 +307,21 @@ def test_difference_row_counts_both_arms(adam, trial):
     assert diff["EVENTS"] == per_arm.loc[[diff["ARM"], diff["REFERENCE"]], "EVENTS"].sum()
     assert diff["N"] == len(adam["adsl"]) if len(trial.arms) == 2 else True
     assert diff["ESTIMATE"] == pytest.approx(per_arm.loc[diff["ARM"], "ESTIMATE"] - per_arm.loc[diff["REFERENCE"], "ESTIMATE"])
+
+
+def test_prose_numbers_quote_the_results_table():
+    results = pd.DataFrame([
+        {"PARAMCD": "OS", "ANALYSIS": "KM survival at day 168", "ARM": "A", "REFERENCE": "", "ESTIMATE": 0.8,
+         "LCL": 0.5, "UCL": 0.93, "PVALUE": np.nan, "EVENTS": 3, "N": 16},
+        {"PARAMCD": "OS", "ANALYSIS": "KM difference at day 168", "ARM": "B", "REFERENCE": "A", "ESTIMATE": 0.0625,
+         "LCL": -0.2, "UCL": 0.3, "PVALUE": np.nan, "EVENTS": 5, "N": 32},
+        {"PARAMCD": "OS", "ANALYSIS": "log-rank chi-square", "ARM": "all", "REFERENCE": "", "ESTIMATE": 0.261,
+         "LCL": np.nan, "UCL": np.nan, "PVALUE": 0.6081, "EVENTS": 5, "N": 32},
+        {"PARAMCD": "OS", "ANALYSIS": "Cox hazard ratio (Efron ties)", "ARM": "B", "REFERENCE": "A", "ESTIMATE": 0.63,
+         "LCL": 0.1, "UCL": 3.76, "PVALUE": 0.61, "EVENTS": 5, "N": 32},
+        {"PARAMCD": "OS", "ANALYSIS": "Fisher exact odds ratio (event-free at horizon)", "ARM": "B", "REFERENCE": "A",
+         "ESTIMATE": 1.6, "LCL": np.nan, "UCL": np.nan, "PVALUE": 1.0, "EVENTS": 5, "N": 30}])
+    out = survival.prose_numbers(results, "OS")
+    assert out == {"os_surv": "a 80.0% (50.0 to 93.0)", "os_diff": "b minus a 6.2 (-20.0 to 30.0) percentage points",
+                   "os_logrank": "chi-square 0.26, P = 0.608", "os_hr": "b vs a 0.63 (0.10 to 3.76)", "os_events": 5,
+                   "os_caution": survival.few_events_caution(5), "os_fisher": "b vs a P = 1.000"}

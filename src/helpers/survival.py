@@ -261,6 +261,33 @@ def survival_results(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial,
     return out
 
 
+def prose_numbers(results: pd.DataFrame, paramcd: str) -> dict[str, str | int]:
+    """The numbers the chapter's text quotes for one endpoint, keyed '<paramcd>_<what>' for myst-nb glue."""
+    p = paramcd.lower()
+    r = results[results["PARAMCD"] == paramcd]
+
+    def rows(prefix):
+        return r[r["ANALYSIS"].str.startswith(prefix)]
+
+    km, diff, cox, fisher = rows("KM survival"), rows("KM difference"), rows("Cox"), rows("Fisher")
+    lr = rows("log-rank").iloc[0]
+    return {
+        f"{p}_surv": "; ".join(f"{a.lower()} {format_estimate(e, lo, hi, 100, 1, '%')}"
+                               for a, e, lo, hi in zip(km["ARM"], km["ESTIMATE"], km["LCL"], km["UCL"])),
+        f"{p}_diff": "; ".join(f"{a.lower()} minus {ref.lower()} {format_estimate(e, lo, hi, 100, 1)} percentage points"
+                               for a, ref, e, lo, hi in zip(diff["ARM"], diff["REFERENCE"], diff["ESTIMATE"],
+                                                            diff["LCL"], diff["UCL"])),
+        f"{p}_logrank": f"chi-square {lr.ESTIMATE:.2f}, P = {format_p(lr.PVALUE)}",
+        f"{p}_hr": "; ".join(f"{a.lower()} vs {ref.lower()} {format_estimate(e, lo, hi)}"
+                             for a, ref, e, lo, hi in zip(cox["ARM"], cox["REFERENCE"], cox["ESTIMATE"], cox["LCL"],
+                                                          cox["UCL"])),
+        f"{p}_events": int(lr.EVENTS),
+        f"{p}_caution": few_events_caution(int(lr.EVENTS)) or "The number of events is adequate for the hazard ratio.",
+        f"{p}_fisher": "; ".join(f"{a.lower()} vs {ref.lower()} P = {format_p(pv)}"
+                                 for a, ref, pv in zip(fisher["ARM"], fisher["REFERENCE"], fisher["PVALUE"])),
+    }
+
+
 def intercurrent_events(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     """By arm (as randomized) and visit: follow-up ended before the visit by death, transplant or
     withdrawal (cumulative), and visits missed by those still expected (``cohort.visit_status`` rule)."""
