@@ -131,3 +131,11 @@ def test_sister_trial_runs_through_the_same_helpers(tmp_path):
     assert set(res["ARM"]) == set(sister.arm_labels.values())
     assert res.loc[res["CATEGORY"] == "ANY", "N_EVENTS"].sum() == (c.export["events"]["event_type"] == "AE").sum()
     assert res["PCT"].dtype.kind == "f"
+
+
+def test_summary_text_reads_the_summary_rows():
+    results = pd.DataFrame({"CATEGORY": ["SERIOUS", "SERIOUS", "ANY"], "ARM": ["Peripheral vein", "Hepatic artery", "X"],
+                            "N": [16, 16, 16], "N_PARTICIPANTS": [6, 0, 16], "PCT": [37.5, 0.0, 100.0],
+                            "N_EVENTS": [7, 0, 30]})
+    assert safety.summary_text(results, "SERIOUS") == ("peripheral vein 6 of 16 (37.5%), 7 event(s); "
+                                                       "hepatic artery 0 of 16 (0.0%), 0 event(s)")

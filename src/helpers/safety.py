@@ -139,6 +139,13 @@ def adverse_event_results(adae: pd.DataFrame, dth: pd.DataFrame, adsl: pd.DataFr
     return out.astype({"N": int, "N_PARTICIPANTS": int, "PCT": float, "N_EVENTS": int})
 
 
+def summary_text(results: pd.DataFrame, category: str) -> str:
+    """One summary category in words, per arm: 'peripheral vein 6 of 16 (37.5%), 6 event(s)', for the text."""
+    d = results[results["CATEGORY"] == category]
+    return "; ".join(f"{a.lower()} {p} of {n} ({pct:.1f}%), {e} event(s)" for a, n, p, pct, e in
+                     zip(d["ARM"], d["N"], d["N_PARTICIPANTS"], d["PCT"], d["N_EVENTS"]))
+
+
 def display_table(tidy: pd.DataFrame, header: dict[str, str], first: str = "Adverse event") -> pd.DataFrame:
     """Wide report table: one row per category or term; per arm 'n (%)' participants and events."""
     key = tidy["TERM"].where(tidy["TERM"] != "", tidy["CATEGORY"].map(CATEGORIES))
