@@ -25,6 +25,14 @@ def test_journal_table_aligns_text_left_numbers_right_and_escapes():
             '<td class="r">0.5</td><td></td></tr>') in out
 
 
+def test_fixed_rounds_halves_away_from_zero_like_sas():
+    from helpers.tables import fixed, n_pct
+
+    assert [fixed(6.25, 1), fixed(0.125, 2), fixed(-2.5, 0), fixed(100 / 3, 1), fixed(2.675, 2)] == \
+           ["6.3", "0.13", "-3", "33.3", "2.68"]
+    assert n_pct(1, 16) == "1 (6.3%)" and n_pct(0, 0) == "0"
+
+
 def test_blank_repeats_groups_leading_labels():
     from helpers.tables import blank_repeats
 

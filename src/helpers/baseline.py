@@ -12,6 +12,7 @@ import pandas as pd
 
 from .cohort import arm_header
 from .schema import load_schema
+from .tables import fixed
 from .trial import Trial
 
 OVERALL = "Overall"
@@ -126,7 +127,7 @@ def table_one(summary: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, variables
             rows.append([f"{lab}, n (%)"] + [""] * len(groups))
             for level in v["levels"]:
                 name = v["level_labels"].get(level, level)
-                rows.append([f"{indent}{name}"] + [f"{int(s[(lab, name, g, 'n')])} ({s[(lab, name, g, 'pct')]:.1f}%)"
+                rows.append([f"{indent}{name}"] + [f"{int(s[(lab, name, g, 'n')])} ({fixed(s[(lab, name, g, 'pct')], 1)}%)"
                                                    for g in groups])
         if any(missing):
             rows.append([f"{indent}missing, n"] + [str(m) for m in missing])

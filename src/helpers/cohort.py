@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .loading import Export
+from .tables import fixed, n_pct
 from .trial import Trial
 
 
@@ -88,11 +89,6 @@ def visit_completeness(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> 
     return pd.DataFrame(rows)
 
 
-def n_pct(n: int, total: int) -> str:
-    """'n (x.x%)', the way clinical tables print a count and its percentage."""
-    return f"{n} ({100 * n / total:.1f}%)" if total else f"{n}"
-
-
 def disposition(adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     """End-of-study status and reason by arm, n (%) of those randomized."""
     status = adsl["EOSSTT"].str.capitalize().where(adsl["DCSREAS"].isna(),
@@ -111,7 +107,7 @@ def completeness_table(completeness: pd.DataFrame, header: dict[str, str]) -> pd
     out = pd.DataFrame({"Visit": list(dict.fromkeys(completeness["Visit"]))})
     for arm, label in header.items():
         d = completeness[completeness["Arm"] == arm].set_index("Visit").loc[out["Visit"]]
-        out[f"{label}: attended / expected"] = [f"{a} / {e} ({p:.0f}%)" for a, e, p in
+        out[f"{label}: attended / expected"] = [f"{a} / {e} ({fixed(p, 0)}%)" for a, e, p in
                                                zip(d["Attended"], d["Expected"], d["% attended"])]
         out[f"{label}: ended before visit"] = d["Ended before visit"].to_numpy()
     return out

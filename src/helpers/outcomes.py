@@ -21,7 +21,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from . import scores
 from .mmrm import MMRMConvergenceError, MMRMFallbackWarning, MMRMResult, fit_mmrm
-from .tables import format_p
+from .tables import fixed, format_p
 from .trial import Endpoint, Trial
 
 LOG_SCALE = "log: ratio of geometric means"
@@ -444,8 +444,8 @@ def class_a_report(class_a: pd.DataFrame, header: dict[str, str]) -> pd.DataFram
     assessed = class_a["n_assessed"] > 0
     return pd.DataFrame({
         "Arm": class_a["TRT01P"].map(header), "Visit": class_a["AVISIT"],
-        "Class A, n / assessed (%)": [f"{a} / {n} ({100 * p:.0f}%)" if n else "0 / 0" for a, n, p in
+        "Class A, n / assessed (%)": [f"{a} / {n} ({fixed(100 * p, 0)}%)" if n else "0 / 0" for a, n, p in
                                       zip(class_a["n_class_a"], class_a["n_assessed"], class_a["proportion"])],
-        "95% CI (%)": [f"{100 * lo:.0f} to {100 * hi:.0f}" if ok else "" for lo, hi, ok in
+        "95% CI (%)": [f"{fixed(100 * lo, 0)} to {fixed(100 * hi, 0)}" if ok else "" for lo, hi, ok in
                        zip(class_a["lower"], class_a["upper"], assessed)],
     })

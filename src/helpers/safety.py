@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from .adam import study_day, usubjid
-from .cohort import n_pct
 from .loading import Export
+from .tables import fixed, n_pct
 from .trial import Trial
 
 RELATED = ("possible", "probable", "definite")
@@ -142,7 +142,7 @@ def adverse_event_results(adae: pd.DataFrame, dth: pd.DataFrame, adsl: pd.DataFr
 def summary_text(results: pd.DataFrame, category: str) -> str:
     """One summary category in words, per arm: 'peripheral vein 6 of 16 (37.5%), 6 event(s)', for the text."""
     d = results[results["CATEGORY"] == category]
-    return "; ".join(f"{a.lower()} {p} of {n} ({pct:.1f}%), {e} event(s)" for a, n, p, pct, e in
+    return "; ".join(f"{a.lower()} {p} of {n} ({fixed(pct, 1)}%), {e} event(s)" for a, n, p, pct, e in
                      zip(d["ARM"], d["N"], d["N_PARTICIPANTS"], d["PCT"], d["N_EVENTS"]))
 
 

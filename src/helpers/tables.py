@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import re
+from decimal import ROUND_HALF_UP, Decimal
 
 import pandas as pd
 from IPython.display import HTML
@@ -18,6 +19,17 @@ table.journal tbody tr:last-child td {border-bottom: 1.5px solid #222;}
 p.journal-note {font-size: 0.85em; color: #444; margin-top: 0.2em;}
 </style>"""
 _NUMBER_LIKE = re.compile(r"^\s*(?:[<>≤≥]\s*)?[-+−]?(?:\d|\.\d)")
+
+
+def fixed(x: float, digits: int = 1) -> str:
+    """``x`` with ``digits`` decimals, halves rounded away from zero on the printed decimal value, as SAS and
+    clinical tables do (Python's own formatting rounds the binary value, so 6.25 would print as 6.2)."""
+    return str(Decimal(repr(float(x))).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+
+
+def n_pct(n: int, total: int, digits: int = 1) -> str:
+    """'n (x.x%)', the way clinical tables print a count and its percentage."""
+    return f"{n} ({fixed(100 * n / total, digits)}%)" if total else f"{n}"
 
 
 def format_p(p: float | None) -> str:
