@@ -9,11 +9,12 @@ import pandas as pd
 from IPython.display import HTML
 
 _CSS = """<style>
-table.journal {border-collapse: collapse; margin: 0.5em 0 0.2em 0; font-size: 0.92em;}
+table.journal {border-collapse: collapse; margin: 0.5em 0 0.2em 0; font-size: 0.88em;}
 table.journal caption {caption-side: top; text-align: left; font-weight: 600; padding-bottom: 0.4em;}
 table.journal th, table.journal td {padding: 0.25em 0.8em; border: none; text-align: left; vertical-align: top;}
 table.journal .r {text-align: right;}
-table.journal td.r {white-space: nowrap;}
+table.journal td {white-space: nowrap;}
+table.journal td:first-child {white-space: normal; min-width: 9em;}
 table.journal thead th {border-top: 1.5px solid #222; border-bottom: 1px solid #222; vertical-align: bottom;}
 table.journal tbody tr:last-child td {border-bottom: 1.5px solid #222;}
 p.journal-note {font-size: 0.85em; color: #444; margin-top: 0.2em;}
