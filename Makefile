@@ -6,14 +6,16 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?= synthetic
 TRIAL  ?= NCT06984497
+CUTOFF ?=
+CUTOFF_ARG := $(if $(CUTOFF),--cutoff "$(CUTOFF)",)
 
 .PHONY: book run test simulate validate refresh lock bench clean
 
 book: $(STAMP)
-	$(BIN)/python -m helpers build --data "$(DATA)" --trial "$(TRIAL)"
+	$(BIN)/python -m helpers build --data "$(DATA)" --trial "$(TRIAL)" $(CUTOFF_ARG)
 
 run: $(STAMP)
-	$(BIN)/python -m helpers run --data "$(DATA)" --trial "$(TRIAL)"
+	$(BIN)/python -m helpers run --data "$(DATA)" --trial "$(TRIAL)" $(CUTOFF_ARG)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -22,7 +24,7 @@ simulate: $(STAMP)
 	$(BIN)/python -m helpers simulate --trial "$(TRIAL)"
 
 validate: $(STAMP)
-	$(BIN)/python -m helpers validate $(if $(filter-out synthetic,$(DATA)),"$(DATA)",)
+	$(BIN)/python -m helpers validate --trial "$(TRIAL)" $(CUTOFF_ARG) $(if $(filter-out synthetic,$(DATA)),"$(DATA)",)
 
 refresh: $(STAMP)
 	$(BIN)/python -m helpers refresh

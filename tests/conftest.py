@@ -1,4 +1,6 @@
-"""Shared fixtures: the trial, the committed synthetic export, and a copy of it to break."""
+"""Shared fixtures: the trial, a clean synthetic export (the exact shape of the contract, no real-world
+quirks: unit tests keep their hand-checked numbers), and a copy of it to break. The committed, realistic
+export in data/synthetic is exercised by the quirk corpus, the pipeline tests and nbval."""
 from __future__ import annotations
 
 import os
@@ -11,6 +13,7 @@ import pytest  # noqa: E402
 from helpers import paths  # noqa: E402
 from helpers.adam import build_adam  # noqa: E402
 from helpers.loading import load_export  # noqa: E402
+from helpers.simulation import simulate_export, write_export  # noqa: E402
 from helpers.trial import load_trial  # noqa: E402
 
 
@@ -20,8 +23,16 @@ def trial():
 
 
 @pytest.fixture(scope="session")
-def export(trial):
-    return load_export(paths.SYNTHETIC, trial)
+def clean_dir(trial, tmp_path_factory):
+    """The trial's synthetic export without real-world quirks (simulate_export(realistic=False))."""
+    folder = tmp_path_factory.mktemp("clean_export")
+    write_export(simulate_export(trial, realistic=False), folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def export(trial, clean_dir):
+    return load_export(clean_dir, trial)
 
 
 @pytest.fixture(scope="session")
@@ -30,8 +41,8 @@ def adam(export, trial):
 
 
 @pytest.fixture()
-def export_copy(tmp_path):
-    """A writable copy of the committed synthetic export."""
+def export_copy(tmp_path, clean_dir):
+    """A writable copy of the clean synthetic export."""
     dest = tmp_path / "export"
-    shutil.copytree(paths.SYNTHETIC, dest)
+    shutil.copytree(clean_dir, dest)
     return dest

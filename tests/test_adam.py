@@ -29,19 +29,19 @@ def test_base_chg_pchg_on_hand_values():
     assert out["BASE"][3:].isna().all() and out["CHG"][3:].isna().all()
 
 
-def test_adsl_one_row_per_randomized_with_hand_counts(adam, trial):
+def test_adsl_one_row_per_randomized_with_hand_counts(adam, trial, clean_dir):
     adsl = adam["adsl"]
-    rand = read_raw(paths.SYNTHETIC / "randomization.csv")
-    events = read_raw(paths.SYNTHETIC / "events.csv")
+    rand = read_raw(clean_dir / "randomization.csv")
+    events = read_raw(clean_dir / "events.csv")
     assert len(adsl) == len(rand) == adsl["USUBJID"].nunique()
     assert adsl.groupby("ARMCD").size().to_dict() == rand.groupby("arm").size().to_dict()
     assert set(adsl.loc[adsl["DTHFL"] == "Y", "SUBJID"]) == set(events.loc[events["event_type"] == "DEATH", "subject_id"])
     assert (adsl["TRT01P"] == adsl["ARMCD"].map(trial.arm_labels)).all()
 
 
-def test_adlb_rows_match_raw_labs_by_hand(adam, trial):
+def test_adlb_rows_match_raw_labs_by_hand(adam, trial, clean_dir):
     """BASE and CHG for every lab endpoint of one participant, recomputed from labs.csv."""
-    labs = read_raw(paths.SYNTHETIC / "labs.csv")
+    labs = read_raw(clean_dir / "labs.csv")
     sid = labs["subject_id"].iloc[0]
     mine = labs[labs["subject_id"] == sid].set_index("visit")
     adlb = adam["adlb"]
@@ -57,10 +57,10 @@ def test_adlb_rows_match_raw_labs_by_hand(adam, trial):
         assert rows.loc[0, "ABLFL"] == "Y" and np.isnan(rows.loc[0, "CHG"])
 
 
-def test_adlb_derived_scores_match_scores_module(adam):
+def test_adlb_derived_scores_match_scores_module(adam, clean_dir):
     from helpers import scores
 
-    labs = read_raw(paths.SYNTHETIC / "labs.csv").iloc[0]
+    labs = read_raw(clean_dir / "labs.csv").iloc[0]
     meld = scores.meld(float(labs["tbil"]), float(labs["inr"]), float(labs["creat"]))
     adlb = adam["adlb"]
     row = adlb[(adlb["USUBJID"].str.endswith(labs["subject_id"])) & (adlb["PARAMCD"] == "MELD") & (adlb["AVISITN"] == 0)]
@@ -70,8 +70,8 @@ def test_adlb_derived_scores_match_scores_module(adam):
 def _adsl(**cols):
     base = {"STUDYID": "T", "USUBJID": ["T-1"], "TRT01P": ["A"], "TRT01PN": [1],
             "RANDDT": pd.to_datetime(["2025-01-01"]), "DTHDT": pd.NaT, "LTXDT": pd.NaT,
-            "LSTALVDT": pd.to_datetime(["2025-03-01"])}
-    base.update({k: pd.to_datetime(v) for k, v in cols.items()})
+            "LSTALVDT": pd.to_datetime(["2025-03-01"]), "EOSSTT": ["DISCONTINUED"], "DCUTDT": pd.NaT}
+    base.update({k: v if k == "EOSSTT" else pd.to_datetime(v) for k, v in cols.items()})
     return pd.DataFrame(base)
 
 
@@ -81,29 +81,34 @@ def _adsl(**cols):
     ({"LTXDT": ["2025-02-10"], "LSTALVDT": ["2025-03-01"]}, (41, 1, "LIVER TRANSPLANT"), (41, 0, "LIVER TRANSPLANT")),
     ({"LSTALVDT": ["2025-07-01"]}, (168, 1, "ALIVE AT HORIZON"), (168, 1, "ALIVE AT HORIZON")),
     ({"DTHDT": ["2025-06-30"], "LSTALVDT": ["2025-06-30"]}, (168, 1, "ALIVE AT HORIZON"), (168, 1, "ALIVE AT HORIZON")),
+    ({"EOSSTT": ["ONGOING"], "DCUTDT": ["2025-04-01"], "LSTALVDT": ["2025-03-01"]},
+     (60, 1, "ONGOING AT DATA CUT-OFF"), (60, 1, "ONGOING AT DATA CUT-OFF")),
+    ({"EOSSTT": ["ONGOING"], "DCUTDT": ["2025-02-01"], "LSTALVDT": ["2025-03-01"]},
+     (32, 1, "ONGOING AT DATA CUT-OFF"), (32, 1, "ONGOING AT DATA CUT-OFF")),
 ])
 def test_adtte_hand_cases(trial, cols, os_, tfs):
-    """Day 1 is randomization; horizon 168 days; OS censored at transplant (trial file)."""
+    """Day 1 is randomization; horizon 168 days; OS censored at transplant (trial file); at an interim look,
+    a participant in follow-up is censored at the cut-off or last contact, whichever is earlier."""
     adtte = build_adtte(_adsl(**cols), trial).set_index("PARAMCD")
     for paramcd, expected in (("OS", os_), ("TFS", tfs)):
         row = adtte.loc[paramcd]
         assert (int(row["AVAL"]), int(row["CNSR"]), row["EVNTDESC"]) == expected
 
 
-def test_adtte_events_equal_raw_deaths_within_horizon(adam, trial):
-    events = read_raw(paths.SYNTHETIC / "events.csv")
-    rand = read_raw(paths.SYNTHETIC / "randomization.csv").set_index("subject_id")
+def test_adtte_events_equal_raw_deaths_within_horizon(adam, trial, clean_dir):
+    events = read_raw(clean_dir / "events.csv")
+    rand = read_raw(clean_dir / "randomization.csv").set_index("subject_id")
     deaths = events[events["event_type"] == "DEATH"]
     days = (pd.to_datetime(deaths["start_date"]) - pd.to_datetime(deaths["subject_id"].map(rand["rand_date"]))).dt.days + 1
     os_ = adam["adtte"][adam["adtte"]["PARAMCD"] == "OS"]
     assert int((os_["CNSR"] == 0).sum()) == int((days <= trial.primary_endpoint["horizon_days"]).sum())
 
 
-def test_written_adam_holds_no_identifier(adam, tmp_path):
+def test_written_adam_holds_no_identifier(adam, tmp_path, clean_dir):
     from helpers.adam import write_adam
 
     write_adam(adam, tmp_path)
-    screening = read_raw(paths.SYNTHETIC / "screening.csv")
+    screening = read_raw(clean_dir / "screening.csv")
     text = "".join(p.read_text(encoding="utf-8") for p in tmp_path.glob("*.csv"))
     for column in load_schema()["screening"].identifiers:
         for value in screening[column]:

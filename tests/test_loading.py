@@ -9,7 +9,7 @@ import pytest
 
 from helpers import paths
 from helpers.loading import ExportError, age_at, load_export, read_raw, validate_export
-from helpers.schema import load_schema
+from helpers.schema import export_spec
 
 
 def _edit(folder, name, row, column, value):
@@ -28,11 +28,11 @@ def _problems(folder, trial):
 def test_intact_export_loads_without_problems(export_copy, trial):
     tables, problems, _ = validate_export(export_copy, trial)
     assert problems == []
-    assert set(tables) == set(load_schema())
+    assert set(tables) == set(export_spec(trial))
 
 
-def test_identifiers_are_dropped_on_load(export):
-    schema = load_schema()
+def test_identifiers_are_dropped_on_load(export, trial):
+    schema = export_spec(trial)
     for name, table in export.tables.items():
         assert not set(schema[name].identifiers) & set(table.columns), name
     assert "age" in export["screening"] and export["screening"]["age"].notna().all()
@@ -40,7 +40,7 @@ def test_identifiers_are_dropped_on_load(export):
 
 @pytest.mark.parametrize("name, row, column, value, rule, text", [
     ("labs", 6, "alt", "abc", "type", "'abc' is not a valid number"),
-    ("labs", 7, "alb", "500", "range", "500 is outside the plausible range [5, 70] g/L"),
+    ("labs", 7, "alb", "500", "impossible", "500 is outside the possible range [1, 80] g/L"),
     ("screening", 3, "sex", "X", "allowed", "'X' is not one of {F, M}"),
     ("randomization", 4, "arm", "IV", "allowed", "'IV' is not one of {PV, HA}"),
     ("randomization", 5, "rand_date", "", "required", "value is missing"),
@@ -61,25 +61,18 @@ def test_every_problem_is_reported_not_only_the_first(export_copy, trial):
     _edit(export_copy, "labs", 9, "inr", "x")
     _edit(export_copy, "screening", 4, "consent", "maybe")
     found = {(p.file, p.row, p.column, p.rule) for p in _problems(export_copy, trial)}
-    assert found == {("labs.csv", 2, "alt", "range"), ("labs.csv", 9, "inr", "type"),
+    assert found == {("labs.csv", 2, "alt", "impossible"), ("labs.csv", 9, "inr", "type"),
                      ("screening.csv", 4, "consent", "allowed")}
 
 
-def test_ae_fields_required_only_for_adverse_events(export_copy, trial):
-    events = read_raw(export_copy / "events.csv")
-    ae_row = int(events.index[events["event_type"] == "AE"][0]) + 2
-    _edit(export_copy, "events", ae_row, "serious", "")
-    problems = _problems(export_copy, trial)
-    assert [(p.row, p.column, p.rule) for p in problems] == [(ae_row, "serious", "required")]
-
-
 def test_missing_file_column_and_unknown_column(export_copy, trial):
-    (export_copy / "clinical.csv").unlink()
+    (export_copy / "events.csv").unlink()
     labs = read_raw(export_copy / "labs.csv").drop(columns="sodium").assign(extra="1")
     labs.to_csv(export_copy / "labs.csv", index=False)
-    found = {(p.file, p.column, p.rule) for p in _problems(export_copy, trial)}
-    assert found == {("clinical.csv", None, "missing_file"), ("labs.csv", "sodium", "columns"),
-                     ("labs.csv", "extra", "columns")}
+    _, errors, warnings = validate_export(export_copy, trial)
+    assert {(p.file, p.column, p.rule) for p in errors} == {("events.csv", None, "missing_file"),
+                                                          ("labs.csv", "sodium", "columns")}
+    assert {(p.file, p.column, p.rule) for p in warnings} == {("labs.csv", "extra", "extra_column")}
 
 
 def test_duplicate_key_is_reported(export_copy, trial):
@@ -121,12 +114,12 @@ def test_load_export_raises_with_every_problem(export_copy, trial):
     assert "labs.csv, row 3, column alt" in str(err.value)
 
 
-def test_xlsx_files_are_accepted(export_copy, trial):
+def test_xlsx_files_are_accepted(export_copy, trial, export):
+    reference = export
     labs = read_raw(export_copy / "labs.csv")
     labs.to_excel(export_copy / "labs.xlsx", index=False)
     (export_copy / "labs.csv").unlink()
     export = load_export(export_copy, trial)
-    reference = load_export(paths.SYNTHETIC, trial)
     pd.testing.assert_frame_equal(export["labs"], reference["labs"])
 
 
@@ -140,10 +133,25 @@ def _cli(*args):
     return subprocess.run([sys.executable, "-m", "helpers", *args], capture_output=True, text=True, cwd=paths.ROOT)
 
 
-def test_cli_validate_intact_and_broken(export_copy):
-    ok = _cli("validate", str(export_copy))
+def test_cli_validate_intact_and_broken(export_copy, tmp_path):
+    report = tmp_path / "report"
+    ok = _cli("validate", str(export_copy), "--report", str(report))
     assert ok.returncode == 0, ok.stderr
+    assert "trial file" in ok.stdout and "NCT06984497.yaml" in ok.stdout
     _edit(export_copy, "labs", 5, "tbil", "-1")
-    bad = _cli("validate", str(export_copy))
+    _edit(export_copy, "labs", 6, "alp", "2500")
+    bad = _cli("validate", str(export_copy), "--report", str(report))
     assert bad.returncode == 1
-    assert "labs.csv, row 5, column tbil: -1 is outside the plausible range [1, 1500] umol/L [rule: range]" in bad.stderr
+    assert "labs.csv, row 5, column tbil: -1 is outside the possible range [0, 2500] umol/L [rule: impossible]" in bad.stderr
+    assert "error impossible: 1" in bad.stderr and "warning expected_range: 1" in bad.stderr
+    problems = pd.read_csv(report / "problems.csv")
+    assert problems[["severity", "file", "row", "column", "rule"]].values.tolist() == [
+        ["error", "labs.csv", 5, "tbil", "impossible"], ["warning", "labs.csv", 6, "alp", "expected_range"]]
+    assert pd.read_csv(report / "summary.csv")["count"].tolist() == [1, 1]
+
+
+def test_cli_validate_honours_the_trial_and_cutoff(export_copy, tmp_path):
+    out = _cli("validate", str(export_copy), "--trial", "NCT06242405", "--report", str(tmp_path))
+    assert "NCT06242405.yaml" in out.stdout + out.stderr
+    cut = _cli("validate", str(export_copy), "--cutoff", "2025-09-01", "--report", str(tmp_path))
+    assert cut.returncode == 0 and "warning after_cutoff" in cut.stdout

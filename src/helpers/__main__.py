@@ -12,39 +12,42 @@ def _simulate(args) -> int:
     from .simulation import simulate_export, write_export
     from .trial import load_trial
 
-    trial = load_trial(args.trial)
+    trial = load_trial(args.trial).with_cutoff(args.cutoff)
     for path in write_export(simulate_export(trial, seed=args.seed), args.out):
         print(path)
     return 0
 
 
 def _validate(args) -> int:
-    from .loading import validate_export
+    from .loading import summary_text, validate_export, write_validation_report
     from .trial import load_trial
 
-    _, problems, warnings = validate_export(args.folder, load_trial(args.trial))
-    for w in warnings:
-        print(f"warning: {w}")
-    if problems:
-        print(f"{args.folder}: {len(problems)} problem(s)", file=sys.stderr)
-        for p in problems:
-            print(f"  {p}", file=sys.stderr)
-        return 1
-    print(f"{args.folder}: valid export for {args.trial} ({len(warnings)} warning(s))")
-    return 0
+    trial = load_trial(args.trial).with_cutoff(args.cutoff)
+    _, errors, warnings = validate_export(args.folder, trial)
+    report = write_validation_report(errors, warnings, args.report)
+    head = f"{args.folder} (trial file {trial.source}): {len(errors)} error(s), {len(warnings)} warning(s)"
+    print(head, file=sys.stderr if errors else sys.stdout)
+    if errors or warnings:
+        print(summary_text(errors, warnings), file=sys.stderr if errors else sys.stdout)
+    for p in errors[:args.show]:
+        print(f"  error: {p}", file=sys.stderr)
+    if len(errors) > args.show:
+        print(f"  ... {len(errors) - args.show} more errors", file=sys.stderr)
+    print(f"full list: {report[0]}", file=sys.stderr if errors else sys.stdout)
+    return 1 if errors else 0
 
 
 def _run(args) -> int:
     from .pipeline import run
 
-    run(args.data, args.trial, args.seed)
+    run(args.data, args.trial, args.seed, cutoff=args.cutoff)
     return 0
 
 
 def _build(args) -> int:
     from .pipeline import build_html, run
 
-    run(args.data, args.trial, args.seed)
+    run(args.data, args.trial, args.seed, cutoff=args.cutoff)
     print(build_html())
     return 0
 
@@ -62,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def with_common(p, data=True):
         p.add_argument("--trial", default=paths.DEFAULT_TRIAL, help="trial id in trials/ or path to a trial YAML file")
+        p.add_argument("--cutoff", default=None, help="data cut-off YYYY-MM-DD (default: the trial file's)")
         if data:
             p.add_argument("--data", default="synthetic", help='export folder, or "synthetic" to simulate (default)')
             p.add_argument("--seed", type=int, default=None, help="simulation seed (default: the trial file's)")
@@ -73,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_simulate)
     p = with_common(sub.add_parser("validate", help="check an export folder against the schema and trial file"), data=False)
     p.add_argument("folder", type=Path, nargs="?", default=paths.SYNTHETIC)
+    p.add_argument("--report", type=Path, default=paths.BUILD / "validation", help="folder for problems.csv and summary.csv")
+    p.add_argument("--show", type=int, default=20, help="errors printed one by one (all are in the report)")
     p.set_defaults(func=_validate)
     with_common(sub.add_parser("run", help="execute the notebooks with papermill into the book")).set_defaults(func=_run)
     with_common(sub.add_parser("build", help="run, then build the HTML book with jupyter-book")).set_defaults(func=_build)

@@ -11,18 +11,11 @@ import numpy as np
 import pandas as pd
 
 from . import scores
-from .loading import Export
-from .trial import Trial
+from .loading import CENS, REASON, REPORTED, Export, treatment_start
+from .schema import UNSCHEDULED
+from .trial import SCORE_COMPONENTS, SCORE_LABELS, Trial
 
-LAB_PARAMS = {  # export column -> (PARAMCD, label, unit) for labs that are not trial endpoints
-    "creat": ("CREAT", "Creatinine", "umol/L"),
-    "sodium": ("SODIUM", "Sodium", "mmol/L"),
-}
-DERIVED_PARAMS = {
-    "MELD": ("MELD score", "points"),
-    "MELDNA": ("MELD-Na score", "points"),
-    "CPSCORE": ("Child-Pugh score", "points"),
-}
+UNSCHEDULED_LABEL = "Unscheduled"
 
 
 def usubjid(trial: Trial, subject_id: pd.Series) -> pd.Series:
@@ -90,7 +83,7 @@ def derive_baseline_covariates(adsl: pd.DataFrame, adlb: pd.DataFrame, clinical:
     adsl["MELD"] = adsl.pop("MELDBL").astype("Int64") if "MELDBL" in adsl else pd.NA
     adsl["CPSCORE"] = adsl.pop("CPSCOREBL").astype("Int64") if "CPSCOREBL" in adsl else pd.NA
     adsl["CPCLASS"] = scores.child_pugh_class(adsl["CPSCORE"].astype("Float64"))
-    cl = clinical[clinical["visit"] == trial.baseline_visit.code].set_index("subject_id")
+    cl = clinical[clinical["visit"] == trial.baseline_visit.code].drop_duplicates("subject_id").set_index("subject_id")
     adsl["ASCITES"] = adsl["SUBJID"].map(cl["ascites"])
     adsl["HEPENC"] = adsl["SUBJID"].map(cl["encephalopathy"])
     return adsl
@@ -118,30 +111,62 @@ def build_adsl(export: Export, trial: Trial) -> pd.DataFrame:
         "RANDDT": rand["rand_date"].values,
         "RANDBLK": rand["block"].values,
     })
-    adsl["TRT01A"] = adsl["SUBJID"].map(inf["arm_received"]).map(trial.arm_labels)
-    adsl["TRT01AN"] = adsl["SUBJID"].map(inf["arm_received"]).map(order).astype("Int64")
-    adsl["TRTSDT"] = adsl["SUBJID"].map(inf["infusion_date"])
+    received = adsl["SUBJID"].map(inf["arm_received"]) if trial.treatment.start == "first_dose" \
+        else pd.Series(rand["arm"].astype(str).to_numpy(), index=adsl.index)
+    adsl["TRT01A"] = received.map(trial.arm_labels)
+    adsl["TRT01AN"] = received.map(order).astype("Int64")
+    adsl["TRTSDT"] = lookup(adsl["SUBJID"], treatment_start(export.tables, trial))
     adsl["ITTFL"] = "Y"
     adsl["SAFFL"] = np.where(adsl["TRTSDT"].notna(), "Y", "N")
+    adsl["DCUTDT"] = pd.Timestamp(trial.cutoff) if trial.cutoff else pd.NaT
     adsl = derive_disposition(adsl, export["events"])
     adsl["LSTALVDT"] = adsl["SUBJID"].map(derive_last_alive(export))
     adsl["LSTALVDT"] = adsl["LSTALVDT"].where(adsl["DTHDT"].isna(), adsl["DTHDT"])
     return adsl
 
 
-def derive_scores_by_visit(labs: pd.DataFrame, clinical: pd.DataFrame) -> pd.DataFrame:
-    """MELD, MELD-Na and Child-Pugh score per participant and visit (labs with that visit's clinical grades)."""
-    m = labs.merge(clinical[["subject_id", "visit", "ascites", "encephalopathy", "dialysis"]],
-                   on=["subject_id", "visit"], how="left")
+def _clinical_for(labs: pd.DataFrame, clinical: pd.DataFrame) -> pd.DataFrame:
+    """Each lab row with the clinical grades of the same participant and visit (the assessment nearest in date)."""
+    grades = ["ascites", "encephalopathy", "dialysis"]
+    m = labs.reset_index().merge(clinical[["subject_id", "visit", "assessment_date"] + grades],
+                                 on=["subject_id", "visit"], how="left")
+    m["_gap"] = (m["assessment_date"] - m["lab_date"]).abs()
+    m = m.sort_values(["index", "_gap"], na_position="last").drop_duplicates("index")
+    return m.set_index("index")[grades].reindex(labs.index)
+
+
+def _not_derivable(frame: pd.DataFrame, parts: list[str], trial: Trial) -> pd.Series:
+    """Why a score is missing: the components missing on that row, by label."""
+    labels = {t.column: t.label.lower() for t in trial.lab_panel}
+    labels.update({"ascites": "ascites grade", "encephalopathy": "encephalopathy grade"})
+    miss = pd.DataFrame({labels[c]: frame[c].isna() for c in parts})
+    text = miss.apply(lambda r: ", ".join(k for k, v in r.items() if v), axis=1) if len(miss) else pd.Series(dtype=str)
+    return ("not derivable: " + text + " missing").where(text != "", pd.NA)
+
+
+def derive_scores_by_visit(labs: pd.DataFrame, clinical: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """The trial's derived scores (MELD, MELD-Na, Child-Pugh; those its panel allows) per lab sample,
+    with that visit's clinical grades. A score whose component is missing is missing, with the reason
+    (``<SCORE>__reason``): no component is imputed.
+    """
+    m = pd.concat([labs, _clinical_for(labs, clinical)], axis=1)
     dialysis = (m["dialysis"] == "Y").to_numpy()
-    m["MELD"] = scores.meld(m["tbil"], m["inr"], m["creat"], dialysis=dialysis)
-    m["MELDNA"] = scores.meld_na(m["tbil"], m["inr"], m["creat"], m["sodium"], dialysis=dialysis)
-    has_grades = m["ascites"].notna() & m["encephalopathy"].notna()
-    cp = pd.Series(np.nan, index=m.index)
-    if has_grades.any():
-        g = m[has_grades]
-        cp[has_grades] = scores.child_pugh_points(g["tbil"], g["alb"], g["inr"], g["ascites"], g["encephalopathy"])
-    m["CPSCORE"] = cp
+    col = {code: code.lower() for parts in SCORE_COMPONENTS.values() for code in parts}
+    for score in trial.derived_scores:
+        parts = [col[c] for c in SCORE_COMPONENTS[score]]
+        if score == "MELD":
+            m["MELD"] = scores.meld(m["tbil"], m["inr"], m["creat"], dialysis=dialysis)
+        elif score == "MELDNA":
+            m["MELDNA"] = scores.meld_na(m["tbil"], m["inr"], m["creat"], m["sodium"], dialysis=dialysis)
+        else:
+            parts += ["ascites", "encephalopathy"]
+            has_all = m[parts].notna().all(axis=1)
+            cp = pd.Series(np.nan, index=m.index)
+            if has_all.any():
+                g = m[has_all]
+                cp[has_all] = scores.child_pugh_points(g["tbil"], g["alb"], g["inr"], g["ascites"], g["encephalopathy"])
+            m["CPSCORE"] = cp
+        m[score + REASON] = _not_derivable(m, parts, trial).where(m[score].isna(), pd.NA)
     return m
 
 
@@ -156,20 +181,60 @@ def derive_base_chg(adlb: pd.DataFrame) -> pd.DataFrame:
     return adlb
 
 
-def build_adlb(export: Export, trial: Trial, adsl: pd.DataFrame) -> pd.DataFrame:
-    """Laboratory analysis dataset, long: one row per participant, parameter and visit with a value.
+def derive_analysis_visit(nominal: pd.Series, ady: pd.Series, trial: Trial) -> pd.Series:
+    """AVISIT code: the nominal visit of a scheduled record; for an unscheduled one, the visit whose
+    window holds its study day (none: unscheduled, never analysed)."""
+    out = nominal.astype("object").copy()
+    unscheduled = nominal.eq(UNSCHEDULED)
+    for v in trial.visits:
+        inside = unscheduled & ady.between(*v.window).fillna(False).astype(bool) & out.eq(UNSCHEDULED)
+        out[inside] = v.code
+    return out
 
-    Parameters are the trial's laboratory endpoints, creatinine and sodium, and the derived MELD,
-    MELD-Na and Child-Pugh score. Baseline is the record of the trial's baseline visit.
+
+def derive_anl01fl(adlb: pd.DataFrame, trial: Trial) -> pd.Series:
+    """ANL01FL = Y on the one record analysed per participant, parameter and analysis visit.
+
+    Rule (stated in the book): among records with a value, the one whose study day is nearest the
+    visit's target day; ties go to the scheduled record, then the earlier date. Why: repeated and
+    unscheduled samples are kept, but each analysis needs one value per visit (ADaM ANLzzFL).
     """
-    wide = derive_scores_by_visit(export["labs"], export["clinical"])
-    params = {e.code.lower(): (e.code, e.label, e.unit) for e in trial.lab_endpoints}
-    params.update(LAB_PARAMS)
-    params.update({code: (code, label, unit) for code, (label, unit) in DERIVED_PARAMS.items()})
-    long = wide.melt(id_vars=["subject_id", "visit", "lab_date"], value_vars=list(params),
-                     var_name="col", value_name="AVAL").dropna(subset=["AVAL"])
-    visits = {v.code: v for v in trial.visits}
+    target = adlb["AVISITN"].map({v.week: v.day for v in trial.visits})
+    cand = adlb[adlb["AVAL"].notna() & adlb["AVISITN"].notna()]
+    gap = (cand["ADY"].astype("Float64") - target[cand.index]).abs().fillna(np.inf)
+    order = cand.assign(_gap=gap.astype(float), _uns=cand["VISIT"].eq(UNSCHEDULED), _adt=cand["ADT"])
+    order = order.sort_values(["USUBJID", "PARAMCD", "AVISITN", "_gap", "_uns", "_adt"], na_position="last")
+    chosen = order.drop_duplicates(["USUBJID", "PARAMCD", "AVISITN"]).index
+    return pd.Series(np.where(adlb.index.isin(chosen), "Y", ""), index=adlb.index)
+
+
+def build_adlb(export: Export, trial: Trial, adsl: pd.DataFrame) -> pd.DataFrame:
+    """Laboratory analysis dataset, long: one row per participant, parameter and sample.
+
+    Parameters are the trial's lab panel and the derived scores it allows. A value missing in the
+    export is a row with AVAL missing, LBSTAT = NOT DONE and the reason (LBREASND); a result beyond a
+    limit keeps its reported text (AVALC) and ACENSFL ("<" or ">"). Baseline is the analysed record
+    of the trial's baseline visit; ANL01FL marks the one record per visit that the analyses use.
+    """
+    wide = derive_scores_by_visit(export["labs"], export["clinical"], trial)
+    params = {t.column: (t.code, t.label, t.unit) for t in trial.lab_panel}
+    params.update({code: (code, *SCORE_LABELS[code]) for code in trial.derived_scores})
+    for c in params:
+        for suffix in (REASON, CENS, REPORTED):
+            if c + suffix not in wide:
+                wide[c + suffix] = pd.NA
+    parts = []
+    for c in params:
+        one = wide[["subject_id", "visit", "lab_date", c, c + REASON, c + CENS, c + REPORTED]].copy()
+        one.columns = ["subject_id", "visit", "lab_date", "AVAL", "REASON", "CENS", "REPORTED"]
+        parts.append(one.assign(col=c))
+    long = pd.concat(parts, ignore_index=True)
+    long = long[long["AVAL"].notna() | long["REASON"].notna() | long["col"].isin([t.column for t in trial.lab_panel])]
     sl = adsl.set_index("SUBJID")
+    ady = study_day(long["lab_date"], long["subject_id"].map(sl["TRTSDT"].fillna(sl["RANDDT"])))
+    avisit = derive_analysis_visit(long["visit"], ady, trial)
+    visits = {v.code: v for v in trial.visits}
+    aval = pd.to_numeric(long["AVAL"], errors="coerce").astype(float)
     adlb = pd.DataFrame({
         "STUDYID": trial.id,
         "USUBJID": long["subject_id"].map(sl["USUBJID"]),
@@ -177,18 +242,30 @@ def build_adlb(export: Export, trial: Trial, adsl: pd.DataFrame) -> pd.DataFrame
         "TRT01PN": long["subject_id"].map(sl["TRT01PN"]),
         "PARAMCD": long["col"].map(lambda c: params[c][0]),
         "PARAM": long["col"].map(lambda c: _param_label(*params[c][1:])),
-        "AVISIT": long["visit"].map(lambda v: visits[v].label),
-        "AVISITN": long["visit"].map(lambda v: visits[v].week).astype("Int64"),
+        "VISIT": long["visit"].astype(str),
+        "AVISIT": avisit.map(lambda v: visits[v].label if v in visits else UNSCHEDULED_LABEL),
+        "AVISITN": avisit.map(lambda v: visits[v].week if v in visits else pd.NA).astype("Int64"),
         "ADT": long["lab_date"],
-        "ADY": study_day(long["lab_date"], long["subject_id"].map(sl["TRTSDT"].fillna(sl["RANDDT"]))),
-        "AVAL": long["AVAL"].astype(float),
+        "ADY": ady,
+        "AVAL": aval,
+        "AVALC": long["REPORTED"].astype("object"),
+        "ACENSFL": long["CENS"].astype("object"),
         "AVALU": long["col"].map(lambda c: params[c][2]),
+        "LBSTAT": np.where(np.isnan(aval), "NOT DONE", ""),
+        "LBREASND": long["REASON"].astype("object").where(np.isnan(aval), pd.NA),
     })
-    adlb["ABLFL"] = np.where(adlb["AVISITN"] == trial.baseline_visit.week, "Y", "")
+    adlb["ANL01FL"] = derive_anl01fl(adlb, trial)
+    adlb["ABLFL"] = np.where((adlb["AVISITN"] == trial.baseline_visit.week) & (adlb["ANL01FL"] == "Y"), "Y", "")
     adlb = derive_base_chg(adlb)
     param_order = {p[0]: i for i, p in enumerate(params.values())}
-    adlb = adlb.assign(_p=adlb["PARAMCD"].map(param_order)).sort_values(["USUBJID", "_p", "AVISITN"])
-    return adlb.drop(columns="_p").reset_index(drop=True)
+    adlb = adlb.assign(_p=adlb["PARAMCD"].map(param_order), _v=adlb["AVISITN"].astype("Float64").fillna(np.inf))
+    adlb = adlb.sort_values(["USUBJID", "_p", "_v", "ADT"], kind="stable")
+    return adlb.drop(columns=["_p", "_v"]).reset_index(drop=True)
+
+
+def analysis_records(adlb: pd.DataFrame) -> pd.DataFrame:
+    """The records the analyses use (ANL01FL = Y): one value per participant, parameter and visit."""
+    return adlb[adlb["ANL01FL"] == "Y"].reset_index(drop=True)
 
 
 def _param_label(label: str, unit: str) -> str:
@@ -199,24 +276,29 @@ def build_adtte(adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     """Time-to-event dataset from randomization (days, AVAL = ADT - STARTDT + 1), administratively censored at the horizon.
 
     OS: event death; censored at liver transplant when the trial file says so, otherwise at last
-    known alive. TFS (transplant-free survival): event death or transplant.
+    known alive. TFS (transplant-free survival): event death or transplant. At an interim look
+    (data cut-off), a participant still in follow-up is censored at the cut-off or at last contact,
+    whichever is earlier (EVNTDESC "ONGOING AT DATA CUT-OFF").
     """
     horizon = int(trial.primary_endpoint.get("horizon_days", 7 * trial.followup_weeks))
     censor_at_tx = trial.primary_endpoint.get("transplant", "censor") == "censor"
     start = adsl["RANDDT"]
+    ongoing = adsl["EOSSTT"].eq("ONGOING") & adsl["DCUTDT"].notna()
+    last_contact = adsl["LSTALVDT"].where(~ongoing, adsl[["LSTALVDT", "DCUTDT"]].min(axis=1))
+    alive = np.where(ongoing, "ONGOING AT DATA CUT-OFF", "LAST KNOWN ALIVE")
     rows = []
     os_event = adsl["DTHDT"].notna() & ~(censor_at_tx & (adsl["LTXDT"] < adsl["DTHDT"]))
-    os_cens_date = adsl["LTXDT"].where(censor_at_tx & adsl["LTXDT"].notna(), adsl["LSTALVDT"])
+    os_cens_date = adsl["LTXDT"].where(censor_at_tx & adsl["LTXDT"].notna(), last_contact)
     rows.append(_tte("OS", trial.primary_endpoint.get("label", "Overall survival"), adsl, start,
                      os_event, adsl["DTHDT"].where(os_event, os_cens_date), horizon,
                      np.where(os_event, "DEATH", np.where(censor_at_tx & adsl["LTXDT"].notna(),
-                                                          "LIVER TRANSPLANT", "LAST KNOWN ALIVE"))))
+                                                          "LIVER TRANSPLANT", alive))))
     tfs_date = pd.concat([adsl["DTHDT"], adsl["LTXDT"]], axis=1).min(axis=1)
     tfs_event = tfs_date.notna()
     rows.append(_tte("TFS", "Transplant-free survival", adsl, start, tfs_event,
-                     tfs_date.where(tfs_event, adsl["LSTALVDT"]), horizon,
+                     tfs_date.where(tfs_event, last_contact), horizon,
                      np.where(adsl["LTXDT"].notna() & (adsl["LTXDT"] == tfs_date), "LIVER TRANSPLANT",
-                              np.where(tfs_event, "DEATH", "LAST KNOWN ALIVE"))))
+                              np.where(tfs_event, "DEATH", alive))))
     return pd.concat(rows, ignore_index=True)
 
 
@@ -237,7 +319,7 @@ def build_adam(export: Export, trial: Trial) -> dict[str, pd.DataFrame]:
     """ADSL, ADLB and ADTTE from a validated export."""
     adsl = build_adsl(export, trial)
     adlb = build_adlb(export, trial, adsl)
-    adsl = derive_baseline_covariates(adsl, adlb, export["clinical"], trial)
+    adsl = derive_baseline_covariates(adsl, analysis_records(adlb), export["clinical"], trial)
     return {"adsl": adsl, "adlb": adlb, "adtte": build_adtte(adsl, trial)}
 
 

@@ -1,7 +1,10 @@
-"""Read a site export (CSV or XLSX), validate it against the schema and the trial file, drop identifiers.
+"""Read a site export (CSV or XLSX), validate it against the contract and the trial file, drop identifiers.
 
 Every problem is collected (not only the first) and reported with file, row, column and rule.
 Rows are numbered as a spreadsheet shows them: the header is row 1, the first record row 2.
+Errors (impossible values, broken keys, dates in the wrong order, a missing file the trial needs)
+stop the build; warnings (unusual values, visits outside their window, unscheduled or repeated
+samples, extra columns, records after the data cut-off) are listed and the data are used.
 """
 from __future__ import annotations
 
@@ -9,13 +12,17 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from .schema import Column, FileSpec, load_schema
+from .schema import UNSCHEDULED, Column, FileSpec, export_spec, missing_codes
 from .trial import Trial
 
-_INT = re.compile(r"^-?\d+$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_INT = re.compile(r"^[+-]?\d+$")
+_DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")
+_CENSORED = re.compile(r"^([<>])\s*=?\s*([+-]?\d+(?:\.\d*)?|\.\d+)$")
+# Companion columns the loader adds beside each lab test column of labs.csv.
+REASON, CENS, REPORTED = "__reason", "__cens", "__reported"
 
 
 @dataclass(frozen=True)
@@ -35,84 +42,185 @@ class Problem:
         return f"{', '.join(where)}: {self.message} [rule: {self.rule}]"
 
 
-class ExportError(ValueError):
-    """An export that breaks the contract; carries every problem found."""
+def _trial_name(trial: Trial) -> str:
+    return str(trial.source) if trial.source else trial.id
 
-    def __init__(self, folder: Path, problems: list[Problem]):
+
+class ExportError(ValueError):
+    """An export that breaks the contract; carries every error found, summarized by rule."""
+
+    def __init__(self, folder: Path, problems: list[Problem], trial: Trial | None = None, shown: int = 30):
         self.folder, self.problems = folder, problems
-        lines = [f"{folder}: {len(problems)} problem(s) in the export"] + [f"  {p}" for p in problems]
+        head = f"{folder}: {len(problems)} error(s) in the export (trial file {_trial_name(trial)})" if trial \
+            else f"{folder}: {len(problems)} error(s) in the export"
+        lines = [head, summary_text(problems)]
+        lines += [f"  {p}" for p in problems[:shown]]
+        if len(problems) > shown:
+            lines.append(f"  ... and {len(problems) - shown} more (the full list: _build/validation/problems.csv)")
         super().__init__("\n".join(lines))
 
 
 @dataclass
 class Export:
-    """A validated export: typed tables without direct identifiers, plus non-fatal findings."""
+    """A validated export: typed tables without direct identifiers, plus non-fatal findings.
+
+    Tables the trial does not have (an optional file absent or empty) are present with no rows.
+    In ``labs``, each test column ``x`` (in the panel's unit) comes with ``x__reason`` (why it is
+    missing), ``x__cens`` ("<" or ">" for a result beyond a limit) and ``x__reported`` (the text
+    and unit as reported, where it was converted or censored).
+    """
     folder: Path
     tables: dict[str, pd.DataFrame]
     warnings: list[Problem] = field(default_factory=list)
+    trial: Trial | None = None
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self.tables[name]
 
 
-def _find_file(folder: Path, name: str) -> Path | None:
-    for ext in (".csv", ".xlsx"):
-        if (folder / f"{name}{ext}").exists():
-            return folder / f"{name}{ext}"
-    return None
+# --- reading ------------------------------------------------------------------------------------
+
+def _find_file(folder: Path, name: str) -> tuple[Path | None, Problem | None]:
+    found = [folder / f"{name}{ext}" for ext in (".csv", ".xlsx") if (folder / f"{name}{ext}").exists()]
+    if len(found) > 1:
+        return None, Problem(f"{name}.csv", None, None, "one_file_per_table",
+                             f"both {name}.csv and {name}.xlsx are present: keep one")
+    return (found[0] if found else None), None
 
 
 def read_raw(path: Path) -> pd.DataFrame:
-    """A file as text cells, empty string for an empty cell, nothing converted yet."""
+    """A file as text cells, empty string for an empty cell, nothing converted yet. An empty file has no columns."""
+    if path.stat().st_size == 0:
+        return pd.DataFrame()
     if path.suffix == ".xlsx":
         df = pd.read_excel(path, dtype=str).fillna("")
         return df.apply(lambda s: s.str.replace(r" 00:00:00$", "", regex=True))
     return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
 
 
+# --- cells --------------------------------------------------------------------------------------
+
+def _parse_dates(text: pd.Series) -> pd.Series:
+    parts = text.str.extract(_DATE)
+    iso = parts[0] + "-" + parts[1].str.zfill(2) + "-" + parts[2].str.zfill(2)
+    return pd.to_datetime(iso, format="%Y-%m-%d", errors="coerce")
+
+
 def _parse(kind: str, text: pd.Series, empty: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Text cells converted to the column's type, and a mask of the cells that do not parse."""
     if kind == "integer":
         good = text.str.match(_INT)
-        return pd.to_numeric(text.where(good & ~empty)).astype("Int64"), ~good & ~empty
+        typed = pd.to_numeric(text.where(good & ~empty), errors="coerce")
+        too_big = typed.abs() > 2 ** 53
+        return typed.where(~too_big).astype("Int64"), (~good | too_big) & ~empty
     if kind == "number":
         typed = pd.to_numeric(text.where(~empty), errors="coerce").astype("Float64")
         return typed, typed.isna() & ~empty
     if kind == "date":
-        typed = pd.to_datetime(text.where(~empty & text.str.match(_DATE)), format="%Y-%m-%d", errors="coerce")
+        typed = _parse_dates(text.where(~empty, ""))
         return typed, typed.isna() & ~empty
     return text.where(~empty, pd.NA), pd.Series(False, index=text.index)
 
 
-def _check_column(fname: str, col: Column, values: pd.Series, frame: pd.DataFrame, trial: Trial):
-    """Type, requiredness, allowed values and range for one column; returns (typed series, problems)."""
-    problems = []
-    text = values.str.strip()
+def _missing_reasons(text: pd.Series) -> pd.Series:
+    """The reason a cell records a missing value (a code of the contract), else NA."""
+    return text.str.upper().map(missing_codes()).astype("object")
+
+
+def _range_problems(fname, name, num, text, lo, hi, unit, rule, what, shown=None) -> list[Problem]:
+    lo = -np.inf if lo is None else lo
+    hi = np.inf if hi is None else hi
+    bad = num.index[((num < lo) | (num > hi)).fillna(False).astype(bool)]
+    unit = f" {unit}" if unit and unit != "1" else ""
+    return [Problem(fname, i + 2, name, rule, f"{(shown if shown is not None else text)[i]} is outside the {what} "
+                    f"[{lo:g}, {hi:g}]{unit}") for i in bad]
+
+
+def _check_column(fname: str, col: Column, spec: FileSpec, raw: pd.DataFrame, trial: Trial):
+    """Type, requiredness, allowed values and range for one column; returns (typed, companions, errors, warnings)."""
+    errors, warnings, extra = [], [], {}
+    text = raw[col.name].str.strip() if col.name in raw else pd.Series("", index=raw.index)
+    is_key = col.name in spec.key
     empty = text == ""
-    required = pd.Series(col.required, index=text.index)
+    reason = pd.Series(pd.NA, index=text.index, dtype="object")
+    if not is_key and not col.required:
+        reason = _missing_reasons(text)
+        empty = empty | reason.notna()
+    # A date in a key tells repeated samples apart; an undated sample is still a record.
+    required = pd.Series((is_key and col.type != "date") or col.required, index=text.index)
     if col.required_when:
         for k, v in col.required_when.items():
-            required |= frame[k].str.strip() == v
-    for i in text.index[empty & required]:
-        problems.append(Problem(fname, i + 2, col.name, "required", "value is missing"))
-    present = text[~empty]
-    typed, bad = _parse(col.type, text, empty)
+            required |= raw[k].str.strip() == v
+    for i in text.index[(text == "") & required]:
+        errors.append(Problem(fname, i + 2, col.name, "required", "value is missing"))
+    cens = pd.Series(pd.NA, index=text.index, dtype="object")
+    parse_text = text
+    if col.type == "number" and spec.name == "labs":
+        m = text.str.extract(_CENSORED)
+        cens = m[0].where(m[0].notna(), pd.NA).astype("object")
+        parse_text = m[1].where(m[1].notna(), text)
+    typed, bad = _parse(col.type, parse_text, empty)
     for i in text.index[bad]:
-        problems.append(Problem(fname, i + 2, col.name, "type", f"{text[i]!r} is not a valid {col.type}"))
+        errors.append(Problem(fname, i + 2, col.name, "type", f"{text[i]!r} is not a valid {col.type}"))
     allowed = col.allowed_values(trial)
     if allowed is not None:
+        present = text[~empty]
         for i in present.index[~present.isin(allowed)]:
-            problems.append(Problem(fname, i + 2, col.name, "allowed",
-                                    f"{present[i]!r} is not one of {{{', '.join(allowed)}}}"))
-    if col.min is not None or col.max is not None:
+            errors.append(Problem(fname, i + 2, col.name, "allowed",
+                                  f"{present[i]!r} is not one of {{{', '.join(allowed)}}}"))
+        typed = typed.where(typed.isin(allowed), pd.NA) if col.type in ("category", "flag") else typed
+    if spec.name == "labs" and col.name in [t.column for t in trial.lab_panel]:
+        typed, reported, errs, warns = _lab_values(fname, col, trial, raw, text, typed, cens)
+        errors += errs
+        warnings += warns
+        extra = {col.name + REASON: reason.where(reason.notna(), pd.NA), col.name + CENS: cens,
+                 col.name + REPORTED: reported}
+    elif col.min is not None or col.max is not None:
         num = pd.to_numeric(typed, errors="coerce")
-        lo = -float("inf") if col.min is None else col.min
-        hi = float("inf") if col.max is None else col.max
-        unit = f" {col.unit}" if col.unit and col.unit != "1" else ""
-        for i in num.index[(num < lo) | (num > hi)]:
-            problems.append(Problem(fname, i + 2, col.name, "range",
-                                    f"{text[i]} is outside the plausible range [{col.min}, {col.max}]{unit}"))
-    return typed, problems
+        errors += _range_problems(fname, col.name, num, text, col.min, col.max, col.unit, "range", "possible range")
+    return typed, extra, errors, warnings
+
+
+def _lab_values(fname, col, trial, raw, text, typed, cens):
+    """A lab test's values in the panel's unit (converted by the row's unit column), checked against the
+    impossible limits (errors) and the expected range (warnings)."""
+    test = next(t for t in trial.lab_panel if t.column == col.name)
+    errors, warnings = [], []
+    unit_col = f"{col.name}_unit"
+    reported = pd.Series(pd.NA, index=text.index, dtype="object")
+    value = typed.astype("Float64")
+    if unit_col in raw:
+        units = raw[unit_col].str.strip()
+        factor = units.map(test.factors).where(units != "", 1.0)
+        converted = value.notna() & factor.notna() & (factor != 1.0)
+        reported = reported.mask(converted, text + " " + units)
+        value = value * factor.astype("Float64")
+        for i in units.index[converted]:
+            warnings.append(Problem(fname, i + 2, col.name, "unit_converted",
+                                    f"{text[i]} {units[i]} converted to {value[i]:.4g} {test.unit}"))
+    reported = reported.mask(cens.notna() & reported.isna(), text)
+    shown = value.map(lambda v: "" if pd.isna(v) else f"{v:g}")
+    errors += _range_problems(fname, col.name, value, text, *test.impossible, test.unit, "impossible",
+                              "possible range", shown)
+    if test.expected:
+        ok = (value >= test.impossible[0]) & (value <= test.impossible[1])
+        warnings += _range_problems(fname, col.name, value.where(ok), text, *test.expected, test.unit,
+                                    "expected_range", "expected range (check the value)", shown)
+    return value, reported, errors, warnings
+
+
+def _normalize_keys(raw: pd.DataFrame, spec: FileSpec) -> pd.DataFrame:
+    """Key columns trimmed; the comparison form (case-folded) is used for uniqueness and links."""
+    out = raw.copy()
+    for k in spec.key:
+        if k in out:
+            out[k] = out[k].str.strip()
+    return out
+
+
+def key_form(values: pd.Series) -> pd.Series:
+    """How keys are compared: whitespace trimmed, letter case ignored."""
+    return values.astype("string").str.strip().str.casefold()
 
 
 def _check_file(path: Path, spec: FileSpec, trial: Trial):
@@ -120,99 +228,229 @@ def _check_file(path: Path, spec: FileSpec, trial: Trial):
     try:
         raw = read_raw(path)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, not raised
-        return None, [Problem(fname, None, None, "readable", f"cannot be read: {exc}")]
-    problems = [Problem(fname, 1, c, "columns", "required column is missing")
-                for c in spec.column_names if c not in raw.columns]
-    problems += [Problem(fname, 1, c, "columns", "column is not in the schema")
-                 for c in raw.columns if c not in spec.column_names]
-    if problems:
-        return None, problems
+        return None, [Problem(fname, None, None, "readable", f"cannot be read: {exc}")], []
+    if raw.shape[1] == 0:
+        return _empty(spec), ([] if spec.optional else
+                              [Problem(fname, None, None, "missing_file", "the file is empty and the trial needs it")]), []
+    raw.columns = [str(c).strip() for c in raw.columns]
+    errors = [Problem(fname, 1, c.name, "columns", "required column is missing")
+              for c in spec.columns if c.name not in raw.columns and not c.optional_column]
+    warnings = [Problem(fname, 1, c, "extra_column", "column is not in the contract: kept out of the analysis")
+                for c in raw.columns if c not in spec.column_names]
+    if errors:
+        return None, errors, warnings
+    raw = _normalize_keys(raw, spec)
     typed = {}
     for col in spec.columns:
-        typed[col.name], found = _check_column(fname, col, raw[col.name], raw, trial)
-        problems += found
-    table = pd.DataFrame(typed, columns=spec.column_names)
-    dup = raw.duplicated(list(spec.key), keep="first")
+        typed[col.name], extra, errs, warns = _check_column(fname, col, spec, raw, trial)
+        typed.update(extra)
+        errors += errs
+        warnings += warns
+    table = pd.DataFrame(typed, index=raw.index)
+    folded = pd.DataFrame({k: key_form(raw[k]) for k in spec.key})
+    if spec.name in ("labs", "clinical"):
+        date_col = spec.key[-1]
+        folded[date_col] = table[date_col].dt.strftime("%Y-%m-%d").fillna(folded[date_col])
+    dup = folded.duplicated(keep="first")
     for i in raw.index[dup]:
-        key = ", ".join(f"{k}={raw.at[i, k]}" for k in spec.key)
-        problems.append(Problem(fname, i + 2, ",".join(spec.key), "unique_key", f"duplicate record ({key})"))
-    return table, problems
+        key = ", ".join(f"{k}={raw.at[i, k]!r}" for k in spec.key)
+        errors.append(Problem(fname, i + 2, ",".join(spec.key), "unique_key",
+                              f"duplicate record ({key}; whitespace and letter case are ignored)"))
+    return table, errors, warnings
 
 
-def _cross_checks(tables: dict[str, pd.DataFrame], names: dict[str, str]) -> tuple[list[Problem], list[Problem]]:
-    """Rules across files: links between files and no data after death, transplant or withdrawal."""
-    errors, warnings = [], []
+def _empty(spec: FileSpec) -> pd.DataFrame:
+    dtypes = {"date": "datetime64[ns]", "integer": "Int64", "number": "Float64"}
+    return pd.DataFrame({c.name: pd.Series(dtype=dtypes.get(c.type, "object")) for c in spec.columns})
+
+
+# --- rules across files -------------------------------------------------------------------------
+
+def treatment_start(tables: dict[str, pd.DataFrame], trial: Trial) -> pd.Series:
+    """Study day 1 per participant (subject_id -> date): first dose, or randomization (trial file's treatment.start)."""
+    rand = tables["randomization"].set_index("subject_id")["rand_date"]
+    if trial.treatment.start == "randomization":
+        return rand
+    return tables["infusion"].groupby("subject_id")["infusion_date"].min()
+
+
+def _at(keys: pd.Series, table: pd.Series) -> pd.Series:
+    """Values of ``table`` (indexed by key) at ``keys``; safe when ``table`` is empty."""
+    return pd.Series(table.reindex(keys.to_numpy()).to_numpy(), index=keys.index, dtype=table.dtype)
+
+
+def _cross_checks(tables: dict[str, pd.DataFrame], names: dict[str, str]) -> list[Problem]:
+    """Rules across files: links between files, dates in order, nothing after death, transplant or withdrawal."""
+    errors = []
     rand = tables["randomization"]
-    subjects = set(rand["subject_id"].dropna())
+    screened = set(key_form(tables["screening"]["screening_id"]))
     for i, sid in rand["screening_id"].items():
-        if pd.notna(sid) and sid not in set(tables["screening"]["screening_id"]):
+        if pd.notna(sid) and sid.strip().casefold() not in screened:
             errors.append(Problem(names["randomization"], i + 2, "screening_id", "foreign_key",
                                   f"{sid!r} is not in the screening log"))
+    subjects = set(key_form(rand["subject_id"]))
     for name in ("infusion", "labs", "clinical", "events"):
-        for i, sid in tables[name]["subject_id"].items():
-            if pd.notna(sid) and sid not in subjects:
-                errors.append(Problem(names[name], i + 2, "subject_id", "foreign_key",
-                                      f"{sid!r} was never randomized"))
+        t = tables[name]
+        for i in t.index[~key_form(t["subject_id"]).isin(subjects)]:
+            errors.append(Problem(names.get(name, f"{name}.csv"), i + 2, "subject_id", "foreign_key",
+                                  f"{t.at[i, 'subject_id']!r} was never randomized"))
     ev = tables["events"]
+    ae_end = ev["end_date"] < ev["start_date"]
+    for i in ev.index[ae_end.fillna(False).astype(bool)]:
+        errors.append(Problem(names["events"], i + 2, "end_date", "date_order",
+                              f"ends ({ev.at[i, 'end_date'].date()}) before it starts ({ev.at[i, 'start_date'].date()})"))
     ends = ev[ev["event_type"].isin(["DEATH", "TRANSPLANT", "WITHDRAWAL"])]
     end_date = ends.groupby("subject_id")["start_date"].min()
     for name, date_col in (("labs", "lab_date"), ("clinical", "assessment_date")):
         t = tables[name]
-        limit = t["subject_id"].map(end_date)
-        for i in t.index[t[date_col] > limit]:
-            errors.append(Problem(names[name], i + 2, date_col, "after_end_of_follow_up",
+        limit = _at(t["subject_id"], end_date)
+        for i in t.index[(t[date_col] > limit).fillna(False).astype(bool)]:
+            errors.append(Problem(names.get(name, f"{name}.csv"), i + 2, date_col, "after_end_of_follow_up",
                                   f"{t.at[i, date_col].date()} is after the participant's death, transplant or "
                                   f"withdrawal ({limit[i].date()})"))
     deaths = ev[ev["event_type"] == "DEATH"]
     for i in deaths.index[deaths["subject_id"].duplicated()]:
         errors.append(Problem(names["events"], i + 2, "event_type", "one_death", "second DEATH record"))
-    return errors, warnings
+    return errors
 
 
-def _visit_window_warnings(tables, trial: Trial, names) -> list[Problem]:
-    """Visits outside their protocol window: protocol deviations to report, not errors."""
-    first = tables["infusion"].groupby("subject_id")["infusion_date"].min()
+def _visit_warnings(tables, trial: Trial, names) -> list[Problem]:
+    """Visits outside their window, unscheduled samples and repeated samples: listed, kept, and flagged in ADLB."""
+    day1 = treatment_start(tables, trial)
     out = []
     for name, date_col in (("labs", "lab_date"), ("clinical", "assessment_date")):
         t = tables[name]
-        day = (t[date_col] - t["subject_id"].map(first)).dt.days + 1
+        fname = names.get(name, f"{name}.csv")
+        day = (t[date_col] - _at(t["subject_id"], day1)).dt.days + 1
         for i in t.index:
-            if pd.isna(day[i]) or pd.isna(t.at[i, "visit"]):
+            visit = t.at[i, "visit"]
+            if pd.isna(visit):
                 continue
-            lo, hi = trial.visit(t.at[i, "visit"]).window
+            if visit == UNSCHEDULED:
+                out.append(Problem(fname, i + 2, "visit", "unscheduled_visit",
+                                   "unscheduled sample: used for an analysis visit only if inside its window"))
+                continue
+            if pd.isna(day[i]):
+                continue
+            lo, hi = trial.visit(visit).window
             if not lo <= day[i] <= hi:
-                out.append(Problem(names[name], i + 2, date_col, "visit_window",
-                                   f"study day {int(day[i])} outside the {t.at[i, 'visit']} window [{lo}, {hi}]"))
+                out.append(Problem(fname, i + 2, date_col, "visit_window",
+                                   f"study day {int(day[i])} outside the {visit} window [{lo}, {hi}]"))
+        scheduled = t[t["visit"] != UNSCHEDULED]
+        for i in scheduled.index[scheduled.duplicated(["subject_id", "visit"], keep="first")]:
+            out.append(Problem(fname, i + 2, "visit", "repeated_visit",
+                               f"second record of {t.at[i, 'visit']}: the one nearest the target day is analysed"))
     return out
 
 
+def _apply_cutoff(tables, trial: Trial, names) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
+    """Records dated after the data cut-off are left out of the analysis (a warning each); participants
+    randomized after it are left out whole."""
+    if trial.cutoff is None:
+        return tables, []
+    cut = pd.Timestamp(trial.cutoff)
+    warnings = []
+    rand = tables["randomization"]
+    late = rand[rand["rand_date"] > cut]
+    for i in late.index:
+        warnings.append(Problem(names["randomization"], i + 2, "rand_date", "after_cutoff",
+                                f"randomized after the data cut-off ({trial.cutoff}): not in this analysis"))
+    gone = set(late["subject_id"])
+    out = {"screening": tables["screening"], "randomization": rand.drop(index=late.index)}
+    for name, date_col in (("infusion", "infusion_date"), ("labs", "lab_date"), ("clinical", "assessment_date"),
+                           ("events", "start_date")):
+        t = tables[name]
+        after = (t[date_col] > cut).fillna(False).astype(bool) & ~t["subject_id"].isin(gone)
+        for i in t.index[after]:
+            warnings.append(Problem(names.get(name, f"{name}.csv"), i + 2, date_col, "after_cutoff",
+                                    f"{t.at[i, date_col].date()} is after the data cut-off ({trial.cutoff}): not analysed"))
+        out[name] = t[~after & ~t["subject_id"].isin(gone)]
+    if "end_date" in out["events"]:
+        ev = out["events"].copy()
+        ev.loc[ev["end_date"] > cut, "end_date"] = pd.NaT
+        out["events"] = ev
+    return out, warnings
+
+
 def validate_export(folder: str | Path, trial: Trial) -> tuple[dict[str, pd.DataFrame], list[Problem], list[Problem]]:
-    """Typed tables (identifiers still in), errors and warnings for an export folder."""
+    """Typed tables (identifiers still in, cut-off applied), errors and warnings for an export folder."""
     folder = Path(folder)
     if not folder.is_dir():
         return {}, [Problem(str(folder), None, None, "folder", "export folder not found")], []
-    tables, problems, names = {}, [], {}
-    for name, spec in load_schema().items():
-        path = _find_file(folder, name)
+    tables, errors, warnings, names = {}, [], [], {}
+    for name, spec in export_spec(trial).items():
+        path, clash = _find_file(folder, name)
+        if clash:
+            errors.append(clash)
+            continue
         if path is None:
-            problems.append(Problem(f"{name}.csv", None, None, "missing_file", "file not found (.csv or .xlsx)"))
+            if spec.optional:
+                tables[name] = _empty(spec)
+            else:
+                errors.append(Problem(f"{name}.csv", None, None, "missing_file", "file not found (.csv or .xlsx)"))
             continue
         names[name] = path.name
-        table, found = _check_file(path, spec, trial)
-        problems += found
+        table, errs, warns = _check_file(path, spec, trial)
+        errors += errs
+        warnings += warns
         if table is not None:
             tables[name] = table
-    warnings = []
-    if not problems:
-        problems, warnings = _cross_checks(tables, names)
-        warnings += _visit_window_warnings(tables, trial, names)
-    return tables, problems, warnings
+    if not errors:
+        errors = _cross_checks(tables, names)
+    if not errors:
+        warnings += _visit_warnings(tables, trial, names)
+        tables, late = _apply_cutoff(tables, trial, names)
+        warnings += late
+    return tables, errors, warnings
 
 
-def drop_identifiers(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """The tables without the schema's direct identifiers (names, phones, ID numbers, birth dates)."""
-    schema = load_schema()
-    return {name: t.drop(columns=schema[name].identifiers) for name, t in tables.items()}
+# --- report -------------------------------------------------------------------------------------
+
+def problems_frame(errors: list[Problem], warnings: list[Problem]) -> pd.DataFrame:
+    """Every finding, one row each: severity, file, row, column, rule, message."""
+    rows = [("error", p) for p in errors] + [("warning", p) for p in warnings]
+    return pd.DataFrame([(s, p.file, p.row, p.column, p.rule, p.message) for s, p in rows],
+                        columns=["severity", "file", "row", "column", "rule", "message"]).astype({"row": "Int64"})
+
+
+def summary_by_rule(errors: list[Problem], warnings: list[Problem], examples: int = 3) -> pd.DataFrame:
+    """Findings counted by severity and rule, with the first few as examples."""
+    df = problems_frame(errors, warnings)
+    cols = ["severity", "rule", "count", "examples"]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    where = df["file"] + df["row"].map(lambda r: "" if pd.isna(r) else f" row {r}")
+    df = df.assign(where=where + df["column"].map(lambda c: "" if c is None or pd.isna(c) else f" {c}"))
+    out = (df.groupby(["severity", "rule"], sort=False)
+             .agg(count=("rule", "size"), examples=("where", lambda s: "; ".join(s.head(examples))))
+             .reset_index())
+    return out[cols]
+
+
+def summary_text(errors: list[Problem], warnings: list[Problem] | None = None) -> str:
+    """The summary by rule as text lines, for the console."""
+    s = summary_by_rule(errors, warnings or [])
+    return "\n".join(f"  {r.severity} {r.rule}: {r.count} (e.g. {r.examples})" for r in s.itertuples())
+
+
+def write_validation_report(errors: list[Problem], warnings: list[Problem], out_dir: str | Path) -> list[Path]:
+    """problems.csv (every finding) and summary.csv (by rule) in ``out_dir`` (the build's validation/)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, df in (("problems", problems_frame(errors, warnings)), ("summary", summary_by_rule(errors, warnings))):
+        path = out_dir / f"{name}.csv"
+        df.to_csv(path, index=False, lineterminator="\n")
+        written.append(path)
+    return written
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+def drop_identifiers(tables: dict[str, pd.DataFrame], trial: Trial) -> dict[str, pd.DataFrame]:
+    """The tables without the contract's direct identifiers (names, phones, ID numbers, birth dates)."""
+    spec = export_spec(trial)
+    return {name: t.drop(columns=[c for c in spec[name].identifiers if c in t]) for name, t in tables.items()}
 
 
 def age_at(birth: pd.Series, on: pd.Series) -> pd.Series:
@@ -221,11 +459,22 @@ def age_at(birth: pd.Series, on: pd.Series) -> pd.Series:
     return (on.dt.year - birth.dt.year - (~had_birthday).astype(int)).astype("Int64")
 
 
+def derive_age(screening: pd.DataFrame) -> pd.Series:
+    """AGE in completed years at screening: the age column where given, else from the birth date."""
+    derived = age_at(screening["birth_date"], screening["screening_date"]) if "birth_date" in screening \
+        else pd.Series(pd.NA, index=screening.index, dtype="Int64")
+    given = screening["age"] if "age" in screening else pd.Series(pd.NA, index=screening.index, dtype="Int64")
+    return given.astype("Int64").fillna(derived)
+
+
 def load_export(folder: str | Path, trial: Trial) -> Export:
-    """Validated export with AGE derived and direct identifiers dropped; raises ExportError listing every problem."""
-    tables, problems, warnings = validate_export(folder, trial)
-    if problems:
-        raise ExportError(Path(folder), problems)
-    scr = tables["screening"]
-    scr.insert(scr.columns.get_loc("sex"), "age", age_at(scr["birth_date"], scr["screening_date"]))
-    return Export(Path(folder), drop_identifiers(tables), warnings)
+    """Validated export with AGE derived and direct identifiers dropped; raises ExportError listing every error."""
+    tables, errors, warnings = validate_export(folder, trial)
+    if errors:
+        raise ExportError(Path(folder), errors, trial)
+    scr = tables["screening"].copy()
+    age = derive_age(scr)
+    scr = scr.drop(columns=[c for c in ("age",) if c in scr])
+    scr.insert(scr.columns.get_loc("sex"), "age", age)
+    tables["screening"] = scr
+    return Export(Path(folder), drop_identifiers(tables, trial), warnings, trial)

@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import paths
-from .adam import build_adam, write_adam
-from .loading import Export, load_export, read_raw
+from .adam import analysis_records, build_adam, write_adam
+from .loading import Export, ExportError, load_export, read_raw, summary_by_rule, validate_export, write_validation_report
 from .privacy import find_identifiers, identifier_values
 from .schema import data_dictionary_markdown
 from .simulation import simulate_export, write_export
@@ -28,28 +28,50 @@ SYNTHETIC = "synthetic"
 
 @dataclass
 class Cohort:
-    """What every chapter starts from: the trial, the validated export and the ADaM datasets."""
+    """What every chapter starts from: the trial, the validated export and the ADaM datasets.
+
+    ``adlb`` holds the records the analyses use (ANL01FL = Y: one value per participant, parameter
+    and visit); ``adlb_all`` every record, with missing values and their reasons, unscheduled and
+    repeated samples (it is what ``_build/data/adlb.csv`` holds).
+    """
     trial: Trial
     export: Export
     adsl: pd.DataFrame
     adlb: pd.DataFrame
     adtte: pd.DataFrame
     source: str
+    adlb_all: pd.DataFrame | None = None
+
+    @property
+    def adam(self) -> dict[str, pd.DataFrame]:
+        return {"adsl": self.adsl, "adlb": self.adlb_all, "adtte": self.adtte}
 
 
-def load_cohort(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | None = None) -> Cohort:
-    """Simulate (data="synthetic", with seed) or load an export folder, validate it and derive ADaM."""
-    t = load_trial(trial)
+def source_text(data: str, trial: Trial, seed: int | None) -> str:
+    """Where the data come from, and the cut-off at an interim look, as a chapter names it."""
+    if data == SYNTHETIC:
+        text = f"synthetic cohort (seed {seed if seed is not None else trial.simulation.get('seed')})"
+    else:
+        text = f"site export {Path(data).name}"
+    return text + (f", data cut-off {trial.cutoff:%d %B %Y} (interim)" if trial.is_interim else "")
+
+
+def load_cohort(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | None = None,
+                cutoff: str | None = None) -> Cohort:
+    """Simulate (data="synthetic", with seed) or load an export folder, validate it and derive ADaM.
+
+    ``cutoff`` (YYYY-MM-DD) overrides the trial file's data cut-off.
+    """
+    t = load_trial(trial).with_cutoff(cutoff)
     if data == SYNTHETIC:
         with tempfile.TemporaryDirectory() as tmp:
             write_export(simulate_export(t, seed=seed), tmp)
             export = load_export(tmp, t)
-        source = f"synthetic cohort (seed {seed if seed is not None else t.simulation['seed']})"
     else:
         export = load_export(data, t)
-        source = f"site export {Path(data).name}"
     adam = build_adam(export, t)
-    return Cohort(t, export, adam["adsl"], adam["adlb"], adam["adtte"], source)
+    return Cohort(t, export, adam["adsl"], analysis_records(adam["adlb"]), adam["adtte"],
+                  source_text(data, t, seed), adam["adlb"])
 
 
 def save_result(table: pd.DataFrame, output_dir: str | Path | None, name: str) -> Path | None:
@@ -88,7 +110,10 @@ def trial_markdown(trial: Trial) -> str:
         f"| {e.code} | {e.label} | {'' if e.unit == '1' else e.unit} | {'log (ratio of geometric means)' if e.log else 'original'} | {e.better} |"
         for e in trial.endpoints)
     pe = trial.primary_endpoint
-    return f"""**{trial.id}**: {trial.title}.
+    interim = (f"```{{important}}\nInterim build: data cut-off {trial.cutoff:%d %B %Y}. Participants still in follow-up "
+               "are censored at the cut-off or their last contact; visits not yet due are not counted as missed.\n```\n\n"
+               if trial.is_interim else "")
+    return f"""{interim}**{trial.id}**: {trial.title}.
 
 {trial.design.capitalize()} trial in {trial.population}; {trial.planned_n} participants enrolled over
 {trial.accrual_months} months at the {trial.site}, followed for {trial.followup_weeks} weeks.
@@ -105,11 +130,37 @@ allocation ratio {':'.join(str(a.ratio) for a in trial.arms)}{', stratified by '
 |---|---|---|
 {visits}
 
-Study day 1 is the day of the first infusion.
+{_day_one(trial)}
 
 | Code | Endpoint | Unit | Analysis scale | Better |
 |---|---|---|---|---|
 {endpoints}
+"""
+
+
+def _day_one(trial: Trial) -> str:
+    if trial.treatment.start == "randomization":
+        return "Study day 1 is the day of randomization."
+    return f"Study day 1 is the day of the first {trial.treatment.noun}."
+
+
+def validation_markdown(errors, warnings, trial: Trial, source: str) -> str:
+    """The validation report as a book page: a summary by rule, and where the full list is."""
+    summary = summary_by_rule(errors, warnings)
+    if summary.empty:
+        body = "The export passed every rule of the data dictionary: no errors and no warnings."
+    else:
+        rows = "\n".join(f"| {r.severity} | `{r.rule}` | {r.count} | {r.examples} |" for r in summary.itertuples())
+        body = ("Warnings are listed for review; they do not stop the build. Each is counted by rule, with the "
+                "first examples (file, row as a spreadsheet numbers it, column).\n\n"
+                "| Severity | Rule | Count | First examples |\n|---|---|---|---|\n" + rows)
+    return f"""# Validation report
+
+The {source} was validated against the data dictionary and the trial file `{Path(str(trial.source)).name}`.
+{len(errors)} error(s), {len(warnings)} warning(s). The full list, one finding per row, is
+`_build/validation/problems.csv`; the summary by rule is `_build/validation/summary.csv`.
+
+{body}
 """
 
 
@@ -129,9 +180,21 @@ class BuildError(RuntimeError):
     """A pipeline step failed; the message names the notebook and the failing cell's error."""
 
 
+def validate(data: str, trial: Trial, seed: int | None, out_dir: Path) -> tuple[list, list]:
+    """Validate the export (simulated first for "synthetic") and write the report to ``out_dir``."""
+    if data == SYNTHETIC:
+        with tempfile.TemporaryDirectory() as tmp:
+            write_export(simulate_export(trial, seed=seed), tmp)
+            _, errors, warnings = validate_export(tmp, trial)
+    else:
+        _, errors, warnings = validate_export(data, trial)
+    write_validation_report(errors, warnings, out_dir)
+    return errors, warnings
+
+
 def run(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | None = None,
         build_dir: Path = paths.BUILD, notebook_dir: Path = paths.NOTEBOOKS,
-        generated_dir: Path = paths.GENERATED, log=print) -> None:
+        generated_dir: Path = paths.GENERATED, log=print, cutoff: str | None = None) -> None:
     """Validate the data, write ADaM, execute every notebook with papermill; replace outputs only if all succeed."""
     import papermill as pm
 
@@ -142,15 +205,25 @@ def run(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | Non
     (staging / "results").mkdir(parents=True)
     data_param = data if data == SYNTHETIC else str(Path(data).resolve())
     trial_param = str(paths.trial_file(trial))
+    cutoff_param = str(cutoff) if cutoff else None
     t0 = time.perf_counter()
-    cohort = load_cohort(data_param, trial_param, seed)
-    write_adam({"adsl": cohort.adsl, "adlb": cohort.adlb, "adtte": cohort.adtte}, staging / "data")
-    log(f"[data] {cohort.source}: {len(cohort.adsl)} participants, ADaM written ({time.perf_counter() - t0:.1f} s)")
+    t = load_trial(trial_param).with_cutoff(cutoff_param)
+    errors, warnings = validate(data_param, t, seed, staging / "validation")
+    if errors:
+        _replace_dir(staging / "validation", build_dir / "validation")
+        raise ExportError(Path(data_param), errors, t)
+    cohort = load_cohort(data_param, trial_param, seed, cutoff_param)
+    write_adam(cohort.adam, staging / "data")
+    log(f"[data] {cohort.source}: {len(cohort.adsl)} participants, {len(warnings)} warning(s), ADaM written "
+        f"({time.perf_counter() - t0:.1f} s)")
     generated = staging / "generated"
     generated.mkdir()
     (generated / "trial.md").write_text(trial_markdown(cohort.trial), encoding="utf-8")
     (generated / "data_dictionary.md").write_text(data_dictionary_markdown(cohort.trial), encoding="utf-8")
-    params = {"data": data_param, "trial": trial_param, "seed": seed, "output_dir": str(staging)}
+    (generated / "validation.md").write_text(validation_markdown(errors, warnings, cohort.trial, cohort.source),
+                                             encoding="utf-8")
+    params = {"data": data_param, "trial": trial_param, "seed": seed, "cutoff": cutoff_param,
+              "output_dir": str(staging)}
     for nb in notebooks(notebook_dir):
         t0 = time.perf_counter()
         log(f"[run] {nb.name} ...")
@@ -165,10 +238,25 @@ def run(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | Non
     if leaks:
         where = "; ".join(f"{path.relative_to(staging)}" for path, _ in leaks[:10])
         raise BuildError(f"direct identifiers found in the outputs ({len(leaks)} hit(s): {where}); nothing was published")
+    (staging / "config.yml").write_text(book_config(cohort.trial, cohort.source), encoding="utf-8")
     for sub, target in (("generated", generated_dir), ("data", build_dir / "data"),
-                        ("results", build_dir / "results")):
+                        ("results", build_dir / "results"), ("validation", build_dir / "validation")):
         _replace_dir(staging / sub, target)
+    (staging / "config.yml").replace(build_dir / "book_config.yml")
     shutil.rmtree(staging)
+
+
+def book_config(trial: Trial, source: str, base: Path = paths.ROOT / "_config.yml") -> str:
+    """The book's jupyter-book configuration for this build: the trial's title, and an announcement
+    banner on every page at an interim look (the data cut-off)."""
+    import yaml
+
+    config = yaml.safe_load(base.read_text(encoding="utf-8"))
+    config["title"] = f"{trial.id}: {trial.short_title}"
+    if trial.is_interim:
+        config.setdefault("html", {})["announcement"] = (
+            f"Interim build: data cut-off {trial.cutoff:%d %B %Y}; built from the {source}.")
+    return yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
 
 
 def build_html(build_dir: Path = paths.BUILD, log=print) -> Path:
@@ -180,6 +268,8 @@ def build_html(build_dir: Path = paths.BUILD, log=print) -> Path:
     log("[book] jupyter-book build ...")
     cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(paths.ROOT), "--path-output", str(staging),
            "--warningiserror", "--keep-going", "--quiet"]
+    if (build_dir / "book_config.yml").exists():
+        cmd += ["--config", str(build_dir / "book_config.yml")]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     index = staging / "_build" / "html" / "index.html"
     if proc.returncode != 0 or not index.exists():

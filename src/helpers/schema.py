@@ -1,4 +1,4 @@
-"""The raw export contract (export_schema.yaml) and the data dictionary generated from it."""
+"""The raw export contract (export_schema.yaml, completed from the trial file) and the data dictionary generated from it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,16 +23,18 @@ class Column:
     allowed_from: str | None = None
     min: float | None = None
     max: float | None = None
-    required: bool = True
+    required: bool = False
     required_when: dict | None = None
     identifier: bool = False
+    optional_column: bool = False
+    why: str = ""
 
     def allowed_values(self, trial: Trial) -> tuple[str, ...] | None:
         """Allowed codes, from the schema or (for arms and visits) from the trial file."""
         if self.allowed_from == "arms":
             return tuple(trial.arm_codes)
         if self.allowed_from == "visits":
-            return tuple(trial.visit_codes)
+            return tuple(trial.visit_codes) + (UNSCHEDULED,)
         if self.type == "flag":
             return ("Y", "N")
         return self.allowed
@@ -44,6 +46,7 @@ class FileSpec:
     meaning: str
     key: tuple[str, ...]
     columns: tuple[Column, ...]
+    optional: bool = False
 
     @property
     def column_names(self) -> list[str]:
@@ -54,20 +57,68 @@ class FileSpec:
         return [c.name for c in self.columns if c.identifier]
 
 
+UNSCHEDULED = "UNSCHEDULED"
+
+
+@lru_cache(maxsize=None)
+def _raw(path: Path = SCHEMA_FILE) -> dict:
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+
+
+def missing_codes() -> dict[str, str]:
+    """Cell codes that record a missing value with its reason (upper case -> reason)."""
+    return {str(k).upper(): v for k, v in _raw()["missing_codes"].items()}
+
+
+def censored_rule() -> str:
+    return _raw()["censored_results"]
+
+
 @lru_cache(maxsize=None)
 def load_schema(path: Path = SCHEMA_FILE) -> dict[str, FileSpec]:
-    """All files of the export, in the order the schema lists them."""
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    """The trial-independent part of the contract: every file, in the order the schema lists them."""
     files = {}
-    for fname, spec in raw["files"].items():
+    for fname, spec in _raw(path)["files"].items():
         cols = []
         for cname, c in spec["columns"].items():
             c = dict(c)
             if "allowed" in c:
                 c["allowed"] = tuple(str(v) for v in c["allowed"])
             cols.append(Column(name=cname, **c))
-        files[fname] = FileSpec(fname, spec["meaning"], tuple(spec["key"]), tuple(cols))
+        files[fname] = FileSpec(fname, spec["meaning"], tuple(spec["key"]), tuple(cols), bool(spec.get("optional")))
     return files
+
+
+def _trial_columns(name: str, trial: Trial) -> list[Column]:
+    """Columns a file gets from the trial file: eligibility flags, lab tests (and their unit columns)."""
+    if name == "screening":
+        return [Column(c.column, "flag", f"{c.label} ({c.kind} {c.number})") for c in trial.eligibility]
+    if name == "labs":
+        out = []
+        for t in trial.lab_panel:
+            out.append(Column(t.column, "number", t.label, unit=t.unit, min=t.impossible[0], max=t.impossible[1]))
+            if t.units:
+                out.append(Column(f"{t.column}_unit", "category", f"Unit of {t.column} on this row (empty: {t.unit or 'unitless'})",
+                                  allowed=tuple(t.factors), optional_column=True))
+        return out
+    return []
+
+
+def export_spec(trial: Trial) -> dict[str, FileSpec]:
+    """The whole contract for one trial: the schema completed with the trial file's lab panel,
+    eligibility flags, dose unit and range, and which files the trial may lack."""
+    out = {}
+    for name, spec in load_schema().items():
+        cols = [c for c in spec.columns] + _trial_columns(name, trial)
+        optional = spec.optional
+        if name == "infusion":
+            lo, hi = trial.treatment.dose_range
+            cols = [Column(c.name, c.type, c.meaning, unit=trial.treatment.dose_unit,
+                           min=lo if lo > float("-inf") else None, max=hi if hi < float("inf") else None)
+                    if c.name == "dose" else c for c in cols]
+            optional = trial.treatment.start != "first_dose"
+        out[name] = FileSpec(name, spec.meaning, spec.key, tuple(cols), optional)
+    return out
 
 
 def _allowed_text(col: Column, trial: Trial) -> str:
@@ -76,27 +127,37 @@ def _allowed_text(col: Column, trial: Trial) -> str:
     if allowed:
         parts.append(", ".join(allowed))
     if col.min is not None or col.max is not None:
-        parts.append(f"{col.min if col.min is not None else ''} to {col.max if col.max is not None else ''}")
+        parts.append(f"{_num(col.min)} to {_num(col.max)}")
     if col.type == "date":
         parts.append("YYYY-MM-DD")
     return "; ".join(parts)
 
 
-def _required_text(col: Column) -> str:
+def _num(x) -> str:
+    if x is None or x in (float("inf"), float("-inf")):
+        return ""
+    return f"{x:g}"
+
+
+def _required_text(col: Column, spec: FileSpec) -> str:
+    if col.name in spec.key:
+        return "key; may be empty" if col.type == "date" else "yes (key)"
     if col.required_when:
         return "if " + ", ".join(f"{k} = {v}" for k, v in col.required_when.items())
-    return "yes" if col.required else "no"
+    if col.required:
+        return f"yes: {col.why}" if col.why else "yes"
+    return "no" + ("; column may be absent" if col.optional_column else "")
 
 
 def data_dictionary(trial: Trial) -> pd.DataFrame:
     """One row per column of the raw export: file, column, type, unit, allowed values, meaning."""
     rows = []
-    for spec in load_schema().values():
+    for spec in export_spec(trial).values():
         for col in spec.columns:
             rows.append({
                 "File": f"{spec.name}.csv", "Column": col.name, "Type": col.type,
                 "Unit": "" if col.unit == "1" else col.unit, "Allowed values": _allowed_text(col, trial),
-                "Required": _required_text(col),
+                "Required": _required_text(col, spec),
                 "Meaning": col.meaning + (" **Direct identifier: dropped on load.**" if col.identifier else ""),
             })
     return pd.DataFrame(rows)
@@ -105,12 +166,48 @@ def data_dictionary(trial: Trial) -> pd.DataFrame:
 def data_dictionary_markdown(trial: Trial) -> str:
     """The data dictionary as MyST markdown: one section and table per file."""
     dd = data_dictionary(trial)
-    out = []
-    for spec in load_schema().values():
-        out.append(f"## `{spec.name}.csv`\n\n{spec.meaning} Key: {', '.join(spec.key)}.\n")
+    out = [_conventions_markdown(trial)]
+    for spec in export_spec(trial).values():
+        optional = " The file may be absent or empty." if spec.optional else ""
+        out.append(f"## `{spec.name}.csv`\n\n{spec.meaning} Key: {', '.join(spec.key)}.{optional}\n")
         table = dd[dd["File"] == f"{spec.name}.csv"].drop(columns="File")
         out.append(_markdown_table(table))
     return "\n".join(out)
+
+
+def _conventions_markdown(trial: Trial) -> str:
+    """How missing, censored and converted values are written, and what is an error or a warning."""
+    codes = "\n".join(f"| `{k}` | {v} |" for k, v in missing_codes().items())
+    units = "; ".join(f"{t.label}: {', '.join(f'{u} x {f:g}' for u, f in t.units)} to {t.unit}"
+                      for t in trial.lab_panel if t.units) or "none"
+    ranges = "\n".join(
+        f"| {t.label} | {t.unit if t.unit != '1' else ''} | {_num(t.impossible[0])} to {_num(t.impossible[1])} | "
+        f"{(_num(t.expected[0]) + ' to ' + _num(t.expected[1])) if t.expected else ''} |" for t in trial.lab_panel)
+    return f"""## Conventions
+
+**Missing values.** Any cell that is not part of a file's key may be empty: the value is missing and no
+reason is given. A cell may instead hold one of these codes (any letter case); the value is then
+missing with that reason, carried into the analysis datasets (ADLB: `LBSTAT` = NOT DONE, `LBREASND`):
+
+| Code | Reason |
+|---|---|
+{codes}
+
+**Results beyond a limit of quantification.** {censored_rule()}.
+
+**Units.** Each test is expected in the unit of the trial's panel. A column `<test>_unit` may name
+another accepted unit on a row; the value is then converted: {units}.
+
+**Errors and warnings.** An error stops the build: a value outside the impossible limits, a broken key
+(duplicate or unknown participant, whitespace and letter case ignored), dates in the wrong order, a
+missing file or column the trial needs. A warning is listed in the validation report and does not stop
+the build: a value outside the expected range, a visit outside its window, an unscheduled or repeated
+sample, a column the contract does not name, a record after the data cut-off (left out of the analysis).
+
+| Test | Unit | Impossible outside (error) | Expected range (warning outside) |
+|---|---|---|---|
+{ranges}
+"""
 
 
 def _markdown_table(df: pd.DataFrame) -> str:

@@ -1,8 +1,9 @@
 """The trial described as data: read a YAML trial file into a small, typed object."""
 from __future__ import annotations
 
+import datetime as dt
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -29,6 +30,66 @@ class Visit:
     @property
     def is_baseline(self) -> bool:
         return self.week == 0
+
+
+@dataclass(frozen=True)
+class LabTest:
+    """One test of the trial's laboratory panel, as the export carries it (column = code in lower case).
+
+    ``units`` maps each accepted input unit other than ``unit`` to the factor that converts it to
+    ``unit`` (bilirubin mg/dL x 17.1 = umol/L). Outside ``impossible`` a value is an error; outside
+    ``expected`` it is listed for review (a warning).
+    """
+    code: str
+    label: str
+    unit: str
+    units: tuple[tuple[str, float], ...] = ()
+    impossible: tuple[float, float] = (0.0, float("inf"))
+    expected: tuple[float, float] | None = None
+    decimals: int = 1
+
+    @property
+    def column(self) -> str:
+        return self.code.lower()
+
+    @property
+    def factors(self) -> dict[str, float]:
+        """Accepted unit -> factor to the panel unit (the panel unit itself included, factor 1)."""
+        return {self.unit: 1.0, **dict(self.units)}
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One eligibility criterion recorded as a Y/N column of the screening log."""
+    column: str
+    kind: str  # "inclusion" (Y = met) or "exclusion" (Y = excluded)
+    number: int
+    label: str
+    consent: bool = False
+
+
+@dataclass(frozen=True)
+class Treatment:
+    """How study treatment is given and when study day 1 is.
+
+    ``start``: "first_dose" (day 1 = the first record of the dosing file, ``infusion.csv``) or
+    "randomization" (day 1 = the randomization date; the dosing file is then optional).
+    """
+    start: str = "first_dose"
+    noun: str = "infusion"
+    route: str = ""
+    dose_unit: str = ""
+    dose_range: tuple[float, float] = (0.0, float("inf"))
+
+
+# Components each derived score needs from the panel (and clinical grades for Child-Pugh).
+SCORE_COMPONENTS = {
+    "MELD": ("TBIL", "INR", "CREAT"),
+    "MELDNA": ("TBIL", "INR", "CREAT", "SODIUM"),
+    "CPSCORE": ("TBIL", "ALB", "INR"),
+}
+SCORE_LABELS = {"MELD": ("MELD score", "points"), "MELDNA": ("MELD-Na score", "points"),
+                "CPSCORE": ("Child-Pugh score", "points")}
 
 
 @dataclass(frozen=True)
@@ -67,6 +128,33 @@ class Trial:
     key_secondary: str | None = None
     simulation: dict = field(default_factory=dict)
     source: Path | None = None
+    lab_panel: tuple[LabTest, ...] = ()
+    eligibility: tuple[Criterion, ...] = ()
+    age_range: tuple[int, int] | None = None
+    treatment: Treatment = Treatment()
+    cutoff: dt.date | None = None
+
+    def with_cutoff(self, cutoff: str | dt.date | None) -> "Trial":
+        """The same trial at another data cut-off (a build parameter overrides the trial file)."""
+        if cutoff is None or cutoff == "":
+            return self
+        return replace(self, cutoff=_date(cutoff, self.source, "cutoff"))
+
+    @property
+    def is_interim(self) -> bool:
+        return self.cutoff is not None
+
+    @property
+    def lab_codes(self) -> list[str]:
+        return [t.code for t in self.lab_panel]
+
+    def lab(self, code: str) -> LabTest:
+        return next(t for t in self.lab_panel if t.code == code)
+
+    @property
+    def derived_scores(self) -> list[str]:
+        """The scores (MELD, MELD-Na, Child-Pugh) whose components the panel measures."""
+        return [s for s, parts in SCORE_COMPONENTS.items() if set(parts) <= set(self.lab_codes)]
 
     @property
     def arm_codes(self) -> list[str]:
@@ -103,6 +191,45 @@ class TrialFileError(ValueError):
     """A trial file that is missing a field or contradicts itself."""
 
 
+def _date(value, path, name) -> dt.date:
+    try:
+        return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise TrialFileError(f"{path}: {name} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _range(value, default) -> tuple[float, float]:
+    if value is None:
+        return default
+    lo, hi = value
+    return (float("-inf") if lo is None else float(lo), float("inf") if hi is None else float(hi))
+
+
+def _lab_panel(raw: dict) -> tuple[LabTest, ...]:
+    return tuple(LabTest(code=t["code"], label=t["label"], unit=str(t.get("unit", "")),
+                         units=tuple((str(u), float(f)) for u, f in (t.get("units") or {}).items()),
+                         impossible=_range(t.get("impossible"), (0.0, float("inf"))),
+                         expected=_range(t.get("expected"), None) if t.get("expected") else None,
+                         decimals=int(t.get("decimals", 1)))
+                 for t in raw.get("lab_panel", []))
+
+
+def _eligibility(raw: dict) -> tuple[tuple[Criterion, ...], tuple[int, int] | None]:
+    spec = raw.get("eligibility") or {}
+    out = []
+    for kind in ("inclusion", "exclusion"):
+        for i, c in enumerate(spec.get(kind, []), start=2 if kind == "inclusion" and spec.get("age") else 1):
+            out.append(Criterion(c["column"], kind, int(c.get("number", i)), c["label"], bool(c.get("consent", False))))
+    age = tuple(int(a) for a in spec["age"]) if spec.get("age") else None
+    return tuple(out), age
+
+
+def _treatment(raw: dict) -> Treatment:
+    t = raw.get("treatment") or {}
+    return Treatment(start=t.get("start", "first_dose"), noun=t.get("noun", "infusion"), route=t.get("route", ""),
+                     dose_unit=str(t.get("dose_unit", "")), dose_range=_range(t.get("dose_range"), (0.0, float("inf"))))
+
+
 _REQUIRED = ("id", "title", "planned_n", "accrual_months", "arms", "control_arm", "randomization",
              "visits", "endpoints", "primary_endpoint")
 
@@ -120,6 +247,7 @@ def load_trial(trial: str | os.PathLike = paths.DEFAULT_TRIAL) -> Trial:
                  for a in raw["arms"])
     visits = tuple(Visit(v["code"], v["label"], int(v["week"]), int(v["day"]), tuple(v["window"]))
                    for v in raw["visits"])
+    criteria, age_range = _eligibility(raw)
     endpoints = tuple(Endpoint(e["code"], e["label"], str(e.get("unit", "")), bool(e.get("log", False)),
                                e.get("better", "lower"), e.get("source", "lab"))
                       for e in raw["endpoints"])
@@ -132,7 +260,9 @@ def load_trial(trial: str | os.PathLike = paths.DEFAULT_TRIAL) -> Trial:
         visits=visits, endpoints=endpoints, primary_endpoint=raw["primary_endpoint"],
         baseline_covariates=tuple(raw.get("baseline_covariates", [])),
         key_secondary=raw.get("key_secondary"),
-        simulation=raw.get("simulation", {}), source=path)
+        simulation=raw.get("simulation", {}), source=path,
+        lab_panel=_lab_panel(raw), eligibility=criteria, age_range=age_range, treatment=_treatment(raw),
+        cutoff=_date(raw["cutoff"], path, "cutoff") if raw.get("cutoff") else None)
     _check(trial, path)
     return trial
 
@@ -155,5 +285,17 @@ def _check(trial: Trial, path: Path) -> None:
     for e in trial.endpoints:
         if e.better not in ("lower", "higher"):
             problems.append(f"endpoint {e.code}: better must be 'lower' or 'higher'")
+    for e in trial.endpoints:
+        if e.source == "lab" and e.code not in trial.lab_codes:
+            problems.append(f"endpoint {e.code}: not a test of the lab_panel {trial.lab_codes}")
+        if e.source == "derived" and e.code not in trial.derived_scores:
+            needs = ", ".join(SCORE_COMPONENTS.get(e.code, ("?",)))
+            problems.append(f"endpoint {e.code}: cannot be derived from the lab_panel (needs {needs})")
+    for t in trial.lab_panel:
+        lo, hi = t.impossible
+        if t.expected and not (lo <= t.expected[0] <= t.expected[1] <= hi):
+            problems.append(f"lab {t.code}: expected range {list(t.expected)} must lie inside the impossible limits")
+    if trial.treatment.start not in ("first_dose", "randomization"):
+        problems.append("treatment.start must be 'first_dose' or 'randomization'")
     if problems:
         raise TrialFileError(f"{path}: " + "; ".join(problems))

@@ -1,0 +1,349 @@
+"""Real-world export quirks: each is accepted with the right warning and the right numbers, or rejected
+with a clear error naming file, row, column and rule. The base is the clean synthetic export."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from helpers.adam import analysis_records, build_adam
+from helpers.loading import ExportError, load_export, read_raw, validate_export
+from helpers.trial import load_trial
+
+
+@pytest.fixture(scope="module")
+def clean_adam(clean_dir):
+    trial = load_trial()
+    return build_adam(load_export(clean_dir, trial), trial)
+
+
+@pytest.fixture()
+def folder(clean_dir, tmp_path):
+    dest = tmp_path / "export"
+    shutil.copytree(clean_dir, dest)
+    return dest
+
+
+def _raw(folder, name):
+    return read_raw(folder / f"{name}.csv")
+
+
+def _write(folder, name, df):
+    df.to_csv(folder / f"{name}.csv", index=False, lineterminator="\n")
+
+
+def _set(folder, name, row, column, value):
+    """Set one cell (row as a spreadsheet numbers it: header = 1)."""
+    df = _raw(folder, name)
+    df.loc[row - 2, column] = value
+    _write(folder, name, df)
+
+
+def _findings(folder, trial=None):
+    _, errors, warnings = validate_export(folder, trial or load_trial())
+    return ({(p.file, p.row, p.column, p.rule) for p in errors},
+            {(p.file, p.row, p.column, p.rule) for p in warnings})
+
+
+def _adam(folder, trial=None):
+    trial = trial or load_trial()
+    return build_adam(load_export(folder, trial), trial)
+
+
+def _same_analysis(adam, clean_adam):
+    """The analysed records and the subject- and time-to-event data equal the clean export's."""
+    cols = ["USUBJID", "PARAMCD", "AVISITN", "AVAL", "BASE", "CHG"]
+    pd.testing.assert_frame_equal(analysis_records(adam["adlb"])[cols], analysis_records(clean_adam["adlb"])[cols])
+    pd.testing.assert_frame_equal(adam["adsl"], clean_adam["adsl"])
+    pd.testing.assert_frame_equal(adam["adtte"], clean_adam["adtte"])
+
+
+def _adlb_row(adam, subject, paramcd, visit="Baseline"):
+    adlb = adam["adlb"]
+    rows = adlb[(adlb["USUBJID"].str.endswith(subject)) & (adlb["PARAMCD"] == paramcd) & (adlb["AVISIT"] == visit)]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+def _subject_of(folder, name, row):
+    return _raw(folder, name).loc[row - 2, "subject_id"]
+
+
+def _row_of(adam, folder, name, row, paramcd):
+    """The ADLB record of a raw row (same participant and visit)."""
+    raw = _raw(folder, name).loc[row - 2]
+    return _adlb_row(adam, raw["subject_id"], paramcd, load_trial().visit(raw["visit"]).label)
+
+
+# --- accepted: missing values, with and without a reason -------------------------------------------
+
+@pytest.mark.parametrize("cell, reason", [("", None), ("ND", "not done"), ("hemolyzed", "sample haemolysed"),
+                                          (" QNS ", "quantity not sufficient"), ("na", "not available")])
+def test_missing_lab_value_is_kept_with_its_reason_and_left_out_of_analysis(folder, cell, reason):
+    _set(folder, "labs", 2, "alt", cell)
+    errors, warnings = _findings(folder)
+    assert errors == set() and warnings == set()
+    adam = _adam(folder)
+    row = _row_of(adam, folder, "labs", 2, "ALT")
+    assert np.isnan(row["AVAL"]) and row["LBSTAT"] == "NOT DONE" and row["ANL01FL"] == ""
+    assert (pd.isna(row["LBREASND"]) if reason is None else row["LBREASND"] == reason)
+
+
+def test_missing_creatinine_makes_meld_missing_with_the_reason_not_imputed(folder):
+    _set(folder, "labs", 2, "creat", "ND")
+    adam = _adam(folder)
+    for score in ("MELD", "MELDNA"):
+        row = _row_of(adam, folder, "labs", 2, score)
+        assert np.isnan(row["AVAL"]) and "creatinine" in row["LBREASND"]
+    assert not np.isnan(_row_of(adam, folder, "labs", 2, "CPSCORE")["AVAL"])
+
+
+def test_missing_ascites_grade_makes_child_pugh_missing(folder):
+    _set(folder, "clinical", 2, "ascites", "NA")
+    adam = _adam(folder)
+    row = _row_of(adam, folder, "clinical", 2, "CPSCORE")
+    assert np.isnan(row["AVAL"]) and "ascites" in row["LBREASND"]
+
+
+def test_missing_sex_is_accepted_and_missing_in_adsl(folder):
+    _set(folder, "screening", 2, "sex", "")
+    assert _findings(folder) == (set(), set())
+    load_export(folder, load_trial())
+
+
+# --- accepted: censored results, unusual values, units ----------------------------------------------
+
+@pytest.mark.parametrize("cell, value, sign", [("<5", 5.0, "<"), ("> 2000", 2000.0, ">"), ("<0.5", 0.5, "<")])
+def test_result_beyond_a_limit_is_analysed_at_the_limit_and_flagged(folder, cell, value, sign):
+    _set(folder, "labs", 2, "alp", cell)
+    errors, _ = _findings(folder)
+    assert errors == set()
+    row = _row_of(_adam(folder), folder, "labs", 2, "ALP")
+    assert row["AVAL"] == value and row["ACENSFL"] == sign and row["AVALC"] == cell.strip()
+
+
+def test_unusual_but_possible_value_is_a_warning_not_an_error(folder):
+    _set(folder, "labs", 3, "alp", "6000")
+    errors, warnings = _findings(folder)
+    assert errors == set()
+    assert warnings == {("labs.csv", 3, "alp", "expected_range")}
+    assert _row_of(_adam(folder), folder, "labs", 3, "ALP")["AVAL"] == 6000
+
+
+def test_bilirubin_in_mg_dl_with_a_unit_column_is_converted(folder, clean_adam):
+    labs = _raw(folder, "labs")
+    expected = float(labs.loc[0, "tbil"])
+    labs.insert(labs.columns.get_loc("tbil") + 1, "tbil_unit", "")
+    labs.loc[0, ["tbil", "tbil_unit"]] = [f"{expected / 17.1:.6f}", "mg/dL"]
+    _write(folder, "labs", labs)
+    errors, warnings = _findings(folder)
+    assert errors == set() and warnings == {("labs.csv", 2, "tbil", "unit_converted")}
+    row = _row_of(_adam(folder), folder, "labs", 2, "TBIL")
+    assert row["AVAL"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_unknown_unit_is_an_error(folder):
+    labs = _raw(folder, "labs").assign(tbil_unit="")
+    labs.loc[4, "tbil_unit"] = "mmol/L"
+    _write(folder, "labs", labs)
+    errors, _ = _findings(folder)
+    assert errors == {("labs.csv", 6, "tbil_unit", "allowed")}
+
+
+@pytest.mark.parametrize("cell", ["-3", "0.0001e9"])
+def test_impossible_value_is_an_error(folder, cell):
+    _set(folder, "labs", 4, "alp", cell)
+    assert _findings(folder)[0] == {("labs.csv", 4, "alp", "impossible")}
+
+
+# --- accepted: layout -------------------------------------------------------------------------------
+
+def test_extra_column_is_a_warning_and_changes_no_number(folder, clean_adam):
+    _write(folder, "labs", _raw(folder, "labs").assign(lab_comment="", site_code="X1"))
+    errors, warnings = _findings(folder)
+    assert errors == set()
+    assert warnings == {("labs.csv", 1, "lab_comment", "extra_column"), ("labs.csv", 1, "site_code", "extra_column")}
+    _same_analysis(_adam(folder), clean_adam)
+
+
+def test_columns_in_another_order_change_nothing(folder, clean_adam):
+    labs = _raw(folder, "labs")
+    _write(folder, "labs", labs[list(reversed(labs.columns))])
+    _same_analysis(_adam(folder), clean_adam)
+
+
+def test_keys_with_stray_whitespace_are_the_same_participant(folder, clean_adam):
+    labs = _raw(folder, "labs")
+    labs["subject_id"] = labs["subject_id"] + " "
+    _write(folder, "labs", labs)
+    assert _findings(folder) == (set(), set())
+    _same_analysis(_adam(folder), clean_adam)
+
+
+def test_slash_dates_are_read_as_iso_dates(folder, clean_adam):
+    labs = _raw(folder, "labs")
+    labs["lab_date"] = labs["lab_date"].str.replace("-", "/")
+    _write(folder, "labs", labs)
+    _same_analysis(_adam(folder), clean_adam)
+
+
+def test_xlsx_instead_of_csv_gives_the_same_numbers(folder, clean_adam):
+    labs = _raw(folder, "labs")
+    (folder / "labs.csv").unlink()
+    labs.to_excel(folder / "labs.xlsx", index=False)
+    _same_analysis(_adam(folder), clean_adam)
+
+
+def test_crlf_line_ends_and_a_byte_order_mark_change_nothing(folder, clean_adam):
+    text = (folder / "labs.csv").read_text(encoding="utf-8")
+    (folder / "labs.csv").write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8"))
+    _same_analysis(_adam(folder), clean_adam)
+
+
+# --- accepted: unscheduled and repeated samples -----------------------------------------------------
+
+def test_unscheduled_sample_outside_every_window_is_kept_not_analysed(folder, clean_adam):
+    labs = _raw(folder, "labs")
+    extra = labs.iloc[[0]].copy()
+    base_date = pd.Timestamp(extra["lab_date"].iloc[0])
+    extra["visit"], extra["lab_date"] = "UNSCHEDULED", (base_date + pd.Timedelta(days=55)).strftime("%Y-%m-%d")
+    _write(folder, "labs", pd.concat([labs, extra], ignore_index=True))
+    errors, warnings = _findings(folder)
+    assert errors == set() and warnings == {("labs.csv", len(labs) + 2, "visit", "unscheduled_visit")}
+    adam = _adam(folder)
+    unscheduled = adam["adlb"][adam["adlb"]["AVISIT"] == "Unscheduled"]
+    assert len(unscheduled) > 0 and (unscheduled["ANL01FL"] == "").all()
+    _same_analysis(adam, clean_adam)
+
+
+def test_repeated_sample_farther_from_target_is_kept_and_the_nearer_one_analysed(folder, clean_adam):
+    labs = _raw(folder, "labs")
+    week4 = labs[labs["visit"] == "WEEK4"].index[0]
+    retest = labs.loc[[week4]].copy()
+    retest["lab_date"] = (pd.Timestamp(retest["lab_date"].iloc[0]) + pd.Timedelta(days=6)).strftime("%Y-%m-%d")
+    retest["alt"] = "999"
+    _write(folder, "labs", pd.concat([labs, retest], ignore_index=True))
+    errors, warnings = _findings(folder)
+    assert ("labs.csv", len(labs) + 2, "visit", "repeated_visit") in warnings and errors == set()
+    adam = _adam(folder)
+    subject = labs.loc[week4, "subject_id"]
+    alt = adam["adlb"][adam["adlb"]["USUBJID"].str.endswith(subject) & (adam["adlb"]["PARAMCD"] == "ALT")
+                       & (adam["adlb"]["AVISIT"] == "Week 4")]
+    assert len(alt) == 2 and alt.loc[alt["AVAL"] == 999, "ANL01FL"].item() == ""
+
+
+# --- accepted: optional files and pieces ------------------------------------------------------------
+
+def test_clinical_file_absent_is_accepted_and_child_pugh_is_missing(folder):
+    (folder / "clinical.csv").unlink()
+    errors, _ = _findings(folder)
+    assert errors == set()
+    adam = _adam(folder)
+    cp = adam["adlb"][adam["adlb"]["PARAMCD"] == "CPSCORE"]
+    assert cp["AVAL"].isna().all() and cp["LBREASND"].str.contains("ascites").all()
+
+
+def test_empty_optional_file_counts_as_absent(folder):
+    (folder / "clinical.csv").write_text("")
+    assert _findings(folder)[0] == set()
+
+
+def test_events_file_with_a_header_only_is_accepted(folder):
+    (folder / "events.csv").write_text((folder / "events.csv").read_text().splitlines()[0] + "\n")
+    assert _findings(folder)[0] == set()
+    adam = _adam(folder)
+    assert (adam["adsl"]["EOSSTT"] == "ONGOING").all() and adam["adtte"]["CNSR"].eq(1).all()
+
+
+def test_age_given_directly_instead_of_a_birth_date(folder, clean_adam):
+    scr = _raw(folder, "screening")
+    trial = load_trial()
+    ages = load_export(folder, trial)["screening"]["age"]
+    _write(folder, "screening", scr.drop(columns="birth_date").assign(age=ages.astype(str).to_numpy()))
+    assert _findings(folder)[0] == set()
+    pd.testing.assert_series_equal(_adam(folder)["adsl"]["AGE"], clean_adam["adsl"]["AGE"])
+
+
+def test_treatment_start_at_randomization_needs_no_infusion_file(folder, tmp_path):
+    raw = yaml.safe_load(open(load_trial().source, encoding="utf-8"))
+    raw["treatment"]["start"] = "randomization"
+    path = tmp_path / "trial.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    trial = load_trial(path)
+    (folder / "infusion.csv").unlink()
+    assert _findings(folder, trial)[0] == set()
+    adsl = _adam(folder, trial)["adsl"]
+    assert (adsl["TRTSDT"] == adsl["RANDDT"]).all() and (adsl["SAFFL"] == "Y").all()
+
+
+def test_data_cutoff_leaves_later_records_out_and_censors_at_last_contact(folder):
+    trial = load_trial().with_cutoff("2025-10-01")
+    errors, warnings = _findings(folder, trial)
+    assert errors == set() and {w[3] for w in warnings} == {"after_cutoff"}
+    adam = _adam(folder, trial)
+    cut = pd.Timestamp("2025-10-01")
+    assert (adam["adsl"]["RANDDT"] <= cut).all() and (adam["adlb"]["ADT"] <= cut).all()
+    ongoing = adam["adsl"]["EOSSTT"] == "ONGOING"
+    assert ongoing.sum() > 0 and (adam["adsl"]["DCUTDT"] == cut).all()
+    os_ = adam["adtte"][adam["adtte"]["PARAMCD"] == "OS"].set_index("USUBJID")
+    ids = adam["adsl"].loc[ongoing, "USUBJID"]
+    assert (os_.loc[ids, "CNSR"] == 1).all()
+    assert set(os_.loc[ids, "EVNTDESC"]) <= {"ONGOING AT DATA CUT-OFF", "ALIVE AT HORIZON"}
+    assert (os_.loc[ids, "ADT"] <= cut).all()
+
+
+# --- rejected -----------------------------------------------------------------------------------
+
+def test_duplicate_participant_differing_only_by_case_and_space_is_an_error(folder):
+    rand = _raw(folder, "randomization")
+    dup = rand.iloc[[0]].copy()
+    dup["subject_id"] = " " + dup["subject_id"].str.lower() + " "
+    _write(folder, "randomization", pd.concat([rand, dup], ignore_index=True))
+    assert ("randomization.csv", len(rand) + 2, "subject_id", "unique_key") in _findings(folder)[0]
+
+
+def test_both_csv_and_xlsx_of_one_table_is_an_error(folder):
+    _raw(folder, "labs").to_excel(folder / "labs.xlsx", index=False)
+    assert _findings(folder)[0] == {("labs.csv", None, None, "one_file_per_table")}
+
+
+def test_infusion_file_absent_when_day_one_is_the_first_dose_is_an_error(folder):
+    (folder / "infusion.csv").unlink()
+    assert _findings(folder)[0] == {("infusion.csv", None, None, "missing_file")}
+
+
+def test_empty_labs_file_is_an_error(folder):
+    (folder / "labs.csv").write_text("")
+    assert ("labs.csv", None, None, "missing_file") in _findings(folder)[0]
+
+
+def test_adverse_event_ending_before_it_starts_is_an_error(folder):
+    ev = _raw(folder, "events")
+    i = ev.index[(ev["event_type"] == "AE") & (ev["end_date"] != "")][0]
+    ev.loc[i, "end_date"] = (pd.Timestamp(ev.loc[i, "start_date"]) - pd.Timedelta(days=3)).strftime("%Y-%m-%d")
+    _write(folder, "events", ev)
+    assert _findings(folder)[0] == {("events.csv", i + 2, "end_date", "date_order")}
+
+
+def test_empty_arm_is_an_error(folder):
+    _set(folder, "randomization", 3, "arm", "")
+    assert _findings(folder)[0] == {("randomization.csv", 3, "arm", "required")}
+
+
+def test_missing_code_in_a_key_is_an_error(folder):
+    _set(folder, "labs", 3, "subject_id", "")
+    errors, _ = _findings(folder)
+    assert ("labs.csv", 3, "subject_id", "required") in errors
+
+
+def test_error_message_names_the_trial_file_and_summarizes_by_rule(folder):
+    for row in range(2, 12):
+        _set(folder, "labs", row, "alp", "-1")
+    trial = load_trial()
+    with pytest.raises(ExportError) as err:
+        load_export(folder, trial)
+    text = str(err.value)
+    assert str(trial.source) in text and "error impossible: 10" in text
