@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from helpers import consort, paths
+from helpers import consort
 from helpers.adam import build_adam
 from helpers.loading import load_export, read_raw
 from helpers.trial import load_trial
@@ -14,8 +14,8 @@ def flow(export, trial, adam):
 
 
 @pytest.fixture(scope="module")
-def raw():
-    return {n: read_raw(paths.SYNTHETIC / f"{n}.csv") for n in ("screening", "randomization", "infusion", "events")}
+def raw(clean_dir):
+    return {n: read_raw(clean_dir / f"{n}.csv") for n in ("screening", "randomization", "infusion", "events")}
 
 
 def n(flow, box):
@@ -39,15 +39,17 @@ def test_arithmetic_check_catches_a_wrong_box(flow):
     assert len(problems) == 1 and problems[0].startswith("discontinued:PV:")
 
 
-def test_counts_match_hand_counts_from_raw_files(flow, raw):
+def test_counts_match_hand_counts_from_raw_files(flow, raw, trial):
     sc, rand, inf, ev = raw["screening"], raw["randomization"], raw["infusion"], raw["events"]
     assert n(flow, "assessed") == len(sc)
     assert n(flow, "randomized") == len(rand)
     assert n(flow, "excluded") == int((~sc["screening_id"].isin(rand["screening_id"])).sum())
-    exclusions = [c for c in sc.columns if c not in ("screening_id", "name", "phone", "id_number", "birth_date", "sex",
-                                                     "screening_date", "etiology", "esld", "consent")]
-    birth, on = pd.to_datetime(sc["birth_date"]), pd.to_datetime(sc["screening_date"])
-    age = on.dt.year - birth.dt.year - ((on.dt.month * 100 + on.dt.day) < (birth.dt.month * 100 + birth.dt.day))
+    exclusions = [c.column for c in trial.eligibility if c.kind == "exclusion"]
+    if "age" in sc and (sc["age"] != "").all():
+        age = pd.to_numeric(sc["age"])
+    else:
+        birth, on = pd.to_datetime(sc["birth_date"]), pd.to_datetime(sc["screening_date"])
+        age = on.dt.year - birth.dt.year - ((on.dt.month * 100 + on.dt.day) < (birth.dt.month * 100 + birth.dt.day))
     other_fail = ~age.between(18, 80) | (sc["esld"] != "Y") | (sc[exclusions] == "Y").any(axis=1)
     assert n(flow, "excluded:criteria") == int(other_fail.sum())
     assert n(flow, "excluded:declined") == int(((sc["consent"] == "N") & ~other_fail).sum())
@@ -111,3 +113,60 @@ def test_sister_trial_flow_adds_up():
     assert consort.arithmetic_problems(flow) == []
     assert n(flow, "randomized") == load_trial("NCT06242405").planned_n == len(c.adsl)
     assert {f"allocated:{a}" for a in ("SINGLE", "DOUBLE")} <= set(flow["box"])
+
+
+# --- a trial without a dosing file, at an interim look (hand-made export) ---------------------
+
+from dataclasses import replace  # noqa: E402
+
+from helpers.loading import Export  # noqa: E402
+
+
+def _demo_export(trial):
+    """Five screened (one too old, one declining consent), three randomized: one died, one completed, one ongoing."""
+    flags = {c.column: "N" if c.kind == "exclusion" else "Y" for c in trial.eligibility}
+    screening = pd.DataFrame([{"screening_id": f"S{i}", "age": age, **flags, "consent": consent}
+                              for i, (age, consent) in enumerate([(50, "Y"), (60, "Y"), (70, "Y"), (76, "Y"),
+                                                                  (40, "N")], start=1)])
+    randomization = pd.DataFrame({"subject_id": ["01-001", "01-002", "01-003"], "screening_id": ["S1", "S2", "S3"],
+                                  "arm": ["PBO", "DRUG", "DRUG"]})
+    infusion = pd.DataFrame({"subject_id": pd.Series(dtype="string"), "infusion_no": pd.Series(dtype="Int64"),
+                             "arm_received": pd.Series(dtype="string")})
+    events = pd.DataFrame({"subject_id": ["01-001", "01-003"], "event_type": ["DEATH", "COMPLETED"],
+                           "term": ["liver failure", pd.NA],
+                           "start_date": pd.to_datetime(["2026-02-01", "2026-04-01"])})
+    return Export(folder=None, tables={"screening": screening, "randomization": randomization,
+                                       "infusion": infusion, "events": events})
+
+
+def test_no_dosing_file_counts_randomized_as_started_and_interim_is_ongoing():
+    demo = load_trial("DEMO-ORAL")
+    flow = consort.consort_flow(_demo_export(demo), demo)
+    assert consort.arithmetic_problems(flow) == []
+    assert (n(flow, "assessed"), n(flow, "excluded"), n(flow, "randomized")) == (5, 2, 3)
+    assert (n(flow, "excluded:criteria"), n(flow, "excluded:criteria:age"), n(flow, "excluded:declined")) == (1, 1, 1)
+    assert (n(flow, "received:PBO"), n(flow, "received:DRUG"), n(flow, "not_received:DRUG")) == (1, 2, 0)
+    assert (n(flow, "discontinued:PBO:death"), n(flow, "completed:DRUG"), n(flow, "ongoing:DRUG")) == (1, 1, 1)
+    labels = flow.set_index("box")["label"]
+    assert labels["received:DRUG"] == "Started allocated dose at randomization"
+    assert labels["ongoing:DRUG"] == "In follow-up at the data cut-off"
+    texts = "\n".join(consort.box_texts(flow, demo).values())
+    assert "infusion" not in texts.lower() and "In follow-up at the data cut-off (n=1)" in texts
+
+
+def test_empty_dosing_table_when_dosing_is_required_means_no_treatment():
+    demo = load_trial("DEMO-ORAL")
+    first_dose = replace(demo, treatment=replace(demo.treatment, start="first_dose"), cutoff=None)
+    flow = consort.consort_flow(_demo_export(demo), first_dose)
+    assert (n(flow, "received:DRUG"), n(flow, "not_received:DRUG:none")) == (0, 2)
+    labels = flow.set_index("box")["label"]
+    assert labels["not_received:DRUG:none"] == "No dose" and labels["ongoing:DRUG"] == "Follow-up ongoing"
+    assert consort.arithmetic_problems(flow) == []
+
+
+def test_interim_read_from_adsl_cutoff():
+    demo = replace(load_trial("DEMO-ORAL"), cutoff=None)
+    adsl = pd.DataFrame({"SUBJID": ["01-001", "01-002", "01-003"], "ITTFL": "Y",
+                         "DCUTDT": pd.Timestamp("2026-05-05")})
+    flow = consort.consort_flow(_demo_export(demo), demo, adsl)
+    assert flow.set_index("box").at["ongoing:DRUG", "label"] == "In follow-up at the data cut-off"

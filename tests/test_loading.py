@@ -45,7 +45,7 @@ def test_identifiers_are_dropped_on_load(export, trial):
     ("randomization", 4, "arm", "IV", "allowed", "'IV' is not one of {PV, HA}"),
     ("randomization", 5, "rand_date", "", "required", "value is missing"),
     ("randomization", 5, "rand_date", "2025-13-01", "type", "'2025-13-01' is not a valid date"),
-    ("labs", 3, "visit", "WEEK8", "allowed", "'WEEK8' is not one of {BASELINE, WEEK4, WEEK12, WEEK24}"),
+    ("labs", 3, "visit", "WEEK8", "allowed", "'WEEK8' is not one of {BASELINE, WEEK4, WEEK12, WEEK24, UNSCHEDULED}"),
     ("infusion", 2, "infusion_no", "1.5", "type", "'1.5' is not a valid integer"),
 ])
 def test_broken_cell_is_reported_by_file_row_column_rule(export_copy, trial, name, row, column, value, rule, text):

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from helpers import mmrm, outcomes
-from helpers.adam import build_adam
+from helpers.adam import analysis_records, build_adam
 from helpers.loading import load_export
 from helpers.simulation import simulate_export, write_export
 from helpers.tables import format_p
@@ -301,10 +301,11 @@ def _analyse_simulated(trial, seed, tmp_path):
     folder = tmp_path / f"seed{seed}"
     write_export(simulate_export(trial, seed=seed, effects={"HA": {"TBIL": -1.0}}), folder)
     adam = build_adam(load_export(folder, trial), trial)
+    adlb = analysis_records(adam["adlb"])
     last = trial.followup_visits[-1].label
     labs = [e.code for e in trial.lab_endpoints]
-    mm = outcomes.mmrm_table(adam["adlb"], trial, adam["adsl"])
-    an = outcomes.ancova(adam["adlb"], trial, adam["adsl"])
+    mm = outcomes.mmrm_table(adlb, trial, adam["adsl"])
+    an = outcomes.ancova(adlb, trial, adam["adsl"])
     return {name: outcomes.holm_table(t[t["PARAMCD"].isin(labs)], last).set_index("PARAMCD")
             for name, t in (("mmrm", mm), ("ancova", an))}
 

@@ -118,3 +118,34 @@ def test_save_result_writes_tidy_csv_only_with_an_output_dir(tmp_path):
     assert pipeline.save_result(table, None, "x") is None
     path = pipeline.save_result(table, tmp_path, "x")
     assert path.read_text() == "PARAMCD,estimate\nALT,0.123456789\n"
+
+
+def test_book_notebooks_run_on_a_smaller_panel_oral_trial_at_its_cutoff(tmp_path):
+    """DEMO-ORAL: no ALT, INR or sodium (so no MELD or Child-Pugh), day 1 at randomization with no
+    infusion file, missing values, and the trial file's data cut-off; every chapter runs unchanged."""
+    build = tmp_path / "_build"
+    pipeline.run(trial="DEMO-ORAL", build_dir=build, generated_dir=tmp_path / "generated", log=lambda *_: None)
+    assert sorted(p.name for p in (tmp_path / "generated").glob("*.ipynb")) == [p.name for p in pipeline.notebooks()]
+    adlb = pd.read_csv(build / "data" / "adlb.csv")
+    assert set(adlb["PARAMCD"]) == {"AST", "ALP", "TBIL", "ALB", "PT", "CREAT"}
+    assert (adlb["LBSTAT"] == "NOT DONE").any()
+    adsl = pd.read_csv(build / "data" / "adsl.csv")
+    assert (adsl["DCUTDT"] == "2026-08-17").all() and (adsl["EOSSTT"] == "ONGOING").any()
+    assert (adsl["TRTSDT"] == adsl["RANDDT"]).all()
+    assert "Interim build" in (tmp_path / "generated" / "trial.md").read_text()
+    assert "announcement" in (build / "book_config.yml").read_text()
+
+
+def test_interim_build_three_months_after_accrual_starts(tmp_path):
+    """An early interim look at this trial: nobody has reached week 24; every chapter still runs, visits not
+    yet due are not missed, and survival at the horizon counts only participants whose status there is known."""
+    build = tmp_path / "_build"
+    pipeline.run(cutoff="2025-10-01", build_dir=build, generated_dir=tmp_path / "generated", log=lambda *_: None)
+    adsl = pd.read_csv(build / "data" / "adsl.csv")
+    assert (pd.to_datetime(adsl["RANDDT"]) <= "2025-10-01").all() and len(adsl) < 32
+    survival = pd.read_csv(build / "results" / "survival.csv")
+    fisher = survival[survival["ANALYSIS"].str.startswith("Fisher")]
+    assert (fisher["N"] == fisher["EVENTS"]).all(), "nobody can be known alive at day 168 after 3 months"
+    km = survival[survival["ANALYSIS"].str.startswith("KM survival") & (survival["PARAMCD"] == "OS")]
+    assert km["ESTIMATE"].isna().all(), "S(168) is not defined when nobody was followed that long"
+    assert (tmp_path / "generated" / "validation.md").exists()

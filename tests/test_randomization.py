@@ -258,3 +258,86 @@ def test_accrual_window_from_the_trial_file(trial):
     start, end = R.accrual_window(trial)
     assert start == pd.Timestamp(trial.randomization["accrual_start"])
     assert end == start + pd.DateOffset(months=trial.accrual_months)
+
+
+# --- a supplied allocation list, the source sentence, a trial without a dosing file -------------
+
+import hashlib  # noqa: E402
+from dataclasses import replace  # noqa: E402
+
+
+def _with_list(tmp_path, text, name="alloc.csv"):
+    trial = load_trial("NCT06984497")
+    (tmp_path / name).write_text(text)
+    return replace(trial, source=tmp_path / "trial.yaml", randomization=dict(trial.randomization, list_file=name))
+
+
+def test_supplied_list_is_read_and_named_with_its_hash(tmp_path):
+    text = "seq,block,block_size,arm\n1,1,2,HA\n2,1,2,PV\n3,2,2,PV\n4,2,2,HA\n"
+    trial = _with_list(tmp_path, text)
+    frame = R.allocation_list(trial)
+    assert frame["arm"].tolist() == ["HA", "PV", "PV", "HA"] and frame["seq"].tolist() == [1, 2, 3, 4]
+    assert frame["block_size"].dtype == "int64"
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    assert R.allocation_source(trial) == f"read from the supplied list alloc.csv (SHA-256 {digest})"
+    assert len(R.allocation_list(trial, seed=1)) >= trial.planned_n  # an explicit seed regenerates
+
+
+@pytest.mark.parametrize("text,match", [("seq,block,arm\n1,1,HA\n", "block_size"),
+                                        ("seq,block,block_size,arm\n1,1,2,XX\n", "'XX'"),
+                                        ("seq,block,block_size,arm\n1,,2,HA\n", "block")])
+def test_bad_supplied_list_rejected_naming_the_file(tmp_path, text, match):
+    trial = _with_list(tmp_path, text, "given.csv")
+    with pytest.raises(ValueError, match="given.csv") as err:
+        R.allocation_list(trial)
+    assert match in str(err.value)
+
+
+def test_missing_supplied_list_rejected(tmp_path):
+    trial = load_trial("NCT06984497")
+    trial = replace(trial, source=tmp_path / "t.yaml", randomization=dict(trial.randomization, list_file="none.csv"))
+    with pytest.raises(ValueError, match="none.csv"):
+        R.allocation_list(trial)
+
+
+def test_allocation_source_regenerated():
+    assert R.allocation_source(load_trial("NCT06984497")) == \
+        "regenerated from the trial file (permuted blocks of 4, seed 20250612)"
+    assert R.allocation_source(load_trial("DEMO-ORAL")) == \
+        "regenerated from the trial file (permuted blocks of 2 or 4, seed 20260105)"
+
+
+@pytest.mark.parametrize("k,n", [(0, 10), (1, 10), (16, 32), (32, 32), (45, 92), (0, 1), (1, 1)])
+def test_clopper_pearson_same_as_beta_quantiles(k, n):
+    lo = 0.0 if k == 0 else stats.beta.ppf(0.025, k, n - k + 1)
+    hi = 1.0 if k == n else stats.beta.ppf(0.975, k + 1, n - k)
+    assert R.clopper_pearson(k, n) == pytest.approx((lo, hi), abs=1e-12)
+    assert R.clopper_pearson(k, n, level=0.9)[0] >= lo
+
+
+def _tiny_rand():
+    return pd.DataFrame({"subject_id": ["01-002", "01-001"], "screening_id": ["S2", "S1"], "arm": ["DRUG", "PBO"],
+                         "rand_date": pd.to_datetime(["2026-01-10", "2026-01-06"])})
+
+
+def _no_doses():
+    return pd.DataFrame({"subject_id": pd.Series(dtype="string"), "infusion_no": pd.Series(dtype="Int64"),
+                         "infusion_date": pd.Series(dtype="datetime64[ns]"), "arm_received": pd.Series(dtype="string")})
+
+
+def test_no_dosing_file_reports_no_deviation():
+    demo = load_trial("DEMO-ORAL")
+    got = R.received_vs_allocated(_tiny_rand(), _no_doses(), demo)
+    assert got["Subject"].tolist() == ["01-001", "01-002"] and (got["Finding"] == "").all()
+    assert (got["Arm received"] == "not recorded (no dosing file)").all()
+    first_dose = replace(demo, treatment=replace(demo.treatment, start="first_dose"))
+    assert R.received_vs_allocated(_tiny_rand(), _no_doses(), first_dose)["Finding"].tolist() == ["no dose"] * 2
+
+
+def test_chronology_without_dose_records():
+    demo = load_trial("DEMO-ORAL")
+    screening = pd.DataFrame({"screening_id": ["S1", "S2"], "screening_date": pd.to_datetime(["2026-01-05", "2026-01-12"])})
+    timing = R.chronology(_tiny_rand(), screening, _no_doses(), demo)
+    assert list(timing.columns) == ["Subject", "Screening", "Randomization", "First dose", "Finding"]
+    assert timing["First dose"].isna().all()
+    assert timing["Finding"].tolist() == ["", "randomized before screening"]

@@ -1,22 +1,31 @@
-"""The synthetic site export: contract, cohort, plausibility, determinism and effects."""
+"""The synthetic site export: contract, cohort, plausibility, realistic quirks, cut-off, determinism and effects."""
+import dataclasses
+import hashlib
 import re
 from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from helpers import scores
-from helpers.schema import SCHEMA_FILE
+from helpers.loading import validate_export
+from helpers.schema import UNSCHEDULED, export_spec, missing_codes
 from helpers.simulation import simulate_export, write_export
-from helpers.trial import load_trial
+from helpers.trial import LabTest, load_trial
 
-SCHEMA = yaml.safe_load(SCHEMA_FILE.read_text(encoding="utf-8"))["files"]
-EXCLUSIONS = ["tumour", "liver_transplant_recipient", "serious_cardiopulmonary", "life_limiting_disease", "hiv",
-              "interferon_or_steroid_1y", "psychiatric_treatment", "other_trial_30d", "pregnant_or_breastfeeding",
-              "allergy_history", "other_unsuitable"]
 TERMINAL = ["DEATH", "TRANSPLANT", "WITHDRAWAL", "COMPLETED"]
+# SHA-256 of the clean export (realistic=False) of NCT06984497 at its default seed: the files committed
+# in data/synthetic before the realistic quirks existed. The cohort's random draws must not change.
+CLEAN_SHA256 = {
+    "screening": "69873307417972571d204bee14a49f878d407cfdb8a66091227e52f5f0e9bc0c",
+    "randomization": "c48c45c3bfb17409f7978a5818df9131a7bcfdf9c1bd11dca11c492919cfc220",
+    "infusion": "893450cb33f5adc4e90466e01239d4bb786c5729dcf61edb85325666691b291f",
+    "labs": "019c5f852dfaf8bfe897b3bdfa9d29763ae263813033fad66ace740c0cd6777e",
+    "clinical": "33db5086e4d9554e2dbe233e394f150d32ace405b8fe03be8b96e0b3a31b79c2",
+    "events": "a4a1bf769e14287e9866db0524ae933efb8cc5cf8088c73e92f59f9c7764f77a",
+}
+QUIRK_WARNINGS = {"unscheduled_visit", "repeated_visit", "extra_column", "visit_window", "expected_range"}
 
 
 @lru_cache(maxsize=None)
@@ -25,10 +34,22 @@ def trial(tid="NCT06984497"):
 
 
 @lru_cache(maxsize=None)
-def export(tid="NCT06984497", seed=None, effects=None):
-    """Simulated frames, cached; ``effects`` as a tuple of (arm, ((code, value), ...)) to be hashable."""
+def export(tid="NCT06984497", seed=None, effects=None, realistic=False, cutoff=None):
+    """Simulated frames (clean unless ``realistic``), cached; ``effects`` as a tuple of (arm, ((code, value), ...))."""
     eff = None if effects is None else {a: dict(e) for a, e in effects}
-    return simulate_export(trial(tid), seed=seed, effects=eff)
+    return simulate_export(trial(tid), seed=seed, effects=eff, realistic=realistic, cutoff=cutoff)
+
+
+def spec(tid="NCT06984497"):
+    return export_spec(trial(tid))
+
+
+def exclusions(tid="NCT06984497"):
+    return [c.column for c in trial(tid).eligibility if c.kind == "exclusion"]
+
+
+def _read(paths):
+    return {p.stem: pd.read_csv(p, dtype=str, keep_default_na=False) for p in paths}
 
 
 @pytest.fixture(scope="module")
@@ -55,49 +76,60 @@ def _end_of_follow_up(frames):
 
 # --- the contract -----------------------------------------------------------------------------
 
+def _clean_columns(fs):
+    """The contract's columns a clean export writes: all but the optional ones (identifiers excepted)."""
+    return [c.name for c in fs.columns if not c.optional_column or c.identifier]
+
+
 def test_files_and_columns_exactly_as_schema(written):
     folder, paths, raw = written
-    assert [p.name for p in paths] == [f"{name}.csv" for name in SCHEMA]
-    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{name}.csv" for name in SCHEMA)
+    assert [p.name for p in paths] == [f"{name}.csv" for name in spec()]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{name}.csv" for name in spec())
     frames = export()
-    for name, spec in SCHEMA.items():
-        assert list(raw[name].columns) == list(spec["columns"]), name
-        assert list(frames[name].columns) == list(spec["columns"]), name
+    for name, fs in spec().items():
+        assert list(raw[name].columns) == _clean_columns(fs), name
+        assert list(frames[name].columns) == _clean_columns(fs), name
+    assert list(raw["labs"].columns)[3:] == [t.code.lower() for t in trial().lab_panel]
+
+
+_NOT_FOR_END_EVENTS = ["end_date", "serious", "severity", "relatedness", "led_to_withdrawal"]
 
 
 def test_values_respect_schema_types_sets_and_ranges(written):
     _, _, raw = written
     t = trial()
-    for name, spec in SCHEMA.items():
+    for name, fs in spec().items():
         table = raw[name]
         assert len(table) > 0, name
-        for col, c in spec["columns"].items():
-            text = table[col]
+        for c in fs.columns:
+            if c.name not in table:
+                continue
+            text = table[c.name]
             present = text[text != ""]
-            required = pd.Series(c.get("required", True), index=table.index)
-            for k, v in (c.get("required_when") or {}).items():
-                required |= table[k] == v
-            assert (text[required] != "").all(), f"{name}.{col} has missing required values"
-            allowed = (t.arm_codes if c.get("allowed_from") == "arms" else
-                       t.visit_codes if c.get("allowed_from") == "visits" else
-                       ["Y", "N"] if c["type"] == "flag" else c.get("allowed"))
+            if not (name == "events" and c.name in _NOT_FOR_END_EVENTS):
+                assert (text != "").all(), f"{name}.{c.name} has missing values in the clean export"
+            allowed = c.allowed_values(t)
             if allowed is not None:
-                assert set(present) <= {str(a) for a in allowed}, f"{name}.{col}: {set(present)}"
-            if c["type"] == "date":
-                assert present.str.fullmatch(r"\d{4}-\d{2}-\d{2}").all(), f"{name}.{col}"
+                assert set(present) <= set(allowed) - {UNSCHEDULED}, f"{name}.{c.name}: {set(present)}"
+            if c.type == "date":
+                assert present.str.fullmatch(r"\d{4}-\d{2}-\d{2}").all(), f"{name}.{c.name}"
                 pd.to_datetime(present, format="%Y-%m-%d")
-            if c["type"] == "integer":
-                assert present.str.fullmatch(r"-?\d+").all(), f"{name}.{col}"
-            if c["type"] in ("integer", "number"):
+            if c.type == "integer":
+                assert present.str.fullmatch(r"-?\d+").all(), f"{name}.{c.name}"
+            if c.type in ("integer", "number"):
                 num = pd.to_numeric(present)
-                assert num.min() >= c.get("min", -np.inf) and num.max() <= c.get("max", np.inf), f"{name}.{col}"
-    assert not (raw["events"].loc[raw["events"]["event_type"] != "AE",
-                                  ["end_date", "serious", "severity", "relatedness", "led_to_withdrawal"]] != "").any().any()
+                lo = -np.inf if c.min is None else c.min
+                hi = np.inf if c.max is None else c.max
+                assert num.min() >= lo and num.max() <= hi, f"{name}.{c.name}"
+    ev = raw["events"]
+    assert not (ev.loc[ev["event_type"] != "AE", _NOT_FOR_END_EVENTS] != "").any().any()
+    assert (ev.loc[ev["event_type"] == "AE", _NOT_FOR_END_EVENTS[1:]] != "").all().all()
 
 
 def test_number_formatting_and_line_ends(written):
     folder, _, raw = written
-    decimals = {"alt": 0, "ast": 0, "alp": 0, "creat": 0, "sodium": 0, "tbil": 1, "alb": 1, "pt": 1, "inr": 2}
+    decimals = {t.code.lower(): t.decimals for t in trial().lab_panel}
+    assert decimals == {"alt": 0, "ast": 0, "alp": 0, "tbil": 1, "alb": 1, "pt": 1, "inr": 2, "creat": 0, "sodium": 0}
     for col, d in decimals.items():
         pattern = r"\d+" if d == 0 else rf"\d+\.\d{{{d}}}"
         assert raw["labs"][col].str.fullmatch(pattern).all(), col
@@ -117,11 +149,15 @@ def test_rows_sorted_by_key(written):
     assert ev.equals(ev.sort_values(["subject_id", "e"]))
 
 
-def test_export_passes_the_project_loader(written):
-    loading = pytest.importorskip("helpers.loading")
+def test_clean_export_passes_the_loader_without_findings(written):
     folder, _, _ = written
-    _, errors, warnings = loading.validate_export(folder, trial())
+    _, errors, warnings = validate_export(folder, trial())
     assert errors == [] and warnings == []
+
+
+def test_clean_export_is_byte_identical_to_the_previous_generator(written):
+    _, paths, _ = written
+    assert {p.stem: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths} == CLEAN_SHA256
 
 
 # --- screening and randomization ---------------------------------------------------------------
@@ -132,10 +168,10 @@ def test_screening_volume_and_every_failure_reason():
     ages = _ages(sc)
     assert (ages < 18).any() and (ages > 80).any()
     assert (sc["esld"] == "N").any() and (sc["consent"] == "N").any()
-    for flag in EXCLUSIONS:
+    for flag in exclusions():
         assert (sc[flag] == "Y").any(), flag
     reasons = (ages < 18).astype(int) + (ages > 80) + (sc["esld"] == "N") + (sc["consent"] == "N") \
-        + (sc[EXCLUSIONS] == "Y").sum(axis=1)
+        + (sc[exclusions()] == "Y").sum(axis=1)
     failed = reasons[reasons > 0]
     assert (failed == 1).mean() >= 0.7
     assert (sc.loc[sc["pregnant_or_breastfeeding"] == "Y", "sex"] == "F").all()
@@ -146,7 +182,7 @@ def test_exactly_the_eligible_are_randomized():
     sc, rand = frames["screening"], frames["randomization"]
     ages = _ages(sc)
     eligible = (ages.between(18, 80) & (sc["esld"] == "Y") & (sc["consent"] == "Y")
-                & (sc[EXCLUSIONS] == "N").all(axis=1))
+                & (sc[exclusions()] == "N").all(axis=1))
     assert eligible.sum() == t.planned_n == len(rand)
     assert set(sc.loc[eligible, "screening_id"]) == set(rand["screening_id"])
 
@@ -301,7 +337,7 @@ def test_route_specific_aes_only_for_hepatic_artery():
 
 def test_identifiers_only_in_screening_and_randomization(written):
     folder, _, raw = written
-    ids = [c for name in SCHEMA for c, spec in SCHEMA[name]["columns"].items() if spec.get("identifier")]
+    ids = [c for fs in spec().values() for c in fs.identifiers]
     for name, table in raw.items():
         if name not in ("screening", "randomization"):
             assert not set(ids) & set(table.columns), name
@@ -359,8 +395,9 @@ def test_sicker_patients_die_more():
 
 # --- determinism --------------------------------------------------------------------------------
 
-def test_same_seed_byte_identical_other_seed_differs(tmp_path):
-    t = trial()
+@pytest.mark.parametrize("tid", ["NCT06984497", "DEMO-ORAL"])
+def test_same_seed_byte_identical_other_seed_differs(tmp_path, tid):
+    t = trial(tid)
     a = write_export(simulate_export(t, seed=123), tmp_path / "a")
     b = write_export(simulate_export(t, seed=123), tmp_path / "b")
     c = write_export(simulate_export(t, seed=124), tmp_path / "c")
@@ -448,3 +485,167 @@ def test_sister_trial_unchanged_code():
     assert (n_inf[double] == 2).mean() > 0.8
     counts = f["randomization"]["arm"].value_counts()
     assert abs(counts["SINGLE"] - counts["DOUBLE"]) <= 3
+
+
+# --- realistic quirks ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def realistic(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("realistic")
+    paths = write_export(export(realistic=True), folder)
+    return folder, _read(paths)
+
+
+def _study_day(frames, tid="NCT06984497"):
+    labs = frames["labs"]
+    if trial(tid).treatment.start == "randomization":
+        day1 = frames["randomization"].set_index("subject_id")["rand_date"]
+    else:
+        day1 = _first_infusion(frames)
+    return (labs["lab_date"] - labs["subject_id"].map(day1)).dt.days + 1
+
+
+def test_realistic_is_the_default_and_keeps_the_cohort():
+    clean, real = export(), simulate_export(trial())
+    for name in ("randomization", "infusion", "events"):
+        assert real[name].equals(clean[name]), name
+    keys = ["subject_id", "visit", "lab_date"]
+    rows = clean["labs"][keys].merge(real["labs"][keys], how="right", indicator=True)
+    added = rows[rows["_merge"] == "right_only"]
+    assert len(rows) - len(added) == len(clean["labs"]) and 2 <= len(added) <= 3
+
+
+def test_realistic_missing_and_censored_lab_cells(realistic):
+    _, raw = realistic
+    tests = [t.code.lower() for t in trial().lab_panel]
+    cells = raw["labs"][tests]
+    empty, text = cells == "", cells.apply(lambda s: ~s.str.fullmatch(r"[\d.]*"))
+    missing = empty | cells.apply(lambda s: s.str.upper().isin(missing_codes()))
+    assert 0.01 <= missing.to_numpy().mean() <= 0.04
+    assert not missing.all(axis=1).any()
+    codes = set(cells[text].stack().dropna())
+    assert {"ND", "HEMOLYZED"} <= codes
+    censored = cells[text & ~missing].stack().dropna()
+    assert len(censored) >= 2 and censored.str.fullmatch(r"<\d+").all()
+    assert {c for (_, c) in censored.index} <= {"alt", "ast", "alp"}
+    frames = export(realistic=True)
+    for (i, col), v in censored.items():
+        assert frames["labs"].loc[frames["labs"][col] == v].shape[0] == 1
+    assert all(frames["labs"][c].dtype == object for c in tests)
+    clin = raw["clinical"][["ascites", "encephalopathy", "dialysis"]]
+    assert 1 <= (clin == "ND").to_numpy().sum() <= 2
+
+
+def test_realistic_unscheduled_and_repeated_samples():
+    t, frames = trial(), export(realistic=True)
+    labs, day = frames["labs"], _study_day(frames)
+    unscheduled = labs["visit"] == UNSCHEDULED
+    assert 1 <= unscheduled.sum() <= 2
+    for d in day[unscheduled]:
+        assert not any(v.window[0] <= d <= v.window[1] for v in t.visits)
+    scheduled = labs[~unscheduled]
+    repeated = scheduled[scheduled.duplicated(["subject_id", "visit"], keep=False)]
+    assert len(repeated) == 2 and repeated["lab_date"].nunique() == 2
+    assert 1 <= abs((repeated["lab_date"].iloc[1] - repeated["lab_date"].iloc[0]).days) <= 2
+    window = t.visit(str(repeated["visit"].iloc[0])).window
+    assert day[repeated.index].between(*window).all()
+
+
+def test_realistic_extra_column_and_given_age(realistic):
+    _, raw = realistic
+    assert list(raw["labs"].columns)[-1] == "lab_comment"
+    assert (raw["labs"]["lab_comment"] == "").mean() > 0.8
+    sc = raw["screening"]
+    assert list(sc.columns).index("age") == list(sc.columns).index("birth_date") + 1
+    given = sc[sc["age"] != ""]
+    assert 0 < len(given) < len(sc) / 2
+    dates = given[["birth_date", "screening_date"]].apply(pd.to_datetime)
+    assert (given["age"].astype(int) == _ages(dates)).all()
+
+
+def test_realistic_export_validates_with_warnings_only(realistic):
+    folder, _ = realistic
+    _, errors, warnings = validate_export(folder, trial())
+    assert errors == []
+    rules = {w.rule for w in warnings}
+    assert {"unscheduled_visit", "repeated_visit", "extra_column"} <= rules <= QUIRK_WARNINGS
+
+
+def test_write_export_wants_contract_columns_first(tmp_path):
+    frames = simulate_export(trial(), realistic=False)
+    labs = frames["labs"]
+    frames["labs"] = labs[[labs.columns[1], labs.columns[0], *labs.columns[2:]]]
+    with pytest.raises(ValueError, match="contract"):
+        write_export(frames, tmp_path)
+    with pytest.raises(ValueError, match="trial"):
+        write_export(dict(export()), tmp_path)
+
+
+def test_panel_test_without_a_model_is_rejected():
+    t = trial()
+    odd = dataclasses.replace(t, lab_panel=t.lab_panel + (LabTest("GGT", "Gamma-glutamyl transferase", "U/L"),))
+    with pytest.raises(ValueError, match="GGT"):
+        simulate_export(odd, seed=1)
+
+
+# --- a trial with another panel, eligibility and day 1 at randomization ---------------------------
+
+def test_demo_oral_trial_follows_its_trial_file(tmp_path):
+    t = trial("DEMO-ORAL")
+    frames = simulate_export(t)
+    paths = write_export(frames, tmp_path)
+    assert "infusion" not in frames and not (tmp_path / "infusion.csv").exists()
+    raw = _read(paths)
+    assert list(raw["labs"].columns) == ["subject_id", "visit", "lab_date", "ast", "alp", "tbil", "alb", "pt", "creat",
+                                         "lab_comment"]
+    flags = [c.column for c in t.eligibility]
+    assert list(raw["screening"].columns)[-len(flags):] == flags
+    for c in t.eligibility:
+        assert (raw["screening"][c.column] == ("N" if c.kind == "inclusion" else "Y")).any(), c.column
+    _, errors, warnings = validate_export(tmp_path, t)
+    assert errors == []
+    assert {w.rule for w in warnings} <= QUIRK_WARNINGS - {"visit_window"}
+    base = frames["labs"][frames["labs"]["visit"] == "BASELINE"]
+    rand = frames["randomization"].set_index("subject_id")["rand_date"]
+    assert (base["lab_date"] <= base["subject_id"].map(rand)).all()
+
+
+# --- data cut-off -------------------------------------------------------------------------------
+
+def _dates(raw):
+    out = []
+    for name, table in raw.items():
+        for c in spec()[name].columns:
+            if c.type == "date" and c.name in table:
+                out += [d for d in table[c.name] if d]
+    return pd.to_datetime(pd.Series(out))
+
+
+@pytest.mark.parametrize("realistic_", [False, True])
+def test_cutoff_truncates_without_changing_the_draws(tmp_path, realistic_):
+    cut = pd.Timestamp("2025-10-01")
+    full, part = export(realistic=realistic_), export(realistic=realistic_, cutoff="2025-10-01")
+    raw = _read(write_export(part, tmp_path))
+    raw["screening"] = raw["screening"].drop(columns="birth_date")
+    assert _dates(raw).max() <= cut
+    assert 0 < len(part["randomization"]) < trial().planned_n
+    rand = full["randomization"]
+    assert part["randomization"].equals(rand[rand["rand_date"] <= cut].reset_index(drop=True))
+    ev = part["events"]
+    ended = set(ev.loc[ev["event_type"].isin(TERMINAL), "subject_id"])
+    ends = _end_of_follow_up(full)
+    assert ended == set(ends.index[ends["start_date"] <= cut])
+    assert set(part["randomization"]["subject_id"]) - ended
+    assert (ev["end_date"].dropna() <= cut).all()
+    _, errors, warnings = validate_export(tmp_path, trial().with_cutoff("2025-10-01"))
+    assert errors == [] and "after_cutoff" not in {w.rule for w in warnings}
+
+
+def test_cutoff_defaults_to_the_trial_file():
+    t = trial("DEMO-ORAL")
+    frames = export("DEMO-ORAL")
+    latest = max(frames[n][c].max() for n, c in (("labs", "lab_date"), ("clinical", "assessment_date"),
+                                                    ("events", "start_date"), ("randomization", "rand_date")))
+    assert latest <= pd.Timestamp(t.cutoff)
+    ev = frames["events"]
+    assert ev.loc[ev["event_type"].isin(TERMINAL), "subject_id"].nunique() < len(frames["randomization"])

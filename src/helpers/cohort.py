@@ -1,9 +1,11 @@
-"""Descriptions of the cohort as a whole: data checks, accrual over time, visit completeness."""
+"""Descriptions of the cohort as a whole: data checks, accrual over time, visit completeness, missing values."""
 from __future__ import annotations
 
 import pandas as pd
 
-from .loading import Export
+from .adam import UNSCHEDULED_LABEL
+from .loading import Export, summary_by_rule
+from .schema import UNSCHEDULED
 from .tables import fixed, n_pct
 from .trial import Trial
 
@@ -20,14 +22,24 @@ def arm_header(adsl: pd.DataFrame, trial: Trial) -> dict[str, str]:
 
 
 def export_summary(export: Export) -> pd.DataFrame:
-    """Rows and participants per file of the export, and validation warnings per file."""
+    """Rows and participants per file of the export, and validation warnings per file.
+
+    Persons counts distinct ``subject_id`` (else ``screening_id``); it is missing for a table with
+    neither, and 0 for an empty table (an optional file the trial does not have).
+    """
     warn = pd.Series([w.file.rsplit(".", 1)[0] for w in export.warnings], dtype="object").value_counts()
     rows = []
     for name, table in export.tables.items():
-        id_col = "subject_id" if "subject_id" in table else "screening_id"
-        rows.append({"File": name, "Rows": len(table), "Persons": table[id_col].nunique(),
+        id_col = next((c for c in ("subject_id", "screening_id") if c in table), None)
+        rows.append({"File": name, "Rows": len(table), "Persons": table[id_col].nunique() if id_col else pd.NA,
                      "Warnings": int(warn.get(name, 0))})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["File", "Rows", "Persons", "Warnings"]).astype({"Persons": "Int64"})
+
+
+def warnings_by_rule(export: Export) -> pd.DataFrame:
+    """Validation warnings counted by rule, with the first examples (file, row, column)."""
+    s = summary_by_rule([], export.warnings)
+    return pd.DataFrame({"Rule": s["rule"], "Warnings": s["count"], "First examples": s["examples"]})
 
 
 def validation_warnings(export: Export) -> pd.DataFrame:
@@ -56,43 +68,116 @@ def cumulative_accrual_table(accrual: pd.DataFrame, header: dict[str, str]) -> p
     return wide.reset_index()
 
 
-def visit_status(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
-    """One row per participant and visit: attended, or follow-up ended before it (and why).
+def _attended(adlb: pd.DataFrame) -> set:
+    """(USUBJID, AVISITN) pairs with an analysed laboratory record (ANL01FL = Y when ADLB has the flag)."""
+    rec = adlb[adlb["ANL01FL"] == "Y"] if "ANL01FL" in adlb else adlb
+    return set(zip(rec["USUBJID"], rec["AVISITN"]))
 
-    A participant is expected at a visit unless death, transplant or withdrawal came before the
-    visit's target day; attendance is a laboratory record at that visit.
+
+def visit_status(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """One row per participant and visit: attended, follow-up ended before it (and why), not yet due, or expected.
+
+    Attendance is an analysed laboratory record at the visit. Follow-up ended before a visit when
+    death, transplant or withdrawal came before its target day. At an interim look (ADSL DCUTDT
+    set), a visit not attended whose window had not closed by the cut-off (TRTSDT + window end - 1
+    after DCUTDT) is not yet due: neither expected nor missed. Every other visit is expected.
     """
-    seen = set(zip(adlb["USUBJID"], adlb["AVISITN"]))
+    seen = _attended(adlb)
     ref = adsl["TRTSDT"].fillna(adsl["RANDDT"])
+    cutoff = adsl["DCUTDT"] if "DCUTDT" in adsl else pd.Series(pd.NaT, index=adsl.index)
     rows = []
     for v in trial.visits:
         attended = pd.Series([(u, v.week) in seen for u in adsl["USUBJID"]], index=adsl.index, dtype=bool)
         ended = (adsl["EOSSTT"].eq("DISCONTINUED") & (adsl["EOSDT"] < ref + pd.Timedelta(days=v.day - 1))
-                 & ~attended)
+                 & ~attended).fillna(False).astype(bool)
+        closes = ref + pd.Timedelta(days=v.window[1] - 1)
+        not_yet = ((closes > cutoff).fillna(False).astype(bool) & cutoff.notna() & ~attended & ~ended)
         rows.append(pd.DataFrame({"USUBJID": adsl["USUBJID"], "ARMCD": adsl["ARMCD"], "Visit": v.label,
-                                  "attended": attended, "ended": ended, "reason": adsl["DCSREAS"].where(ended)}))
+                                  "attended": attended, "ended": ended, "not_yet_due": not_yet,
+                                  "expected": ~ended & ~not_yet, "reason": adsl["DCSREAS"].where(ended)}))
     return pd.concat(rows, ignore_index=True)
 
 
 def visit_completeness(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
-    """By arm and visit: randomized, ended follow-up before the visit, expected, attended, missed, % attended."""
+    """By arm and visit: randomized, ended follow-up before the visit, not yet due (interim look),
+    expected, attended, missed, % attended (of those expected)."""
     status = visit_status(adsl, adlb, trial)
     rows = []
     for arm in trial.arms:
         for v in trial.visits:
             d = status[(status["ARMCD"] == arm.code) & (status["Visit"] == v.label)]
-            expected, attended = int((~d["ended"]).sum()), int(d["attended"].sum())
+            expected, attended = int(d["expected"].sum()), int(d["attended"].sum())
             rows.append({"Arm": arm.label, "Visit": v.label, "Randomized": len(d),
-                         "Ended before visit": int(d["ended"].sum()), "Expected": expected,
-                         "Attended": attended, "Missed": expected - attended,
+                         "Ended before visit": int(d["ended"].sum()), "Not yet due": int(d["not_yet_due"].sum()),
+                         "Expected": expected, "Attended": attended, "Missed": expected - attended,
                          "% attended": round(100 * attended / expected, 1) if expected else float("nan")})
     return pd.DataFrame(rows)
 
 
+def _param_order(adlb: pd.DataFrame, trial: Trial) -> list[str]:
+    known = trial.lab_codes + trial.derived_scores
+    return [p for p in known if p in set(adlb["PARAMCD"])] + \
+        [p for p in dict.fromkeys(adlb["PARAMCD"]) if p not in known]
+
+
+def _reasons(reason: pd.Series) -> str:
+    """'not done 2; sample haemolysed 1; no reason given 1': reasons by count (ties alphabetical), unexplained last."""
+    none = "no reason given"
+    counts = reason.astype("object").fillna(none).astype(str).value_counts()
+    return "; ".join(f"{r} {n}" for r, n in sorted(counts.items(), key=lambda x: (x[0] == none, -x[1], x[0])))
+
+
+def missingness_by_visit(adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """Per parameter (trial order) and scheduled analysis visit: records, missing values and their reasons.
+
+    Counted from the full ADLB, every record kept (not only the analysed ones), so that a sample
+    not done is seen next to a repeat that replaced it. A missing value is a record with LBSTAT
+    NOT DONE; its reason is LBREASND. Records outside every visit window ("Unscheduled") are left out.
+    """
+    d = adlb[adlb["AVISIT"] != UNSCHEDULED_LABEL]
+    labels = d.drop_duplicates("PARAMCD").set_index("PARAMCD")["PARAM"]
+    rows = []
+    for p in _param_order(d, trial):
+        for v in trial.visits:
+            rec = d[(d["PARAMCD"] == p) & (d["AVISIT"] == v.label)]
+            if rec.empty:
+                continue
+            miss = rec[rec["LBSTAT"] == "NOT DONE"]
+            rows.append({"Parameter": labels[p], "Visit": v.label, "Records": len(rec), "Missing": len(miss),
+                         "Reasons": _reasons(miss["LBREASND"])})
+    return pd.DataFrame(rows, columns=["Parameter", "Visit", "Records", "Missing", "Reasons"])
+
+
+def unscheduled_records(adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """Per analysis visit: samples kept but not analysed (no value of theirs has ANL01FL = Y).
+
+    ``Unscheduled``: samples outside the schedule (nominal visit UNSCHEDULED); ``Repeated``: further
+    samples at a scheduled visit. A sample is one participant's laboratory record on one date. Visits
+    with none are left out, so an empty table means every sample is analysed.
+    """
+    sample = ["USUBJID", "VISIT", "AVISIT", "ADT"]
+    valued = adlb[adlb["AVAL"].notna()]
+    used = valued.groupby(sample, dropna=False)["ANL01FL"].apply(lambda f: f.eq("Y").any())
+    kept = used[~used].reset_index()
+    unscheduled = kept["VISIT"].eq(UNSCHEDULED)
+    rows = []
+    for visit in [v.label for v in trial.visits] + [UNSCHEDULED_LABEL]:
+        at = kept["AVISIT"].eq(visit)
+        if at.any():
+            rows.append({"Visit": visit, "Unscheduled": int((at & unscheduled).sum()),
+                         "Repeated": int((at & ~unscheduled).sum()), "Participants": kept.loc[at, "USUBJID"].nunique()})
+    return pd.DataFrame(rows, columns=["Visit", "Unscheduled", "Repeated", "Participants"])
+
+
 def disposition(adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
-    """End-of-study status and reason by arm, n (%) of those randomized."""
+    """End-of-study status and reason by arm, n (%) of those randomized.
+
+    At an interim look (DCUTDT set) a participant still in follow-up reads "Ongoing at data cut-off".
+    """
     status = adsl["EOSSTT"].str.capitalize().where(adsl["DCSREAS"].isna(),
                                                    "Discontinued: " + adsl["DCSREAS"].fillna("").str.lower())
+    if "DCUTDT" in adsl:
+        status = status.mask(adsl["EOSSTT"].eq("ONGOING") & adsl["DCUTDT"].notna(), "Ongoing at data cut-off")
     header = arm_header(adsl, trial)
     out = {"Status": sorted(status.unique(), key=lambda s: (not s.startswith("Completed"), s))}
     for arm in trial.arms:
@@ -103,11 +188,15 @@ def disposition(adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
 
 
 def completeness_table(completeness: pd.DataFrame, header: dict[str, str]) -> pd.DataFrame:
-    """Compact report table: per visit and arm, attended / expected (%) and follow-up ended before the visit."""
+    """Compact report table: per visit and arm, attended / expected (%), follow-up ended before the
+    visit and, only when any visit is not yet due (an interim look), the count not yet due."""
     out = pd.DataFrame({"Visit": list(dict.fromkeys(completeness["Visit"]))})
+    show_due = "Not yet due" in completeness and bool((completeness["Not yet due"] > 0).any())
     for arm, label in header.items():
         d = completeness[completeness["Arm"] == arm].set_index("Visit").loc[out["Visit"]]
-        out[f"{label}: attended / expected"] = [f"{a} / {e} ({fixed(p, 0)}%)" for a, e, p in
-                                               zip(d["Attended"], d["Expected"], d["% attended"])]
+        out[f"{label}: attended / expected"] = [f"{a} / {e} ({fixed(p, 0)}%)" if e else f"{a} / {e}"
+                                               for a, e, p in zip(d["Attended"], d["Expected"], d["% attended"])]
         out[f"{label}: ended before visit"] = d["Ended before visit"].to_numpy()
+        if show_due:
+            out[f"{label}: not yet due"] = d["Not yet due"].to_numpy()
     return out

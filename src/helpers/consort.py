@@ -2,7 +2,7 @@
 
 The flow is a tidy table of boxes (``box``, ``parent``, ``partition``, ``arm``, ``label``, ``n``):
 every box with children is split exactly by the children of each of its partitions (an arm's
-allocation box is split once by infusion received, once by follow-up status and once by analysis),
+allocation box is split once by treatment received, once by follow-up status and once by analysis),
 which ``arithmetic_problems`` checks. The diagram is
 drawn from that table only, so no number in it is typed.
 """
@@ -33,16 +33,16 @@ def end_of_follow_up(events: pd.DataFrame) -> pd.DataFrame:
     return ev.set_index("subject_id")[["event_type", "term", "start_date"]].astype({"event_type": str})
 
 
-def _enrollment(screening: pd.DataFrame, randomized: set) -> list[dict]:
-    elig = eligibility.evaluate(screening)
+def _enrollment(screening: pd.DataFrame, randomized: set, trial: Trial) -> list[dict]:
+    elig = eligibility.evaluate(screening, trial)
     excluded = elig[~elig["screening_id"].isin(randomized)]
     rows = [_row("assessed", None, None, "Assessed for eligibility", len(screening)),
             _row("excluded", "assessed", None, "Excluded", len(excluded)),
             _row("randomized", "assessed", None, "Randomized", len(screening) - len(excluded))]
     criteria = excluded[excluded["status"] == "not meeting criteria"]
     rows.append(_row("excluded:criteria", "excluded", None, "Not meeting eligibility criteria", len(criteria)))
-    for c in eligibility.criteria():
-        if c.name != eligibility.CONSENT:
+    for c in eligibility.criteria(trial):
+        if not c.consent:
             rows.append(_row(f"excluded:criteria:{c.name}", "excluded:criteria", None, c.short_title,
                              (criteria["primary_reason"] == c.title).sum()))
     rows.append(_row("excluded:declined", "excluded", None, "Declined to participate",
@@ -53,7 +53,7 @@ def _enrollment(screening: pd.DataFrame, randomized: set) -> list[dict]:
 
 
 def _arm_rows(arm, rand: pd.DataFrame, first_arm: pd.Series, ends: pd.DataFrame, completed: set,
-              analysed: set, last_visit: str) -> list[dict]:
+              analysed: set, last_visit: str, noun: str, assumed: bool, interim: bool) -> list[dict]:
     ids = pd.Index(rand.loc[rand["arm"].astype(str) == arm.code, "subject_id"])
     got = first_arm.reindex(ids)
     k = arm.code
@@ -62,17 +62,19 @@ def _arm_rows(arm, rand: pd.DataFrame, first_arm: pd.Series, ends: pd.DataFrame,
     withdrew = end == "WITHDRAWAL"
     done = end.isna() & ids.isin(completed)
     stage = f"Completed {last_visit.lower()}"
+    received = f"Started allocated {noun} at randomization" if assumed else f"Received allocated {noun}"
+    ongoing = "In follow-up at the data cut-off" if interim else "Follow-up ongoing"
     rows = [_row(f"allocated:{k}", "randomized", k, f"Allocated to {arm.label.lower()}", len(ids)),
-            _row(f"received:{k}", f"allocated:{k}", k, "Received allocated infusion", (got == k).sum(), "infusion"),
-            _row(f"not_received:{k}", f"allocated:{k}", k, "Did not receive allocated infusion", (got != k).sum(),
-                 "infusion"),
+            _row(f"received:{k}", f"allocated:{k}", k, received, (got == k).sum(), "treatment"),
+            _row(f"not_received:{k}", f"allocated:{k}", k, f"Did not receive allocated {noun}", (got != k).sum(),
+                 "treatment"),
             _row(f"not_received:{k}:other", f"not_received:{k}", k, "Received the other route or regimen",
                  (got.notna() & (got != k)).sum()),
-            _row(f"not_received:{k}:none", f"not_received:{k}", k, "No infusion", got.isna().sum()),
+            _row(f"not_received:{k}:none", f"not_received:{k}", k, f"No {noun}", got.isna().sum()),
             _row(f"discontinued:{k}", f"allocated:{k}", k, f"Discontinued before {last_visit.lower()}",
                  end.notna().sum(), "follow-up"),
             _row(f"completed:{k}", f"allocated:{k}", k, stage, done.sum(), "follow-up"),
-            _row(f"ongoing:{k}", f"allocated:{k}", k, "Follow-up ongoing", (end.isna() & ~done).sum(), "follow-up")]
+            _row(f"ongoing:{k}", f"allocated:{k}", k, ongoing, (end.isna() & ~done).sum(), "follow-up")]
     for e in ENDS:
         rows.append(_row(f"discontinued:{k}:{e.lower()}", f"discontinued:{k}", k, END_LABELS[e], (end == e).sum()))
     for r in WITHDRAWAL_REASONS:
@@ -88,25 +90,39 @@ def _arm_rows(arm, rand: pd.DataFrame, first_arm: pd.Series, ends: pd.DataFrame,
 
 
 def consort_flow(export: Export, trial: Trial, adsl: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The CONSORT boxes counted from screening, randomization, infusion and events (and ADSL's ITTFL).
+    """The CONSORT boxes counted from screening, randomization, dosing and events (and ADSL's ITTFL).
 
     Excluded = screened but not randomized, split into not meeting criteria (by first failed
     criterion), declined to participate and eligible-not-randomized. Per arm as randomized:
-    received the allocated infusion (first infusion's ``arm_received``) or not; discontinued
+    received the allocated treatment (the first dose record's ``arm_received``) or not; discontinued
     before the last visit by death, transplant or withdrawal (with the withdrawal reason),
-    completed, or ongoing; analysed = ITT population (``ITTFL`` = Y, all randomized without ADSL).
+    completed, or still in follow-up; analysed = ITT population (``ITTFL`` = Y, all randomized
+    without ADSL).
+
+    When study day 1 is the randomization date (``treatment.start: randomization``) and there are
+    no dose records, everyone randomized is counted as having started the allocated treatment on
+    the randomization day, and the box says so. At an interim look (a data cut-off in the trial
+    file or ADSL's DCUTDT), those neither discontinued nor completed are "in follow-up at the data
+    cut-off", not lost.
     """
     rand = export["randomization"]
-    first = export["infusion"].sort_values(["subject_id", "infusion_no"]).drop_duplicates("subject_id")
-    first_arm = first.set_index("subject_id")["arm_received"].astype(str)
+    doses = export["infusion"]
+    assumed = trial.treatment.start == "randomization" and doses.empty
+    if assumed:
+        first_arm = rand.set_index("subject_id")["arm"].astype(str)
+    else:
+        first = doses.sort_values(["subject_id", "infusion_no"]).drop_duplicates("subject_id")
+        first_arm = first.set_index("subject_id")["arm_received"].astype(str)
     ev = export["events"]
     completed = set(ev.loc[ev["event_type"].astype(str) == "COMPLETED", "subject_id"])
     analysed = set(rand["subject_id"]) if adsl is None else set(adsl.loc[adsl["ITTFL"] == "Y", "SUBJID"])
+    interim = trial.is_interim or (adsl is not None and "DCUTDT" in adsl and bool(adsl["DCUTDT"].notna().any()))
     last_visit = max(trial.visits, key=lambda v: v.week).label
-    rows = _enrollment(export["screening"], set(rand["screening_id"]))
+    rows = _enrollment(export["screening"], set(rand["screening_id"]), trial)
     ends = end_of_follow_up(ev)
     for arm in trial.arms:
-        rows += _arm_rows(arm, rand, first_arm, ends, completed, analysed, last_visit)
+        rows += _arm_rows(arm, rand, first_arm, ends, completed, analysed, last_visit, trial.treatment.noun,
+                          assumed, interim)
     return pd.DataFrame(rows, columns=_COLUMNS)
 
 

@@ -378,14 +378,28 @@ def outcome_results(adlb: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> dic
     """Every tidy table of the outcomes chapter, keyed by its file name in _build/results/."""
     mmrm = mmrm_table(adlb, trial, adsl)
     last = trial.visits[-1].label
-    return {
+    out = {
         "lab_by_visit": lab_by_visit(adlb, trial),
         "ancova": ancova(adlb, trial, adsl),
         "mmrm": mmrm,
         "holm": holm_table(mmrm, last),
-        "child_pugh_shift": child_pugh_shift(adlb, adsl, trial, last),
-        "child_pugh_class_a": proportion_class_a(adlb, adsl, trial),
     }
+    if "CPSCORE" in trial.derived_scores:
+        out["child_pugh_shift"] = child_pugh_shift(adlb, adsl, trial, last)
+        out["child_pugh_class_a"] = proportion_class_a(adlb, adsl, trial)
+    return out
+
+
+NO_CHILD_PUGH = "not derived in this trial: its laboratory panel lacks a component (bilirubin, albumin, INR)"
+
+
+def class_a_text(results: dict[str, pd.DataFrame], visit: str) -> str:
+    """Participants in Child-Pugh class A at a visit, by arm, as the prose reads it."""
+    if "child_pugh_class_a" not in results:
+        return NO_CHILD_PUGH
+    rows = results["child_pugh_class_a"].query("AVISIT == @visit")
+    return "; ".join(f"{r.TRT01P.lower()} {r.n_class_a} of {r.n_assessed} assessed ({100 * r.proportion:.0f}%)"
+                     for r in rows.itertuples())
 
 
 def model_report(model: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
@@ -417,6 +431,20 @@ def effect_text(row: pd.Series, unit: str = "", digits: int = 2) -> str:
     p = format_p(row["p_value"])
     return (f"{kind} {row['estimate']:.{digits}f}{u} (95% CI {row['lower']:.{digits}f} to {row['upper']:.{digits}f}; "
             f"P {'< ' + p[1:] if p.startswith('<') else '= ' + p})")
+
+
+def key_secondary_numbers(mmrm: pd.DataFrame, trial: Trial) -> dict[str, str]:
+    """The key secondary endpoint's MMRM effect at the last visit and its covariance, as the prose reads them;
+    'not estimable' with the reason when no participant was observed there (an early interim look)."""
+    last = trial.visits[-1].label
+    rows = mmrm[(mmrm["PARAMCD"] == trial.key_secondary) & (mmrm["AVISIT"] == last)]
+    if rows.empty:
+        when = " by the data cut-off" if trial.is_interim else ""
+        return {"key_effect": f"not estimable: no participant was observed at {last.lower()}{when}",
+                "key_covariance": "none"}
+    key = rows.iloc[0]
+    return {"key_effect": effect_text(key, trial.endpoint(trial.key_secondary).unit),
+            "key_covariance": COVARIANCE_NAMES.get(key["covariance"], key["covariance"])}
 
 
 def fallback_sentence(mmrm: pd.DataFrame) -> str:

@@ -53,7 +53,7 @@ def source_text(data: str, trial: Trial, seed: int | None) -> str:
         text = f"synthetic cohort (seed {seed if seed is not None else trial.simulation.get('seed')})"
     else:
         text = f"site export {Path(data).name}"
-    return text + (f", data cut-off {trial.cutoff:%d %B %Y} (interim)" if trial.is_interim else "")
+    return text + (f", data cut-off {trial.cutoff:%d %B %Y}" if trial.is_interim else "")
 
 
 def load_cohort(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | None = None,
@@ -254,8 +254,7 @@ def book_config(trial: Trial, source: str, base: Path = paths.ROOT / "_config.ym
     config = yaml.safe_load(base.read_text(encoding="utf-8"))
     config["title"] = f"{trial.id}: {trial.short_title}"
     if trial.is_interim:
-        config.setdefault("html", {})["announcement"] = (
-            f"Interim build: data cut-off {trial.cutoff:%d %B %Y}; built from the {source}.")
+        config.setdefault("html", {})["announcement"] = f"Interim build: {source}."
     return yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
 
 

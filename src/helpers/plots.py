@@ -19,6 +19,16 @@ def set_style() -> None:
                          "axes.spines.right": False, "legend.frameon": False, "svg.hashsalt": "book"})
 
 
+def placeholder_figure(message: str):
+    """A small figure that says why a plot cannot be drawn (so its cross-reference still resolves)."""
+    set_style()
+    fig, ax = plt.subplots(figsize=(6.0, 1.2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize="medium", wrap=True)
+    plt.close(fig)
+    return fig
+
+
 def arm_palette(trial: Trial) -> dict[str, str]:
     """A fixed colour per arm label, in the trial file's order, the same in every figure."""
     return {a.label: ARM_COLOURS[i % len(ARM_COLOURS)] for i, a in enumerate(trial.arms)}

@@ -1,7 +1,9 @@
 """Permuted-block allocation lists, as a trial statistician prepares them before the first patient."""
 from __future__ import annotations
 
+import hashlib
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -50,14 +52,56 @@ def _stratum_labels(strata: list) -> list[str]:
     return ["/".join(combo) for combo in itertools.product(*factors)]
 
 
-def allocation_list(trial: Trial, n: int | None = None, seed: int | None = None) -> pd.DataFrame:
-    """The trial's allocation list: permuted blocks with the trial's block sizes and arm ratios.
+def list_file(trial: Trial) -> Path | None:
+    """The supplied allocation list (``randomization.list_file``, relative to the trial file), if any."""
+    name = trial.randomization.get("list_file")
+    if not name:
+        return None
+    base = trial.source.parent if trial.source is not None else Path.cwd()
+    return base / str(name)
 
-    ``n`` defaults to the planned sample size and ``seed`` to the trial file's ``randomization.seed``,
-    so the list is reproducible from the trial file alone, independently of any data or simulation.
-    With strata in the trial file (a list of names, or of ``{code, levels}`` factors to cross), one
-    list covering ``n`` is made per stratum, marked in a leading ``stratum`` column.
+
+def read_allocation_list(path: Path, trial: Trial) -> pd.DataFrame:
+    """A supplied allocation list (CSV: seq, block, block_size, arm; optional stratum), checked against the trial.
+
+    Raises ValueError naming the file when it is missing, lacks a column, holds a non-integer
+    sequence, block or block size, or an arm the trial file does not define.
     """
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise ValueError(f"{path}: cannot read the allocation list ({e})") from None
+    frame.columns = [c.strip() for c in frame.columns]
+    missing = [c for c in _COLUMNS if c not in frame]
+    if missing:
+        raise ValueError(f"{path}: allocation list lacks column(s) {', '.join(missing)} (needs {', '.join(_COLUMNS)})")
+    keep = (["stratum"] if "stratum" in frame else []) + _COLUMNS
+    frame = frame[keep].apply(lambda c: c.str.strip())
+    for col in ("seq", "block", "block_size"):
+        bad = ~frame[col].str.fullmatch(r"\d+")
+        if bad.any():
+            row = int(bad.idxmax())
+            raise ValueError(f"{path}: {col} must be a whole number (line {row + 2}: {frame.at[row, col]!r})")
+        frame[col] = frame[col].astype("int64")
+    unknown = sorted(set(frame["arm"]) - set(trial.arm_codes))
+    if unknown:
+        raise ValueError(f"{path}: arm(s) {', '.join(map(repr, unknown))} not in the trial file {trial.arm_codes}")
+    return frame
+
+
+def allocation_list(trial: Trial, n: int | None = None, seed: int | None = None) -> pd.DataFrame:
+    """The trial's allocation list: the supplied list file, else permuted blocks regenerated from the seed.
+
+    A list file (``randomization.list_file``) is used as supplied (every row; ``n`` is ignored)
+    unless a ``seed`` is passed. Otherwise ``n`` defaults to the planned sample size and ``seed``
+    to the trial file's ``randomization.seed``, so the list is reproducible from the trial file
+    alone, independently of any data or simulation. With strata in the trial file (a list of
+    names, or of ``{code, levels}`` factors to cross), one list covering ``n`` is made per stratum,
+    marked in a leading ``stratum`` column.
+    """
+    path = list_file(trial)
+    if path is not None and seed is None:
+        return read_allocation_list(path, trial)
     n = trial.planned_n if n is None else int(n)
     seed = trial.randomization.get("seed") if seed is None else seed
     if seed is None:
@@ -65,7 +109,7 @@ def allocation_list(trial: Trial, n: int | None = None, seed: int | None = None)
     rng = np.random.default_rng(seed)
     arms = [a.code for a in trial.arms]
     ratios = [a.ratio for a in trial.arms]
-    sizes = trial.randomization.get("block_sizes") or [sum(ratios) * 2]
+    sizes = _block_sizes(trial)
     strata = trial.randomization.get("strata") or []
     if not strata:
         return permuted_blocks(arms, ratios, sizes, n, rng)
@@ -75,6 +119,23 @@ def allocation_list(trial: Trial, n: int | None = None, seed: int | None = None)
         one.insert(0, "stratum", label)
         lists.append(one)
     return pd.concat(lists, ignore_index=True)
+
+
+def _block_sizes(trial: Trial) -> list[int]:
+    return [int(b) for b in trial.randomization.get("block_sizes") or [sum(a.ratio for a in trial.arms) * 2]]
+
+
+def allocation_source(trial: Trial) -> str:
+    """Where the allocation list comes from, as a phrase for the text ("The allocation list was ...")."""
+    path = list_file(trial)
+    if path is not None:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.exists() else "file not found"
+        return f"read from the supplied list {path.name} (SHA-256 {digest})"
+    sizes = _block_sizes(trial)
+    blocks = str(sizes[0]) if len(sizes) == 1 else ", ".join(map(str, sizes[:-1])) + f" or {sizes[-1]}"
+    strata = ", one list per stratum" if trial.randomization.get("strata") else ""
+    return (f"regenerated from the trial file (permuted blocks of {blocks}, "
+            f"seed {trial.randomization.get('seed')}{strata})")
 
 
 # --- checking the realized allocation ---------------------------------------------------------
@@ -118,24 +179,32 @@ def allocation_mismatches(check: pd.DataFrame) -> pd.DataFrame:
                          "Block": bad["block"]}).reset_index(drop=True)
 
 
-def received_vs_allocated(randomization: pd.DataFrame, infusion: pd.DataFrame) -> pd.DataFrame:
-    """Per participant: arm allocated, arm of the first infusion received, and the deviation if any."""
-    first = infusion.sort_values(["subject_id", "infusion_no"]).drop_duplicates("subject_id").set_index("subject_id")
+def received_vs_allocated(randomization: pd.DataFrame, infusion: pd.DataFrame,
+                          trial: Trial | None = None) -> pd.DataFrame:
+    """Per participant: arm allocated, arm of the first dose received, and the deviation if any.
+
+    Without dose records in a trial whose day 1 is the randomization date (no dosing file), what
+    was received is not recorded: "Arm received" says so and no deviation is reported.
+    """
+    noun = trial.treatment.noun if trial else "infusion"
     rand = randomization.sort_values("subject_id")
-    got = rand["subject_id"].map(first["arm_received"].astype(str))
-    finding = np.select([got.isna(), got.ne(rand["arm"].astype(str))], ["no infusion", "received another arm"], "")
-    return pd.DataFrame({"Subject": rand["subject_id"].to_numpy(), "Allocated arm": rand["arm"].astype(str).to_numpy(),
+    allocated = rand["arm"].astype(str).to_numpy()
+    if trial is not None and trial.treatment.start == "randomization" and infusion.empty:
+        return pd.DataFrame({"Subject": rand["subject_id"].to_numpy(), "Allocated arm": allocated,
+                             "Arm received": "not recorded (no dosing file)", "Finding": ""})
+    first = infusion.sort_values(["subject_id", "infusion_no"]).drop_duplicates("subject_id").set_index("subject_id")
+    got = rand["subject_id"].map(first["arm_received"].astype(str)).astype("object")
+    finding = np.select([got.isna(), got.ne(allocated)], [f"no {noun}", "received another arm"], "")
+    return pd.DataFrame({"Subject": rand["subject_id"].to_numpy(), "Allocated arm": allocated,
                          "Arm received": got.to_numpy(), "Finding": finding})
 
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Exact binomial confidence interval for k/n (Clopper & Pearson, Biometrika 1934) from beta quantiles."""
-    from scipy.stats import beta
+    """Exact binomial confidence interval for k/n (Clopper & Pearson, Biometrika 1934), via statsmodels."""
+    from statsmodels.stats.proportion import proportion_confint
 
-    alpha = 1 - level
-    lower = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
-    upper = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
-    return lower, upper
+    lower, upper = proportion_confint(k, n, alpha=1 - level, method="beta")
+    return float(lower), float(upper)
 
 
 def allocation_ratio(randomization: pd.DataFrame, trial: Trial, level: float = 0.95) -> pd.DataFrame:
@@ -178,22 +247,25 @@ def block_completeness(randomization: pd.DataFrame, alloc: pd.DataFrame, trial: 
 
 def chronology(randomization: pd.DataFrame, screening: pd.DataFrame, infusion: pd.DataFrame,
                trial: Trial) -> pd.DataFrame:
-    """Per participant: screening, randomization and first infusion dates, and every order or window breach.
+    """Per participant: screening, randomization and first dose dates, and every order or window breach.
 
-    Rules: randomized on or after screening, on or before the first infusion, inside the accrual
-    window (``accrual_window``). ``finding`` lists the breaches ("" when none).
+    Rules: randomized on or after screening, on or before the first dose (when dose records
+    exist), inside the accrual window (``accrual_window``). ``Finding`` lists the breaches ("" when
+    none). The dose column is named by the trial's treatment noun ("First infusion").
     """
     start, end = accrual_window(trial)
+    noun = trial.treatment.noun
     scr = screening.set_index("screening_id")["screening_date"]
     first = infusion.groupby("subject_id")["infusion_date"].min()
     rand = randomization.sort_values("subject_id")
+    dose = f"First {noun}"
     out = pd.DataFrame({"Subject": rand["subject_id"].to_numpy(),
-                        "Screening": rand["screening_id"].map(scr).to_numpy(),
-                        "Randomization": rand["rand_date"].to_numpy(),
-                        "First infusion": rand["subject_id"].map(first).to_numpy()})
+                        "Screening": pd.to_datetime(scr.reindex(rand["screening_id"].to_numpy())).to_numpy(),
+                        "Randomization": pd.to_datetime(rand["rand_date"]).to_numpy(),
+                        dose: pd.to_datetime(first.reindex(rand["subject_id"].to_numpy())).to_numpy()})
     rules = {
         "randomized before screening": out["Randomization"] < out["Screening"],
-        "randomized after the first infusion": out["Randomization"] > out["First infusion"],
+        f"randomized after the first {noun}": out["Randomization"] > out[dose],
         f"randomized outside the accrual window {start.date()} to {end.date()}": ~out["Randomization"].between(start, end),
     }
     out["Finding"] = ["; ".join(k for k, v in rules.items() if v.iloc[i]) for i in range(len(out))]

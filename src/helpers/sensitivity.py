@@ -14,7 +14,7 @@ import pandas as pd
 import statsmodels.formula.api as smf
 from scipy import optimize, stats
 
-from . import outcomes, plots
+from . import cohort, outcomes, plots
 from .tables import format_p
 from .trial import Trial
 
@@ -57,7 +57,32 @@ def change_wide(adlb: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, paramcd: s
     for v in trial.followup_visits:
         out[v.label] = out["USUBJID"].map(wide[v.label]) if v.label in wide else np.nan
     out["TRT01P"] = pd.Categorical(out["TRT01P"], categories=_arm_order(trial))
+    out = out[~out["USUBJID"].isin(not_yet_due_at_last_visit(adsl, adlb, trial))]
     return out.sort_values("USUBJID").reset_index(drop=True)
+
+
+def not_yet_due_at_last_visit(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> set[str]:
+    """Participants whose last visit was not yet due at an interim data cut-off: their value there is
+    not missing but not yet observable, so they are left out of the analyses of that visit."""
+    if "DCUTDT" not in adsl or adsl["DCUTDT"].isna().all():
+        return set()
+    status = cohort.visit_status(adsl, adlb, trial)
+    return set(status.loc[(status["Visit"] == trial.visits[-1].label) & status["not_yet_due"], "USUBJID"])
+
+
+def not_estimable_reason(wide: pd.DataFrame, trial: Trial) -> str | None:
+    """Why the analyses of the last visit cannot be run, or None. The imputation regressions use the
+    baseline and every other visit, so each arm needs more observed values at each follow-up visit
+    than that model has parameters (number of follow-up visits + 1), with two to spare."""
+    need = len(trial.followup_visits) + 3
+    for arm in _arm_order(trial):
+        d = wide[wide["TRT01P"] == arm]
+        for v in trial.followup_visits:
+            n = int(d[v.label].notna().sum())
+            if n < need:
+                return (f"not estimable: {n} participant(s) of the {arm.lower()} arm observed at {v.label.lower()}"
+                        f"{' by the data cut-off' if trial.is_interim else ''}; the analyses need at least {need}")
+    return None
 
 
 # ------------------------------------------------------------------ multiple imputation
@@ -394,8 +419,12 @@ def sensitivity_analyses(adlb: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, p
                          seed: int = MI_SEED, grid=None, alpha: float = 0.05) -> dict:
     """Every analysis of the chapter for one endpoint at the last visit: the wide data, the imputations,
     the primary MMRM, MI, the tipping-point grid and tipping point per arm, the worst-rank scores and
-    comparison, and the tidy ``results`` table."""
+    comparison, and the tidy ``results`` table. When too few participants were observed
+    (``not_estimable_reason``), only ``wide`` and ``not_estimable`` are returned, with an empty ``results``."""
     wide = change_wide(adlb, adsl, trial, paramcd)
+    reason = not_estimable_reason(wide, trial)
+    if reason:
+        return {"wide": wide, "not_estimable": reason, "results": pd.DataFrame(columns=RESULT_COLUMNS)}
     completed = impute_changes(wide, trial, m, seed)
     mi = mi_ancova(completed, trial, level=1 - alpha)
     grid_table = tipping_grid(completed, trial, paramcd, grid, alpha=alpha)
@@ -408,12 +437,61 @@ def sensitivity_analyses(adlb: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, p
             "results": sensitivity_results(primary, mi, wr, tipping, trial, paramcd, m)}
 
 
+def chapter_numbers(a: dict, adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial, paramcd: str) -> dict[str, str | int]:
+    """Every number and phrase the sensitivity chapter's prose glues, from ``sensitivity_analyses``.
+    When the analyses are not estimable, each result phrase says why."""
+    e = trial.endpoint(paramcd)
+    last = trial.visits[-1].label
+    events = intercurrent_table(adsl, adlb, trial)
+    at_last = events[events["Visit"] == last]
+    transplant_event = trial.primary_endpoint.get("transplant", "censor") != "censor"
+    control, *experimental = _arm_order(trial)
+    out = {
+        "endpoint": e.label, "unit": e.unit, "better": e.better, "last_visit": last.lower(),
+        "experimental": " and ".join(x.lower() for x in experimental), "control": control.lower(),
+        "followup": ", ".join(v.label.lower() for v in trial.followup_visits), "n_itt": len(a["wide"]),
+        "n_missing_last": int(a["wide"][last].isna().sum()), "n_death_last": int(at_last["Death"].sum()),
+        "n_tx_last": int(at_last["Liver transplant"].sum()), "n_wd_last": int(at_last["Withdrawal"].sum()),
+        "n_missed_last": int(at_last["Missed"].sum()), "n_not_due_last": int(at_last["Not yet due"].sum()),
+        "transplant_rule": trial.primary_endpoint.get("transplant", "censor"),
+        "transplant_handling": ("ranked with the deaths, by day of transplantation" if transplant_event else
+                                "treated as missing, like a withdrawal, and left out of the ranking"),
+        "mmrm_formula": outcomes.mmrm_formula(trial), "m": N_IMPUTATIONS, "mi_seed": MI_SEED, "burn_in": N_BURN_IN,
+    }
+    if "not_estimable" in a:
+        why = a["not_estimable"]
+        return out | {k: why for k in ("primary_text", "mi_text", "wr_text", "tipping_text", "agreement")} | {
+            "n_mmrm": 0, "mi_df": "", "mi_fmi": "", "wr_n": 0, "wr_excluded": 0, "grid_text": why}
+    row = {r["analysis"]: r for _, r in a["results"].iterrows()}
+    mi = a["mi"].iloc[0]
+    return out | {
+        "n_mmrm": int(row["MMRM (primary)"]["n"]), "primary_text": row_text(row["MMRM (primary)"], e.unit),
+        "mi_text": row_text(row["Multiple imputation"], e.unit), "mi_df": f"{mi['df']:.1f}",
+        "mi_fmi": f"{mi['fmi_lambda']:.2f}", "wr_text": row_text(row["Worst rank"]), "wr_n": int(row["Worst rank"]["n"]),
+        "wr_excluded": int((a["scores"]["CATEGORY"] == "missing").sum()),
+        "tipping_text": " ".join(tipping_sentence(a["tipping"][arm], trial, paramcd, arm) for arm in experimental),
+        "grid_text": f"0 to {a['grid']['delta'].max():g} {e.unit} in steps of {a['grid']['delta'].diff().max():g}",
+        "agreement": agreement_sentence(a["results"], trial, paramcd),
+    }
+
+
 # ------------------------------------------------------------------ report
 
 def intercurrent_table(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     """Intercurrent events and missed visits by arm and visit (survival.intercurrent_events)."""
     from .survival import intercurrent_events
     return intercurrent_events(adsl, adlb, trial)
+
+
+def worst_rank_table(scores: pd.DataFrame, trial: Trial, header: dict[str, str]) -> pd.DataFrame:
+    """Participants in the worst-rank analysis by category (labelled for the report) and arm."""
+    last = trial.visits[-1].label
+    labels = {"observed": f"Value observed at {last}", "death": f"Died before {last} (ranked worst)",
+              "transplant": f"Transplanted before {last} (ranked with deaths)",
+              "missing": "Missing for another reason (not ranked)"}
+    counts = worst_rank_counts(scores, trial)
+    counts["CATEGORY"] = counts["CATEGORY"].map(labels)
+    return counts.rename(columns={"CATEGORY": "Participants"} | header)
 
 
 def report_table(results: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
@@ -449,6 +527,8 @@ def plot_sensitivity(results: pd.DataFrame, trial: Trial, paramcd: str):
     plots.set_style()
     e = trial.endpoint(paramcd)
     d = figure_rows(results)
+    if d.empty:
+        return plots.placeholder_figure(f"{e.label} at {trial.visits[-1].label}: not estimable")
     panels = [p for p in (0, 1) if (d["panel"] == p).any()]
     fig, axes = plt.subplots(len(panels), 1, figsize=(7.5, 0.55 * len(d) + 0.9 * len(panels) + 0.4), squeeze=False,
                              gridspec_kw={"height_ratios": [max(1, (d["panel"] == p).sum()) for p in panels]})

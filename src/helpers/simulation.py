@@ -14,7 +14,28 @@ Rules fixed here rather than in the trial file:
 * one latent severity per participant drives the baseline labs, ascites, encephalopathy, the AE
   rate and the hazards of death and transplant;
 * treatment effects act on the arm actually received and ramp in linearly (full at the last
-  follow-up week); lab values follow a random intercept plus a serially correlated residual.
+  follow-up week); lab values follow a random intercept plus a serially correlated residual;
+* the files follow the trial file: one labs column per test of its ``lab_panel`` (rounded to the
+  test's decimals; bilirubin, albumin, INR, creatinine and sodium are simulated whether or not the
+  panel carries them, since PT, grades and dialysis depend on them), one screening flag per
+  ``eligibility`` criterion, and no infusion file when ``treatment.start`` is ``randomization``
+  (study day 1 is then the randomization date).
+
+``realistic=True`` (the default) then adds, from a second generator seeded from the seed (so the
+clean part is unchanged), the quirks real exports contain and the loader accepts:
+
+* about 2.5% of lab cells missing, never a whole row: mostly empty, some ``ND``, a few ``HEMOLYZED``;
+* one or two clinical grades written ``ND``;
+* the lowest ALT, AST and ALP result (those in the panel) reported below a limit, e.g. ``<10``;
+* one or two ``UNSCHEDULED`` lab samples between scheduled visits, outside every visit window;
+* one retest: a second sample of a scheduled visit 1-2 days later, inside the window;
+* a column the contract does not name, ``lab_comment`` (mostly empty), after the labs columns;
+* the optional ``age`` column in the screening log, given on about one row in ten (equal to the
+  age derived from the birth date), empty elsewhere.
+
+A data cut-off (``cutoff``, default the trial file's) truncates the simulated cohort to what the
+site would have sent on that date: nobody screened or randomized after it, no record dated after
+it, AE end dates after it left empty (so follow-up still running has no end event).
 """
 from __future__ import annotations
 
@@ -29,23 +50,19 @@ from faker import Faker
 from faker.providers.ssn.zh_CN import Provider as _ZhSsn
 
 from .randomization import allocation_list
-from .schema import load_schema
+from .schema import FileSpec, export_spec
 from .trial import Trial
 
 SITE_NUMBER = 1
 
-INCLUSION_FAILURES = ("age_under_18", "age_over_80", "not_esld", "consent_declined")
-EXCLUSION_FLAGS = ("tumour", "liver_transplant_recipient", "serious_cardiopulmonary", "life_limiting_disease",
-                   "hiv", "interferon_or_steroid_1y", "psychiatric_treatment", "other_trial_30d",
-                   "pregnant_or_breastfeeding", "allergy_history", "other_unsuitable")
-SCREEN_FAILURES = INCLUSION_FAILURES + EXCLUSION_FLAGS
-_FAILURE_WEIGHTS = {"not_esld": 4, "consent_declined": 3, "tumour": 4, "other_unsuitable": 2,
-                    "serious_cardiopulmonary": 2, "life_limiting_disease": 2, "age_over_80": 1.5}
+# Relative frequency of screen-failure reasons (others 1): age above the range, an inclusion criterion
+# not met (consent declined 3), and some exclusion flags by column name.
+_AGE_HIGH, _AGE_LOW = ">age", "<age"
+_FAILURE_WEIGHTS = {_AGE_HIGH: 1.5, "inclusion": 4, "consent": 3, "tumour": 4, "hcc": 4, "other_unsuitable": 2,
+                    "serious_cardiopulmonary": 2, "life_limiting_disease": 2}
+_PREGNANT = "pregnant_or_breastfeeding"
 ETIOLOGIES = {"HBV": 0.55, "Alcohol": 0.15, "HCV": 0.06, "Autoimmune": 0.05, "PBC": 0.05,
               "Cryptogenic": 0.08, "Other": 0.06}
-
-DECIMALS = {"alt": 0, "ast": 0, "alp": 0, "creat": 0, "sodium": 0, "tbil": 1, "alb": 1, "pt": 1, "inr": 2,
-            "dose": 1}
 
 # Lab model, per analysis scale (log for log labs): population median at baseline, loading on the
 # latent severity, random-intercept SD, residual SD, common change by the last week, clip range.
@@ -59,6 +76,7 @@ _LABS = {
     "creat": dict(log=True, mid=80.0, sev=0.20, u=0.28, e=0.12, trend=0.0, lo=35.0, hi=900.0),
     "sodium": dict(log=False, mid=135.0, sev=-2.2, u=2.0, e=1.8, trend=0.0, lo=118.0, hi=146.0),
 }
+_MODELLED = set(_LABS) | {"pt"}
 _RESIDUAL_WEEKS = 12.0  # correlation of residuals decays as exp(-|weeks apart| / 12)
 
 _INFUSION_AES = {"fever": 3.0, "fatigue": 1.5, "nausea": 1.0, "rash": 0.6, "headache": 0.6}
@@ -134,21 +152,33 @@ def _check_effects(trial: Trial, effects: dict) -> dict:
     return {arm: dict(eff) for arm, eff in effects.items()}
 
 
+def _failure_weights(trial: Trial) -> dict[str, float]:
+    """Screen-failure reasons in a fixed order (age below, above the range; then each criterion's column), with weights."""
+    out = {_AGE_LOW: 1.0, _AGE_HIGH: _FAILURE_WEIGHTS[_AGE_HIGH]} if trial.age_range else {}
+    for c in trial.eligibility:
+        kind = "consent" if c.consent else c.kind if c.kind == "inclusion" else c.column
+        out[c.column] = float(_FAILURE_WEIGHTS.get(kind, 1.0))
+    return out
+
+
 def simulate_screening(trial: Trial, rng: np.random.Generator, fake: Faker) -> pd.DataFrame:
     """Screening log over the accrual period: identities, eligibility flags and who is eligible.
 
     About ``screened_per_randomized`` x planned_n people; exactly planned_n are eligible and
-    consent. Every inclusion failure and exclusion flag occurs at least once, mostly one reason per
-    screen failure. The hidden column ``_eligible`` marks who goes on to randomization.
+    consent. Every failure reason (age outside the trial's range, each inclusion criterion not met,
+    each exclusion flag) occurs at least once, mostly one reason per screen failure. The hidden
+    column ``_eligible`` marks who goes on to randomization.
     """
     sim = trial.simulation
     n_rand = trial.planned_n
-    n_fail = max(int(round(sim.get("screened_per_randomized", 1.5) * n_rand)) - n_rand, len(SCREEN_FAILURES))
+    weights = _failure_weights(trial)
+    all_reasons = list(weights)
+    n_fail = max(int(round(sim.get("screened_per_randomized", 1.5) * n_rand)) - n_rand, len(all_reasons))
     n = n_rand + n_fail
-    reasons = list(rng.permutation(np.array(SCREEN_FAILURES, dtype=object)))
-    extra = {r: _FAILURE_WEIGHTS.get(r, 1.0) for r in SCREEN_FAILURES}
-    reasons += _choice(rng, extra, n_fail - len(SCREEN_FAILURES))
-    second = {r: 1.0 for r in EXCLUSION_FLAGS if r != "pregnant_or_breastfeeding"}
+    reasons = list(rng.permutation(np.array(all_reasons, dtype=object)))
+    reasons += _choice(rng, weights, n_fail - len(all_reasons))
+    exclusions = [c.column for c in trial.eligibility if c.kind == "exclusion"]
+    second = {r: 1.0 for r in exclusions if r != _PREGNANT}
     failures = [{r} | ({_choice(rng, second)} if rng.random() < 0.12 else set()) for r in reasons]
     failures += [set() for _ in range(n_rand)]
     failures = [failures[i] for i in rng.permutation(n)]
@@ -159,21 +189,23 @@ def simulate_screening(trial: Trial, rng: np.random.Generator, fake: Faker) -> p
 
     area_codes = [a for a in _ZhSsn.area_codes if not a.endswith("00")]
     liaoning = [a for a in area_codes if a.startswith("21")]
+    lo, hi = trial.age_range or (18, 80)
     rows = []
     for i, (fail, sdate) in enumerate(zip(failures, screen_dates)):
-        pregnant = "pregnant_or_breastfeeding" in fail
+        pregnant = _PREGNANT in fail
         sex = "F" if pregnant or rng.random() < 0.3 else "M"
-        if "age_under_18" in fail:
-            age = rng.uniform(16.1, 17.9)
-        elif "age_over_80" in fail:
-            age = rng.uniform(81.1, 88.0)
+        if _AGE_LOW in fail:
+            age = rng.uniform(lo - 1.9, lo - 0.1)
+        elif _AGE_HIGH in fail:
+            age = rng.uniform(hi + 1.1, hi + 8.0)
         elif pregnant:
             age = rng.uniform(22.0, 44.0)
         else:
-            age = float(np.clip(rng.normal(54.0, 11.0), 19.0, 79.5))
+            age = float(np.clip(rng.normal(54.0, 11.0), lo + 1.0, hi - 0.5))
         birth = sdate - dt.timedelta(days=int(age * 365.25))
         area = str(fake.random_element(liaoning if rng.random() < 0.8 else area_codes))
-        flags = {f: "Y" if f in fail else "N" for f in EXCLUSION_FLAGS}
+        flags = {c.column: ("N" if c.column in fail else "Y") if c.kind == "inclusion" else
+                 ("Y" if c.column in fail else "N") for c in trial.eligibility}
         rows.append({
             "screening_id": f"S{i + 1:03d}",
             "name": fake.name_male() if sex == "M" else fake.name_female(),
@@ -181,14 +213,12 @@ def simulate_screening(trial: Trial, rng: np.random.Generator, fake: Faker) -> p
             "id_number": _id_number(area, birth, sex, int(rng.integers(0, 500))),
             "birth_date": birth, "sex": sex, "screening_date": sdate,
             "etiology": _choice(rng, ETIOLOGIES),
-            "esld": "N" if "not_esld" in fail else "Y",
-            "consent": "N" if "consent_declined" in fail else "Y",
             **flags,
             "_eligible": not fail,
         })
     out = pd.DataFrame(rows)
     ages = [_completed_years(b, s) for b, s in zip(out["birth_date"], out["screening_date"])]
-    if out["_eligible"].sum() != n_rand or any(not 18 <= a <= 80 for a, e in zip(ages, out["_eligible"]) if e):
+    if out["_eligible"].sum() != n_rand or any(not lo <= a <= hi for a, e in zip(ages, out["_eligible"]) if e):
         raise RuntimeError("screening simulation produced a wrong number of eligible people")
     return out
 
@@ -219,7 +249,10 @@ def simulate_randomization(trial: Trial, screening: pd.DataFrame, rng: np.random
 
 def simulate_participants(trial: Trial, screening: pd.DataFrame, randomization: pd.DataFrame,
                           rng: np.random.Generator, effects: dict) -> pd.DataFrame:
-    """Per-participant hidden state: severity, arm received, first infusion, visit days and how follow-up ends.
+    """Per-participant hidden state: severity, arm received, study day 1, visit days and how follow-up ends.
+
+    Study day 1 (``first_infusion``) is the first infusion, 0-3 days after randomization, or the
+    randomization date itself when the trial's ``treatment.start`` is ``randomization``.
 
     Death and transplant hazards rise with severity (death calibrated to ``death_rate_24w``, the
     arm's ``OS_HR`` multiplying it); withdrawal has a constant hazard (``withdrawal_rate``). Death
@@ -236,7 +269,8 @@ def simulate_participants(trial: Trial, screening: pd.DataFrame, randomization: 
         k = int(rng.integers(n))
         received[k] = arms[(arms.index(received[k]) + 1) % len(arms)]
     severity = rng.normal(size=n)
-    first_inf = [d + dt.timedelta(days=int(k)) for d, k in zip(randomization["rand_date"], rng.integers(0, 4, n))]
+    delay = rng.integers(0, 4, n) * (trial.treatment.start == "first_dose")
+    first_inf = [d + dt.timedelta(days=int(k)) for d, k in zip(randomization["rand_date"], delay)]
 
     days = {}
     for v in trial.visits:
@@ -288,8 +322,10 @@ def _infusion_count(trial: Trial, arm: str) -> int:
 def simulate_infusion(trial: Trial, people: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     """One row per infusion given: the regimen's infusions 4 weeks apart, none after follow-up ends.
 
-    Dose about 1.0 x 10^6 cells/kg; a few infusions stop early (completed N, lower dose).
+    Dose about 1.0 (x 10^6 cells/kg), clipped to the trial's dose range; a few infusions stop early
+    (completed N, lower dose).
     """
+    lo, hi = trial.treatment.dose_range
     rows = []
     for p in people.itertuples(index=False):
         for k in range(_infusion_count(trial, p.arm_received)):
@@ -300,9 +336,9 @@ def simulate_infusion(trial: Trial, people: pd.DataFrame, rng: np.random.Generat
             dose = rng.uniform(0.4, 0.8) if stopped else rng.normal(1.0, 0.04)
             rows.append({"subject_id": p.subject_id, "infusion_no": k + 1,
                          "infusion_date": p.first_infusion + dt.timedelta(days=day - 1),
-                         "arm_received": p.arm_received, "dose": round(float(np.clip(dose, 0.1, 20)), 1),
+                         "arm_received": p.arm_received, "dose": round(float(np.clip(dose, lo, hi)), 1),
                          "completed": "N" if stopped else "Y"})
-    return pd.DataFrame(rows, columns=load_schema()["infusion"].column_names)
+    return pd.DataFrame(rows, columns=export_spec(trial)["infusion"].column_names)
 
 
 def _lab_trajectories(trial: Trial, people: pd.DataFrame, rng: np.random.Generator, effects: dict) -> dict:
@@ -343,9 +379,18 @@ def _lab_trajectories(trial: Trial, people: pd.DataFrame, rng: np.random.Generat
     return out
 
 
+def _check_panel(trial: Trial) -> None:
+    unknown = [t.code for t in trial.lab_panel if t.column not in _MODELLED]
+    if unknown:
+        raise ValueError(f"{trial.id}: the simulator has no model for lab test(s) {unknown} of the lab_panel "
+                         f"(it simulates {sorted(c.upper() for c in _MODELLED)})")
+
+
 def simulate_labs(trial: Trial, people: pd.DataFrame, labs: dict) -> pd.DataFrame:
-    """One row per participant and attended visit; sampling date = infusion day + study day - 1."""
-    cols = load_schema()["labs"].column_names
+    """One row per participant and attended visit, one column per panel test (rounded to its decimals);
+    sampling date = study day 1 + study day - 1."""
+    decimals = {t.column: t.decimals for t in trial.lab_panel}
+    cols = ["subject_id", "visit", "lab_date"] + list(decimals)
     rows = []
     for j, v in enumerate(trial.visits):
         done = people[f"done_{v.code}"].to_numpy()
@@ -353,11 +398,11 @@ def simulate_labs(trial: Trial, people: pd.DataFrame, labs: dict) -> pd.DataFram
             p = people.iloc[i]
             row = {"subject_id": p["subject_id"], "visit": v.code,
                    "lab_date": p["first_infusion"] + dt.timedelta(days=int(p[f"day_{v.code}"]) - 1)}
-            row.update({c: round(float(labs[c][i, j]), DECIMALS[c]) for c in cols[3:]})
+            row.update({c: round(float(labs[c][i, j]), d) for c, d in decimals.items()})
             rows.append(row)
     out = pd.DataFrame(rows, columns=cols)
-    for c in cols[3:]:
-        if DECIMALS[c] == 0:
+    for c, d in decimals.items():
+        if d == 0:
             out[c] = out[c].astype("int64")
     return out
 
@@ -384,7 +429,7 @@ def simulate_clinical(trial: Trial, people: pd.DataFrame, labs: dict, rng: np.ra
                          "assessment_date": p["first_infusion"] + dt.timedelta(days=int(p[f"day_{v.code}"]) - 1),
                          "ascites": asc_cat[i, j], "encephalopathy": enc_cat[i, j],
                          "dialysis": "Y" if dialysis[i, j] else "N"})
-    return pd.DataFrame(rows, columns=load_schema()["clinical"].column_names)
+    return pd.DataFrame(rows, columns=export_spec(trial)["clinical"].column_names)
 
 
 def _ae(rng: np.random.Generator, term: str, start: dt.date, end_limit: dt.date, serious: bool,
@@ -402,15 +447,17 @@ def _ae(rng: np.random.Generator, term: str, start: dt.date, end_limit: dt.date,
             "led_to_withdrawal": "Y" if led_to_withdrawal else "N"}
 
 
-def simulate_events(trial: Trial, people: pd.DataFrame, infusion: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+def simulate_events(trial: Trial, people: pd.DataFrame, infusion: pd.DataFrame | None,
+                    rng: np.random.Generator) -> pd.DataFrame:
     """Adverse events, then how follow-up ended (DEATH, TRANSPLANT, WITHDRAWAL or COMPLETED).
 
     Infusion reactions cluster in the days after each infusion; route AEs only after hepatic-artery
     infusions; disease AEs arrive over follow-up, more often in sicker patients. A death comes
-    with a serious AE of its cause; a physician's withdrawal is sometimes due to an AE.
+    with a serious AE of its cause; a physician's withdrawal is sometimes due to an AE. Without an
+    infusion file (``infusion`` None) there are no infusion reactions.
     """
     last_week = max(v.week for v in trial.visits)
-    inf_dates = infusion.groupby("subject_id")["infusion_date"].apply(list).to_dict()
+    inf_dates = {} if infusion is None else infusion.groupby("subject_id")["infusion_date"].apply(list).to_dict()
     rows = []
     for p in people.itertuples(index=False):
         start = p.first_infusion
@@ -453,14 +500,22 @@ def simulate_events(trial: Trial, people: pd.DataFrame, infusion: pd.DataFrame, 
         ev.append({"event_type": p.end, "term": term, "start_date": end, "end_date": None, "serious": None,
                    "severity": None, "relatedness": None, "led_to_withdrawal": None})
         rows += [{"subject_id": p.subject_id, "event_id": k + 1, **e} for k, e in enumerate(ev)]
-    return pd.DataFrame(rows, columns=load_schema()["events"].column_names)
+    return pd.DataFrame(rows, columns=export_spec(trial)["events"].column_names)
 
 
-def _typed(frame: pd.DataFrame, name: str, trial: Trial) -> pd.DataFrame:
-    """Schema column order; dates as datetime64; categories (incl. arms, visits) as ordered categoricals."""
-    spec = load_schema()[name]
-    out = frame[spec.column_names].copy()
-    for c in spec.columns:
+class SimulatedExport(dict):
+    """The export's frames keyed by file name, with the trial they follow (``write_export`` needs it)."""
+
+    def __init__(self, frames: dict, trial: Trial):
+        super().__init__(frames)
+        self.trial = trial
+
+
+def _typed(frame: pd.DataFrame, spec: FileSpec, trial: Trial) -> pd.DataFrame:
+    """Contract column order; dates as datetime64; categories (incl. arms, visits) as ordered categoricals."""
+    cols = [c for c in spec.columns if c.name in frame]
+    out = frame[[c.name for c in cols]].copy()
+    for c in cols:
         if c.type == "date":
             out[c.name] = pd.to_datetime(out[c.name])
         elif c.type == "category":
@@ -470,22 +525,146 @@ def _typed(frame: pd.DataFrame, name: str, trial: Trial) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def simulate_export(trial: Trial, seed: int | None = None, effects: dict | None = None) -> dict[str, pd.DataFrame]:
+def _truncate(frames: dict, cutoff: dt.date) -> dict:
+    """The export as sent on ``cutoff``: nobody screened or randomized after it, no record dated after it,
+    AE end dates after it left empty."""
+    cut = pd.Timestamp(cutoff)
+    out = dict(frames)
+    out["screening"] = frames["screening"][frames["screening"]["screening_date"] <= cut]
+    rand = frames["randomization"][frames["randomization"]["rand_date"] <= cut]
+    out["randomization"] = rand
+    for name, col in (("infusion", "infusion_date"), ("labs", "lab_date"), ("clinical", "assessment_date"),
+                      ("events", "start_date")):
+        if name in frames:
+            t = frames[name]
+            out[name] = t[(t[col] <= cut) & t["subject_id"].isin(rand["subject_id"])]
+    ev = out["events"].copy()
+    ev.loc[ev["end_date"] > cut, "end_date"] = pd.NaT
+    out["events"] = ev
+    return {name: t.reset_index(drop=True) for name, t in out.items()}
+
+
+def _sample_limits(frames: dict, people: pd.DataFrame, cutoff: dt.date | None) -> pd.DataFrame:
+    """Per participant still in the export: study day 1 and the last date a sample may have."""
+    ev = frames["events"]
+    ends = ev[ev["event_type"].isin(["DEATH", "TRANSPLANT", "WITHDRAWAL", "COMPLETED"])].set_index("subject_id")
+    stop = ends["start_date"] - pd.to_timedelta((ends["event_type"] != "COMPLETED").astype(int), unit="D")
+    p = people.set_index("subject_id").loc[frames["randomization"]["subject_id"]]
+    last = stop.reindex(p.index).fillna(pd.Timestamp(cutoff) if cutoff else pd.NaT)
+    if cutoff:
+        last = last.clip(upper=pd.Timestamp(cutoff))
+    return pd.DataFrame({"day1": pd.to_datetime(p["first_infusion"]), "last": last})
+
+
+def _resample(row: pd.Series, date, visit: str, rng: np.random.Generator, decimals: dict) -> dict:
+    """Another sample of a participant near ``row``'s: each value moved by about 5%."""
+    vals = {c: round(float(row[c]) * float(np.exp(rng.normal(0, 0.05))), d) for c, d in decimals.items()}
+    return {**row.to_dict(), "visit": visit, "lab_date": pd.Timestamp(date),
+            **{c: int(v) if decimals[c] == 0 else v for c, v in vals.items()}}
+
+
+def _extra_samples(trial: Trial, labs: pd.DataFrame, limits: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """One or two UNSCHEDULED samples outside every visit window and one second sample of a scheduled
+    visit 1-2 days from the first, inside the window (a retest, or an earlier insufficient sample)."""
+    decimals = {t.column: t.decimals for t in trial.lab_panel}
+    in_window = set().union(*(range(v.window[0], v.window[1] + 1) for v in trial.visits))
+    rows, comments = [], []
+    subjects = rng.permutation(limits.index.to_numpy())
+    n_unscheduled = int(rng.integers(1, 3))
+    for sid in subjects:
+        if len(rows) == n_unscheduled:
+            break
+        day1, last = limits.loc[sid, "day1"], limits.loc[sid, "last"]
+        own = labs[labs["subject_id"] == sid]
+        if own.empty or pd.isna(last):
+            continue
+        days = [d for d in range(2, (last - day1).days + 2) if d not in in_window]
+        if days:
+            date = day1 + pd.Timedelta(days=int(rng.choice(days)) - 1)
+            before = own[own["lab_date"] < date]
+            row = (before if len(before) else own).iloc[-1]
+            rows.append(_resample(row, date, "UNSCHEDULED", rng, decimals))
+            comments.append(str(_choice(rng, {"suspected infection": 1, "jaundice worsening": 1, "ascites tapped": 1})))
+    followup = labs[labs["visit"].astype(str) != trial.baseline_visit.code]
+    for k in rng.permutation(len(followup)):
+        row = followup.iloc[k]
+        lim = limits.loc[row["subject_id"]]
+        lo, hi = trial.visit(str(row["visit"])).window
+        gap = pd.Timedelta(days=int(rng.integers(1, 3)))
+        ok = [d for d in (row["lab_date"] + gap, row["lab_date"] - gap)
+              if d <= lim["last"] and lo <= (d - lim["day1"]).days + 1 <= hi]
+        if ok:
+            rows.append(_resample(row, ok[0], str(row["visit"]), rng, decimals))
+            comments.append("retest" if ok[0] > row["lab_date"] else "first sample insufficient, redrawn")
+            break
+    return pd.DataFrame(rows, columns=labs.columns).assign(lab_comment=comments)
+
+
+def _add_quirks(trial: Trial, frames: dict, people: pd.DataFrame, rng: np.random.Generator,
+                cutoff: dt.date | None) -> dict:
+    """The quirks of a real export (see the module docstring), drawn from ``rng`` only."""
+    out = dict(frames)
+    labs = frames["labs"].assign(lab_comment=None)
+    if len(labs):
+        extra = _extra_samples(trial, labs, _sample_limits(frames, people, cutoff), rng)
+        labs = pd.concat([labs, extra.astype({"visit": labs["visit"].dtype})], ignore_index=True)
+    tests = [t.column for t in trial.lab_panel]
+    labs[tests] = labs[tests].astype(object)
+    miss = rng.random((len(labs), len(tests))) < 0.025
+    for i in np.flatnonzero(miss.all(axis=1)):
+        miss[i, rng.integers(len(tests))] = False
+    codes = rng.choice(["", "ND", "HEMOLYZED"], size=int(miss.sum()), p=[0.75, 0.17, 0.08])
+    if len(codes) and "HEMOLYZED" not in codes:
+        codes[rng.integers(len(codes))] = "HEMOLYZED"
+    for i, j, code in zip(*np.nonzero(miss), codes):
+        labs.iat[i, labs.columns.get_loc(tests[j])] = str(code) or None
+        if code == "HEMOLYZED":
+            labs.iat[i, labs.columns.get_loc("lab_comment")] = "haemolysed sample"
+    for col in [c for c in ("alt", "ast", "alp") if c in tests]:
+        values = pd.to_numeric(labs[col].where(labs[col].map(lambda v: not isinstance(v, str))), errors="coerce")
+        if values.notna().any():
+            i = values.idxmin()
+            labs.at[i, col] = f"<{5 * (int(values[i] // 5) + 1)}"
+    out["labs"] = labs.sort_values(["subject_id", "visit", "lab_date"], kind="stable").reset_index(drop=True)
+
+    clinical = frames["clinical"].copy()
+    if len(clinical):
+        clinical[["ascites", "encephalopathy"]] = clinical[["ascites", "encephalopathy"]].astype(object)
+        for i in rng.choice(len(clinical), size=min(int(rng.integers(1, 3)), len(clinical)), replace=False):
+            clinical.at[i, str(rng.choice(["ascites", "encephalopathy"]))] = "ND"
+    out["clinical"] = clinical
+
+    scr = frames["screening"].copy()
+    given = rng.random(len(scr)) < 0.1
+    ages = [_completed_years(b.date(), s.date()) if g else None
+            for b, s, g in zip(scr["birth_date"], scr["screening_date"], given)]
+    scr.insert(scr.columns.get_loc("birth_date") + 1, "age", pd.array(ages, dtype="Int64"))
+    out["screening"] = scr
+    return out
+
+
+def simulate_export(trial: Trial, seed: int | None = None, effects: dict | None = None, realistic: bool = True,
+                    cutoff: str | dt.date | None = None) -> SimulatedExport:
     """All files of the export for a synthetic cohort of ``trial``, keyed by file name.
 
     ``seed`` defaults to the trial's simulation seed, ``effects`` to its simulation effects
     ({arm: {LAB_CODE: effect at the last week vs control on the analysis scale, "OS_HR": hazard
-    ratio}}); ``effects={}`` is the null scenario.
+    ratio}}); ``effects={}`` is the null scenario. ``realistic`` adds the quirks of a real export
+    (module docstring); ``cutoff`` (default: the trial's) truncates the export to that date. Neither
+    changes the cohort's random draws. No ``infusion`` file when day 1 is the randomization.
     """
+    _check_panel(trial)
     seed = trial.simulation.get("seed") if seed is None else seed
     effects = _check_effects(trial, (trial.simulation.get("effects") or {}) if effects is None else effects)
+    cutoff = trial.cutoff if cutoff is None or cutoff == "" else trial.with_cutoff(cutoff).cutoff
+    spec = export_spec(trial)
     rng = np.random.default_rng(seed)
     fake = _faker()
     fake.seed_instance(seed)
     screening = simulate_screening(trial, rng, fake)
     randomization = simulate_randomization(trial, screening, rng)
     people = simulate_participants(trial, screening, randomization, rng, effects)
-    infusion = simulate_infusion(trial, people, rng)
+    infusion = simulate_infusion(trial, people, rng) if trial.treatment.start == "first_dose" else None
     labs = _lab_trajectories(trial, people, rng, effects)
     frames = {
         "screening": screening,
@@ -495,48 +674,66 @@ def simulate_export(trial: Trial, seed: int | None = None, effects: dict | None 
         "clinical": simulate_clinical(trial, people, labs, rng),
         "events": simulate_events(trial, people, infusion, rng),
     }
-    return {name: _typed(frames[name], name, trial) for name in load_schema()}
+    frames = {name: _typed(frames[name], spec[name], trial) for name in spec if frames[name] is not None}
+    if cutoff is not None:
+        frames = _truncate(frames, cutoff)
+    if realistic:
+        frames = _add_quirks(trial, frames, people, np.random.default_rng(None if seed is None else [seed, 7]), cutoff)
+    return SimulatedExport(frames, trial)
 
 
-def _cell(value, kind: str, col: str) -> str:
-    """One CSV cell: ISO dates, fixed decimals per column, empty for missing."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
+def _cell(value, kind: str, decimals: int) -> str:
+    """One CSV cell: text as it is, ISO dates, fixed decimals, empty for missing."""
+    if isinstance(value, str):
+        return value
+    if value is None or pd.isna(value):
         return ""
     if kind == "date":
         return pd.Timestamp(value).strftime("%Y-%m-%d")
     if kind == "integer":
         return str(int(value))
     if kind == "number":
-        return f"{float(value):.{DECIMALS.get(col, 6)}f}"
+        return f"{float(value):.{decimals}f}"
     return str(value)
 
 
-def write_export(frames: dict[str, pd.DataFrame], out_dir) -> list[Path]:
-    """Write each frame to ``<name>.csv``: utf-8, "\\n" line ends, schema column order, rows sorted by key.
+def write_export(frames: dict[str, pd.DataFrame], out_dir, trial: Trial | None = None) -> list[Path]:
+    """Write each frame to ``<name>.csv``: utf-8, "\\n" line ends, rows sorted by key.
 
-    Output bytes depend only on the frames, so the same seed gives identical files.
+    Columns: the contract's (``schema.export_spec(trial)``) in its order, optional ones only if
+    present, then any extra columns of the frame. ``trial`` defaults to the one the frames of
+    ``simulate_export`` carry. Output bytes depend only on the frames, so the same seed gives
+    identical files.
     """
-    schema = load_schema()
-    unknown = sorted(set(frames) - set(schema))
+    trial = trial or getattr(frames, "trial", None)
+    if trial is None:
+        raise ValueError("write_export needs the trial: pass trial= (frames from simulate_export carry it)")
+    spec = export_spec(trial)
+    unknown = sorted(set(frames) - set(spec))
     if unknown:
         raise ValueError(f"not files of the export schema: {unknown}")
+    decimals = {t.column: t.decimals for t in trial.lab_panel} | {"dose": 1}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, spec in schema.items():
+    for name, fs in spec.items():
         if name not in frames:
             continue
-        cols = spec.column_names
         frame = frames[name]
-        if list(frame.columns) != cols:
-            raise ValueError(f"{name}: columns {list(frame.columns)} differ from the schema {cols}")
-        frame = frame.sort_values(list(spec.key), kind="stable")
-        kinds = [c.type for c in spec.columns]
+        contract = [c for c in fs.columns if c.name in frame.columns]
+        missing = [c.name for c in fs.columns if c.name not in frame.columns and not c.optional_column]
+        cols = [c.name for c in contract]
+        if missing or list(frame.columns[:len(cols)]) != cols:
+            raise ValueError(f"{name}: columns {list(frame.columns)} must start with the contract's {cols}"
+                             + (f" (missing {missing})" if missing else ""))
+        frame = frame.sort_values(list(fs.key), kind="stable")
+        kinds = [c.type for c in contract] + ["string"] * (frame.shape[1] - len(cols))
+        header = list(frame.columns)
         path = out_dir / f"{name}.csv"
         with path.open("w", encoding="utf-8", newline="") as fh:
             writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(cols)
+            writer.writerow(header)
             for row in frame.itertuples(index=False, name=None):
-                writer.writerow([_cell(v, k, c) for v, k, c in zip(row, kinds, cols)])
+                writer.writerow([_cell(v, k, decimals.get(c, 6)) for v, k, c in zip(row, kinds, header)])
         paths.append(path)
     return paths

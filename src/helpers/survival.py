@@ -174,14 +174,20 @@ def few_events_caution(n_events: int, threshold: int = FEW_EVENTS) -> str:
 def survival_at_horizon(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS") -> pd.DataFrame:
     """Kaplan-Meier S(horizon) per arm (log-log 95% CI) and each arm minus control (Greenwood SEs, Wald 95% CI).
 
+    S(horizon) is not estimable (missing) in an arm where nobody was followed to the horizon and the curve
+    has not reached 0, as at an early interim look: the curve is not defined beyond the last follow-up.
+
     Difference CI: (S1 - S0) +/- z sqrt(SE1^2 + SE0^2), independent arms (Klein and Moeschberger 2003, sec. 7.8).
     """
     km = km_by_arm(adtte, trial, paramcd)
     h = horizon_days(trial)
     rows = []
     at = {}
+    followed = _arm_data(adtte, paramcd).groupby("ARM")["TIME"].max()
     for arm in trial.arms:
         s = survival_at(km[km["ARM"] == arm.label], h)
+        if followed.get(arm.label, 0) < h and s["SURV"] > 0:
+            s = s * np.nan
         at[arm.label] = s
         rows.append({"ARM": arm.label, "STATISTIC": "survival", "ESTIMATE": s["SURV"], "SE": s["SE"],
                      "LCL": s["LCL"], "UCL": s["UCL"]})
@@ -277,7 +283,8 @@ def prose_numbers(results: pd.DataFrame, paramcd: str) -> dict[str, str | int]:
         f"{p}_diff": "; ".join(f"{a.lower()} minus {ref.lower()} {format_estimate(e, lo, hi, 100, 1)} percentage points"
                                for a, ref, e, lo, hi in zip(diff["ARM"], diff["REFERENCE"], diff["ESTIMATE"],
                                                             diff["LCL"], diff["UCL"])),
-        f"{p}_logrank": f"chi-square {lr.ESTIMATE:.2f}, P = {format_p(lr.PVALUE)}",
+        f"{p}_logrank": (f"chi-square {lr.ESTIMATE:.2f}, P = {format_p(lr.PVALUE)}" if np.isfinite(lr.ESTIMATE)
+                         else "not estimable: no events in either arm"),
         f"{p}_hr": "; ".join(f"{a.lower()} vs {ref.lower()} {format_estimate(e, lo, hi)}"
                              for a, ref, e, lo, hi in zip(cox["ARM"], cox["REFERENCE"], cox["ESTIMATE"], cox["LCL"],
                                                           cox["UCL"])),
@@ -290,7 +297,8 @@ def prose_numbers(results: pd.DataFrame, paramcd: str) -> dict[str, str | int]:
 
 def intercurrent_events(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     """By arm (as randomized) and visit: follow-up ended before the visit by death, transplant or
-    withdrawal (cumulative), and visits missed by those still expected (``cohort.visit_status`` rule)."""
+    withdrawal (cumulative), visits not yet due at an interim cut-off, and visits missed by those still
+    expected (``cohort.visit_status`` rule)."""
     status = cohort.visit_status(adsl, adlb, trial)
     status["cause"] = status["reason"].map({"DEATH": "Death", "LIVER TRANSPLANT": "Liver transplant"})
     status.loc[status["ended"] & status["cause"].isna(), "cause"] = "Withdrawal"
@@ -298,10 +306,11 @@ def intercurrent_events(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) ->
     for arm in trial.arms:
         for v in trial.visits:
             d = status[(status["ARMCD"] == arm.code) & (status["Visit"] == v.label)]
-            expected = ~d["ended"]
+            expected = d["expected"]
             rows.append({"Arm": arm.label, "Visit": v.label, "Randomized": len(d)}
                         | {cause: int((d["cause"] == cause).sum()) for cause in ("Death", "Liver transplant", "Withdrawal")}
-                        | {"Expected": int(expected.sum()), "Missed": int((expected & ~d["attended"]).sum())})
+                        | {"Not yet due": int(d["not_yet_due"].sum()), "Expected": int(expected.sum()),
+                           "Missed": int((expected & ~d["attended"]).sum())})
     return pd.DataFrame(rows)
 
 
