@@ -103,6 +103,7 @@ def test_cli_help_lists_commands():
         assert command in out.stdout
 
 
+@pytest.mark.slow
 def test_book_notebooks_run_on_the_sister_trial(tmp_path):
     """Every chapter executes on another trial's export (another seed, arms and visits) with no code change."""
     pipeline.run(trial="NCT06242405", seed=3, build_dir=tmp_path / "_build", generated_dir=tmp_path / "generated",
@@ -120,6 +121,7 @@ def test_save_result_writes_tidy_csv_only_with_an_output_dir(tmp_path):
     assert path.read_text() == "PARAMCD,estimate\nALT,0.123456789\n"
 
 
+@pytest.mark.slow
 def test_book_notebooks_run_on_a_smaller_panel_oral_trial_at_its_cutoff(tmp_path):
     """DEMO-ORAL: no ALT, INR or sodium (so no MELD or Child-Pugh), day 1 at randomization with no
     infusion file, missing values, and the trial file's data cut-off; every chapter runs unchanged."""
@@ -136,6 +138,7 @@ def test_book_notebooks_run_on_a_smaller_panel_oral_trial_at_its_cutoff(tmp_path
     assert "announcement" in (build / "book_config.yml").read_text()
 
 
+@pytest.mark.slow
 def test_interim_build_three_months_after_accrual_starts(tmp_path):
     """An early interim look at this trial: nobody has reached week 24; every chapter still runs, visits not
     yet due are not missed, and survival at the horizon counts only participants whose status there is known."""
@@ -149,3 +152,14 @@ def test_interim_build_three_months_after_accrual_starts(tmp_path):
     km = survival[survival["ANALYSIS"].str.startswith("KM survival") & (survival["PARAMCD"] == "OS")]
     assert km["ESTIMATE"].isna().all(), "S(168) is not defined when nobody was followed that long"
     assert (tmp_path / "generated" / "validation.md").exists()
+
+
+@pytest.mark.slow
+def test_clean_export_gives_the_same_results_as_before(tmp_path, clean_dir):
+    """Every result table on the clean synthetic export is byte-identical to the stored reference."""
+    pipeline.run(data=str(clean_dir), build_dir=tmp_path / "_build", generated_dir=tmp_path / "generated",
+                 log=lambda *_: None)
+    reference = paths.ROOT / "tests" / "fixtures" / "clean_results"
+    for expected in sorted(reference.glob("*.csv")):
+        built = tmp_path / "_build" / "results" / expected.name
+        assert built.read_bytes() == expected.read_bytes(), f"{expected.name} changed on the clean export"

@@ -74,3 +74,11 @@ def test_data_dictionary_covers_every_schema_column_with_trial_codes(trial):
     for spec in schema.values():
         assert f"## `{spec.name}.csv`" in md
     assert md.count("Direct identifier") == sum(len(s.identifiers) for s in schema.values())
+
+
+def test_data_dictionary_counts_missing_cells_of_the_export(trial, export):
+    dd = data_dictionary(trial, export.tables).set_index(["File", "Column"])
+    labs = export["labs"]
+    assert dd.loc[("labs.csv", "alt"), "Missing in this export"] == f"{int(labs['alt'].isna().sum())} of {len(labs)}"
+    assert dd.loc[("screening.csv", "name"), "Missing in this export"] == ""
+    assert "Missing in this export" not in data_dictionary(trial)

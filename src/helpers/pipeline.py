@@ -219,7 +219,7 @@ def run(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | Non
     generated = staging / "generated"
     generated.mkdir()
     (generated / "trial.md").write_text(trial_markdown(cohort.trial), encoding="utf-8")
-    (generated / "data_dictionary.md").write_text(data_dictionary_markdown(cohort.trial), encoding="utf-8")
+    (generated / "data_dictionary.md").write_text(data_dictionary_markdown(cohort.trial, cohort.export.tables), encoding="utf-8")
     (generated / "validation.md").write_text(validation_markdown(errors, warnings, cohort.trial, cohort.source),
                                              encoding="utf-8")
     params = {"data": data_param, "trial": trial_param, "seed": seed, "cutoff": cutoff_param,

@@ -149,8 +149,17 @@ def _required_text(col: Column, spec: FileSpec) -> str:
     return "no" + ("; column may be absent" if col.optional_column else "")
 
 
-def data_dictionary(trial: Trial) -> pd.DataFrame:
-    """One row per column of the raw export: file, column, type, unit, allowed values, meaning."""
+def _missing_text(tables: dict[str, pd.DataFrame] | None, file: str, column: str) -> str:
+    """Missing cells of a column in this export: 'n of N', or '' where unknown (identifiers are dropped on load)."""
+    table = (tables or {}).get(file)
+    if table is None or column not in table:
+        return ""
+    return f"{int(table[column].isna().sum())} of {len(table)}"
+
+
+def data_dictionary(trial: Trial, tables: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """One row per column of the raw export: file, column, type, unit, allowed values, meaning; with the
+    loaded export's ``tables``, also how many of its cells are missing."""
     rows = []
     for spec in export_spec(trial).values():
         for col in spec.columns:
@@ -159,13 +168,15 @@ def data_dictionary(trial: Trial) -> pd.DataFrame:
                 "Unit": "" if col.unit == "1" else col.unit, "Allowed values": _allowed_text(col, trial),
                 "Required": _required_text(col, spec),
                 "Meaning": col.meaning + (" **Direct identifier: dropped on load.**" if col.identifier else ""),
+                **({"Missing in this export": _missing_text(tables, spec.name, col.name)} if tables is not None else {}),
             })
     return pd.DataFrame(rows)
 
 
-def data_dictionary_markdown(trial: Trial) -> str:
-    """The data dictionary as MyST markdown: one section and table per file."""
-    dd = data_dictionary(trial)
+def data_dictionary_markdown(trial: Trial, tables: dict[str, pd.DataFrame] | None = None) -> str:
+    """The data dictionary as MyST markdown: one section and table per file (with missing counts when
+    the export's ``tables`` are given)."""
+    dd = data_dictionary(trial, tables)
     out = [_conventions_markdown(trial)]
     for spec in export_spec(trial).values():
         optional = " The file may be absent or empty." if spec.optional else ""
