@@ -11,7 +11,7 @@ import time
 import pandas as pd
 
 from helpers import paths
-from helpers.mmrm import fit_mmrm
+from helpers.analysis.mmrm import fit_mmrm
 
 FORMULA = "FEV1 ~ ARMCD * AVISIT + RACE + SEX"
 REFERENCE = {"ARMCD": "PBO", "AVISIT": "VIS1", "RACE": "Asian", "SEX": "Male"}

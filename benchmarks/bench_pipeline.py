@@ -8,9 +8,9 @@ import tempfile
 import time
 
 from helpers import paths
-from helpers.adam import build_adam
-from helpers.loading import load_export
-from helpers.simulation import simulate_export, write_export
+from helpers.data.adam import build_adam
+from helpers.data.loading import load_export
+from helpers.data.simulation import simulate_export, write_export
 from helpers.trial import load_trial
 
 

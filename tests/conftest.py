@@ -11,9 +11,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import pytest  # noqa: E402
 
 from helpers import paths  # noqa: E402
-from helpers.adam import build_adam  # noqa: E402
-from helpers.loading import load_export  # noqa: E402
-from helpers.simulation import simulate_export, write_export  # noqa: E402
+from helpers.data.adam import build_adam  # noqa: E402
+from helpers.data.loading import load_export  # noqa: E402
+from helpers.data.simulation import simulate_export, write_export  # noqa: E402
 from helpers.trial import load_trial  # noqa: E402
 
 

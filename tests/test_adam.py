@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from helpers import paths
-from helpers.adam import build_adtte, derive_base_chg, study_day
-from helpers.loading import read_raw
-from helpers.schema import load_schema
+from helpers.data.adam import build_adtte, derive_base_chg, study_day
+from helpers.data.loading import read_raw
+from helpers.data.schema import load_schema
 
 
 def test_study_day_has_no_day_zero():
@@ -58,7 +58,7 @@ def test_adlb_rows_match_raw_labs_by_hand(adam, trial, clean_dir):
 
 
 def test_adlb_derived_scores_match_scores_module(adam, clean_dir):
-    from helpers import scores
+    from helpers.data import scores
 
     labs = read_raw(clean_dir / "labs.csv").iloc[0]
     meld = scores.meld(float(labs["tbil"]), float(labs["inr"]), float(labs["creat"]))
@@ -105,7 +105,7 @@ def test_adtte_events_equal_raw_deaths_within_horizon(adam, trial, clean_dir):
 
 
 def test_written_adam_holds_no_identifier(adam, tmp_path, clean_dir):
-    from helpers.adam import write_adam
+    from helpers.data.adam import write_adam
 
     write_adam(adam, tmp_path)
     screening = read_raw(clean_dir / "screening.csv")

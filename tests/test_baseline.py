@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 import pytest
 
-from helpers import baseline, consort
+from helpers.analysis import baseline, consort
 from helpers.pipeline import load_cohort
 
 

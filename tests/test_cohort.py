@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import cohort
-from helpers.loading import Export
+from helpers.analysis import cohort
+from helpers.data.loading import Export
 from helpers.trial import load_trial
 
 TRIAL = load_trial("DEMO-ORAL")  # visits: baseline, week 4 (window to day 36), week 12 (to 99), week 24 (to 183)

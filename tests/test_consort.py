@@ -2,9 +2,9 @@
 import pandas as pd
 import pytest
 
-from helpers import consort
-from helpers.adam import build_adam
-from helpers.loading import load_export, read_raw
+from helpers.analysis import consort
+from helpers.data.adam import build_adam
+from helpers.data.loading import load_export, read_raw
 from helpers.trial import load_trial
 
 
@@ -119,7 +119,7 @@ def test_sister_trial_flow_adds_up():
 
 from dataclasses import replace  # noqa: E402
 
-from helpers.loading import Export  # noqa: E402
+from helpers.data.loading import Export  # noqa: E402
 
 
 def _demo_export(trial):

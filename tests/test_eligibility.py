@@ -4,7 +4,7 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from helpers import eligibility
+from helpers.analysis import eligibility
 from helpers.trial import Criterion, load_trial
 
 TRIAL = load_trial("NCT06984497")

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers.adam import analysis_records, build_adam
-from helpers.loading import ExportError, load_export, read_raw, validate_export
+from helpers.data.adam import analysis_records, build_adam
+from helpers.data.loading import ExportError, load_export, read_raw, validate_export
 from helpers.trial import load_trial
 
 

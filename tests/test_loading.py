@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from helpers import paths
-from helpers.loading import ExportError, age_at, load_export, read_raw, validate_export
-from helpers.schema import export_spec
+from helpers.data.loading import ExportError, age_at, load_export, read_raw, validate_export
+from helpers.data.schema import export_spec
 
 
 def _edit(folder, name, row, column, value):

@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
 
-from helpers import mmrm, paths
-from helpers.mmrm import MMRMFallbackWarning, fit_mmrm
+from helpers.analysis import mmrm
+
+from helpers import paths
+from helpers.analysis.mmrm import MMRMFallbackWarning, fit_mmrm
 
 REF_DIR = paths.shared_dir() / "reference" / "mmrm-fev"
 FORMULA = "FEV1 ~ ARMCD * AVISIT + RACE + SEX"

@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import cohort, outcomes, plots
+from helpers.analysis import cohort, outcomes
+
+from helpers.report import plots
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from helpers import mmrm, outcomes
-from helpers.adam import analysis_records, build_adam
-from helpers.loading import load_export
-from helpers.simulation import simulate_export, write_export
-from helpers.tables import format_p
+from helpers.analysis import mmrm, outcomes
+from helpers.data.adam import analysis_records, build_adam
+from helpers.data.loading import load_export
+from helpers.data.simulation import simulate_export, write_export
+from helpers.report.tables import format_p
 
 
 def _tiny_adlb(trial, paramcd: str, rows: list[tuple]) -> pd.DataFrame:
@@ -67,7 +67,7 @@ def test_lab_by_visit_report_formats_mean_sd_with_one_more_decimal(trial):
     summary = outcomes.lab_by_visit(adlb, trial)
     header = {a.label: a.label for a in trial.arms}
     rep = outcomes.lab_by_visit_report(summary, adlb, trial, header)
-    alb = rep[(rep["Endpoint"] == trial.endpoint("ALB").display) & (rep["Visit"] == trial.visits[0].label)]
+    alb = rep[(rep["Endpoint"] == trial.endpoint("ALB").label_with_unit) & (rep["Visit"] == trial.visits[0].label)]
     pv = trial.arm_labels["PV"]
     assert alb.loc[alb["Statistic"] == "Mean (SD)", f"{pv}: value"].item() == f"32.0 ({np.std([30, 34], ddof=1):.1f})"
     assert alb.loc[alb["Statistic"] == "Median [Q1, Q3]", f"{pv}: value"].item() == "32.0 [31.0, 33.0]"
@@ -344,7 +344,7 @@ def test_effect_text_and_fallback_sentence(adam, trial):
 
 
 def test_report_layouts_keep_every_row_and_format_intervals():
-    from helpers.outcomes import class_a_report, mean_ci_report
+    from helpers.analysis.outcomes import class_a_report, mean_ci_report
 
     summary = pd.DataFrame({"PARAM": ["ALT (U/L)"], "statistic": ["Geometric mean"], "TRT01P": ["A"], "AVISIT": ["Week 4"],
                             "n": [5], "mean": [12.346], "lower": [10.0], "upper": [15.5]})

@@ -80,7 +80,7 @@ def test_load_cohort_synthetic_equals_committed_export():
 
 
 def test_committed_synthetic_export_is_the_default_simulation(tmp_path):
-    from helpers.simulation import simulate_export, write_export
+    from helpers.data.simulation import simulate_export, write_export
     from helpers.trial import load_trial
 
     write_export(simulate_export(load_trial()), tmp_path)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from helpers import paths, pipeline
-from helpers.loading import read_raw
-from helpers.privacy import find_identifiers, identifier_values
+from helpers.data.loading import read_raw
+from helpers.data.privacy import find_identifiers, identifier_values
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_run_refuses_to_publish_outputs_with_identifiers(tmp_path):
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell('data = "synthetic"\ntrial = "x"\nseed = None\noutput_dir = None'),
-                nbformat.v4.new_code_cell("from helpers.simulation import simulate_export\nfrom helpers.trial import load_trial\n"
+                nbformat.v4.new_code_cell("from helpers.data.simulation import simulate_export\nfrom helpers.trial import load_trial\n"
                                           "print(simulate_export(load_trial())['screening']['phone'].iloc[0])")]
     nb.cells[0].metadata["tags"] = ["parameters"]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from helpers import paths
-from helpers.schema import data_dictionary, data_dictionary_markdown, export_spec
+from helpers.data.schema import data_dictionary, data_dictionary_markdown, export_spec
 from helpers.trial import TrialFileError, load_trial
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.randomization import allocation_list, permuted_blocks
+from helpers.analysis.randomization import allocation_list, permuted_blocks
 from helpers.trial import load_trial
 
 
@@ -97,7 +97,7 @@ def test_allocation_list_one_list_per_stratum():
 
 @pytest.mark.parametrize("tid,seed", [("NCT06984497", None), ("NCT06984497", 5), ("NCT06242405", 2)])
 def test_simulated_arms_follow_the_list_in_order(tid, seed):
-    from helpers.simulation import simulate_export
+    from helpers.data.simulation import simulate_export
     trial = load_trial(tid)
     rand = simulate_export(trial, seed=seed)["randomization"].sort_values("subject_id")
     alloc = allocation_list(trial).head(len(rand))
@@ -117,10 +117,10 @@ def test_allocation_list_needs_a_seed():
 
 from scipy import stats  # noqa: E402
 
-from helpers import randomization as R  # noqa: E402
-from helpers.adam import build_adam  # noqa: E402
-from helpers.baseline import baseline_variables  # noqa: E402
-from helpers.loading import load_export, read_raw  # noqa: E402
+from helpers.analysis import randomization as R  # noqa: E402
+from helpers.data.adam import build_adam  # noqa: E402
+from helpers.analysis.baseline import baseline_variables  # noqa: E402
+from helpers.data.loading import load_export, read_raw  # noqa: E402
 
 
 @pytest.mark.parametrize("k,n", [(0, 10), (1, 10), (16, 32), (13, 32), (32, 32), (45, 92), (7, 9)])

@@ -7,9 +7,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import cohort, outcomes, pipeline, sensitivity, survival
-from helpers.loading import Problem, summary_by_rule
-from helpers.schema import export_spec
+from helpers.analysis import cohort, outcomes, sensitivity, survival
+
+from helpers import pipeline
+from helpers.data.loading import Problem, summary_by_rule
+from helpers.data.schema import export_spec
 from helpers.trial import TrialFileError, load_trial
 
 from test_survival import tiny_adtte

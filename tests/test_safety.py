@@ -4,10 +4,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from helpers import safety
-from helpers.loading import Export
+from helpers.analysis import safety
+from helpers.data.loading import Export
 from helpers.pipeline import load_cohort
-from helpers.simulation import simulate_export, write_export
+from helpers.data.simulation import simulate_export, write_export
 from helpers.trial import load_trial
 
 

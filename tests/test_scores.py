@@ -1,11 +1,11 @@
-"""Tests for helpers.scores: expected values are computed by hand, not by the code under test."""
+"""Tests for helpers.data.scores: expected values are computed by hand, not by the code under test."""
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.scores import (
+from helpers.data.scores import (
     _round_half_up,
     child_pugh_class,
     child_pugh_points,

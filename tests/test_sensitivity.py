@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from helpers import outcomes
-from helpers import sensitivity as sens
+from helpers.analysis import outcomes
+from helpers.analysis import sensitivity as sens
 from helpers.pipeline import load_cohort
 
 PARAM = "MELD"

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import scores
-from helpers.loading import validate_export
-from helpers.schema import UNSCHEDULED, export_spec, missing_codes
-from helpers.simulation import simulate_export, write_export
+from helpers.data import scores
+from helpers.data.loading import validate_export
+from helpers.data.schema import UNSCHEDULED, export_spec, missing_codes
+from helpers.data.simulation import simulate_export, write_export
 from helpers.trial import LabTest, load_trial
 
 TERMINAL = ["DEATH", "TRANSPLANT", "WITHDRAWAL", "COMPLETED"]

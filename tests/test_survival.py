@@ -7,10 +7,10 @@ import pytest
 from scipy import optimize, stats
 from statsmodels.duration.hazard_regression import PHReg
 
-from helpers import cohort, survival
+from helpers.analysis import cohort, survival
 from helpers.pipeline import load_cohort
-from helpers.simulation import simulate_export, write_export
-from helpers.tables import format_p
+from helpers.data.simulation import simulate_export, write_export
+from helpers.report.tables import format_p
 from helpers.trial import load_trial
 
 Z = stats.norm.ppf(0.975)

@@ -4,8 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from helpers import cohort, plots
-from helpers.tables import journal_table
+from helpers.analysis import cohort
+
+from helpers.report import plots
+from helpers.report.tables import journal_table
 
 
 def test_journal_table_has_caption_note_and_no_volatile_ids():
@@ -26,7 +28,7 @@ def test_journal_table_aligns_text_left_numbers_right_and_escapes():
 
 
 def test_fixed_rounds_halves_away_from_zero_like_sas():
-    from helpers.tables import fixed, n_pct
+    from helpers.report.tables import fixed, n_pct
 
     assert [fixed(6.25, 1), fixed(0.125, 2), fixed(-2.5, 0), fixed(100 / 3, 1), fixed(2.675, 2)] == \
            ["6.3", "0.13", "-3", "33.3", "2.68"]
@@ -34,7 +36,7 @@ def test_fixed_rounds_halves_away_from_zero_like_sas():
 
 
 def test_blank_repeats_groups_leading_labels():
-    from helpers.tables import blank_repeats
+    from helpers.report.tables import blank_repeats
 
     df = pd.DataFrame({"Endpoint": ["ALT", "ALT", "ALT", "AST"], "Visit": ["W4", "W4", "W12", "W12"], "n": [1, 2, 3, 4]})
     out = blank_repeats(df, 2)

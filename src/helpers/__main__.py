@@ -5,12 +5,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import paths
+from helpers import paths
 
 
 def _simulate(args) -> int:
-    from .simulation import simulate_export, write_export
-    from .trial import load_trial
+    from helpers.data.simulation import simulate_export, write_export
+    from helpers.trial import load_trial
 
     trial = load_trial(args.trial).with_cutoff(args.cutoff)
     for path in write_export(simulate_export(trial, seed=args.seed), args.out):
@@ -19,8 +19,8 @@ def _simulate(args) -> int:
 
 
 def _validate(args) -> int:
-    from .loading import summary_text, validate_export, write_validation_report
-    from .trial import load_trial
+    from helpers.data.loading import summary_text, validate_export, write_validation_report
+    from helpers.trial import load_trial
 
     trial = load_trial(args.trial).with_cutoff(args.cutoff)
     _, errors, warnings = validate_export(args.folder, trial)
@@ -38,14 +38,14 @@ def _validate(args) -> int:
 
 
 def _run(args) -> int:
-    from .pipeline import run
+    from helpers.pipeline import run
 
     run(args.data, args.trial, args.seed, cutoff=args.cutoff)
     return 0
 
 
 def _build(args) -> int:
-    from .pipeline import build_html, run
+    from helpers.pipeline import build_html, run
 
     run(args.data, args.trial, args.seed, cutoff=args.cutoff)
     print(build_html())
@@ -53,7 +53,7 @@ def _build(args) -> int:
 
 
 def _refresh(args) -> int:
-    from .pipeline import refresh
+    from helpers.pipeline import refresh
 
     refresh(args.notebooks)
     return 0
@@ -86,9 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("notebooks", nargs="*", help="only these notebooks (default: all)")
     p.set_defaults(func=_refresh)
     args = parser.parse_args(argv)
-    from .loading import ExportError
-    from .pipeline import BuildError
-    from .trial import TrialFileError
+    from helpers.data.loading import ExportError
+    from helpers.pipeline import BuildError
+    from helpers.trial import TrialFileError
 
     try:
         return args.func(args)

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import paths
-from .adam import analysis_records, build_adam, write_adam
-from .loading import Export, ExportError, load_export, read_raw, summary_by_rule, validate_export, write_validation_report
-from .privacy import find_identifiers, identifier_values
-from .schema import data_dictionary_markdown
-from .simulation import simulate_export, write_export
-from .trial import Trial, load_trial
+from helpers import paths
+from helpers.data.adam import analysis_records, build_adam, write_adam
+from helpers.data.loading import Export, ExportError, load_export, read_raw, summary_by_rule, validate_export, write_validation_report
+from helpers.data.privacy import find_identifiers, identifier_values
+from helpers.data.schema import data_dictionary_markdown
+from helpers.data.simulation import simulate_export, write_export
+from helpers.trial import Trial, load_trial
 
 SYNTHETIC = "synthetic"
 

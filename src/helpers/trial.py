@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from . import paths
+from helpers import paths
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,11 @@ class Visit:
     @property
     def is_baseline(self) -> bool:
         return self.week == 0
+
+
+def label_with_unit(label: str, unit: str | None) -> str:
+    """'Albumin (g/L)'; no unit for unitless quantities ("1" or empty)."""
+    return label if unit in (None, "", "1") else f"{label} ({unit})"
 
 
 @dataclass(frozen=True)
@@ -102,9 +107,9 @@ class Endpoint:
     source: str
 
     @property
-    def display(self) -> str:
+    def label_with_unit(self) -> str:
         """Label with unit, as a table row or axis title reads it."""
-        return self.label if self.unit in ("1", "") else f"{self.label} ({self.unit})"
+        return label_with_unit(self.label, self.unit)
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,38 @@ class Trial:
     age_range: tuple[int, int] | None = None
     treatment: Treatment = Treatment()
     cutoff: dt.date | None = None
+
+    # --- rules derived from the trial file, defined once --------------------------------------
+
+    @property
+    def control(self) -> Arm:
+        return next(a for a in self.arms if a.code == self.control_arm)
+
+    @property
+    def experimental_arms(self) -> list[Arm]:
+        """Every arm but the control, in the trial file's order."""
+        return [a for a in self.arms if a.code != self.control_arm]
+
+    @property
+    def arm_order(self) -> list[Arm]:
+        """The control arm first, then the experimental arms: the order of every comparison."""
+        return [self.control] + self.experimental_arms
+
+    @property
+    def horizon_days(self) -> int:
+        """The primary endpoint's horizon in days (trial file), else the follow-up in weeks x 7."""
+        return int(self.primary_endpoint.get("horizon_days", 7 * self.followup_weeks))
+
+    @property
+    def censors_transplant(self) -> bool:
+        """True when liver transplantation censors overall survival (the trial file's default), False when it
+        is an event with death."""
+        return self.primary_endpoint.get("transplant", "censor") == "censor"
+
+    @property
+    def last_visit(self) -> Visit:
+        """The last scheduled visit (largest week): where the key secondary endpoint is tested."""
+        return max(self.visits, key=lambda v: v.week)
 
     def with_cutoff(self, cutoff: str | dt.date | None) -> "Trial":
         """The same trial at another data cut-off (a build parameter overrides the trial file)."""

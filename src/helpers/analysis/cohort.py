@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .adam import UNSCHEDULED_LABEL
-from .loading import Export, summary_by_rule
-from .schema import UNSCHEDULED
-from .tables import fixed, n_pct
-from .trial import Trial
+from helpers.data.adam import UNSCHEDULED_LABEL
+from helpers.data.loading import Export, summary_by_rule
+from helpers.data.schema import UNSCHEDULED
+from helpers.report.tables import fixed, n_pct
+from helpers.trial import Trial
 
 
 def arm_n(adsl: pd.DataFrame, trial: Trial) -> dict[str, int]:

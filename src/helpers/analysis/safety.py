@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .adam import study_day, usubjid
-from .loading import Export
-from .tables import fixed, n_pct
-from .trial import Trial
+from helpers.data.adam import study_day, usubjid
+from helpers.data.loading import Export
+from helpers.report.tables import fixed, n_pct
+from helpers.trial import Trial
 
 RELATED = ("possible", "probable", "definite")
 # Verbatim-term fragments of complications of arterial access and intra-arterial infusion

@@ -12,7 +12,7 @@ from typing import Callable
 
 import pandas as pd
 
-from .trial import Trial
+from helpers.trial import Trial
 
 AGE = "age"
 

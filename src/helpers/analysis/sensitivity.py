@@ -14,9 +14,11 @@ import pandas as pd
 import statsmodels.formula.api as smf
 from scipy import optimize, stats
 
-from . import cohort, outcomes, plots
-from .tables import format_p
-from .trial import Trial
+from helpers.analysis import cohort, outcomes
+
+from helpers.report import plots
+from helpers.report.tables import format_p
+from helpers.trial import Trial
 
 MI_SEED = 20250724
 N_IMPUTATIONS = 50
@@ -479,7 +481,7 @@ def chapter_numbers(a: dict, adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Tria
 
 def intercurrent_table(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     """Intercurrent events and missed visits by arm and visit (survival.intercurrent_events)."""
-    from .survival import intercurrent_events
+    from helpers.analysis.survival import intercurrent_events
     return intercurrent_events(adsl, adlb, trial)
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .schema import UNSCHEDULED, Column, FileSpec, export_spec, missing_codes
-from .trial import Trial
+from helpers.data.schema import UNSCHEDULED, Column, FileSpec, export_spec, missing_codes
+from helpers.trial import Trial
 
 _INT = re.compile(r"^[+-]?\d+$")
 _DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")

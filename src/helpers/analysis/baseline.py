@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .cohort import arm_header
-from .schema import load_schema
-from .tables import fixed
-from .trial import Trial
+from helpers.analysis.cohort import arm_header
+from helpers.data.schema import load_schema
+from helpers.report.tables import fixed
+from helpers.trial import Trial
 
 OVERALL = "Overall"
 _SCHEMA_LEVELS = {"SEX": ("screening", "sex"), "ETIOLOGY": ("screening", "etiology"),
@@ -51,7 +51,7 @@ def baseline_variables(trial: Trial, adsl: pd.DataFrame) -> list[dict]:
     seen = {v["code"] for v in out}
     for e in trial.lab_endpoints:
         if e.code not in seen and f"{e.code}BL" in adsl:
-            out.append({"code": e.code, "column": f"{e.code}BL", "label": e.display, "type": "continuous",
+            out.append({"code": e.code, "column": f"{e.code}BL", "label": e.label_with_unit, "type": "continuous",
                         "levels": [], "level_labels": {}})
     return out
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .schema import load_schema
+from helpers.data.schema import load_schema
 
 SCANNED = {".csv", ".ipynb", ".md", ".html", ".txt", ".json", ".js"}
 

@@ -19,10 +19,10 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
-from . import scores
-from .mmrm import MMRMConvergenceError, MMRMFallbackWarning, MMRMResult, fit_mmrm
-from .tables import fixed, format_p
-from .trial import Endpoint, Trial
+from helpers.data import scores
+from helpers.analysis.mmrm import MMRMConvergenceError, MMRMFallbackWarning, MMRMResult, fit_mmrm
+from helpers.report.tables import fixed, format_p
+from helpers.trial import Endpoint, Trial
 
 LOG_SCALE = "log: ratio of geometric means"
 ORIGINAL_SCALE = "original: difference"
@@ -59,7 +59,7 @@ def lab_by_visit(adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
                 for var in ("AVAL", "CHG"):
                     if var == "CHG" and v.is_baseline:
                         continue
-                    rows.append({"PARAMCD": e.code, "PARAM": e.display, "AVISIT": v.label, "AVISITN": v.week,
+                    rows.append({"PARAMCD": e.code, "PARAM": e.label_with_unit, "AVISIT": v.label, "AVISITN": v.week,
                                  "TRT01P": arm.label, "variable": var} | _summary(cell[var]))
     return pd.DataFrame(rows)
 
@@ -94,7 +94,7 @@ def lab_by_visit_report(summary: pd.DataFrame, adlb: pd.DataFrame, trial: Trial,
                     stats_rows["Median [Q1, Q3]"][col] = (f"{r['median']:.{dec}f} [{r['q1']:.{dec}f}, {r['q3']:.{dec}f}]"
                                                           if r["n"] else "")
             for k, cols in stats_rows.items():
-                out.append({"Endpoint": e.display, "Visit": v.label, "Statistic": k} | cols)
+                out.append({"Endpoint": e.label_with_unit, "Visit": v.label, "Statistic": k} | cols)
     return pd.DataFrame(out)
 
 
@@ -123,7 +123,7 @@ def mean_ci_by_visit(adlb: pd.DataFrame, trial: Trial, level: float = 0.95) -> p
                 n, m, lo, hi = t_interval(np.log(vals) if e.log else vals, level)
                 if e.log:
                     m, lo, hi = np.exp([m, lo, hi])
-                rows.append({"PARAMCD": e.code, "PARAM": e.display, "TRT01P": arm.label, "AVISIT": v.label,
+                rows.append({"PARAMCD": e.code, "PARAM": e.label_with_unit, "TRT01P": arm.label, "AVISIT": v.label,
                              "AVISITN": v.week, "n": n, "mean": m, "lower": lo, "upper": hi,
                              "statistic": "geometric mean" if e.log else "mean"})
     return pd.DataFrame(rows)
@@ -190,7 +190,7 @@ def ancova(adlb: pd.DataFrame, trial: Trial, adsl: pd.DataFrame | None = None, l
         for v in trial.followup_visits:
             dv = d[d["AVISITN"] == v.week]
             for arm in (a for a in trial.arms if a.code != trial.control_arm):
-                base = {"PARAMCD": e.code, "PARAM": e.display, "AVISIT": v.label, "AVISITN": v.week,
+                base = {"PARAMCD": e.code, "PARAM": e.label_with_unit, "AVISIT": v.label, "AVISITN": v.week,
                         "TRT01P": arm.label, "contrast": f"{arm.label} - {control}", "n": len(dv)}
                 rows.append(base | _ols_difference(dv, arm.label, trial, level))
     table = pd.DataFrame(rows)
@@ -261,7 +261,7 @@ def mmrm_differences(result: MMRMResult, trial: Trial, paramcd: str, level: floa
         diff["AVISIT"] = trial.followup_visits[0].label
     weeks = {v.label: v.week for v in trial.visits}
     diff["TRT01P"] = diff["contrast"].str.rsplit(f" - {control}", n=1).str[0]
-    table = diff.assign(PARAMCD=e.code, PARAM=e.display, AVISITN=diff["AVISIT"].map(weeks),
+    table = diff.assign(PARAMCD=e.code, PARAM=e.label_with_unit, AVISITN=diff["AVISIT"].map(weeks),
                         n=result.n_obs, covariance=covariance_label(result),
                         covariance_note=result.fallback_reason or "")
     return _back_transform(table, e)[MODEL_COLUMNS + ["covariance", "covariance_note"]]
@@ -282,7 +282,7 @@ def mmrm_table(adlb: pd.DataFrame, trial: Trial, adsl: pd.DataFrame | None = Non
             n_visit = analysis_data(adlb, trial, e.code, adsl)["AVISIT"].value_counts()
             out.append(diff.assign(n=diff["AVISIT"].map(n_visit).fillna(0).astype(int)))
         except (MMRMConvergenceError, ValueError) as exc:
-            out.append(pd.DataFrame([{"PARAMCD": e.code, "PARAM": e.display, "AVISIT": v.label, "AVISITN": v.week,
+            out.append(pd.DataFrame([{"PARAMCD": e.code, "PARAM": e.label_with_unit, "AVISIT": v.label, "AVISITN": v.week,
                                       "TRT01P": a.label, "contrast": f"{a.label} - {control}", "n": 0,
                                       "scale": _scale(e), "covariance": "not estimable", "covariance_note": str(exc)}
                                      for v in trial.followup_visits for a in trial.arms

@@ -11,9 +11,9 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from . import eligibility
-from .loading import Export
-from .trial import Trial
+from helpers.analysis import eligibility
+from helpers.data.loading import Export
+from helpers.trial import Trial
 
 ENDS = ("DEATH", "TRANSPLANT", "WITHDRAWAL")  # priority when a participant has several, as ADSL DCSREAS
 END_LABELS = {"DEATH": "Died", "TRANSPLANT": "Liver transplantation", "WITHDRAWAL": "Withdrew"}

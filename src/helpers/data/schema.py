@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .trial import Trial
+from helpers.trial import Trial
 
 SCHEMA_FILE = Path(__file__).with_name("export_schema.yaml")
 

@@ -49,9 +49,9 @@ import pandas as pd
 from faker import Faker
 from faker.providers.ssn.zh_CN import Provider as _ZhSsn
 
-from .randomization import allocation_list
-from .schema import FileSpec, export_spec
-from .trial import Trial
+from helpers.analysis.randomization import allocation_list
+from helpers.data.schema import FileSpec, export_spec
+from helpers.trial import Trial
 
 SITE_NUMBER = 1
 

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .trial import Trial
+from helpers.trial import Trial
 
 ARM_COLOURS = ["#1b6ca8", "#d1495b", "#00798c", "#edae49", "#66a182"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .trial import Trial
+from helpers.trial import Trial
 
 _COLUMNS = ["seq", "block", "block_size", "arm"]
 
@@ -353,7 +353,7 @@ def plot_balance(balance: pd.DataFrame, trial: Trial):
     """Dot plot of |SMD| per baseline row (dots) against the 95th percentile chance gives (grey bars)."""
     import matplotlib.pyplot as plt
 
-    from .plots import arm_palette, set_style
+    from helpers.report.plots import arm_palette, set_style
 
     set_style()
     labels = [f"{v}: {lv}" if lv else v for v, lv in zip(balance["variable"], balance["level"])]

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import scores
-from .loading import CENS, REASON, REPORTED, Export, treatment_start
-from .schema import UNSCHEDULED
-from .trial import SCORE_COMPONENTS, SCORE_LABELS, Trial
+from helpers.data import scores
+from helpers.data.loading import CENS, REASON, REPORTED, Export, treatment_start
+from helpers.data.schema import UNSCHEDULED
+from helpers.trial import SCORE_COMPONENTS, SCORE_LABELS, Trial
 
 UNSCHEDULED_LABEL = "Unscheduled"
 

@@ -17,9 +17,11 @@ from scipy import stats
 from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.duration.survfunc import SurvfuncRight, survdiff
 
-from . import cohort, plots
-from .tables import format_p
-from .trial import Trial
+from helpers.analysis import cohort
+
+from helpers.report import plots
+from helpers.report.tables import format_p
+from helpers.trial import Trial
 
 FEW_EVENTS = 10
 Z95 = stats.norm.ppf(0.975)

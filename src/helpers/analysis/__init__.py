@@ -1,0 +1,1 @@
+"""Analysis layer: pure functions from ADaM (and the validated export) to tidy results; no formatting, prose or plots."""

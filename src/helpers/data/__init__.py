@@ -1,0 +1,1 @@
+"""Data layer: the export contract, loading and validation, simulation, ADaM derivations, scores, privacy."""
