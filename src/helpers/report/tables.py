@@ -5,8 +5,11 @@ import html
 import re
 from decimal import ROUND_HALF_UP, Decimal
 
+import numpy as np
 import pandas as pd
 from IPython.display import HTML
+
+from helpers.report.prose import format_p  # noqa: F401 - the tables' p-value format
 
 _CSS = """<style>
 table.journal {border-collapse: collapse; margin: 0.5em 0 0.2em 0; font-size: 0.88em;}
@@ -33,11 +36,10 @@ def n_pct(n: int, total: int, digits: int = 1) -> str:
     return f"{n} ({fixed(100 * n / total, digits)}%)" if total else f"{n}"
 
 
-def format_p(p: float | None) -> str:
-    """P-value as journals print it: three decimals, '<0.001' below that, empty when not computed."""
-    if p is None or pd.isna(p):
-        return ""
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+def recorded_decimals(values: pd.Series, most: int = 2) -> int:
+    """Decimals the data are recorded with (at most ``most``); summaries print one more."""
+    v = pd.Series(values).astype("Float64").dropna().to_numpy(dtype=float)
+    return next((d for d in range(most + 1) if np.allclose(v, np.round(v, d))), most)
 
 
 def _cell(value) -> str:

@@ -1,0 +1,47 @@
+"""The book's one way of putting a result into words: estimates with their interval and p-value."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+NOT_ESTIMABLE = "not estimable"
+
+
+def format_p(p: float | None) -> str:
+    """P-value as journals print it: three decimals, '<0.001' below that, empty when not computed."""
+    if p is None or pd.isna(p):
+        return ""
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def p_text(p: float) -> str:
+    """'P = 0.035' or 'P < 0.001', as the prose reads a p-value."""
+    text = format_p(p)
+    return f"P < {text[1:]}" if text.startswith("<") else f"P = {text}"
+
+
+def _missing(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x)) or pd.isna(x)
+
+
+def estimate_text(estimate: float, lower: float = math.nan, upper: float = math.nan, *, kind: str = "",
+                  unit: str = "", p: float | None = None, digits: int = 2, scale: float = 1.0,
+                  ci_label: str = "") -> str:
+    """One estimate in words, the same way everywhere in the book.
+
+    'ratio of geometric means 0.79 (95% CI 0.64 to 0.98; P = 0.035)' with ``kind``, ``ci_label="95% CI"``
+    and ``p``; '68.8% (44.4 to 84.8)' with ``scale=100``, ``unit="%"``, ``digits=1``. ``unit`` is written
+    right after the number (give it a leading space for ' points'). A missing estimate is 'not estimable';
+    a missing interval is left out.
+    """
+    if _missing(estimate):
+        return NOT_ESTIMABLE
+    text = f"{kind} " if kind else ""
+    text += f"{scale * estimate:.{digits}f}{unit}"
+    inner = []
+    if not _missing(lower):
+        inner.append(f"{ci_label + ' ' if ci_label else ''}{scale * lower:.{digits}f} to {scale * upper:.{digits}f}")
+    if p is not None and not _missing(p):
+        inner.append(p_text(p))
+    return text + (f" ({'; '.join(inner)})" if inner else "")
