@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_pipeline.py
 
 lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
 	$(BIN)/python tools/lock.py
 
 $(STAMP): requirements.lock pyproject.toml

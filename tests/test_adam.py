@@ -113,3 +113,16 @@ def test_written_adam_holds_no_identifier(adam, tmp_path, clean_dir):
     for column in load_schema()["screening"].identifiers:
         for value in screening[column]:
             assert value not in text, f"{column} value found in the analysis data"
+
+
+def test_derivations_leave_their_input_unchanged(adam, export, trial):
+    from helpers.data.adam import derive_base_chg, derive_baseline_covariates, derive_disposition
+
+    adsl, adlb = adam["adsl"], adam["adlb"]
+    for derive, args in ((derive_disposition, (adsl, export["events"])), (derive_base_chg, (adlb,)),
+                         (derive_baseline_covariates, (adsl, adlb, export["clinical"], trial))):
+        frames = [a for a in args if isinstance(a, pd.DataFrame)]
+        before = [f.copy() for f in frames]
+        derive(*args)
+        for f, b in zip(frames, before):
+            pd.testing.assert_frame_equal(f, b)

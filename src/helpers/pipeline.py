@@ -202,7 +202,8 @@ def run(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | Non
     staging = build_dir / ".staging"
     if staging.exists():
         shutil.rmtree(staging)
-    (staging / "results").mkdir(parents=True)
+    for sub in ("results", "figures"):
+        (staging / sub).mkdir(parents=True)
     data_param = data if data == SYNTHETIC else str(Path(data).resolve())
     trial_param = str(paths.trial_file(trial))
     cutoff_param = str(cutoff) if cutoff else None
@@ -239,8 +240,8 @@ def run(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | Non
         where = "; ".join(f"{path.relative_to(staging)}" for path, _ in leaks[:10])
         raise BuildError(f"direct identifiers found in the outputs ({len(leaks)} hit(s): {where}); nothing was published")
     (staging / "config.yml").write_text(book_config(cohort.trial, cohort.source), encoding="utf-8")
-    for sub, target in (("generated", generated_dir), ("data", build_dir / "data"),
-                        ("results", build_dir / "results"), ("validation", build_dir / "validation")):
+    for sub, target in (("generated", generated_dir), ("data", build_dir / "data"), ("results", build_dir / "results"),
+                        ("figures", build_dir / "figures"), ("validation", build_dir / "validation")):
         _replace_dir(staging / sub, target)
     (staging / "config.yml").replace(build_dir / "book_config.yml")
     shutil.rmtree(staging)

@@ -1,7 +1,8 @@
 """ADaM-style analysis datasets (ADSL, ADLB, ADTTE) derived from a validated export.
 
 One small ``derive_*`` function per rule, in the manner of pharmaverse admiral; the ``build_*``
-functions chain them. Column names follow CDISC ADaM.
+functions chain them. Column names follow CDISC ADaM. Every ``derive_*`` returns a new frame (or
+series) and leaves its input unchanged, so a derivation can be re-run or tested on its own.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pandas as pd
 from helpers.data import scores
 from helpers.data.loading import CENS, REASON, REPORTED, Export, treatment_start
 from helpers.data.schema import UNSCHEDULED
-from helpers.trial import SCORE_COMPONENTS, SCORE_LABELS, Trial
+from helpers.trial import SCORE_COMPONENTS, SCORE_LABELS, Trial, label_with_unit
 
 UNSCHEDULED_LABEL = "Unscheduled"
 
@@ -30,7 +31,12 @@ def study_day(date: pd.Series, ref: pd.Series) -> pd.Series:
 
 
 def derive_last_alive(export: Export) -> pd.Series:
-    """Last date each participant was known alive: the latest of every dated record."""
+    """Last date each participant was known alive (subject_id -> date).
+
+    Rule: the latest date of any record (randomization, dose, lab, clinical assessment, and events
+    other than death, start or end). Source: CDISC ADaM IG, ADSL LSTALVDT. Why: the censoring date
+    of overall survival for a participant without an event.
+    """
     frames = [export["randomization"][["subject_id", "rand_date"]].set_axis(["subject_id", "date"], axis=1),
               export["infusion"][["subject_id", "infusion_date"]].set_axis(["subject_id", "date"], axis=1),
               export["labs"][["subject_id", "lab_date"]].set_axis(["subject_id", "date"], axis=1),
@@ -54,39 +60,57 @@ def _first_event(events: pd.DataFrame, kind: str) -> pd.DataFrame:
 
 
 def derive_disposition(adsl: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
-    """Death, transplant and end-of-study status (EOSSTT, DCSREAS) from the events file."""
+    """ADSL with death, transplant and end-of-study status: DTHDT, DTHFL, DTHCAUS, LTXDT, LTXFL, EOSSTT, DCSREAS, EOSDT.
+
+    Rule: the first DEATH, TRANSPLANT, WITHDRAWAL and COMPLETED record of the events file. A participant
+    whose follow-up ended early is DISCONTINUED with the reason that ranks first: death, then liver
+    transplant, then the withdrawal reason; COMPLETED needs a completion record and no such end;
+    anyone else is ONGOING (at an interim cut-off). EOSDT is the completion date, else the date of
+    death, transplant or withdrawal.
+    Source: CDISC ADaM IG (ADSL EOSSTT, DCSREAS, DTHFL). Why: one priority for every chapter (the CONSORT
+    flow and visit completeness read these columns, they do not re-derive them).
+    """
     death, tx = _first_event(events, "DEATH"), _first_event(events, "TRANSPLANT")
     wd, done = _first_event(events, "WITHDRAWAL"), _first_event(events, "COMPLETED")
     sid = adsl["SUBJID"]
-    adsl["DTHDT"] = lookup(sid, death["start_date"])
-    adsl["DTHFL"] = np.where(adsl["DTHDT"].notna(), "Y", "N")
-    adsl["DTHCAUS"] = lookup(sid, death["term"])
-    adsl["LTXDT"] = lookup(sid, tx["start_date"])
-    adsl["LTXFL"] = np.where(adsl["LTXDT"].notna(), "Y", "N")
-    reason = pd.Series(pd.NA, index=adsl.index, dtype="object")
+    out = adsl.copy()
+    out["DTHDT"] = lookup(sid, death["start_date"])
+    out["DTHFL"] = np.where(out["DTHDT"].notna(), "Y", "N")
+    out["DTHCAUS"] = lookup(sid, death["term"])
+    out["LTXDT"] = lookup(sid, tx["start_date"])
+    out["LTXFL"] = np.where(out["LTXDT"].notna(), "Y", "N")
+    reason = pd.Series(pd.NA, index=out.index, dtype="object")
     reason = reason.mask(sid.isin(wd.index), lookup(sid, wd["term"]).astype("string").str.upper())
     reason = reason.mask(sid.isin(tx.index), "LIVER TRANSPLANT")
     reason = reason.mask(sid.isin(death.index), "DEATH")
-    adsl["EOSSTT"] = np.select([sid.isin(done.index) & reason.isna(), reason.notna()],
-                               ["COMPLETED", "DISCONTINUED"], "ONGOING")
-    adsl["DCSREAS"] = reason
-    adsl["EOSDT"] = lookup(sid, done["start_date"]).fillna(adsl["DTHDT"]).fillna(adsl["LTXDT"]).fillna(lookup(sid, wd["start_date"]))
-    return adsl
+    out["EOSSTT"] = np.select([sid.isin(done.index) & reason.isna(), reason.notna()],
+                              ["COMPLETED", "DISCONTINUED"], "ONGOING")
+    out["DCSREAS"] = reason
+    out["EOSDT"] = (lookup(sid, done["start_date"]).fillna(out["DTHDT"]).fillna(out["LTXDT"])
+                    .fillna(lookup(sid, wd["start_date"])))
+    return out
 
 
 def derive_baseline_covariates(adsl: pd.DataFrame, adlb: pd.DataFrame, clinical: pd.DataFrame,
                                trial: Trial) -> pd.DataFrame:
-    """Baseline labs and scores (one column per PARAMCD, suffix BL) and clinical grades."""
+    """ADSL with baseline labs (``<PARAMCD>BL``), MELD, CPSCORE, CPCLASS, ASCITES and HEPENC.
+
+    Rule: the analysed record of the baseline visit (ADLB ABLFL = Y) for each parameter; MELD and
+    Child-Pugh score keep their own names (Table 1 rows); the class is A for 5-6 points, B for 7-9,
+    C for 10-15 (Pugh et al., Br J Surg 1973); grades from the baseline clinical assessment.
+    Why: Table 1 and the balance check read one subject-level row per participant.
+    """
+    out = adsl.copy()
     base = adlb[adlb["ABLFL"] == "Y"].pivot(index="USUBJID", columns="PARAMCD", values="AVAL")
     for paramcd in base.columns:
-        adsl[f"{paramcd}BL"] = adsl["USUBJID"].map(base[paramcd])
-    adsl["MELD"] = adsl.pop("MELDBL").astype("Int64") if "MELDBL" in adsl else pd.NA
-    adsl["CPSCORE"] = adsl.pop("CPSCOREBL").astype("Int64") if "CPSCOREBL" in adsl else pd.NA
-    adsl["CPCLASS"] = scores.child_pugh_class(adsl["CPSCORE"].astype("Float64"))
+        out[f"{paramcd}BL"] = out["USUBJID"].map(base[paramcd])
+    out["MELD"] = out.pop("MELDBL").astype("Int64") if "MELDBL" in out else pd.NA
+    out["CPSCORE"] = out.pop("CPSCOREBL").astype("Int64") if "CPSCOREBL" in out else pd.NA
+    out["CPCLASS"] = scores.child_pugh_class(out["CPSCORE"].astype("Float64"))
     cl = clinical[clinical["visit"] == trial.baseline_visit.code].drop_duplicates("subject_id").set_index("subject_id")
-    adsl["ASCITES"] = adsl["SUBJID"].map(cl["ascites"])
-    adsl["HEPENC"] = adsl["SUBJID"].map(cl["encephalopathy"])
-    return adsl
+    out["ASCITES"] = out["SUBJID"].map(cl["ascites"])
+    out["HEPENC"] = out["SUBJID"].map(cl["encephalopathy"])
+    return out
 
 
 def build_adsl(export: Export, trial: Trial) -> pd.DataFrame:
@@ -145,9 +169,12 @@ def _not_derivable(frame: pd.DataFrame, parts: list[str], trial: Trial) -> pd.Se
 
 
 def derive_scores_by_visit(labs: pd.DataFrame, clinical: pd.DataFrame, trial: Trial) -> pd.DataFrame:
-    """The trial's derived scores (MELD, MELD-Na, Child-Pugh; those its panel allows) per lab sample,
-    with that visit's clinical grades. A score whose component is missing is missing, with the reason
-    (``<SCORE>__reason``): no component is imputed.
+    """The lab samples with the trial's derived scores (MELD, MELD-Na, Child-Pugh; those its panel allows).
+
+    Rule: each score from the same sample's components and that visit's clinical grades (the
+    assessment nearest in date); a score whose component is missing is missing, with the reason in
+    ``<SCORE>__reason`` (no component is imputed). Source: scores.py (OPTN MELD, Pugh 1973).
+    Why: scores follow the data; a silently imputed component would publish a number nobody measured.
     """
     m = pd.concat([labs, _clinical_for(labs, clinical)], axis=1)
     dialysis = (m["dialysis"] == "Y").to_numpy()
@@ -171,19 +198,30 @@ def derive_scores_by_visit(labs: pd.DataFrame, clinical: pd.DataFrame, trial: Tr
 
 
 def derive_base_chg(adlb: pd.DataFrame) -> pd.DataFrame:
-    """BASE from the baseline record (ABLFL = Y); CHG = AVAL - BASE and PCHG = 100 CHG / BASE after baseline."""
-    base = adlb[adlb["ABLFL"] == "Y"].set_index(["USUBJID", "PARAMCD"])["AVAL"]
-    key = pd.MultiIndex.from_frame(adlb[["USUBJID", "PARAMCD"]])
-    adlb["BASE"] = base.reindex(key).to_numpy()
-    post = adlb["AVISITN"] > 0
-    adlb["CHG"] = (adlb["AVAL"] - adlb["BASE"]).where(post)
-    adlb["PCHG"] = (100 * adlb["CHG"] / adlb["BASE"]).where(post & (adlb["BASE"] != 0))
-    return adlb
+    """ADLB with BASE, CHG and PCHG.
+
+    Rule: BASE is the value of the baseline record (ABLFL = Y) of the same participant and parameter;
+    after baseline CHG = AVAL - BASE and PCHG = 100 CHG / BASE (missing when BASE is 0).
+    Source: CDISC ADaM BDS. Why: every change-from-baseline analysis reads these columns.
+    """
+    out = adlb.copy()
+    base = out[out["ABLFL"] == "Y"].set_index(["USUBJID", "PARAMCD"])["AVAL"]
+    key = pd.MultiIndex.from_frame(out[["USUBJID", "PARAMCD"]])
+    out["BASE"] = base.reindex(key).to_numpy()
+    post = out["AVISITN"] > 0
+    out["CHG"] = (out["AVAL"] - out["BASE"]).where(post)
+    out["PCHG"] = (100 * out["CHG"] / out["BASE"]).where(post & (out["BASE"] != 0))
+    return out
 
 
 def derive_analysis_visit(nominal: pd.Series, ady: pd.Series, trial: Trial) -> pd.Series:
-    """AVISIT code: the nominal visit of a scheduled record; for an unscheduled one, the visit whose
-    window holds its study day (none: unscheduled, never analysed)."""
+    """Analysis visit code per record.
+
+    Rule: a scheduled record keeps its nominal visit (a study day outside the window is reported as a
+    protocol deviation, not moved); an unscheduled one takes the visit whose window (trial file) holds
+    its study day, else stays unscheduled and is never analysed. Source: ADaM analysis windowing
+    (AVISIT). Why: an unscheduled sample inside a window is as good as the scheduled one.
+    """
     out = nominal.astype("object").copy()
     unscheduled = nominal.eq(UNSCHEDULED)
     for v in trial.visits:
@@ -241,7 +279,7 @@ def build_adlb(export: Export, trial: Trial, adsl: pd.DataFrame) -> pd.DataFrame
         "TRT01P": long["subject_id"].map(sl["TRT01P"]),
         "TRT01PN": long["subject_id"].map(sl["TRT01PN"]),
         "PARAMCD": long["col"].map(lambda c: params[c][0]),
-        "PARAM": long["col"].map(lambda c: _param_label(*params[c][1:])),
+        "PARAM": long["col"].map(lambda c: label_with_unit(*params[c][1:])),
         "VISIT": long["visit"].astype(str),
         "AVISIT": avisit.map(lambda v: visits[v].label if v in visits else UNSCHEDULED_LABEL),
         "AVISITN": avisit.map(lambda v: visits[v].week if v in visits else pd.NA).astype("Int64"),
@@ -255,7 +293,7 @@ def build_adlb(export: Export, trial: Trial, adsl: pd.DataFrame) -> pd.DataFrame
         "LBREASND": long["REASON"].astype("object").where(np.isnan(aval), pd.NA),
     })
     adlb["ANL01FL"] = derive_anl01fl(adlb, trial)
-    adlb["ABLFL"] = np.where((adlb["AVISITN"] == trial.baseline_visit.week) & (adlb["ANL01FL"] == "Y"), "Y", "")
+    adlb["ABLFL"] = derive_ablfl(adlb, trial)
     adlb = derive_base_chg(adlb)
     param_order = {p[0]: i for i, p in enumerate(params.values())}
     adlb = adlb.assign(_p=adlb["PARAMCD"].map(param_order), _v=adlb["AVISITN"].astype("Float64").fillna(np.inf))
@@ -263,13 +301,19 @@ def build_adlb(export: Export, trial: Trial, adsl: pd.DataFrame) -> pd.DataFrame
     return adlb.drop(columns=["_p", "_v"]).reset_index(drop=True)
 
 
+def derive_ablfl(adlb: pd.DataFrame, trial: Trial) -> pd.Series:
+    """ABLFL = Y on the analysed record (ANL01FL = Y) of the trial's baseline visit.
+
+    Source: CDISC ADaM BDS. Why: with repeated baseline samples, the one nearest the target day is
+    the baseline, by the same rule as every other visit.
+    """
+    return pd.Series(np.where((adlb["AVISITN"] == trial.baseline_visit.week) & (adlb["ANL01FL"] == "Y"), "Y", ""),
+                     index=adlb.index)
+
+
 def analysis_records(adlb: pd.DataFrame) -> pd.DataFrame:
     """The records the analyses use (ANL01FL = Y): one value per participant, parameter and visit."""
     return adlb[adlb["ANL01FL"] == "Y"].reset_index(drop=True)
-
-
-def _param_label(label: str, unit: str) -> str:
-    return label if unit in ("", "1") else f"{label} ({unit})"
 
 
 def build_adtte(adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
@@ -280,8 +324,8 @@ def build_adtte(adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     (data cut-off), a participant still in follow-up is censored at the cut-off or at last contact,
     whichever is earlier (EVNTDESC "ONGOING AT DATA CUT-OFF").
     """
-    horizon = int(trial.primary_endpoint.get("horizon_days", 7 * trial.followup_weeks))
-    censor_at_tx = trial.primary_endpoint.get("transplant", "censor") == "censor"
+    horizon = trial.horizon_days
+    censor_at_tx = trial.censors_transplant
     start = adsl["RANDDT"]
     ongoing = adsl["EOSSTT"].eq("ONGOING") & adsl["DCUTDT"].notna()
     last_contact = adsl["LSTALVDT"].where(~ongoing, adsl[["LSTALVDT", "DCUTDT"]].min(axis=1))

@@ -285,7 +285,7 @@ def simulate_participants(trial: Trial, screening: pd.DataFrame, randomization: 
     base = trial.baseline_visit.code
     days[base] = np.maximum(days[base], lower)
 
-    horizon = float(trial.primary_endpoint.get("horizon_days", 7 * trial.followup_weeks))
+    horizon = float(trial.horizon_days)
     hr = np.array([effects.get(a, {}).get("OS_HR", 1.0) for a in received], dtype=float)
     death_rate = _hazard_scale(sim.get("death_rate_24w", 0.15), 0.8, horizon) * np.exp(0.8 * severity) * hr
     transplant_rate = _hazard_scale(_TRANSPLANT_RATE_24W, 1.0, horizon) * np.exp(1.0 * severity)
@@ -295,7 +295,7 @@ def simulate_participants(trial: Trial, screening: pd.DataFrame, randomization: 
     uniforms[:, 0] = (rng.permutation(n) + uniforms[:, 0]) / max(n, 1)
     times = -np.log1p(-uniforms) / np.where(rates > 0, rates, np.nan)
     times = np.nan_to_num(times, nan=np.inf)
-    last = max(trial.visits, key=lambda v: v.week).code
+    last = trial.last_visit.code
     end_day = days[last].astype(float)
     first = np.argmin(times, axis=1)
     event_day = np.maximum(np.ceil(times[np.arange(n), first]), 2)

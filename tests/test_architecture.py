@@ -1,0 +1,71 @@
+"""The layer rule, read from the source: report -> analysis -> data, never back; figures and display only in report."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from helpers import paths
+
+PACKAGE = paths.ROOT / "src" / "helpers"
+RANK = {"core": 0, "data": 1, "analysis": 2, "report": 3, "top": 4}
+CORE = {"helpers", "helpers.trial", "helpers.paths"}
+DISPLAY = ("matplotlib", "seaborn", "IPython", "myst_nb")
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _layer(module: str) -> str:
+    if module in CORE:
+        return "core"
+    part = module.split(".")[1]
+    return part if part in ("data", "analysis", "report") else "top"
+
+
+def _imports(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path.name}: relative import; write helpers.<layer>.<module>"
+            out += [f"{node.module}.{a.name}" if node.module == "helpers" else node.module for a in node.names]
+        elif isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+    return out
+
+
+MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_dependencies_point_one_way(path):
+    me = _module(path)
+    for imported in _imports(path):
+        if not imported.startswith("helpers"):
+            continue
+        target = ".".join(imported.split(".")[:3]) if imported.count(".") >= 2 else imported
+        target = target if target.split(".")[1] in ("data", "analysis", "report") else ".".join(imported.split(".")[:2])
+        mine, theirs = _layer(me), _layer(target)
+        allowed = theirs == "core" if mine == "core" else RANK[theirs] <= RANK[mine]
+        assert allowed, f"{me} ({mine}) imports {imported} ({theirs}): dependencies point report -> analysis -> data"
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if _layer(_module(p)) in ("core", "data", "analysis")],
+                         ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_display_code_below_the_report_layer(path):
+    shown = [m for m in _imports(path) if m.split(".")[0] in DISPLAY]
+    assert not shown, f"{_module(path)} imports {shown}: figures and display belong to helpers.report"
+
+
+def test_the_rule_catches_a_backward_import(tmp_path):
+    bad = PACKAGE / "analysis" / "_probe_backward.py"
+    bad.write_text("from helpers.report.tables import fixed\n")
+    try:
+        with pytest.raises(AssertionError, match="dependencies point"):
+            test_dependencies_point_one_way(bad)
+    finally:
+        bad.unlink()
