@@ -18,7 +18,7 @@ REFERENCE = {"ARMCD": "PBO", "AVISIT": "VIS1", "RACE": "Asian", "SEX": "Male"}
 
 
 def main(n_runs: int = 5) -> int:
-    csv = paths.shared_dir() / "reference" / "mmrm-fev" / "fev_data.csv"
+    csv = paths.ROOT / "tests" / "fixtures" / "mmrm-fev" / "fev_data.csv"
     if not csv.exists():
         print(f"bench_mmrm: shared reference data not found at {csv} (set SHARED_DIR)", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ from helpers.analysis import mmrm
 from helpers import paths
 from helpers.analysis.mmrm import MMRMFallbackWarning, fit_mmrm
 
-REF_DIR = paths.shared_dir() / "reference" / "mmrm-fev"
+REF_DIR = paths.ROOT / "tests" / "fixtures" / "mmrm-fev"
 FORMULA = "FEV1 ~ ARMCD * AVISIT + RACE + SEX"
 REL = 1e-3
 TINY = 1e-3
@@ -26,20 +26,13 @@ def sas_name(term: str) -> str:
     return term.replace("[T.", "[")
 
 
-def _require_reference() -> None:
-    if not (REF_DIR / "expected_sas_reml.json").exists():
-        pytest.skip(f"SAS reference for the MMRM not found at {REF_DIR} (set SHARED_DIR)")
-
-
 @pytest.fixture(scope="module")
 def expected() -> dict:
-    _require_reference()
     return json.loads((REF_DIR / "expected_sas_reml.json").read_text())
 
 
 @pytest.fixture(scope="module")
 def fev() -> pd.DataFrame:
-    _require_reference()
     return pd.read_csv(REF_DIR / "fev_data.csv", na_values=["NA"])
 
 

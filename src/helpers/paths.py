@@ -14,11 +14,6 @@ BUILD = ROOT / "_build"
 DEFAULT_TRIAL = "NCT06984497"
 
 
-def shared_dir() -> Path:
-    """The team's shared folder (protocol, reference output), beside the checkout unless SHARED_DIR says otherwise."""
-    return Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
-
-
 def trial_file(trial: str | os.PathLike = DEFAULT_TRIAL) -> Path:
     """Resolve a trial id (``NCT06984497``) or a path to its YAML trial file."""
     path = Path(trial)
