@@ -347,3 +347,17 @@ def test_error_message_names_the_trial_file_and_summarizes_by_rule(folder):
         load_export(folder, trial)
     text = str(err.value)
     assert str(trial.source) in text and "error impossible: 10" in text
+
+
+def test_a_name_in_a_free_text_field_is_an_error_whatever_its_case(folder):
+    scr = _raw(folder, "screening")
+    scr.loc[0, "name"] = "Zhang Xiaoming"
+    _write(folder, "screening", scr)
+    ev = _raw(folder, "events")
+    i = ev.index[ev["event_type"] == "WITHDRAWAL"][0] if (ev["event_type"] == "WITHDRAWAL").any() else 0
+    ev.loc[i, "term"] = "withdrew consent (ZHANG XIAOMING, via daughter)"
+    _write(folder, "events", ev)
+    errors, _ = _findings(folder)
+    assert errors == {("events.csv", i + 2, "term", "identifier_in_text")}
+    _, problems, _ = validate_export(folder, load_trial())
+    assert "Zhang" not in problems[0].message and "screening.name" in problems[0].message

@@ -84,7 +84,7 @@ def save_result(table: pd.DataFrame, output_dir: str | Path | None, name: str) -
     return path
 
 
-def raw_identifiers(data: str, trial: Trial, seed: int | None) -> set[str]:
+def raw_identifiers(data: str, trial: Trial, seed: int | None):
     """Identifier values of the raw export (or of the simulated one), to check no output carries them."""
     if data == SYNTHETIC:
         return identifier_values(simulate_export(trial, seed=seed))
@@ -237,8 +237,10 @@ def run(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | Non
         log(f"[run] {nb.name} done in {time.perf_counter() - t0:.1f} s")
     leaks = find_identifiers(staging, raw_identifiers(data_param, cohort.trial, seed))
     if leaks:
-        where = "; ".join(f"{path.relative_to(staging)}" for path, _ in leaks[:10])
-        raise BuildError(f"direct identifiers found in the outputs ({len(leaks)} hit(s): {where}); nothing was published")
+        where = "; ".join(f"{path.relative_to(staging)} ({column})" for path, column, _ in leaks[:10])
+        shutil.rmtree(staging)
+        raise BuildError(f"direct identifiers found in the outputs ({len(leaks)} hit(s): {where}); "
+                         "nothing was published and the refused outputs were deleted")
     (staging / "config.yml").write_text(book_config(cohort.trial, cohort.source), encoding="utf-8")
     for sub, target in (("generated", generated_dir), ("data", build_dir / "data"), ("results", build_dir / "results"),
                         ("figures", build_dir / "figures"), ("validation", build_dir / "validation")):

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from helpers.data.privacy import identifier_values, identifiers_in_text
 from helpers.data.schema import UNSCHEDULED, Column, FileSpec, export_spec, missing_codes
 from helpers.trial import Trial
 
@@ -314,6 +315,19 @@ def _cross_checks(tables: dict[str, pd.DataFrame], names: dict[str, str]) -> lis
     return errors
 
 
+def _identifiers_in_free_text(tables, names, trial: Trial) -> list[Problem]:
+    """Free-text cells (AE terms, causes of death, withdrawal reasons) that hold a name, phone or ID number
+    of the screening or randomization log: an error, so that no identifier reaches ADaM. The message names
+    the identifier's raw column, never its value."""
+    spec = export_spec(trial)
+    free = {f: [c.name for c in s.columns if c.type == "string" and not c.identifier and c.name not in s.key]
+            for f, s in spec.items()}
+    found = identifiers_in_text(tables, identifier_values(tables), free)
+    return [Problem(names.get(f, f"{f}.csv"), i + 2, col, "identifier_in_text",
+                    f"holds a direct identifier (a value of {where}); remove it from the export")
+            for f, i, col, where in found]
+
+
 def _visit_warnings(tables, trial: Trial, names) -> list[Problem]:
     """Visits outside their window, unscheduled samples and repeated samples: listed, kept, and flagged in ADLB."""
     day1 = treatment_start(tables, trial)
@@ -396,7 +410,7 @@ def validate_export(folder: str | Path, trial: Trial) -> tuple[dict[str, pd.Data
         if table is not None:
             tables[name] = table
     if not errors:
-        errors = _cross_checks(tables, names)
+        errors = _cross_checks(tables, names) + _identifiers_in_free_text(tables, names, trial)
     if not errors:
         warnings += _visit_warnings(tables, trial, names)
         tables, late = _apply_cutoff(tables, trial, names)
