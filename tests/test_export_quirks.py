@@ -361,3 +361,160 @@ def test_a_name_in_a_free_text_field_is_an_error_whatever_its_case(folder):
     assert errors == {("events.csv", i + 2, "term", "identifier_in_text")}
     _, problems, _ = validate_export(folder, load_trial())
     assert "Zhang" not in problems[0].message and "screening.name" in problems[0].message
+
+
+# --- issue 10: plausibility, parsing and keys --------------------------------------------------------
+
+def _errors_rules(folder, trial=None):
+    return {(f, r, c, rule) for f, r, c, rule in _findings(folder, trial)[0]}
+
+
+def test_a_death_date_in_the_future_is_an_error(folder):
+    ev = _raw(folder, "events")
+    i = ev.index[ev["event_type"] == "DEATH"][0]
+    ev.loc[i, "start_date"] = "2030" + ev.loc[i, "start_date"][4:]
+    _write(folder, "events", ev)
+    assert ("events.csv", i + 2, "start_date", "future_date") in _errors_rules(folder)
+
+
+def test_an_adverse_event_after_death_is_an_error(folder):
+    ev = _raw(folder, "events")
+    d = ev[ev["event_type"] == "DEATH"].iloc[0]
+    i = ev.index[(ev["subject_id"] == d["subject_id"]) & (ev["event_type"] == "AE")][0]
+    ev.loc[i, "start_date"] = (pd.Timestamp(d["start_date"]) + pd.Timedelta(days=3)).strftime("%Y-%m-%d")
+    ev.loc[i, "end_date"] = ""
+    _write(folder, "events", ev)
+    assert ("events.csv", i + 2, "start_date", "after_death") in _errors_rules(folder)
+
+
+def test_a_birth_year_in_the_future_is_an_impossible_age(folder):
+    _set(folder, "screening", 3, "birth_date", "2047-05-01")
+    assert ("screening.csv", 3, "birth_date", "impossible") in _errors_rules(folder)
+
+
+def test_one_person_randomized_twice_under_two_study_numbers_is_an_error(folder):
+    scr, rand = _raw(folder, "screening"), _raw(folder, "randomization")
+    first, second = (scr.index[scr["screening_id"] == s][0] for s in rand["screening_id"].iloc[:2])
+    scr.loc[second, "id_number"] = scr.loc[first, "id_number"].lower()
+    _write(folder, "screening", scr)
+    errors = _errors_rules(folder)
+    assert ("screening.csv", max(first, second) + 2, "id_number", "randomized_twice") in errors
+
+
+def test_zero_padding_and_case_in_keys_join_the_right_participant(folder, clean_adam):
+    labs = _raw(folder, "labs")
+    labs["subject_id"] = labs["subject_id"].str.replace(r"^0?(\d+)-0*(\d+)$", r"\1-\2", regex=True)
+    _write(folder, "labs", labs)
+    assert _findings(folder) == (set(), set())
+    _same_analysis(_adam(folder), clean_adam)
+
+
+def test_event_numbers_that_differ_only_by_zero_padding_are_duplicates(folder):
+    ev = _raw(folder, "events")
+    dup = ev.iloc[[0]].copy()
+    dup["event_id"] = "0" + dup["event_id"]
+    _write(folder, "events", pd.concat([ev, dup], ignore_index=True))
+    assert ("events.csv", len(ev) + 2, "subject_id,event_id", "unique_key") in _errors_rules(folder)
+
+
+def test_a_multi_sheet_workbook_with_one_header_is_read_whole(folder, clean_adam):
+    labs = _raw(folder, "labs")
+    (folder / "labs.csv").unlink()
+    with pd.ExcelWriter(folder / "labs.xlsx") as xl:
+        labs.iloc[:60].to_excel(xl, sheet_name="Sheet1", index=False)
+        labs.iloc[60:].to_excel(xl, sheet_name="Sheet2", index=False)
+    errors, warnings = _findings(folder)
+    assert errors == set() and ("labs.xlsx", None, None, "sheets") in warnings
+    _same_analysis(_adam(folder), clean_adam)
+
+
+def test_sheets_with_different_headers_are_refused_naming_them(folder):
+    labs = _raw(folder, "labs")
+    (folder / "labs.csv").unlink()
+    with pd.ExcelWriter(folder / "labs.xlsx") as xl:
+        labs.to_excel(xl, sheet_name="Results", index=False)
+        pd.DataFrame({"note": ["exported by LIS v2"], "n": [1]}).to_excel(xl, sheet_name="Info", index=False)
+    _, errors, _ = validate_export(folder, load_trial())
+    assert [(p.file, p.rule) for p in errors] == [("labs.xlsx", "sheets")] and "'Results', 'Info'" in errors[0].message
+
+
+def test_a_title_row_above_the_header_names_the_sheet(folder):
+    labs = _raw(folder, "labs")
+    (folder / "labs.csv").unlink()
+    with pd.ExcelWriter(folder / "labs.xlsx") as xl:
+        pd.DataFrame([["Laboratory results, export of 2026-06-30"]]).to_excel(xl, sheet_name="Labs", index=False,
+                                                                             header=False)
+        labs.to_excel(xl, sheet_name="Labs", index=False, startrow=1)
+    _, errors, _ = validate_export(folder, load_trial())
+    assert [(p.file, p.row, p.rule) for p in errors] == [("labs.xlsx (sheet Labs)", 1, "header")]
+
+
+def test_a_trailing_delimiter_on_every_row_is_read_with_a_warning(folder, clean_adam):
+    text = (folder / "labs.csv").read_text()
+    (folder / "labs.csv").write_text("".join(line + ",\n" for line in text.splitlines()))
+    errors, warnings = _findings(folder)
+    assert errors == set() and ("labs.csv", None, None, "trailing_delimiter") in warnings
+    _same_analysis(_adam(folder), clean_adam)
+
+
+def test_an_unquoted_decimal_comma_is_an_error_naming_the_row(folder):
+    lines = (folder / "labs.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[4].split(",")
+    cells[header.index("alb")] = cells[header.index("alb")].replace(".", ",") if "." in cells[header.index("alb")] \
+        else cells[header.index("alb")] + ",5"
+    lines[4] = ",".join(cells)
+    (folder / "labs.csv").write_text("\n".join(lines) + "\n")
+    assert _errors_rules(folder) == {("labs.csv", 5, None, "fields")}
+
+
+def test_a_semicolon_delimited_file_is_recognised(folder):
+    text = (folder / "randomization.csv").read_text()
+    (folder / "randomization.csv").write_text(text.replace(",", ";"))
+    assert _errors_rules(folder) == {("randomization.csv", 1, None, "delimiter")}
+
+
+def test_a_gbk_encoded_file_names_the_row_and_the_likely_encoding(folder):
+    ev = _raw(folder, "events")
+    i = ev.index[ev["event_type"] == "AE"][3]
+    ev.loc[i, "term"] = "腹痛"
+    path = folder / "events.csv"
+    ev.to_csv(path, index=False, lineterminator="\n", encoding="gb18030")
+    _, errors, _ = validate_export(folder, load_trial())
+    assert [(p.file, p.row, p.rule) for p in errors] == [("events.csv", i + 2, "encoding")]
+    assert "GBK" in errors[0].message
+
+
+def test_bilirubin_typed_in_mg_dl_without_a_unit_is_caught(folder):
+    labs = _raw(folder, "labs")
+    subject = labs["subject_id"].value_counts().index[0]
+    i = labs.index[(labs["subject_id"] == subject) & (labs["visit"] == "WEEK24")][0]
+    labs.loc[i, "tbil"] = f"{float(labs.loc[i, 'tbil']) / 17.1:.2f}"
+    _write(folder, "labs", labs)
+    _, errors, _ = validate_export(folder, load_trial())
+    assert [(p.row, p.column, p.rule) for p in errors] == [(i + 2, "tbil", "unit_mixup")]
+    assert "mg/dL" in errors[0].message and "17.1" in errors[0].message
+
+
+def test_an_arm_without_participants_is_an_error(folder):
+    rand = _raw(folder, "randomization")
+    _write(folder, "randomization", rand.assign(arm=rand["arm"].iloc[0]))
+    assert any(rule == "empty_arm" for *_, rule in _errors_rules(folder))
+
+
+def test_labs_with_a_header_only_are_an_error_not_a_crash(folder):
+    (folder / "labs.csv").write_text((folder / "labs.csv").read_text().splitlines()[0] + "\n")
+    assert any(rule == "no_followup_data" for *_, rule in _errors_rules(folder))
+
+
+def test_a_block_number_too_large_for_int64_is_a_type_error(folder):
+    _set(folder, "randomization", 2, "block", "99999999999999999999999")
+    assert _errors_rules(folder) == {("randomization.csv", 2, "block", "type")}
+
+
+def test_a_death_before_randomization_is_an_error(folder):
+    ev = _raw(folder, "events")
+    d = ev.index[ev["event_type"] == "DEATH"][0]
+    ev.loc[d, "start_date"] = "2024-01-01"
+    _write(folder, "events", ev)
+    assert ("events.csv", d + 2, "start_date", "date_order") in _errors_rules(folder)

@@ -8,6 +8,9 @@ samples, extra columns, records after the data cut-off) are listed and the data 
 """
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,14 +92,113 @@ def _find_file(folder: Path, name: str) -> tuple[Path | None, Problem | None]:
     return (found[0] if found else None), None
 
 
-def read_raw(path: Path) -> pd.DataFrame:
-    """A file as text cells, empty string for an empty cell, nothing converted yet. An empty file has no columns."""
+class ReadError(ValueError):
+    """A file that cannot be read as a table; carries the problem (file, row, rule) to report."""
+
+    def __init__(self, problem: Problem):
+        self.problem = problem
+        super().__init__(str(problem))
+
+
+def _decode(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        row = data[:exc.start].count(b"\n") + 1
+        hint = ""
+        try:
+            data.decode("gb18030")
+            hint = "; it reads as GBK/GB18030 (Chinese Windows): save it as UTF-8"
+        except UnicodeDecodeError:
+            pass
+        raise ReadError(Problem(path.name, row, None, "encoding",
+                                f"byte 0x{data[exc.start]:02X} is not UTF-8{hint}")) from None
+
+
+def _read_csv(path: Path, warnings: list[Problem]) -> pd.DataFrame:
+    reader = csv.reader(io.StringIO(_decode(path), newline=""))
+    records = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+    if not records:
+        return pd.DataFrame()
+    header = records[0][1]
+    if len(header) == 1 and header[0].count(";") >= 2:
+        raise ReadError(Problem(path.name, 1, None, "delimiter",
+                                "looks like a semicolon-delimited file: save it with commas (CSV UTF-8)"))
+    while header and header[-1].strip() == "":
+        header = header[:-1]
+    rows, index, trailing = [], [], False
+    for line, row in records[1:]:
+        extra = row[len(header):]
+        if any(cell.strip() for cell in extra):
+            raise ReadError(Problem(path.name, line, None, "fields",
+                                    f"{len(row)} fields where the header has {len(header)}: an unquoted comma "
+                                    "(a decimal comma, or a comma inside a text)?"))
+        trailing |= bool(extra)
+        rows.append(row[:len(header)] + [""] * (len(header) - len(row)))
+        index.append(line - 2)
+    if trailing:
+        warnings.append(Problem(path.name, None, None, "trailing_delimiter",
+                                "rows end with an extra delimiter: the empty last field was ignored"))
+    return pd.DataFrame(rows, columns=[str(c) for c in header], index=index)
+
+
+def _cell_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d") if value.time() == dt.time() else value.isoformat(sep=" ")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _read_xlsx(path: Path, warnings: list[Problem]) -> pd.DataFrame:
+    """Every sheet that holds data, with the same header, read as one table (rows numbered as if stacked)."""
+    from openpyxl import load_workbook
+
+    book = load_workbook(path, read_only=True, data_only=True)
+    sheets = []
+    for ws in book.worksheets:
+        rows = [[_cell_text(v) for v in r] for r in ws.iter_rows(values_only=True)]
+        rows = [r for r in rows if any(c.strip() for c in r)]
+        if not rows:
+            continue
+        header = rows[0]
+        filled = [c for c in header if c.strip()]
+        if len(filled) == 1 and len(rows) > 1 and sum(bool(c.strip()) for c in rows[1]) > 1:
+            raise ReadError(Problem(f"{path.name} (sheet {ws.title})", 1, None, "header",
+                                    f"the first row holds only {filled[0]!r}: a title row? The header must be the first row"))
+        while header and not header[-1].strip():
+            header = header[:-1]
+        sheets.append((ws.title, [c.strip() for c in header], [r[:len(header)] for r in rows[1:]]))
+    book.close()
+    if not sheets:
+        return pd.DataFrame()
+    if any(h != sheets[0][1] for _, h, _ in sheets[1:]):
+        names = ", ".join(repr(t) for t, _, _ in sheets)
+        raise ReadError(Problem(path.name, None, None, "sheets",
+                                f"sheets {names} hold data with different headers: keep one table per file"))
+    if len(sheets) > 1:
+        parts = "; ".join(f"{t} ({len(r)} rows)" for t, _, r in sheets)
+        warnings.append(Problem(path.name, None, None, "sheets",
+                                f"{len(sheets)} sheets read as one table, in order: {parts}; rows are numbered as stacked"))
+    rows = [r + [""] * (len(sheets[0][1]) - len(r)) for _, _, sheet_rows in sheets for r in sheet_rows]
+    return pd.DataFrame(rows, columns=sheets[0][1])
+
+
+def read_raw(path: Path, warnings: list[Problem] | None = None) -> pd.DataFrame:
+    """A file as text cells, empty string for an empty cell, nothing converted yet; an empty file has no columns.
+
+    The index is the row number as a spreadsheet shows it, minus 2. Raises ReadError (file, row, rule)
+    for an encoding that is not UTF-8, another delimiter, rows with more fields than the header,
+    a title row above the header, or sheets with different headers; a trailing delimiter and several
+    sheets with one header are read, with a warning.
+    """
+    warnings = [] if warnings is None else warnings
     if path.stat().st_size == 0:
         return pd.DataFrame()
-    if path.suffix == ".xlsx":
-        df = pd.read_excel(path, dtype=str).fillna("")
-        return df.apply(lambda s: s.str.replace(r" 00:00:00$", "", regex=True))
-    return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    return _read_xlsx(path, warnings) if path.suffix == ".xlsx" else _read_csv(path, warnings)
 
 
 # --- cells --------------------------------------------------------------------------------------
@@ -220,24 +322,45 @@ def _normalize_keys(raw: pd.DataFrame, spec: FileSpec) -> pd.DataFrame:
 
 
 def key_form(values: pd.Series) -> pd.Series:
-    """How keys are compared: whitespace trimmed, letter case ignored."""
-    return values.astype("string").str.strip().str.casefold()
+    """How keys are compared: whitespace trimmed, letter case and zero padding of numbers ignored
+    ("01-005 ", "1-5" and "01-005" are one participant)."""
+    folded = values.astype("string").str.strip().str.casefold()
+    return folded.str.replace(r"\d+", lambda m: str(int(m.group())), regex=True)
+
+
+def _canonical_keys(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Every participant key written as the randomization log writes it (and screening numbers as the
+    screening log does), so that tables join whatever spelling the site used in each file."""
+    def spelled(keys: pd.Series, reference: pd.Series) -> pd.Series:
+        canon = pd.Series(reference.to_numpy(), index=key_form(reference).to_numpy())
+        canon = canon[~canon.index.duplicated()]
+        return key_form(keys).map(canon).fillna(keys)
+
+    out = dict(tables)
+    rand = tables["randomization"]
+    out["randomization"] = rand.assign(screening_id=spelled(rand["screening_id"], tables["screening"]["screening_id"]))
+    for name in ("infusion", "labs", "clinical", "events"):
+        out[name] = tables[name].assign(subject_id=spelled(tables[name]["subject_id"], rand["subject_id"]))
+    return out
 
 
 def _check_file(path: Path, spec: FileSpec, trial: Trial):
     fname = path.name
+    read_warnings = []
     try:
-        raw = read_raw(path)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, not raised
-        return None, [Problem(fname, None, None, "readable", f"cannot be read: {exc}")], []
+        raw = read_raw(path, read_warnings)
+    except ReadError as exc:
+        return None, [exc.problem], read_warnings
+    except Exception as exc:  # noqa: BLE001 - any other unreadable file is reported, not raised
+        return None, [Problem(fname, None, None, "readable", f"cannot be read: {exc}")], read_warnings
     if raw.shape[1] == 0:
         return _empty(spec), ([] if spec.optional else
                               [Problem(fname, None, None, "missing_file", "the file is empty and the trial needs it")]), []
     raw.columns = [str(c).strip() for c in raw.columns]
     errors = [Problem(fname, 1, c.name, "columns", "required column is missing")
               for c in spec.columns if c.name not in raw.columns and not c.optional_column]
-    warnings = [Problem(fname, 1, c, "extra_column", "column is not in the contract: kept out of the analysis")
-                for c in raw.columns if c not in spec.column_names]
+    warnings = read_warnings + [Problem(fname, 1, c, "extra_column", "column is not in the contract: kept out of the analysis")
+                                for c in raw.columns if c not in spec.column_names]
     if errors:
         return None, errors, warnings
     raw = _normalize_keys(raw, spec)
@@ -286,7 +409,7 @@ def _cross_checks(tables: dict[str, pd.DataFrame], names: dict[str, str]) -> lis
     rand = tables["randomization"]
     screened = set(key_form(tables["screening"]["screening_id"]))
     for i, sid in rand["screening_id"].items():
-        if pd.notna(sid) and sid.strip().casefold() not in screened:
+        if pd.notna(sid) and key_form(pd.Series([sid])).iloc[0] not in screened:
             errors.append(Problem(names["randomization"], i + 2, "screening_id", "foreign_key",
                                   f"{sid!r} is not in the screening log"))
     subjects = set(key_form(rand["subject_id"]))
@@ -312,6 +435,101 @@ def _cross_checks(tables: dict[str, pd.DataFrame], names: dict[str, str]) -> lis
     deaths = ev[ev["event_type"] == "DEATH"]
     for i in deaths.index[deaths["subject_id"].duplicated()]:
         errors.append(Problem(names["events"], i + 2, "event_type", "one_death", "second DEATH record"))
+    death_date = _at(ev["subject_id"], deaths.groupby("subject_id")["start_date"].min())
+    for i in ev.index[((ev["start_date"] > death_date) & ev["event_type"].ne("DEATH")).fillna(False).astype(bool)]:
+        errors.append(Problem(names["events"], i + 2, "start_date", "after_death",
+                              f"{ev.at[i, 'event_type']} on {ev.at[i, 'start_date'].date()}, after the participant's "
+                              f"death ({death_date[i].date()})"))
+    rand_date = _at(ev["subject_id"], rand.set_index("subject_id")["rand_date"])
+    ending = ev["event_type"].isin(["DEATH", "TRANSPLANT", "WITHDRAWAL", "COMPLETED"])
+    for i in ev.index[(ending & (ev["start_date"] < rand_date)).fillna(False).astype(bool)]:
+        errors.append(Problem(names["events"], i + 2, "start_date", "date_order",
+                              f"{ev.at[i, 'event_type']} on {ev.at[i, 'start_date'].date()}, before randomization "
+                              f"({rand_date[i].date()}): survival time would be negative"))
+    return errors
+
+
+def _plausibility(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Trial,
+                  export_date: dt.date) -> tuple[list[Problem], list[Problem]]:
+    """Dates after the export date, impossible ages, a person randomized twice (errors); randomized
+    participants outside the protocol's age bounds (warnings: protocol deviations)."""
+    errors, warnings = [], []
+    limit = pd.Timestamp(export_date)
+    for name, spec in export_spec(trial).items():
+        t = tables.get(name)
+        for col in (c.name for c in spec.columns if c.type == "date"):
+            if t is None or col not in t:
+                continue
+            for i in t.index[(t[col] > limit).fillna(False).astype(bool)]:
+                errors.append(Problem(names.get(name, f"{name}.csv"), i + 2, col, "future_date",
+                                      f"{t.at[i, col].date()} is after the export date ({export_date}): a typing error?"))
+    scr = tables["screening"]
+    age = derive_age(scr)
+    for i in scr.index[((age < 0) | (age > 120)).fillna(False).astype(bool)]:
+        column = "age" if "age" in scr and pd.notna(scr.at[i, "age"]) else "birth_date"
+        errors.append(Problem(names["screening"], i + 2, column, "impossible", f"age {age[i]} years at screening"))
+    randomized = key_form(scr["screening_id"]).isin(set(key_form(tables["randomization"]["screening_id"])))
+    if trial.age_range:
+        lo, hi = trial.age_range
+        for i in scr.index[randomized & ((age < lo) | (age > hi)).fillna(False).astype(bool)]:
+            warnings.append(Problem(names["screening"], i + 2, "age", "eligibility",
+                                    f"randomized at age {age[i]}, outside the protocol's {lo} to {hi} years"))
+    if "id_number" in scr:
+        ids = scr["id_number"].astype("string").str.replace(r"[^0-9A-Za-z]", "", regex=True).str.upper()
+        twice = randomized & ids.notna() & (ids != "") & ids.duplicated(keep=False) & ids.where(randomized).duplicated(keep=False)
+        for i in scr.index[twice & ids.where(randomized).duplicated(keep="first")]:
+            first = scr.index[twice & (ids == ids[i])][0]
+            errors.append(Problem(names["screening"], i + 2, "id_number", "randomized_twice",
+                                  f"the same person (same ID number) as row {first + 2}, randomized under two study numbers"))
+    return errors, warnings
+
+
+# A value is taken for another unit when, converted, it lies within this factor of the participant's
+# other values while as written it is off by about the unit's factor (bilirubin mg/dL: 17.1).
+UNIT_MIXUP_TOLERANCE = 2.5
+
+
+def _unit_mixups(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Trial) -> list[Problem]:
+    """A lab value that differs from the same participant's other values by an accepted unit's factor,
+    and fits them once converted: most likely reported in that unit without saying so."""
+    labs = tables["labs"]
+    errors = []
+    for test in trial.lab_panel:
+        other_units = {u: f for u, f in test.units if f != 1}
+        if not other_units or test.column not in labs:
+            continue
+        for sid, g in labs.groupby("subject_id"):
+            values = g[test.column].astype(float).dropna()
+            if len(values) < 3:
+                continue
+            for i, v in values.items():
+                others = float(np.median(values.drop(index=i)))
+                if v <= 0 or others <= 0:
+                    continue
+                for unit, factor in other_units.items():
+                    fits = abs(np.log(v * factor / others)) < np.log(UNIT_MIXUP_TOLERANCE)
+                    if fits and abs(np.log(others / v) - np.log(factor)) < np.log(UNIT_MIXUP_TOLERANCE):
+                        errors.append(Problem(names.get("labs", "labs.csv"), i + 2, test.column, "unit_mixup",
+                                              f"{v:g} is about 1/{factor:g} of {sid}'s other values (median {others:g} "
+                                              f"{test.unit}): reported in {unit}? x {factor:g} = {v * factor:.4g} {test.unit}"))
+    return errors
+
+
+def _analysable(tables: dict[str, pd.DataFrame], trial: Trial) -> list[Problem]:
+    """The analyses are possible: every arm has participants and every lab endpoint a value after baseline."""
+    errors = []
+    rand = tables["randomization"]
+    for arm in trial.arms:
+        if not rand["arm"].eq(arm.code).any():
+            errors.append(Problem("randomization.csv", None, "arm", "empty_arm",
+                                  f"no participant in arm {arm.code} ({arm.label}): the arms cannot be compared"))
+    labs = tables["labs"]
+    after = labs[labs["visit"].ne(trial.baseline_visit.code)]
+    for e in trial.lab_endpoints:
+        if e.code.lower() in after and after[e.code.lower()].notna().sum() == 0:
+            errors.append(Problem("labs.csv", None, e.code.lower(), "no_followup_data",
+                                  f"{e.label}: no value after baseline, so no change can be analysed "
+                                  "(remove the endpoint from the trial file, or check the export)"))
     return errors
 
 
@@ -386,8 +604,12 @@ def _apply_cutoff(tables, trial: Trial, names) -> tuple[dict[str, pd.DataFrame],
     return out, warnings
 
 
-def validate_export(folder: str | Path, trial: Trial) -> tuple[dict[str, pd.DataFrame], list[Problem], list[Problem]]:
-    """Typed tables (identifiers still in, cut-off applied), errors and warnings for an export folder."""
+def validate_export(folder: str | Path, trial: Trial, export_date: dt.date | None = None
+                    ) -> tuple[dict[str, pd.DataFrame], list[Problem], list[Problem]]:
+    """Typed tables (identifiers still in, cut-off applied), errors and warnings for an export folder.
+
+    ``export_date`` (default: today) is the last day a record may carry.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return {}, [Problem(str(folder), None, None, "folder", "export folder not found")], []
@@ -410,7 +632,11 @@ def validate_export(folder: str | Path, trial: Trial) -> tuple[dict[str, pd.Data
         if table is not None:
             tables[name] = table
     if not errors:
+        tables = _canonical_keys(tables)
         errors = _cross_checks(tables, names) + _identifiers_in_free_text(tables, names, trial)
+        found, plausible = _plausibility(tables, names, trial, export_date or dt.date.today())
+        errors += found + _unit_mixups(tables, names, trial) + _analysable(tables, trial)
+        warnings += plausible
     if not errors:
         warnings += _visit_warnings(tables, trial, names)
         tables, late = _apply_cutoff(tables, trial, names)
