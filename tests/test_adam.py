@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import paths
 from helpers.data.adam import build_adtte, derive_base_chg, study_day
 from helpers.data.loading import read_raw
 from helpers.data.schema import load_schema

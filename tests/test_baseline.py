@@ -6,6 +6,7 @@ import pytest
 
 from helpers.analysis import baseline, consort
 from helpers.pipeline import load_cohort
+from helpers.report import baseline as baseline_report
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def test_missing_values_counted_and_percent_of_known(trial, adsl):
     assert value(s, "Alanine aminotransferase (U/L)", "", "Overall", "n") == len(adsl) - 2
     known = holed["ASCITES"].dropna()
     assert value(s, "Ascites", "mild", "Overall", "pct") == pytest.approx(100 * (known == "mild").mean())
-    table = baseline.table_one(s, holed, trial)
+    table = baseline_report.table_one(s, holed, trial)
     assert (table["Characteristic"] == "\u2003missing, n").sum() == 2
     _, cat = tableone_describe(holed, [v for v in baseline.baseline_variables(trial, holed) if v["code"] == "ASCITES"],
                                None)
@@ -97,7 +98,7 @@ def test_hand_counts_from_raw_screening(summary, export):
 
 
 def test_display_table(trial, adsl, summary):
-    table = baseline.table_one(summary, adsl, trial)
+    table = baseline_report.table_one(summary, adsl, trial)
     n = adsl["ARMCD"].value_counts()
     assert list(table.columns) == ["Characteristic", f"Peripheral vein (N={n['PV']})", f"Hepatic artery (N={n['HA']})",
                                    f"Overall (N={len(adsl)})"]
@@ -110,7 +111,24 @@ def test_display_table(trial, adsl, summary):
 def test_sister_trial_without_code_change():
     c = load_cohort("synthetic", "NCT06242405", 7)
     s = baseline.baseline_summary(c.adsl, c.trial)
-    table = baseline.table_one(s, c.adsl, c.trial)
+    table = baseline_report.table_one(s, c.adsl, c.trial)
     assert table.columns[1].startswith("Single") or "N=" in table.columns[1]
     assert value(s, "N", "", "Overall", "n") == 92
     assert "Age (years), mean (SD)" in set(table["Characteristic"])
+
+
+def test_decimals_follow_the_recorded_data(trial, adsl, summary):
+    table = baseline_report.table_one(summary, adsl, trial).set_index("Characteristic")
+    age = adsl["AGE"].astype(float)
+    assert table.at["Age (years), mean (SD)", table.columns[-1]] == f"{age.mean():.1f} ({age.std():.1f})"
+    inr = adsl["INRBL"].astype(float).dropna()
+    decimals = next((d + 1 for d in range(3) if np.allclose(inr, np.round(inr, d))), 3)  # one more than recorded
+    assert table.at["International normalized ratio, mean (SD)", table.columns[-1]] == \
+        f"{inr.mean():.{decimals}f} ({inr.std():.{decimals}f})"
+
+
+def test_chapter_numbers(trial, adsl):
+    numbers = baseline_report.chapter_numbers(adsl, trial)
+    n = adsl["ARMCD"].value_counts()
+    assert numbers == {"n_itt": len(adsl),
+                       "n_per_arm": ", ".join(f"{n[a.code]} {a.label.lower()}" for a in trial.arms)}

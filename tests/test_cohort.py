@@ -6,6 +6,7 @@ import pytest
 
 from helpers.analysis import cohort
 from helpers.data.loading import Export
+from helpers.report import cohort as cohort_report
 from helpers.trial import load_trial
 
 TRIAL = load_trial("DEMO-ORAL")  # visits: baseline, week 4 (window to day 36), week 12 (to 99), week 24 (to 183)
@@ -70,9 +71,9 @@ def test_final_analysis_has_no_visit_not_yet_due():
     comp = cohort.visit_completeness(_adsl(), _attendance(), TRIAL)
     w12 = _by(comp, "Placebo", "Week 12")
     assert (comp["Not yet due"] == 0).all() and (w12["Expected"], w12["Missed"]) == (2, 2)
-    table = cohort.completeness_table(comp, {"Placebo": "Placebo (N=2)", "Oral drug": "Oral drug (N=1)"})
+    table = cohort_report.completeness_table(comp, {"Placebo": "Placebo (N=2)", "Oral drug": "Oral drug (N=1)"})
     assert not any("not yet due" in c for c in table.columns)
-    interim = cohort.completeness_table(cohort.visit_completeness(_adsl("2026-03-01"), _attendance(), TRIAL),
+    interim = cohort_report.completeness_table(cohort.visit_completeness(_adsl("2026-03-01"), _attendance(), TRIAL),
                                         {"Placebo": "Placebo (N=2)", "Oral drug": "Oral drug (N=1)"})
     assert interim.set_index("Visit").at["Week 12", "Placebo (N=2): not yet due"] == 2
     assert interim.set_index("Visit").at["Week 12", "Placebo (N=2): attended / expected"] == "0 / 0"
@@ -125,7 +126,7 @@ def test_unscheduled_and_repeated_samples_counted_once_per_sample():
 
 @pytest.mark.parametrize("cutoff,label", [("2026-03-01", "Ongoing at data cut-off"), (None, "Ongoing")])
 def test_disposition_at_a_cutoff(cutoff, label):
-    table = cohort.disposition(_adsl(cutoff), TRIAL).set_index("Status")
+    table = cohort_report.disposition(_adsl(cutoff), TRIAL).set_index("Status")
     assert table.index.tolist() == ["Discontinued: death", label]
     assert table.at[label, "Placebo (N=2)"] == "2 (100.0%)" and table.at[label, "Total (N=3)"] == "2 (66.7%)"
 
@@ -137,3 +138,21 @@ def test_export_summary_copes_with_empty_and_id_less_tables():
     summary = cohort.export_summary(Export(folder=None, tables=tables))
     assert summary["Rows"].tolist() == [3, 0, 1, 0]
     assert summary["Persons"].tolist()[:2] == [2, 0] and summary["Persons"].isna().tolist() == [False, False, True, True]
+
+
+def test_arm_header_and_cumulative_accrual_table():
+    adsl = _adsl()
+    header = cohort_report.arm_header(adsl, TRIAL)
+    assert header == {"Placebo": "Placebo (N=2)", "Oral drug": "Oral drug (N=1)"}
+    table = cohort_report.cumulative_accrual_table(cohort.accrual_by_month(adsl, TRIAL), header)
+    assert table.values.tolist() == [["2026-01", 2, 1]] and list(table.columns) == ["Month", *header.values()]
+
+
+def test_chapter_numbers_and_missing_values():
+    lb = _attendance()
+    tables = {"screening": pd.DataFrame({"screening_id": ["S1", "S2", "S3", "S4"]})}
+    numbers = cohort_report.chapter_numbers(Export(folder=None, tables=tables), _adsl(), lb, TRIAL, "a source")
+    assert numbers == {"source": "a source", "n_screened": 4, "n_randomized": 3,
+                       "n_per_arm": "2 to placebo, 1 to oral drug", "n_warnings": 0, "n_missing": 1, "n_values": 5}
+    missing = cohort_report.missing_values(cohort.missingness_by_visit(lb, TRIAL))
+    assert missing[["Visit", "Missing"]].values.tolist() == [["Week 4", 1]]

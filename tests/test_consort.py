@@ -3,8 +3,10 @@ import pandas as pd
 import pytest
 
 from helpers.analysis import consort
-from helpers.data.adam import build_adam
+from helpers.data.adam import build_adam, derive_disposition
 from helpers.data.loading import load_export, read_raw
+from helpers.report import plots
+from helpers.report.consort import box_texts, consort_table
 from helpers.trial import load_trial
 
 
@@ -80,7 +82,7 @@ def test_agrees_with_adsl(flow, adam):
 
 
 def test_figure_draws_the_flow_numbers(flow, trial):
-    fig = consort.plot_consort(flow, trial)
+    fig = plots.plot_consort(flow, trial)
     text = "\n".join(t.get_text() for t in fig.axes[0].texts)
     for box in ["assessed", "excluded", "randomized", "excluded:criteria", "excluded:declined"] + \
             [f"{b}:{a}" for a in ("PV", "HA") for b in ("allocated", "received", "not_received", "discontinued",
@@ -139,9 +141,17 @@ def _demo_export(trial):
                                        "infusion": infusion, "events": events})
 
 
+def _demo_adsl(export, cutoff=None):
+    """ADSL of the hand-made export: everyone randomized in ITT, end of study as ``derive_disposition`` ranks it."""
+    adsl = pd.DataFrame({"SUBJID": export["randomization"]["subject_id"], "ITTFL": "Y",
+                         "DCUTDT": pd.Timestamp(cutoff) if cutoff else pd.NaT})
+    return derive_disposition(adsl, export["events"])
+
+
 def test_no_dosing_file_counts_randomized_as_started_and_interim_is_ongoing():
     demo = load_trial("DEMO-ORAL")
-    flow = consort.consort_flow(_demo_export(demo), demo)
+    export = _demo_export(demo)
+    flow = consort.consort_flow(export, demo, _demo_adsl(export))
     assert consort.arithmetic_problems(flow) == []
     assert (n(flow, "assessed"), n(flow, "excluded"), n(flow, "randomized")) == (5, 2, 3)
     assert (n(flow, "excluded:criteria"), n(flow, "excluded:criteria:age"), n(flow, "excluded:declined")) == (1, 1, 1)
@@ -150,14 +160,15 @@ def test_no_dosing_file_counts_randomized_as_started_and_interim_is_ongoing():
     labels = flow.set_index("box")["label"]
     assert labels["received:DRUG"] == "Started allocated dose at randomization"
     assert labels["ongoing:DRUG"] == "In follow-up at the data cut-off"
-    texts = "\n".join(consort.box_texts(flow, demo).values())
+    texts = "\n".join(box_texts(flow, demo).values())
     assert "infusion" not in texts.lower() and "In follow-up at the data cut-off (n=1)" in texts
 
 
 def test_empty_dosing_table_when_dosing_is_required_means_no_treatment():
     demo = load_trial("DEMO-ORAL")
     first_dose = replace(demo, treatment=replace(demo.treatment, start="first_dose"), cutoff=None)
-    flow = consort.consort_flow(_demo_export(demo), first_dose)
+    export = _demo_export(demo)
+    flow = consort.consort_flow(export, first_dose, _demo_adsl(export))
     assert (n(flow, "received:DRUG"), n(flow, "not_received:DRUG:none")) == (0, 2)
     labels = flow.set_index("box")["label"]
     assert labels["not_received:DRUG:none"] == "No dose" and labels["ongoing:DRUG"] == "Follow-up ongoing"
@@ -166,7 +177,26 @@ def test_empty_dosing_table_when_dosing_is_required_means_no_treatment():
 
 def test_interim_read_from_adsl_cutoff():
     demo = replace(load_trial("DEMO-ORAL"), cutoff=None)
-    adsl = pd.DataFrame({"SUBJID": ["01-001", "01-002", "01-003"], "ITTFL": "Y",
-                         "DCUTDT": pd.Timestamp("2026-05-05")})
-    flow = consort.consort_flow(_demo_export(demo), demo, adsl)
+    export = _demo_export(demo)
+    flow = consort.consort_flow(export, demo, _demo_adsl(export, "2026-05-05"))
     assert flow.set_index("box").at["ongoing:DRUG", "label"] == "In follow-up at the data cut-off"
+
+
+def test_end_of_study_is_read_from_adsl_not_the_events_file():
+    demo = replace(load_trial("DEMO-ORAL"), cutoff=None)
+    export = _demo_export(demo)
+    adsl = _demo_adsl(export)
+    adsl.loc[adsl["SUBJID"] == "01-002", ["EOSSTT", "DCSREAS"]] = ["DISCONTINUED", "LOST TO FOLLOW-UP"]
+    flow = consort.consort_flow(export, demo, adsl)
+    assert (n(flow, "discontinued:DRUG"), n(flow, "discontinued:DRUG:withdrawal"),
+            n(flow, "discontinued:DRUG:withdrawal:lost to follow-up"), n(flow, "ongoing:DRUG")) == (1, 1, 1, 0)
+    assert consort.arithmetic_problems(flow) == []
+
+
+def test_consort_table_lists_the_boxes_with_their_numbers(flow, trial):
+    table = consort_table(flow, trial)
+    assert list(table.columns) == ["Group", "Box", "n"]
+    assert table.iloc[0].tolist() == ["All screened", "Assessed for eligibility", n(flow, "assessed")]
+    allocated = table[table["Box"].str.startswith("Allocated to")]
+    assert allocated["Group"].tolist() == [a.label for a in trial.arms]
+    assert allocated["n"].tolist() == [n(flow, f"allocated:{a.code}") for a in trial.arms]

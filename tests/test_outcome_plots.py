@@ -4,14 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers.analysis import cohort, outcomes
+from helpers.analysis import outcomes
 
 from helpers.report import plots
+from helpers.report.cohort import arm_header
+from helpers.report.prose import estimate_text
 
 
 @pytest.fixture(scope="module")
 def header(adam, trial):
-    return cohort.arm_header(adam["adsl"], trial)
+    return arm_header(adam["adsl"], trial)
 
 
 def test_mean_ci_figure_plots_the_summary(adam, trial, header):
@@ -64,3 +66,5 @@ def test_forest_plots_the_model_table(adam, trial):
         assert reference.get_xdata()[0] == (1.0 if e.log else 0.0)
         assert [t.get_text() for t in ax.get_yticklabels()] == list(d["AVISIT"])
         assert e.label in ax.get_title(loc="left")
+        assert [t.get_text() for t in ax.texts] == [estimate_text(r.estimate, r.lower, r.upper) for r in d.itertuples()]
+    assert fig._suptitle.get_text().endswith(f"vs {trial.control.label} (95% CI)")

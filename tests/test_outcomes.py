@@ -14,6 +14,7 @@ from helpers.analysis import mmrm, outcomes
 from helpers.data.adam import analysis_records, build_adam
 from helpers.data.loading import load_export
 from helpers.data.simulation import simulate_export, write_export
+from helpers.report import outcomes as report
 from helpers.report.tables import format_p
 
 
@@ -66,7 +67,7 @@ def test_lab_by_visit_report_formats_mean_sd_with_one_more_decimal(trial):
                                      ("B", "PV", 4, 35.0), ("C", "HA", 0, 31.0), ("C", "HA", 4, 36.0)])
     summary = outcomes.lab_by_visit(adlb, trial)
     header = {a.label: a.label for a in trial.arms}
-    rep = outcomes.lab_by_visit_report(summary, adlb, trial, header)
+    rep = report.lab_by_visit_report(summary, adlb, trial, header)
     alb = rep[(rep["Endpoint"] == trial.endpoint("ALB").label_with_unit) & (rep["Visit"] == trial.visits[0].label)]
     pv = trial.arm_labels["PV"]
     assert alb.loc[alb["Statistic"] == "Mean (SD)", f"{pv}: value"].item() == f"32.0 ({np.std([30, 34], ddof=1):.1f})"
@@ -246,9 +247,9 @@ def test_child_pugh_shift_counts(trial):
     assert shift[(pv, "A", "B")] == 1 and shift[(pv, "B", "A")] == 1 and shift[(pv, "B", outcomes.NOT_ASSESSED)] == 1
     assert shift[(ha, "C", "A")] == 1 and shift[(ha, "B", "B")] == 1
     assert shift.sum() == 5 and shift.groupby(level=0).sum()[pv] == 3
-    report = outcomes.shift_report(outcomes.child_pugh_shift(adlb, adsl, trial), {pv: pv, ha: ha})
-    assert report.columns.name is None and report["Total"].sum() == 5
-    assert report.loc[(report["Arm"] == pv) & (report["Baseline class"] == "B"), "Total"].item() == 2
+    shown = report.shift_report(outcomes.child_pugh_shift(adlb, adsl, trial), {pv: pv, ha: ha})
+    assert shown.columns.name is None and shown["Total"].sum() == 5
+    assert shown.loc[(shown["Arm"] == pv) & (shown["Baseline class"] == "B"), "Total"].item() == 2
 
 
 def test_proportion_class_a(trial):
@@ -274,7 +275,7 @@ def test_holm_by_hand():
 
 def test_holm_table_is_one_family_at_the_visit(adam, trial):
     mm = outcomes.mmrm_table(adam["adlb"], trial, adam["adsl"])
-    holm = outcomes.holm_table(mm, trial.visits[-1].label)
+    holm = outcomes.holm_table(mm, trial.last_visit.label)
     assert len(holm) == len(trial.endpoints) and (holm["p_holm"] >= holm["p_value"] - 1e-15).all()
     k = len(holm)
     assert holm["p_holm"].min() == pytest.approx(min(1.0, k * holm["p_value"].min()))
@@ -333,18 +334,18 @@ def test_large_effect_on_bilirubin_found_and_no_other(trial, tmp_path):
 def test_effect_text_and_fallback_sentence(adam, trial):
     row = pd.Series({"estimate": -0.994, "lower": -2.341, "upper": 0.352, "p_value": 0.1408,
                      "scale": outcomes.ORIGINAL_SCALE})
-    assert outcomes.effect_text(row, "points") == "difference -0.99 points (95% CI -2.34 to 0.35; P = 0.141)"
+    assert report.effect_text(row, "points") == "difference -0.99 points (95% CI -2.34 to 0.35; P = 0.141)"
     ratio = row.copy()
     ratio.update({"estimate": 0.79, "lower": 0.64, "upper": 0.98, "p_value": 0.0004, "scale": outcomes.LOG_SCALE})
-    assert outcomes.effect_text(ratio, "U/L") == "ratio of geometric means 0.79 (95% CI 0.64 to 0.98; P < 0.001)"
+    assert report.effect_text(ratio, "U/L") == "ratio of geometric means 0.79 (95% CI 0.64 to 0.98; P < 0.001)"
     table = pd.DataFrame({"PARAMCD": ["A", "A", "B"], "PARAM": ["Alpha", "Alpha", "Beta"],
                           "covariance": ["us", "us", "ar1 (fallback from us)"], "covariance_note": ["", "", "x"]})
-    assert "Beta: AR(1)" in outcomes.fallback_sentence(table)
-    assert "no fallback" in outcomes.fallback_sentence(table.iloc[:2])
+    assert "Beta: AR(1)" in report.fallback_sentence(table)
+    assert "no fallback" in report.fallback_sentence(table.iloc[:2])
 
 
 def test_report_layouts_keep_every_row_and_format_intervals():
-    from helpers.analysis.outcomes import class_a_report, mean_ci_report
+    from helpers.report.outcomes import class_a_report, mean_ci_report
 
     summary = pd.DataFrame({"PARAM": ["ALT (U/L)"], "statistic": ["Geometric mean"], "TRT01P": ["A"], "AVISIT": ["Week 4"],
                             "n": [5], "mean": [12.346], "lower": [10.0], "upper": [15.5]})
@@ -356,3 +357,58 @@ def test_report_layouts_keep_every_row_and_format_intervals():
     out = class_a_report(class_a, {"A": "A (N=4)"})
     assert out["Class A, n / assessed (%)"].tolist() == ["1 / 4 (25%)", "0 / 0"]
     assert out["95% CI (%)"].tolist() == ["5 to 70", ""]
+
+
+def test_effect_text_is_the_books_estimate_text():
+    row = pd.Series({"estimate": np.nan, "lower": np.nan, "upper": np.nan, "p_value": np.nan,
+                     "scale": outcomes.ORIGINAL_SCALE})
+    assert report.effect_text(row, "points") == "not estimable"
+    unitless = pd.Series({"estimate": 1.5, "lower": 0.5, "upper": 2.5, "p_value": 0.02, "scale": outcomes.ORIGINAL_SCALE})
+    assert report.effect_text(unitless, "1") == "difference 1.50 (95% CI 0.50 to 2.50; P = 0.020)"
+
+
+def test_model_report_prints_estimates_p_values_and_holm():
+    model = pd.DataFrame({"PARAM": ["A (U/L)", "B"], "AVISIT": ["Week 24"] * 2, "contrast": ["X - Y"] * 2,
+                          "scale": [outcomes.LOG_SCALE, outcomes.ORIGINAL_SCALE], "estimate": [0.794, np.nan],
+                          "lower": [0.641, np.nan], "upper": [0.983, np.nan], "n": [30, 0], "df": [27.04, np.nan],
+                          "p_value": [0.0004, np.nan], "p_holm": [0.0008, np.nan]})
+    out = report.model_report(model)
+    assert out["Effect"].tolist() == ["ratio", "difference"]
+    assert out["Estimate (95% CI)"].tolist() == ["0.79 (0.64 to 0.98)", "not estimable"]
+    assert out["df"].tolist() == ["27.0", ""] and out["P"].tolist() == ["<0.001", ""]
+    assert out["P (Holm)"].tolist() == ["<0.001", ""]
+    assert list(report.holm_report(model).columns) == ["Endpoint", "Effect", "Estimate (95% CI)", "n", "df", "P", "P (Holm)"]
+
+
+def test_covariance_names_read_codes_and_leave_the_rest():
+    assert report.covariance_name("toeph") == "heterogeneous Toeplitz"
+    assert report.covariance_name("ar1 (fallback from us)") == "ar1 (fallback from us)"
+
+
+def test_holm_significant_gives_endpoint_codes():
+    holm = pd.DataFrame({"PARAMCD": ["TBIL", "ALB", "MELD"], "p_holm": [0.01, 0.2, np.nan]})
+    assert outcomes.holm_significant(holm) == ["TBIL"]
+    assert outcomes.holm_significant(holm, alpha=0.5) == ["TBIL", "ALB"]
+
+
+def test_intercurrent_counts_follow_the_reason_for_ending():
+    adsl = pd.DataFrame({"DTHFL": ["Y", "N", "N", "N", "N"], "LTXFL": ["N", "Y", "N", "N", "N"],
+                         "DCSREAS": ["DEATH", "LIVER TRANSPLANT", "WITHDRAWAL BY SUBJECT", "LOST TO FOLLOW-UP", None]})
+    counts = outcomes.intercurrent_counts(adsl)
+    assert counts == {"n_deaths": 1, "n_transplants": 1, "n_withdrawn": 2}
+    assert all(type(v) is int for v in counts.values())
+
+
+def test_chapter_numbers_glue_every_phrase_of_the_chapter(adam, trial):
+    res = outcomes.outcome_results(adam["adlb"], adam["adsl"], trial)
+    numbers = report.chapter_numbers(res, adam["adsl"], trial, "synthetic cohort")
+    assert list(numbers) == ["source", "n_per_arm", "control", "experimental", "followup", "last_visit", "n_endpoints",
+                             "log_endpoints", "n_deaths", "n_transplants", "n_withdrawn", "key_effect", "key_covariance",
+                             "fallback_sentence", "n_holm", "holm_significant", "class_a_last"]
+    assert numbers["control"] == trial.control.label.lower()
+    assert numbers["last_visit"] == trial.last_visit.label.lower()
+    assert numbers["n_holm"] == len(res["holm"]) and numbers["n_endpoints"] == len(trial.endpoints)
+    assert numbers["n_deaths"] == (adam["adsl"]["DTHFL"] == "Y").sum()
+    assert numbers["key_effect"] == report.key_secondary_numbers(res["mmrm"], trial)["key_effect"]
+    assert numbers["class_a_last"] == report.class_a_text(res, trial.last_visit.label)
+    assert report.class_a_text({}, trial.last_visit.label) == report.NO_CHILD_PUGH

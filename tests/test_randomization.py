@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.analysis.randomization import allocation_list, permuted_blocks
+from helpers.data.randomization import allocation_list, permuted_blocks
 from helpers.trial import load_trial
 
 
@@ -117,25 +117,29 @@ def test_allocation_list_needs_a_seed():
 
 from scipy import stats  # noqa: E402
 
-from helpers.analysis import randomization as R  # noqa: E402
-from helpers.data.adam import build_adam  # noqa: E402
+from helpers.analysis import allocation as A  # noqa: E402
+from helpers.analysis import balance as B  # noqa: E402
+from helpers.data import randomization as R  # noqa: E402
 from helpers.analysis.baseline import baseline_variables  # noqa: E402
+from helpers.data.adam import build_adam  # noqa: E402
 from helpers.data.loading import load_export, read_raw  # noqa: E402
+from helpers.report import plots  # noqa: E402
+from helpers.report import randomization as RR  # noqa: E402
 
 
 @pytest.mark.parametrize("k,n", [(0, 10), (1, 10), (16, 32), (13, 32), (32, 32), (45, 92), (7, 9)])
 def test_clopper_pearson_matches_scipy_binomtest(k, n):
     ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
-    assert R.clopper_pearson(k, n) == pytest.approx((ci.low, ci.high), abs=1e-10)
+    assert A.clopper_pearson(k, n) == pytest.approx((ci.low, ci.high), abs=1e-10)
 
 
 def test_clopper_pearson_published_value():
     # 16/32: exact 95% CI 0.3189 to 0.6811 (e.g. Newcombe, Stat Med 1998, method 5)
-    assert R.clopper_pearson(16, 32) == pytest.approx((0.3189, 0.6811), abs=1e-4)
+    assert A.clopper_pearson(16, 32) == pytest.approx((0.3189, 0.6811), abs=1e-4)
 
 
 def test_allocation_ratio_on_committed_export(export, trial):
-    ratio = R.allocation_ratio(export["randomization"], trial).set_index("arm")
+    ratio = A.allocation_ratio(export["randomization"], trial).set_index("arm")
     counts = export["randomization"]["arm"].astype(str).value_counts()
     for arm in trial.arm_codes:
         assert ratio.at[arm, "n"] == counts[arm] and ratio.at[arm, "planned"] == 0.5
@@ -146,10 +150,10 @@ def test_allocation_ratio_on_committed_export(export, trial):
 def test_committed_export_is_clean(export, trial):
     alloc = R.allocation_list(trial)
     rand = export["randomization"]
-    assert R.allocation_mismatches(R.realized_vs_list(rand, alloc)).empty
-    blocks = R.block_completeness(rand, alloc, trial)
+    assert A.allocation_mismatches(A.realized_vs_list(rand, alloc)).empty
+    blocks = A.block_completeness(rand, alloc, trial)
     assert (blocks["finding"] == "").all() and blocks["randomized"].sum() == len(rand)
-    assert (R.chronology(rand, export["screening"], export["infusion"], trial)["Finding"] == "").all()
+    assert (A.chronology(rand, export["screening"], export["infusion"], trial)["Finding"] == "").all()
 
 
 @pytest.fixture()
@@ -169,29 +173,29 @@ def corrupted(export_copy, trial):
 def test_corrupted_file_reported_by_participant(corrupted, trial):
     alloc = R.allocation_list(trial)
     rand = corrupted["randomization"]
-    mism = R.allocation_mismatches(R.realized_vs_list(rand, alloc))
+    mism = A.allocation_mismatches(A.realized_vs_list(rand, alloc))
     assert mism["Subject"].tolist() == ["01-005"] and mism["Sequence"].tolist() == [5]
     assert mism["List arm"].iloc[0] == alloc.at[4, "arm"] != mism["Allocated arm"].iloc[0]
-    timing = R.chronology(rand, corrupted["screening"], corrupted["infusion"], trial)
+    timing = A.chronology(rand, corrupted["screening"], corrupted["infusion"], trial)
     bad = timing[timing["Finding"] != ""]
     assert bad["Subject"].tolist() == ["01-010"] and "after the first infusion" in bad["Finding"].iloc[0]
-    blocks = R.block_completeness(rand, alloc, trial)
+    blocks = A.block_completeness(rand, alloc, trial)
     assert blocks.loc[blocks["finding"] != "", "block"].tolist() == [2]
-    received = R.received_vs_allocated(rand, corrupted["infusion"])
+    received = A.received_vs_allocated(rand, corrupted["infusion"])
     assert received.loc[received["Finding"] != "", "Subject"].tolist() == ["01-005"]
     adsl = build_adam(corrupted, trial)["adsl"]
-    res = R.randomization_results(R.realized_vs_list(rand, alloc), received, R.allocation_ratio(rand, trial), blocks,
-                                  timing, R.baseline_balance(adsl, trial, baseline_variables(trial, adsl), n_perm=50))
+    res = A.randomization_results(A.realized_vs_list(rand, alloc), received, A.allocation_ratio(rand, trial), blocks,
+                                  timing, B.baseline_balance(adsl, trial, baseline_variables(trial, adsl), n_perm=50))
     assert list(res.columns) == ["check", "item", "level", "statistic", "value"]
     assert {"01-005", "01-010"} <= set(res["item"])
 
 
 def test_outside_accrual_window_and_before_screening(export, trial):
     rand = export["randomization"].copy()
-    start, end = R.accrual_window(trial)
+    start, end = A.accrual_window(trial)
     rand.loc[0, "rand_date"] = end + pd.Timedelta(days=1)
     rand.loc[1, "rand_date"] = pd.Timestamp("2000-01-01")
-    timing = R.chronology(rand, export["screening"], export["infusion"], trial).set_index("Subject")
+    timing = A.chronology(rand, export["screening"], export["infusion"], trial).set_index("Subject")
     assert "accrual window" in timing.loc[rand.loc[0, "subject_id"], "Finding"]
     assert "before screening" in timing.loc[rand.loc[1, "subject_id"], "Finding"]
 
@@ -200,7 +204,7 @@ def test_block_completeness_tiny_case(trial):
     alloc = pd.DataFrame({"seq": range(1, 9), "block": [1] * 4 + [2] * 4, "block_size": 4,
                           "arm": ["PV", "HA", "HA", "PV", "HA", "PV", "PV", "HA"]})
     rand = pd.DataFrame({"block": [1, 1, 1, 1, 2, 2], "arm": ["PV", "HA", "HA", "HA", "HA", "PV"]})
-    blocks = R.block_completeness(rand, alloc, trial).set_index("block")
+    blocks = A.block_completeness(rand, alloc, trial).set_index("block")
     assert blocks.at[1, "complete"] and not blocks.at[1, "balanced"]
     assert blocks.at[1, "finding"] == "complete block not in the planned ratio"
     assert not blocks.at[2, "complete"] and blocks.at[2, "finding"] == ""
@@ -210,13 +214,13 @@ def test_smd_hand_computed():
     x = np.array([1.0, 2.0, 3.0, 4.0, 6.0, 8.0])
     g = np.array([0, 0, 0, 1, 1, 1])
     # means 2 and 6, variances 1 and 4: d = 4 / sqrt(2.5)
-    assert R.smd(x, g) == pytest.approx(4 / np.sqrt(2.5))
+    assert B.smd(x, g) == pytest.approx(4 / np.sqrt(2.5))
     b = np.array([1, 0, 0, 0, 1, 1, 1, 0], dtype=float)
     gb = np.array([0, 0, 0, 0, 1, 1, 1, 1])
     # p0 = 0.25, p1 = 0.75: d = 0.5 / sqrt((0.1875 + 0.1875) / 2)
-    assert R.smd(b, gb, binary=True) == pytest.approx(0.5 / np.sqrt(0.1875))
+    assert B.smd(b, gb, binary=True) == pytest.approx(0.5 / np.sqrt(0.1875))
     # missing left out: control {1, 3} (mean 2, variance 2), treated {5, 7} (mean 6, variance 2)
-    assert R.smd(np.array([1.0, np.nan, 3.0, 5.0, 7.0]), np.array([0, 0, 0, 1, 1])) == pytest.approx(4 / np.sqrt(2))
+    assert B.smd(np.array([1.0, np.nan, 3.0, 5.0, 7.0]), np.array([0, 0, 0, 1, 1])) == pytest.approx(4 / np.sqrt(2))
 
 
 def test_smd_matches_tableone_for_continuous(adam, trial):
@@ -229,15 +233,15 @@ def test_smd_matches_tableone_for_continuous(adam, trial):
     treated = (adsl["ARMCD"] == "HA").astype(int).to_numpy()
     smd_col = [c for c in t1.smd_table.columns if "HA" in c and "PV" in c][0]
     for col in ("AGE", "MELD", "TBILBL"):
-        mine = abs(float(R.smd(adsl[col].astype(float).to_numpy(), treated)))
+        mine = abs(float(B.smd(adsl[col].astype(float).to_numpy(), treated)))
         assert mine == pytest.approx(abs(float(t1.smd_table.loc[col, smd_col])), abs=1e-3)
 
 
 def test_balance_chance_range_seeded_and_sensible(adam, trial):
     adsl = adam["adsl"]
     variables = baseline_variables(trial, adsl)
-    a = R.baseline_balance(adsl, trial, variables, n_perm=400, seed=3)
-    b = R.baseline_balance(adsl, trial, variables, n_perm=400, seed=3)
+    a = B.baseline_balance(adsl, trial, variables, n_perm=400, seed=3)
+    b = B.baseline_balance(adsl, trial, variables, n_perm=400, seed=3)
     pd.testing.assert_frame_equal(a, b)
     cont = a[a["level"] == ""]
     # for a continuous covariate and n = 16 per arm, |SMD| by chance alone rarely exceeds ~0.7 (2 x 1.96 / sqrt(32) = 0.69)
@@ -247,15 +251,15 @@ def test_balance_chance_range_seeded_and_sensible(adam, trial):
 
 def test_balance_figure_holds_the_numbers(adam, trial):
     adsl = adam["adsl"]
-    bal = R.baseline_balance(adsl, trial, baseline_variables(trial, adsl), n_perm=100)
-    fig = R.plot_balance(bal, trial)
+    bal = B.baseline_balance(adsl, trial, baseline_variables(trial, adsl), n_perm=100)
+    fig = plots.plot_balance(bal, trial)
     ax = fig.axes[0]
     dots = ax.lines[0].get_xdata()
     assert np.allclose(dots, bal["abs_smd"]) and np.allclose([p.get_width() for p in ax.patches], bal["chance_p95"])
 
 
 def test_accrual_window_from_the_trial_file(trial):
-    start, end = R.accrual_window(trial)
+    start, end = A.accrual_window(trial)
     assert start == pd.Timestamp(trial.randomization["accrual_start"])
     assert end == start + pd.DateOffset(months=trial.accrual_months)
 
@@ -279,7 +283,7 @@ def test_supplied_list_is_read_and_named_with_its_hash(tmp_path):
     assert frame["arm"].tolist() == ["HA", "PV", "PV", "HA"] and frame["seq"].tolist() == [1, 2, 3, 4]
     assert frame["block_size"].dtype == "int64"
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    assert R.allocation_source(trial) == f"read from the supplied list alloc.csv (SHA-256 {digest})"
+    assert RR.allocation_source(trial) == f"read from the supplied list alloc.csv (SHA-256 {digest})"
     assert len(R.allocation_list(trial, seed=1)) >= trial.planned_n  # an explicit seed regenerates
 
 
@@ -301,9 +305,9 @@ def test_missing_supplied_list_rejected(tmp_path):
 
 
 def test_allocation_source_regenerated():
-    assert R.allocation_source(load_trial("NCT06984497")) == \
+    assert RR.allocation_source(load_trial("NCT06984497")) == \
         "regenerated from the trial file (permuted blocks of 4, seed 20250612)"
-    assert R.allocation_source(load_trial("DEMO-ORAL")) == \
+    assert RR.allocation_source(load_trial("DEMO-ORAL")) == \
         "regenerated from the trial file (permuted blocks of 2 or 4, seed 20260105)"
 
 
@@ -311,8 +315,8 @@ def test_allocation_source_regenerated():
 def test_clopper_pearson_same_as_beta_quantiles(k, n):
     lo = 0.0 if k == 0 else stats.beta.ppf(0.025, k, n - k + 1)
     hi = 1.0 if k == n else stats.beta.ppf(0.975, k + 1, n - k)
-    assert R.clopper_pearson(k, n) == pytest.approx((lo, hi), abs=1e-12)
-    assert R.clopper_pearson(k, n, level=0.9)[0] >= lo
+    assert A.clopper_pearson(k, n) == pytest.approx((lo, hi), abs=1e-12)
+    assert A.clopper_pearson(k, n, level=0.9)[0] >= lo
 
 
 def _tiny_rand():
@@ -327,17 +331,62 @@ def _no_doses():
 
 def test_no_dosing_file_reports_no_deviation():
     demo = load_trial("DEMO-ORAL")
-    got = R.received_vs_allocated(_tiny_rand(), _no_doses(), demo)
+    got = A.received_vs_allocated(_tiny_rand(), _no_doses(), demo)
     assert got["Subject"].tolist() == ["01-001", "01-002"] and (got["Finding"] == "").all()
     assert (got["Arm received"] == "not recorded (no dosing file)").all()
     first_dose = replace(demo, treatment=replace(demo.treatment, start="first_dose"))
-    assert R.received_vs_allocated(_tiny_rand(), _no_doses(), first_dose)["Finding"].tolist() == ["no dose"] * 2
+    assert A.received_vs_allocated(_tiny_rand(), _no_doses(), first_dose)["Finding"].tolist() == ["no dose"] * 2
 
 
 def test_chronology_without_dose_records():
     demo = load_trial("DEMO-ORAL")
     screening = pd.DataFrame({"screening_id": ["S1", "S2"], "screening_date": pd.to_datetime(["2026-01-05", "2026-01-12"])})
-    timing = R.chronology(_tiny_rand(), screening, _no_doses(), demo)
+    timing = A.chronology(_tiny_rand(), screening, _no_doses(), demo)
     assert list(timing.columns) == ["Subject", "Screening", "Randomization", "First dose", "Finding"]
     assert timing["First dose"].isna().all()
     assert timing["Finding"].tolist() == ["", "randomized before screening"]
+
+
+# --- the checks bundled for the chapter, and its display tables -----------------------------------
+
+def test_check_allocation_bundles_every_check(export, trial):
+    alloc = R.allocation_list(trial)
+    rand = export["randomization"]
+    checks = A.check_allocation(export, trial, alloc)
+    pd.testing.assert_frame_equal(checks.realized, A.realized_vs_list(rand, alloc))
+    pd.testing.assert_frame_equal(checks.blocks, A.block_completeness(rand, alloc, trial))
+    empty = pd.DataFrame(columns=["comparison", "variable", "level", "abs_smd", "chance_p95"])
+    pd.testing.assert_frame_equal(checks.results(empty), A.randomization_results(
+        checks.realized, checks.received, checks.ratio, checks.blocks, checks.timing, empty))
+
+
+def test_balance_defaults_to_table_one_rows_and_the_trial_seed(adam, trial):
+    adsl = adam["adsl"]
+    pd.testing.assert_frame_equal(
+        B.baseline_balance(adsl, trial, n_perm=50),
+        B.baseline_balance(adsl, trial, baseline_variables(trial, adsl), n_perm=50, seed=trial.randomization["seed"]))
+    assert set(B.baseline_balance(adsl, trial, n_perm=10)["comparison"]) == \
+        {f"{a.label} vs {trial.control.label}" for a in trial.experimental_arms}
+
+
+def test_display_tables_and_chapter_numbers(corrupted, trial):
+    alloc = R.allocation_list(trial)
+    checks = A.check_allocation(corrupted, trial, alloc)
+    assert RR.mismatch_table(checks)["Subject"].tolist() == ["01-005"]
+    assert RR.deviation_table(checks)["Subject"].tolist() == ["01-005"]
+    assert RR.breach_table(checks)["Subject"].tolist() == ["01-010"]
+    ratio = RR.ratio_table(checks.ratio)
+    assert list(ratio.columns) == ["Arm", "Randomized (n)", "Proportion", "95% CI", "Planned"]
+    assert ratio["Arm"].tolist() == [a.label for a in trial.arms]
+    blocks = RR.block_table(checks.blocks, trial)
+    assert [f"{a.label} (n)" for a in trial.arms] == [c for c in blocks.columns if c.endswith("(n)")]
+    assert set(blocks["Complete"]) <= {"yes", "no"} and "balanced" not in blocks
+    bal = pd.DataFrame({"comparison": ["B vs A"], "variable": ["Age"], "level": [""], "abs_smd": [0.123],
+                        "chance_p95": [0.456]})
+    assert RR.balance_table(bal).values.tolist() == [["B vs A", "Age", "", 0.12, 0.46]]
+    flow = pd.DataFrame({"box": ["assessed", "excluded", "excluded:criteria", "excluded:declined", "randomized"],
+                         "n": [40, 8, 6, 2, 32]})
+    numbers = RR.chapter_numbers(trial, flow, alloc, checks, bal)
+    assert (numbers["n_screened"], numbers["n_randomized"], numbers["n_mismatch"], numbers["n_deviation"],
+            numbers["n_chronology"], numbers["max_smd"]) == (40, 32, 1, 1, 1, "0.12")
+    assert numbers["allocation_source"] == RR.allocation_source(trial)

@@ -6,16 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
-from helpers.analysis import cohort, outcomes, sensitivity, survival
-
-from helpers import pipeline
-from helpers.data.loading import Problem, summary_by_rule
-from helpers.data.schema import export_spec
-from helpers.trial import TrialFileError, load_trial
-
 from test_survival import tiny_adtte
 
+from helpers import pipeline
+from helpers.analysis import outcomes, sensitivity, survival
+from helpers.data.loading import Problem, summary_by_rule
+from helpers.data.schema import export_spec
+from helpers.report import cohort as report_cohort
+from helpers.report import outcomes as report_outcomes
+from helpers.report import sensitivity as report_sensitivity
+from helpers.report import survival as report_survival
+from helpers.trial import TrialFileError, load_trial
 
 # --- the trial file owns the contract --------------------------------------------------------------
 
@@ -71,7 +72,7 @@ def test_survival_at_horizon_is_not_estimable_when_nobody_was_followed_that_long
 
 def test_survival_at_horizon_is_zero_when_everyone_died_before_it(trial):
     other = [a for a in trial.arm_codes if a != trial.control_arm][0]
-    h = survival.horizon_days(trial)
+    h = trial.horizon_days
     d = tiny_adtte(trial, [10, 20, h, h], [1, 1, 0, 0], [trial.control_arm] * 2 + [other] * 2)
     res = survival.survival_at_horizon(d, trial).set_index("ARM")
     assert res.loc[trial.arm_labels[trial.control_arm], "ESTIMATE"] == 0.0
@@ -81,25 +82,25 @@ def test_survival_at_horizon_is_zero_when_everyone_died_before_it(trial):
 def test_logrank_without_events_is_said_in_words(trial, adam):
     adtte = adam["adtte"].assign(CNSR=1)
     res = survival.survival_results(adtte, adam["adsl"], trial)
-    assert survival.prose_numbers(res, "OS")["os_logrank"] == "not estimable: no events in either arm"
+    assert report_survival.prose_numbers(res, "OS")["os_logrank"] == "not estimable: no events in either arm"
 
 
 def test_key_secondary_without_data_at_the_last_visit(trial):
     mmrm = pd.DataFrame({"PARAMCD": ["MELD"], "AVISIT": ["Week 12"]})
-    numbers = outcomes.key_secondary_numbers(mmrm, trial.with_cutoff("2025-10-01"))
+    numbers = report_outcomes.key_secondary_numbers(mmrm, trial.with_cutoff("2025-10-01"))
     assert numbers["key_effect"] == "not estimable: no participant was observed at week 24 by the data cut-off"
 
 
 def test_child_pugh_results_only_when_the_score_can_be_derived(adam, trial):
-    assert outcomes.class_a_text({}, "Week 24") == outcomes.NO_CHILD_PUGH
+    assert report_outcomes.class_a_text({}, "Week 24") == report_outcomes.NO_CHILD_PUGH
     adlb = adam["adlb"]
-    text = outcomes.class_a_text({"child_pugh_class_a": outcomes.proportion_class_a(adlb, adam["adsl"], trial)}, "Week 24")
+    text = report_outcomes.class_a_text({"child_pugh_class_a": outcomes.proportion_class_a(adlb, adam["adsl"], trial)}, "Week 24")
     assert text.count("assessed") == 2
 
 
 def _wide(trial, observed_per_arm):
     rows = []
-    for arm in sensitivity._arm_order(trial):
+    for arm in [a.label for a in trial.arm_order]:
         for i in range(10):
             rows.append({"USUBJID": f"{arm}-{i}", "TRT01P": arm, "BASE": 1.0,
                          **{v.label: (0.5 if i < observed_per_arm else np.nan) for v in trial.followup_visits}})
@@ -117,7 +118,7 @@ def test_sensitivity_chapter_numbers_say_not_estimable_at_an_early_cutoff(trial,
     c = pipeline.load_cohort(str(clean_dir), cutoff="2025-10-01")
     a = sensitivity.sensitivity_analyses(c.adlb, c.adsl, c.trial, "MELD")
     assert "not_estimable" in a and a["results"].empty
-    numbers = sensitivity.chapter_numbers(a, c.adsl, c.adlb, c.trial, "MELD")
+    numbers = report_sensitivity.chapter_numbers(a, c.adsl, c.adlb, c.trial, "MELD", c.source)
     ended = numbers["n_death_last"] + numbers["n_tx_last"] + numbers["n_wd_last"]
     assert numbers["primary_text"].startswith("not estimable") and numbers["n_not_due_last"] + ended == len(c.adsl)
     assert len(a["wide"]) <= ended, "only those whose follow-up ended before week 24 can be missing there yet"
@@ -140,7 +141,7 @@ def test_validation_page_and_warnings_by_rule(trial, export):
     assert "NCT06984497.yaml" in page
     export.warnings.append(warnings[0])
     try:
-        assert cohort.warnings_by_rule(export).values.tolist() == [["unscheduled_visit", 1, "labs.csv row 9 visit"]]
+        assert report_cohort.warnings_by_rule(export).values.tolist() == [["unscheduled_visit", 1, "labs.csv row 9 visit"]]
     finally:
         export.warnings.pop()
 

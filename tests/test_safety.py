@@ -6,8 +6,9 @@ import pytest
 
 from helpers.analysis import safety
 from helpers.data.loading import Export
-from helpers.pipeline import load_cohort
 from helpers.data.simulation import simulate_export, write_export
+from helpers.pipeline import load_cohort
+from helpers.report import safety as report
 from helpers.trial import load_trial
 
 
@@ -29,7 +30,7 @@ def tables(export, adam, trial):
 def test_safety_population_is_everyone_infused_by_arm_received(export, adam, trial):
     _, arm = _raw(export, trial)
     assert safety.safety_n(adam["adsl"], trial) == {a.label: int((arm == a.label).sum()) for a in trial.arms}
-    assert safety.safety_header(adam["adsl"], trial)[trial.arms[0].label].endswith(f"(N={(arm == trial.arms[0].label).sum()})")
+    assert report.safety_header(adam["adsl"], trial)[trial.arms[0].label].endswith(f"(N={(arm == trial.arms[0].label).sum()})")
 
 
 def test_ae_summary_counts_equal_raw_events_file(export, adam, trial, tables):
@@ -93,7 +94,7 @@ def test_treatment_emergent_flag_excludes_events_before_the_first_infusion(expor
 
 def test_listing_holds_every_death_and_serious_event_by_study_id_only(export, adam, trial, tables):
     ev, _ = _raw(export, trial)
-    listing = safety.serious_listing(*tables)
+    listing = report.serious_listing(*tables)
     n_sae = ((ev["event_type"] == "AE") & (ev["serious"] == "Y")).sum()
     n_death = (ev["event_type"] == "DEATH").sum()
     assert (listing["Record"] == "Serious AE").sum() == n_sae and (listing["Record"] == "Death").sum() == n_death
@@ -105,9 +106,9 @@ def test_listing_holds_every_death_and_serious_event_by_study_id_only(export, ad
 
 def test_display_table_prints_n_percent_and_events(adam, trial, tables):
     summary = safety.ae_summary(*tables, adam["adsl"], trial)
-    header = safety.safety_header(adam["adsl"], trial)
-    table = safety.display_table(summary, header)
-    assert table.iloc[:, 0].tolist() == list(safety.CATEGORIES.values())
+    header = report.safety_header(adam["adsl"], trial)
+    table = report.display_table(summary, header)
+    assert table.iloc[:, 0].tolist() == [report.CATEGORY_LABELS[code] for code in safety.CATEGORIES]
     arm = trial.arms[0].label
     any_row = summary[(summary["CATEGORY"] == "ANY") & (summary["ARM"] == arm)].iloc[0]
     assert table.loc[0, f"{header[arm]}: participants, n (%)"] == f"{any_row.N_PARTICIPANTS} ({any_row.PCT:.1f}%)"
@@ -137,5 +138,25 @@ def test_summary_text_reads_the_summary_rows():
     results = pd.DataFrame({"CATEGORY": ["SERIOUS", "SERIOUS", "ANY"], "ARM": ["Peripheral vein", "Hepatic artery", "X"],
                             "N": [16, 16, 16], "N_PARTICIPANTS": [6, 0, 16], "PCT": [37.5, 0.0, 100.0],
                             "N_EVENTS": [7, 0, 30]})
-    assert safety.summary_text(results, "SERIOUS") == ("peripheral vein 6 of 16 (37.5%), 7 event(s); "
+    assert report.summary_text(results, "SERIOUS") == ("peripheral vein 6 of 16 (37.5%), 7 event(s); "
                                                        "hepatic artery 0 of 16 (0.0%), 0 event(s)")
+
+
+def test_chapter_counts_and_tables_read_the_results(adam, trial, tables):
+    res = safety.adverse_event_results(*tables, adam["adsl"], trial)
+    saf = safety.safety_population(adam["adsl"])
+    n = safety.counts(res, adam["adsl"])
+    assert n["n_safety"] == len(saf) and n["n_switched"] == (saf["TRT01A"] != saf["TRT01P"]).sum()
+    assert n["n_ae"] == (tables[0]["TRTEMFL"] == "Y").sum()
+    assert n["n_proc"] == res.loc[res["CATEGORY"] == "PROCEDURE", "N_EVENTS"].sum()
+    assert all(type(v) is int for v in n.values())
+    assert safety.procedure_terms(res) == list(dict.fromkeys(res.loc[res["CATEGORY"] == "PROCEDURE", "TERM"]))
+    assert set(safety.rows_of(res)["CATEGORY"]) == set(safety.CATEGORIES)
+    header = report.safety_header(adam["adsl"], trial)
+    assert report.summary_table(res, header).columns[0] == "Participants with at least one"
+    assert report.term_table(res, header)["Adverse event"].tolist() == list(dict.fromkeys(safety.rows_of(res, "TERM")["TERM"]))
+    numbers = report.chapter_numbers(res, adam["adsl"], trial, "synthetic cohort")
+    assert list(numbers) == ["source", "n_safety", "n_safety_arm", "n_switched", "n_ae", "ae_any", "ae_serious",
+                             "ae_related", "ae_withdrawal", "ae_death", "proc_terms", "n_proc"]
+    assert numbers["ae_serious"] == report.summary_text(res, "SERIOUS")
+    assert numbers["proc_terms"] == (", ".join(safety.procedure_terms(res)) or "none")

@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from helpers.analysis import outcomes
+from helpers.analysis import imputation, outcomes, survival, tipping, worst_rank
 from helpers.analysis import sensitivity as sens
 from helpers.pipeline import load_cohort
+from helpers.report import plots
+from helpers.report import sensitivity as report
 
 PARAM = "MELD"
 
@@ -26,7 +28,7 @@ def _adsl(ids, arms, trial, rand="2025-01-01", death_day=None, tx_day=None) -> p
     rand = pd.Timestamp(rand)
     death_day = death_day or {}
     tx_day = tx_day or {}
-    day = lambda d: rand + pd.Timedelta(days=d - 1)  # noqa: E731
+    day = lambda d: rand + pd.Timedelta(days=d - 1)
     return pd.DataFrame({
         "USUBJID": ids, "TRT01P": [trial.arm_labels[a] for a in arms], "ITTFL": "Y",
         "RANDDT": rand, "TRTSDT": rand,
@@ -79,7 +81,7 @@ def test_rubin_rules_hand_computed():
     # qbar = 3; W = 1; B = var(q) = ((2-3)^2 + (4-3)^2 + 0) / 2 = 1; T = W + (1 + 1/3) B = 7/3
     # lambda = (4/3) / (7/3) = 4/7; df_old = (m - 1) / lambda^2 = 2 * 49 / 16 = 49/8
     # df_obs = (10 + 1) / (10 + 3) * 10 * (1 - 4/7) = 330/91; df = df_old df_obs / (df_old + df_obs) = 16170/7099
-    r = sens.rubin([2, 4, 3], [1, 1, 1], df_complete=10)
+    r = imputation.rubin([2, 4, 3], [1, 1, 1], df_complete=10)
     df = Fraction(49, 8) * Fraction(330, 91) / (Fraction(49, 8) + Fraction(330, 91))
     assert df == Fraction(16170, 7099)
     assert r["estimate"] == pytest.approx(3) and r["within"] == pytest.approx(1) and r["between"] == pytest.approx(1)
@@ -92,11 +94,11 @@ def test_rubin_rules_hand_computed():
 
 
 def test_rubin_without_between_variance_keeps_complete_data_variance():
-    r = sens.rubin([1.5, 1.5, 1.5, 1.5], [0.25, 0.25, 0.25, 0.25], df_complete=20)
+    r = imputation.rubin([1.5, 1.5, 1.5, 1.5], [0.25, 0.25, 0.25, 0.25], df_complete=20)
     assert r["se"] == pytest.approx(0.5) and r["between"] == 0
     assert r["df"] == pytest.approx(21 / 23 * 20)
     with pytest.raises(ValueError):
-        sens.rubin([1.0], [1.0], 10)
+        imputation.rubin([1.0], [1.0], 10)
 
 
 # ------------------------------------------------------------------ imputation
@@ -112,26 +114,26 @@ def test_bayesian_draw_is_the_posterior_predictive():
     beta = np.linalg.lstsq(x, y, rcond=None)[0]
     s2 = np.sum((y - x @ beta) ** 2) / 10
     h = float((x_new @ np.linalg.inv(x.T @ x) @ x_new.T)[0, 0])
-    draws = np.array([sens.bayesian_regression_draw(x, y, x_new, rng)[0] for _ in range(40000)])
+    draws = np.array([imputation.bayesian_regression_draw(x, y, x_new, rng)[0] for _ in range(40000)])
     assert draws.mean() == pytest.approx(float((x_new @ beta)[0]), abs=4 * np.sqrt(s2 * (1 + h) * 10 / 8 / 40000))
     assert draws.var() == pytest.approx(s2 * (1 + h) * 10 / 8, rel=0.05)
     with pytest.raises(ValueError):
-        sens.bayesian_regression_draw(x[:2], y[:2], x_new, rng)
+        imputation.bayesian_regression_draw(x[:2], y[:2], x_new, rng)
 
 
 def test_is_monotone():
-    assert sens.is_monotone(np.array([[1, 1, 1], [1, 1, 0], [1, 0, 0], [0, 0, 0]]))
-    assert not sens.is_monotone(np.array([[1, 1, 1], [0, 1, 1]]))
+    assert imputation.is_monotone(np.array([[1, 1, 1], [1, 1, 0], [1, 0, 0], [0, 0, 0]]))
+    assert not imputation.is_monotone(np.array([[1, 1, 1], [0, 1, 1]]))
 
 
 def test_mi_without_missing_data_equals_complete_data_ancova(trial):
     adsl, adlb, _ = _simulated(trial, 30, seed=3)
     wide = sens.change_wide(adlb, adsl, trial, PARAM)
-    completed = sens.impute_changes(wide, trial, m=3, seed=1)
+    completed = imputation.impute_changes(wide, trial, m=3, seed=1)
     assert not completed["IMPUTED"].any()
-    mi = sens.mi_ancova(completed, trial).iloc[0]
+    mi = imputation.mi_ancova(completed, trial).iloc[0]
     ref = outcomes.ancova(adlb, trial, adsl)
-    ref = ref[(ref["PARAMCD"] == PARAM) & (ref["AVISIT"] == trial.visits[-1].label)].iloc[0]
+    ref = ref[(ref["PARAMCD"] == PARAM) & (ref["AVISIT"] == trial.last_visit.label)].iloc[0]
     assert mi["estimate"] == pytest.approx(ref["estimate"]) and mi["se"] == pytest.approx(ref["se"])
     assert mi["between"] == pytest.approx(0, abs=1e-20)
     assert mi["df"] == pytest.approx((ref["df"] + 1) / (ref["df"] + 3) * ref["df"])
@@ -140,11 +142,11 @@ def test_mi_without_missing_data_equals_complete_data_ancova(trial):
 
 def test_imputation_keeps_observed_values_and_imputes_by_arm(trial):
     adsl, adlb, _ = _simulated(trial, 60, seed=5, effect=-8.0)
-    last = trial.visits[-1].label
+    last = trial.last_visit.label
     adlb = adlb[~((adlb["AVISIT"] == last) & adlb["USUBJID"].isin(adsl["USUBJID"].iloc[::3]))]
     wide = sens.change_wide(adlb, adsl, trial, PARAM)
     assert wide[last].isna().any()
-    completed = sens.impute_changes(wide, trial, m=4, seed=2)
+    completed = imputation.impute_changes(wide, trial, m=4, seed=2)
     assert completed["CHG"].notna().all() and set(completed["IMP"]) == {1, 2, 3, 4}
     for _, d in completed[completed["AVISIT"] == last].groupby("IMP"):
         obs = d[~d["IMPUTED"]].set_index("USUBJID")["CHG"]
@@ -153,17 +155,17 @@ def test_imputation_keeps_observed_values_and_imputes_by_arm(trial):
     assert imputed.groupby("USUBJID")["CHG"].nunique().min() > 1
     means = imputed.groupby("TRT01P", observed=True)["CHG"].mean()
     observed = wide.groupby("TRT01P", observed=True)[last].mean()
-    control, experimental = sens._arm_order(trial)
+    control, experimental = [a.label for a in trial.arm_order]
     assert (means[experimental] - means[control]) * (observed[experimental] - observed[control]) > 0
 
 
 def test_mi_is_close_to_the_full_data_result_under_mar_dropout(trial):
     adsl, adlb, full_last = _simulated(trial, 400, seed=11, effect=-1.0, dropout=True)
     wide = sens.change_wide(adlb, adsl, trial, PARAM)
-    mi = sens.mi_ancova(sens.impute_changes(wide, trial, m=10, seed=4), trial).iloc[0]
+    mi = imputation.mi_ancova(imputation.impute_changes(wide, trial, m=10, seed=4), trial).iloc[0]
     full = wide.assign(CHG=wide["USUBJID"].map(full_last) - wide["BASE"])
-    ref = sens.ancova_fit(full, trial).iloc[0]
-    assert wide[trial.visits[-1].label].isna().mean() > 0.2
+    ref = imputation.ancova_fit(full, trial).iloc[0]
+    assert wide[trial.last_visit.label].isna().mean() > 0.2
     assert abs(mi["estimate"] - ref["estimate"]) < 2 * mi["se"]
     assert mi["se"] > np.sqrt(ref["variance"])
 
@@ -173,24 +175,24 @@ def test_mi_is_close_to_the_full_data_result_under_mar_dropout(trial):
 def _worst_rank_case(trial):
     """Control: changes -1 and +2, death on day 30. Experimental: changes -3 and 0, death on day 100,
     transplant on day 50 and death on day 200 (after the last visit's window), both without a value."""
-    last = trial.visits[-1].label
+    last = trial.last_visit.label
     ids = ["C1", "C2", "C3", "E1", "E2", "E3", "E4", "E5"]
     arms = [trial.control_arm] * 3 + [next(a for a in trial.arm_codes if a != trial.control_arm)] * 5
     adsl = _adsl(ids, arms, trial, death_day={"C3": 30, "E3": 100, "E5": 200}, tx_day={"E4": 50})
-    wide = pd.DataFrame({"USUBJID": ids, "TRT01P": pd.Categorical(adsl["TRT01P"], categories=sens._arm_order(trial)),
+    wide = pd.DataFrame({"USUBJID": ids, "TRT01P": pd.Categorical(adsl["TRT01P"], categories=[a.label for a in trial.arm_order]),
                          "BASE": 20.0, last: [-1, 2, np.nan, -3, 0, np.nan, np.nan, np.nan]})
     return adsl, wide
 
 
 def test_worst_rank_scores_hand_case(trial):
     adsl, wide = _worst_rank_case(trial)
-    s = sens.worst_rank_scores(wide, adsl, trial, PARAM).set_index("USUBJID")
+    s = worst_rank.worst_rank_scores(wide, adsl, trial, PARAM).set_index("USUBJID")
     assert list(s["CATEGORY"]) == ["observed", "observed", "death", "observed", "observed", "death", "missing", "missing"]
     assert s.loc["C3", "SCORE"] > s.loc["E3", "SCORE"] > s[s["CATEGORY"] == "observed"]["SCORE"].max()
     assert s.loc[["C1", "C2", "E1", "E2"], "SCORE"].tolist() == [-1, 2, -3, 0]
     assert s.loc["C3", "EVENT_DAY"] == 30
     # experimental better in: E1 (-3) vs all 3; E2 (0) vs C2 and C3; E3 (day 100) vs C3 (day 30): 6 of 9 pairs
-    wr = sens.worst_rank(s.reset_index(), trial).iloc[0]
+    wr = worst_rank.worst_rank(s.reset_index(), trial).iloc[0]
     assert wr["estimate"] == pytest.approx(6 / 9) and wr["U"] == 6
     assert (wr["n_experimental"], wr["n_control"]) == (3, 3)
 
@@ -198,17 +200,17 @@ def test_worst_rank_scores_hand_case(trial):
 def test_worst_rank_ranks_transplant_when_the_trial_file_says_so(trial):
     adsl, wide = _worst_rank_case(trial)
     as_event = dataclasses.replace(trial, primary_endpoint=trial.primary_endpoint | {"transplant": "event"})
-    s = sens.worst_rank_scores(wide, adsl, as_event, PARAM).set_index("USUBJID")
+    s = worst_rank.worst_rank_scores(wide, adsl, as_event, PARAM).set_index("USUBJID")
     assert s.loc["E4", "CATEGORY"] == "transplant" and s.loc["C3", "SCORE"] > s.loc["E4", "SCORE"] > s.loc["E3", "SCORE"]
     # E4 (day 50) adds one win (against C3, day 30) in 3 pairs: 7 of 12
-    assert sens.worst_rank(s.reset_index(), as_event).iloc[0]["estimate"] == pytest.approx(7 / 12)
+    assert worst_rank.worst_rank(s.reset_index(), as_event).iloc[0]["estimate"] == pytest.approx(7 / 12)
 
 
 def test_worst_rank_direction_follows_better_higher(trial):
     adsl, wide = _worst_rank_case(trial)
     endpoints = tuple(dataclasses.replace(e, better="higher") if e.code == PARAM else e for e in trial.endpoints)
     flipped = dataclasses.replace(trial, endpoints=endpoints)
-    s = sens.worst_rank_scores(wide, adsl, flipped, PARAM).set_index("USUBJID")
+    s = worst_rank.worst_rank_scores(wide, adsl, flipped, PARAM).set_index("USUBJID")
     assert s.loc[["C1", "C2", "E1", "E2"], "SCORE"].tolist() == [1, -2, 3, 0]
     assert s.loc["E3", "SCORE"] > 3
 
@@ -216,7 +218,7 @@ def test_worst_rank_direction_follows_better_higher(trial):
 def test_win_probability_against_scipy():
     rng = np.random.default_rng(7)
     x, y = rng.integers(0, 8, 14).astype(float), rng.integers(2, 10, 11).astype(float)
-    r = sens.win_probability(x, y)
+    r = worst_rank.win_probability(x, y)
     wins = sum((xi < yj) + 0.5 * (xi == yj) for xi in x for yj in y)
     assert r["estimate"] == pytest.approx(wins / (len(x) * len(y)))
     mw = stats.mannwhitneyu(y, x, alternative="two-sided", method="asymptotic")
@@ -233,8 +235,8 @@ def test_win_probability_against_scipy():
 def _all_imputed_case(trial):
     """Two identical imputations; every experimental value imputed, so a delta moves the estimate by
     exactly delta and leaves its standard error unchanged."""
-    control, experimental = sens._arm_order(trial)
-    last = trial.visits[-1].label
+    control, experimental = [a.label for a in trial.arm_order]
+    last = trial.last_visit.label
     base = [10.0, 14, 18, 22, 26, 30]
     d = pd.DataFrame({"USUBJID": [f"S{i}" for i in range(12)], "TRT01P": [control] * 6 + [experimental] * 6,
                       "BASE": base * 2, "CHG": [0.5, -0.2, 0.9, 0.1, 0.4, -0.3, -2.4, -2.0, -3.1, -1.8, -2.6, -2.2],
@@ -245,16 +247,16 @@ def _all_imputed_case(trial):
 
 def test_tipping_point_on_a_constructed_case(trial):
     completed = _all_imputed_case(trial)
-    arm = sens._arm_order(trial)[1]
-    ref = sens.ancova_fit(completed[completed["IMP"] == 1], trial).iloc[0]
+    arm = [a.label for a in trial.arm_order][1]
+    ref = imputation.ancova_fit(completed[completed["IMP"] == 1], trial).iloc[0]
     est0, se0, df_com = ref["estimate"], np.sqrt(ref["variance"]), ref["df_complete"]
     df = (df_com + 1) / (df_com + 3) * df_com
     assert est0 < 0 and 2 * stats.t.sf(abs(est0) / se0, df) < 0.05
     expected = -est0 - stats.t.ppf(0.975, df) * se0
     grid = np.arange(0, np.ceil(abs(est0) + 4 * se0) + 1)
-    table = sens.tipping_grid(completed, trial, PARAM, grid)
+    table = tipping.tipping_grid(completed, trial, PARAM, grid)
     assert np.allclose(table["estimate"], est0 + grid) and np.allclose(table["se"], se0)
-    tp = sens.tipping_point(table, completed, trial, PARAM, arm)
+    tp = tipping.tipping_point(table, completed, trial, PARAM, arm)
     assert tp["from_conclusion"] == "favours experimental" and tp["to_conclusion"] == "no significant difference"
     assert tp["delta"] == pytest.approx(expected, abs=1e-4)
     assert tp["p_value"] == pytest.approx(0.05, abs=1e-6)
@@ -262,13 +264,13 @@ def test_tipping_point_on_a_constructed_case(trial):
 
 def test_tipping_point_not_reached_within_the_grid(trial):
     completed = _all_imputed_case(trial)
-    tp = sens.tipping_point(sens.tipping_grid(completed, trial, PARAM, [0, 0.1]), completed, trial, PARAM,
-                            sens._arm_order(trial)[1])
+    tp = tipping.tipping_point(tipping.tipping_grid(completed, trial, PARAM, [0, 0.1]), completed, trial, PARAM,
+                            [a.label for a in trial.arm_order][1])
     assert np.isnan(tp["delta"]) and tp["grid_max"] == 0.1 and tp["to_conclusion"] == ""
 
 
 def test_default_delta_grid_is_round_and_starts_at_zero(trial):
-    grid = sens.default_delta_grid(_all_imputed_case(trial), trial)
+    grid = tipping.default_delta_grid(_all_imputed_case(trial), trial)
     step = grid[1] - grid[0]
     assert grid[0] == 0 and np.allclose(np.diff(grid), step)
     mantissa = step / 10 ** np.floor(np.log10(step))
@@ -276,9 +278,9 @@ def test_default_delta_grid_is_round_and_starts_at_zero(trial):
 
 
 def test_conclusion():
-    assert sens.conclusion(-1.0, 0.01, worse_sign=1) == "favours experimental"
-    assert sens.conclusion(-1.0, 0.01, worse_sign=-1) == "favours control"
-    assert sens.conclusion(1.0, 0.2, worse_sign=1) == "no significant difference"
+    assert tipping.conclusion(-1.0, 0.01, worse_sign=1) == "favours experimental"
+    assert tipping.conclusion(-1.0, 0.01, worse_sign=-1) == "favours control"
+    assert tipping.conclusion(1.0, 0.2, worse_sign=1) == "no significant difference"
 
 
 # ------------------------------------------------------------------ committed data, figure, sister trial
@@ -298,7 +300,7 @@ def test_change_wide_has_every_itt_participant_with_a_baseline(adam, trial):
     adlb = adam["adlb"]
     base = adlb[(adlb["PARAMCD"] == PARAM) & (adlb["AVISITN"] == 0) & adlb["AVAL"].notna()]
     assert sorted(wide["USUBJID"]) == sorted(set(base["USUBJID"]) & set(adam["adsl"].loc[adam["adsl"]["ITTFL"] == "Y", "USUBJID"]))
-    last = trial.visits[-1]
+    last = trial.last_visit
     observed = adlb[(adlb["PARAMCD"] == PARAM) & (adlb["AVISITN"] == last.week) & adlb["CHG"].notna()]
     assert wide[last.label].notna().sum() == len(observed)
 
@@ -306,26 +308,26 @@ def test_change_wide_has_every_itt_participant_with_a_baseline(adam, trial):
 def test_results_table(results, adam, trial):
     assert list(results.columns) == sens.RESULT_COLUMNS
     mmrm = outcomes.mmrm_table(adam["adlb"], trial, adam["adsl"])
-    ref = mmrm[(mmrm["PARAMCD"] == PARAM) & (mmrm["AVISIT"] == trial.visits[-1].label)].iloc[0]
-    primary = results[results["analysis"] == "MMRM (primary)"].iloc[0]
+    ref = mmrm[(mmrm["PARAMCD"] == PARAM) & (mmrm["AVISIT"] == trial.last_visit.label)].iloc[0]
+    primary = results[results["analysis"] == sens.PRIMARY].iloc[0]
     assert primary[["estimate", "lower", "upper", "p_value"]].tolist() == pytest.approx(
         ref[["estimate", "lower", "upper", "p_value"]].tolist())
-    mi = results[results["analysis"] == "Multiple imputation"].iloc[0]
+    mi = results[results["analysis"] == sens.MULTIPLE_IMPUTATION].iloc[0]
     assert mi["n"] == adam["adsl"]["ITTFL"].eq("Y").sum()
     wr = results[results["measure"] == sens.WIN_PROBABILITY].iloc[0]
     assert 0 <= wr["lower"] <= wr["estimate"] <= wr["upper"] <= 1
 
 
 def test_sensitivity_figure_plots_the_results(results, trial):
-    fig = sens.plot_sensitivity(results, trial, PARAM)
-    rows = sens.figure_rows(results)
+    fig = plots.plot_sensitivity(results, trial, PARAM)
+    rows = report.figure_rows(results)
     assert len(fig.axes) == rows["panel"].nunique()
     for ax, (panel, d) in zip(fig.axes, rows.groupby("panel")):
-        markers = [line for line in ax.get_lines() if line.get_marker() == "s"][0]
+        markers = next(line for line in ax.get_lines() if line.get_marker() == "s")
         assert np.allclose(markers.get_xdata(), d["estimate"])
         segs = ax.collections[0].get_segments()
         assert np.allclose([s[0][0] for s in segs], d["lower"]) and np.allclose([s[1][0] for s in segs], d["upper"])
-        reference = [line for line in ax.get_lines() if line.get_linestyle() == "--"][0]
+        reference = next(line for line in ax.get_lines() if line.get_linestyle() == "--")
         assert reference.get_xdata()[0] == (0.5 if panel == 1 else 0.0)
         assert [t.get_text().split("\n")[0] for t in ax.get_yticklabels()] == list(d["analysis"])
         texts = [t.get_text() for t in ax.texts]
@@ -339,34 +341,34 @@ def test_runs_on_the_sister_trial_with_one_followup_visit():
     assert len(c.trial.followup_visits) == 1
     a = sens.sensitivity_analyses(c.adlb, c.adsl, c.trial, PARAM, m=3)
     res = a["results"]
-    assert res.loc[res["analysis"] != "Tipping point (delta-adjusted MI)", "estimate"].notna().all()
-    assert sens.plot_sensitivity(res, c.trial, PARAM).axes
-    events = sens.intercurrent_table(c.adsl, c.adlb, c.trial)
+    assert res.loc[res["analysis"] != sens.TIPPING_POINT, "estimate"].notna().all()
+    assert plots.plot_sensitivity(res, c.trial, PARAM).axes
+    events = survival.intercurrent_events(c.adsl, c.adlb, c.trial)
     assert set(events["Visit"]) == {v.label for v in c.trial.visits}
 
 
 def test_worst_rank_counts_add_up(analyses, adam, trial):
-    counts = sens.worst_rank_counts(analyses["scores"], trial)
-    arms = sens._arm_order(trial)
+    counts = worst_rank.worst_rank_counts(analyses["scores"], trial)
+    arms = [a.label for a in trial.arm_order]
     assert counts[arms].to_numpy().sum() == len(analyses["wide"])
     deaths = counts.set_index("CATEGORY").loc["death", arms].sum()
     assert deaths <= adam["adsl"]["DTHFL"].eq("Y").sum()
 
 
 def test_prose_helpers(trial):
-    control, experimental = sens._arm_order(trial)
+    control, experimental = [a.label for a in trial.arm_order]
     row = pd.Series({"measure": sens.DIFFERENCE, "estimate": -1.234, "lower": -2.5, "upper": 0.04, "p_value": 0.0612,
-                     "analysis": "Multiple imputation", "contrast": f"{experimental} - {control}"})
-    assert sens.row_text(row, "points") == "difference -1.23 points (95% CI -2.50 to 0.04; P = 0.061)"
+                     "analysis": sens.MULTIPLE_IMPUTATION, "contrast": f"{experimental} - {control}"})
+    assert report.result_text(row, "points") == "difference -1.23 points (95% CI -2.50 to 0.04; P = 0.061)"
     win = row.copy()
     win[["measure", "estimate", "lower", "upper", "p_value", "analysis", "contrast"]] = [
-        sens.WIN_PROBABILITY, 0.8, 0.6, 0.95, 0.0004, "Worst rank", f"{experimental} vs {control}"]
-    assert sens.row_text(win) == "win probability 0.80 (95% CI 0.60 to 0.95; P < 0.001)"
-    assert sens.analysis_conclusion(win, 1) == "favours experimental"
+        sens.WIN_PROBABILITY, 0.8, 0.6, 0.95, 0.0004, sens.WORST_RANK, f"{experimental} vs {control}"]
+    assert report.result_text(win) == "win probability 0.80 (95% CI 0.60 to 0.95; P < 0.001)"
+    assert report.analysis_conclusion(win, 1) == "favours experimental"
     both = pd.DataFrame([row, win])
-    assert "conclusions differ" in sens.agreement_sentence(both, trial, PARAM)
+    assert "conclusions differ" in report.agreement_sentence(both, trial, PARAM)
     win["p_value"] = 0.3
-    assert "same conclusion at the 5% level: no significant difference" in sens.agreement_sentence(pd.DataFrame([row, win]), trial, PARAM)
+    assert "same conclusion at the 5% level: no significant difference" in report.agreement_sentence(pd.DataFrame([row, win]), trial, PARAM)
     tp = {"delta": 2.5, "from_conclusion": "favours experimental", "to_conclusion": "no significant difference", "grid_max": 10}
-    assert "2.50 points higher (worse)" in sens.tipping_sentence(tp, trial, PARAM, experimental)
-    assert "10 points higher" in sens.tipping_sentence(tp | {"delta": np.nan}, trial, PARAM, experimental)
+    assert "2.50 points higher (worse)" in report.tipping_sentence(tp, trial, PARAM, experimental)
+    assert "10 points higher" in report.tipping_sentence(tp | {"delta": np.nan}, trial, PARAM, experimental)

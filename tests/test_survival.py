@@ -8,9 +8,12 @@ from scipy import optimize, stats
 from statsmodels.duration.hazard_regression import PHReg
 
 from helpers.analysis import cohort, survival
-from helpers.pipeline import load_cohort
 from helpers.data.simulation import simulate_export, write_export
-from helpers.report.tables import format_p
+from helpers.pipeline import load_cohort
+from helpers.report import plots
+from helpers.report import survival as report
+from helpers.report.cohort import arm_header
+from helpers.report.prose import estimate_text, format_p
 from helpers.trial import load_trial
 
 Z = stats.norm.ppf(0.975)
@@ -68,7 +71,7 @@ def _hand_logrank(time, event, group):
 def test_logrank_equals_hand_computation(trial):
     time = [2, 3, 3, 5, 6, 8, 9, 9, 11, 12, 4, 4, 7, 10, 13, 15, 15, 16]
     event = [1, 1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 0, 1, 0, 1, 1, 0, 0]
-    arm = [trial.control_arm] * 10 + [a for a in trial.arm_codes if a != trial.control_arm][:1] * 8
+    arm = [trial.control_arm] * 10 + [trial.experimental_arms[0].code] * 8
     d = tiny_adtte(trial, time, event, arm)
     lr = survival.logrank(d, trial)
     chisq = _hand_logrank(time, event, [a != trial.control_arm for a in arm])
@@ -91,7 +94,7 @@ def _efron_loglik(beta, time, event, x):
 def test_cox_efron_equals_direct_maximisation(trial):
     time = np.array([2, 3, 3, 3, 5, 6, 6, 8, 9, 9, 4, 4, 6, 7, 9, 10, 12, 12])
     event = np.array([1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 0, 1, 1, 0])
-    other = [a for a in trial.arm_codes if a != trial.control_arm][0]
+    other = trial.experimental_arms[0].code
     arm = [trial.control_arm] * 10 + [other] * 8
     x = np.array([a == other for a in arm], dtype=float)
     fit = optimize.minimize_scalar(lambda b: -_efron_loglik(b, time, event, x), bounds=(-5, 5), method="bounded",
@@ -110,20 +113,20 @@ def test_cox_efron_equals_direct_maximisation(trial):
 
 
 def test_cox_not_estimable_without_events_in_an_arm(trial):
-    other = [a for a in trial.arm_codes if a != trial.control_arm][0]
+    other = trial.experimental_arms[0].code
     d = tiny_adtte(trial, [3, 5, 7, 9, 4, 6], [1, 1, 0, 0, 0, 0], [trial.control_arm] * 4 + [other] * 2)
     hr = survival.cox_hr(d, trial).iloc[0]
     assert np.isnan(hr["HR"]) and "no events" in hr["NOTE"] and trial.arm_labels[other] in hr["NOTE"]
 
 
 def test_few_events_caution():
-    assert "imprecise" in survival.few_events_caution(4) and "4 event" in survival.few_events_caution(4)
-    assert survival.few_events_caution(survival.FEW_EVENTS) == ""
+    assert "imprecise" in report.few_events_caution(4) and "4 event" in report.few_events_caution(4)
+    assert report.few_events_caution(survival.FEW_EVENTS) == ""
 
 
 def test_survival_at_horizon_and_difference_equal_hand_computation(trial):
-    other = [a for a in trial.arm_codes if a != trial.control_arm][0]
-    h = survival.horizon_days(trial)
+    other = trial.experimental_arms[0].code
+    h = trial.horizon_days
     # control: deaths at 10 and 50 among 4, others followed to the horizon: S = 3/4 * 2/3 = 1/2
     # other arm: one death at 20 among 5, one censored at 30: S = 4/5
     d = tiny_adtte(trial, [10, 50, h, h, 20, 30, h, h, h], [1, 1, 0, 0, 1, 0, 0, 0, 0],
@@ -146,7 +149,7 @@ def _raw_events_within_horizon(export, trial, kinds):
     rand = export["randomization"].set_index("subject_id")
     first = first.assign(day=(first["start_date"] - first["subject_id"].map(rand["rand_date"])).dt.days + 1,
                          arm=first["subject_id"].map(rand["arm"]).astype(str))
-    return first[first["day"] <= survival.horizon_days(trial)]
+    return first[first["day"] <= trial.horizon_days]
 
 
 def test_event_counts_equal_raw_events_file(export, adam, trial):
@@ -171,19 +174,19 @@ def test_fisher_table_classifies_every_participant(adam, trial):
     status = survival.status_at_horizon(adtte, adsl, trial)
     assert len(status) == len(adsl)
     fisher = survival.fisher_survivors(adtte, adsl, trial).iloc[0]
-    control = trial.arm_labels[trial.control_arm]
+    control = trial.control.label
     per_arm = status.groupby("ARM")["STATUS"].value_counts().unstack(fill_value=0)
-    table = [[per_arm.loc[fisher["ARM"]].get("Event-free", 0), per_arm.loc[fisher["ARM"]].get("Event", 0)],
-             [per_arm.loc[control].get("Event-free", 0), per_arm.loc[control].get("Event", 0)]]
+    table = [[per_arm.loc[fisher["ARM"]].get(survival.EVENT_FREE, 0), per_arm.loc[fisher["ARM"]].get(survival.EVENT, 0)],
+             [per_arm.loc[control].get(survival.EVENT_FREE, 0), per_arm.loc[control].get(survival.EVENT, 0)]]
     assert fisher["PVALUE"] == pytest.approx(stats.fisher_exact(table)[1])
     died = adsl.loc[adsl["DTHFL"].eq("Y") & adsl["LTXFL"].eq("N")
-                    & ((adsl["DTHDT"] - adsl["RANDDT"]).dt.days + 1 <= survival.horizon_days(trial)), "USUBJID"]
-    assert set(status.loc[status["STATUS"] == "Event", "USUBJID"]) == set(died)
+                    & ((adsl["DTHDT"] - adsl["RANDDT"]).dt.days + 1 <= trial.horizon_days), "USUBJID"]
+    assert set(status.loc[status["STATUS"] == survival.EVENT, "USUBJID"]) == set(died)
 
 
 def test_number_at_risk_matches_kaplan_meier(adam, trial):
     days = survival.risk_days(trial)
-    assert days[0] == 0 and days[-1] == survival.horizon_days(trial)
+    assert days[0] == 0 and days[-1] == trial.horizon_days
     risk = survival.number_at_risk(adam["adtte"], trial, "OS", days)
     assert risk[0].to_dict() == cohort.arm_n(adam["adsl"], trial)
     km = survival.km_by_arm(adam["adtte"], trial)
@@ -196,8 +199,8 @@ def test_number_at_risk_matches_kaplan_meier(adam, trial):
 def test_km_figure_plots_the_km_table(adam, trial):
     km = survival.km_by_arm(adam["adtte"], trial)
     risk = survival.number_at_risk(adam["adtte"], trial, "OS", survival.risk_days(trial))
-    header = cohort.arm_header(adam["adsl"], trial)
-    fig = survival.plot_km(km, risk, trial, header)
+    header = arm_header(adam["adsl"], trial)
+    fig = plots.plot_km(km, risk, trial, header)
     ax, tab = fig.axes
     steps = [line for line in ax.get_lines() if line.get_drawstyle().startswith("steps")]
     for line, arm in zip(steps, trial.arms):
@@ -211,14 +214,14 @@ def test_intercurrent_events_add_up_to_visit_completeness(adam, trial):
     ice = survival.intercurrent_events(adam["adsl"], adam["adlb"], trial)
     comp = cohort.visit_completeness(adam["adsl"], adam["adlb"], trial)
     assert len(ice) == len(trial.arms) * len(trial.visits)
-    np.testing.assert_array_equal(ice[["Death", "Liver transplant", "Withdrawal"]].sum(axis=1),
+    np.testing.assert_array_equal(ice[list(survival.CAUSES)].sum(axis=1),
                                   comp["Ended before visit"])
     np.testing.assert_array_equal(ice["Missed"], comp["Missed"])
-    last = ice[ice["Visit"] == trial.visits[-1].label].set_index("Arm")
+    last = ice[ice["Visit"] == trial.last_visit.label].set_index("Arm")
     adsl = adam["adsl"]
     for arm in trial.arms:
         sl = adsl[adsl["ARMCD"] == arm.code]
-        assert last.loc[arm.label, "Death"] <= (sl["DTHFL"] == "Y").sum()
+        assert last.loc[arm.label, survival.DEATH] <= (sl["DTHFL"] == "Y").sum()
 
 
 def test_survival_results_are_tidy(adam, trial):
@@ -226,7 +229,7 @@ def test_survival_results_are_tidy(adam, trial):
     assert set(res["PARAMCD"]) == {"OS", "TFS"}
     assert list(res.columns) == ["PARAMCD", "ANALYSIS", "ARM", "REFERENCE", "ESTIMATE", "LCL", "UCL", "PVALUE",
                                  "EVENTS", "N"]
-    km = res[(res["PARAMCD"] == "OS") & res["ANALYSIS"].str.startswith("KM survival")]
+    km = res[(res["PARAMCD"] == "OS") & res["ANALYSIS"].str.startswith(survival.KM_SURVIVAL)]
     assert km["ARM"].tolist() == [a.label for a in trial.arms]
     assert ((km["LCL"] <= km["ESTIMATE"]) & (km["ESTIMATE"] <= km["UCL"])).all()
 
@@ -268,29 +271,29 @@ def test_sister_trial_runs_through_the_same_helpers(tmp_path):
     write_export(simulate_export(sister, seed=3), tmp_path)
     c = load_cohort(str(tmp_path), "NCT06242405")
     res = survival.survival_results(c.adtte, c.adsl, sister)
-    assert set(res.loc[res["ANALYSIS"].str.startswith("KM survival"), "ARM"]) == set(sister.arm_labels.values())
+    assert set(res.loc[res["ANALYSIS"].str.startswith(survival.KM_SURVIVAL), "ARM"]) == set(sister.arm_labels.values())
     assert len(survival.intercurrent_events(c.adsl, c.adlb, sister)) == len(sister.arms) * len(sister.visits)
 
 
 def test_formatting_for_reports(adam, trial):
     assert format_p(0.0004) == "<0.001" and format_p(0.04321) == "0.043"
     assert format_p(float("nan")) == "" and format_p(None) == ""
-    assert survival.format_estimate(0.8125, 0.5, 0.9, 100, 1) == "81.2 (50.0 to 90.0)"
-    assert survival.format_estimate(float("nan"), float("nan"), float("nan")) == "not estimable"
+    assert estimate_text(0.8125, 0.5, 0.9, scale=100, digits=1) == "81.2 (50.0 to 90.0)"
+    assert estimate_text(float("nan"), float("nan"), float("nan")) == "not estimable"
     res = survival.survival_results(adam["adtte"], adam["adsl"], trial)
-    table = survival.summary_table(res, "OS")
+    table = report.summary_table(res, "OS")
     assert len(table) == (res["PARAMCD"] == "OS").sum()
-    km = res[(res["PARAMCD"] == "OS") & res["ANALYSIS"].str.startswith("KM survival")].iloc[0]
+    km = res[(res["PARAMCD"] == "OS") & res["ANALYSIS"].str.startswith(survival.KM_SURVIVAL)].iloc[0]
     assert table.loc[0, "Estimate (95% CI)"].startswith(f"{100 * km.ESTIMATE:.1f} (")
 
 
 def test_report_tables_count_every_participant(adam, trial):
-    header = cohort.arm_header(adam["adsl"], trial)
+    header = arm_header(adam["adsl"], trial)
     counts = survival.event_counts(adam["adtte"], trial, "OS")
-    table = survival.event_counts_table(counts, header)
+    table = report.event_counts_table(counts, header)
     assert table["Arm"].tolist() == list(header.values()) and table["Deaths"].tolist() == counts["EVENTS"].tolist()
     assert all(c.startswith("Censored: ") for c in table.columns[3:])
-    vital = survival.vital_status_table(adam["adtte"], adam["adsl"], trial, header)
+    vital = report.vital_status_table(adam["adtte"], adam["adsl"], trial, header)
     assert list(vital.columns) == ["Arm", "Alive", "Died", "Unknown"]
     n = vital[["Alive", "Died", "Unknown"]].apply(lambda col: col.str.split(" ").str[0].astype(int)).sum(axis=1)
     assert n.tolist() == list(cohort.arm_n(adam["adsl"], trial).values())
@@ -302,8 +305,8 @@ def test_report_tables_count_every_participant(adam, trial):
 def test_difference_row_counts_both_arms(adam, trial):
     res = survival.survival_results(adam["adtte"], adam["adsl"], trial)
     os_ = res[res["PARAMCD"] == "OS"]
-    diff = os_[os_["ANALYSIS"].str.startswith("KM difference")].iloc[0]
-    per_arm = os_[os_["ANALYSIS"].str.startswith("KM survival")].set_index("ARM")
+    diff = os_[os_["ANALYSIS"].str.startswith(survival.KM_DIFFERENCE)].iloc[0]
+    per_arm = os_[os_["ANALYSIS"].str.startswith(survival.KM_SURVIVAL)].set_index("ARM")
     assert diff["EVENTS"] == per_arm.loc[[diff["ARM"], diff["REFERENCE"]], "EVENTS"].sum()
     assert diff["N"] == len(adam["adsl"]) if len(trial.arms) == 2 else True
     assert diff["ESTIMATE"] == pytest.approx(per_arm.loc[diff["ARM"], "ESTIMATE"] - per_arm.loc[diff["REFERENCE"], "ESTIMATE"])
@@ -321,7 +324,7 @@ def test_prose_numbers_quote_the_results_table():
          "LCL": 0.1, "UCL": 3.76, "PVALUE": 0.61, "EVENTS": 5, "N": 32},
         {"PARAMCD": "OS", "ANALYSIS": "Fisher exact odds ratio (event-free at horizon)", "ARM": "B", "REFERENCE": "A",
          "ESTIMATE": 1.6, "LCL": np.nan, "UCL": np.nan, "PVALUE": 1.0, "EVENTS": 5, "N": 30}])
-    out = survival.prose_numbers(results, "OS")
+    out = report.prose_numbers(results, "OS")
     assert out == {"os_surv": "a 80.0% (50.0 to 93.0)", "os_diff": "b minus a 6.2 (-20.0 to 30.0) percentage points",
                    "os_logrank": "chi-square 0.26, P = 0.608", "os_hr": "b vs a 0.63 (0.10 to 3.76)", "os_events": 5,
-                   "os_caution": survival.few_events_caution(5), "os_fisher": "b vs a P = 1.000"}
+                   "os_caution": report.few_events_caution(5), "os_fisher": "b vs a P = 1.000"}

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.analysis import cohort
-
+from helpers.report import cohort as cohort_report
 from helpers.report import plots
 from helpers.report.tables import journal_table
 
@@ -49,7 +49,7 @@ def test_accrual_figure_plots_the_accrual_table(adam, trial):
     adsl = adam["adsl"]
     accrual = cohort.accrual_by_month(adsl, trial)
     assert accrual.groupby("Arm")["Randomized"].sum().to_dict() == adsl["TRT01P"].value_counts().to_dict()
-    fig = plots.plot_accrual(accrual, trial, cohort.arm_header(adsl, trial))
+    fig = plots.plot_accrual(accrual, trial, cohort_report.arm_header(adsl, trial))
     ax = fig.axes[0]
     steps = [line for line in ax.get_lines() if line.get_drawstyle().startswith("steps")]
     for line, arm in zip(steps, [a.label for a in trial.arms]):
@@ -63,12 +63,12 @@ def test_visit_completeness_adds_up_and_figure_matches(adam, trial):
     assert (table["Attended"] + table["Missed"] == table["Expected"]).all()
     base = table[table["Visit"] == trial.baseline_visit.label]
     assert (base["Attended"] == base["Randomized"]).all()
-    fig = plots.plot_visit_completeness(table, trial, cohort.arm_header(adam["adsl"], trial))
+    fig = plots.plot_visit_completeness(table, trial, cohort_report.arm_header(adam["adsl"], trial))
     heights = sorted(p.get_height() for p in fig.axes[0].patches)
     assert heights == sorted(table["Expected"].tolist() + table["Attended"].tolist())
 
 
 def test_disposition_counts_every_participant(adam, trial):
-    table = cohort.disposition(adam["adsl"], trial)
+    table = cohort_report.disposition(adam["adsl"], trial)
     total = table.iloc[:, -1].str.split(" ").str[0].astype(int).sum()
     assert total == len(adam["adsl"])

@@ -1,12 +1,12 @@
-"""Descriptions of the cohort as a whole: data checks, accrual over time, visit completeness, missing values."""
+"""Counts describing the cohort as a whole: files of the export, participants per arm, accrual over time,
+visit completeness, missing values and samples not analysed (display tables: ``helpers.report.cohort``)."""
 from __future__ import annotations
 
 import pandas as pd
 
 from helpers.data.adam import UNSCHEDULED_LABEL
-from helpers.data.loading import Export, summary_by_rule
+from helpers.data.loading import Export
 from helpers.data.schema import UNSCHEDULED
-from helpers.report.tables import fixed, n_pct
 from helpers.trial import Trial
 
 
@@ -14,11 +14,6 @@ def arm_n(adsl: pd.DataFrame, trial: Trial) -> dict[str, int]:
     """Participants randomized per arm (TRT01P label), in the trial file's arm order."""
     counts = adsl["TRT01P"].value_counts()
     return {a.label: int(counts.get(a.label, 0)) for a in trial.arms}
-
-
-def arm_header(adsl: pd.DataFrame, trial: Trial) -> dict[str, str]:
-    """Arm label -> 'Label (N=n)', the column header of every by-arm table and legend."""
-    return {label: f"{label} (N={n})" for label, n in arm_n(adsl, trial).items()}
 
 
 def export_summary(export: Export) -> pd.DataFrame:
@@ -36,18 +31,6 @@ def export_summary(export: Export) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["File", "Rows", "Persons", "Warnings"]).astype({"Persons": "Int64"})
 
 
-def warnings_by_rule(export: Export) -> pd.DataFrame:
-    """Validation warnings counted by rule, with the first examples (file, row, column)."""
-    s = summary_by_rule([], export.warnings)
-    return pd.DataFrame({"Rule": s["rule"], "Warnings": s["count"], "First examples": s["examples"]})
-
-
-def validation_warnings(export: Export) -> pd.DataFrame:
-    """Non-fatal findings (visits outside their window) as a table, by participant."""
-    cols = ["File", "Row", "Column", "Rule", "Finding"]
-    return pd.DataFrame([(w.file, w.row, w.column, w.rule, w.message) for w in export.warnings], columns=cols)
-
-
 def accrual_by_month(adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     """Participants randomized per calendar month and arm, with cumulative totals (long format)."""
     month = adsl["RANDDT"].dt.to_period("M")
@@ -59,13 +42,6 @@ def accrual_by_month(adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     out["Cumulative"] = out.groupby("Arm")["Randomized"].cumsum()
     out["Month"] = out["Month"].astype(str)
     return out
-
-
-def cumulative_accrual_table(accrual: pd.DataFrame, header: dict[str, str]) -> pd.DataFrame:
-    """Wide table of cumulative randomizations, one column per arm (N in the header), in trial order."""
-    wide = accrual.pivot(index="Month", columns="Arm", values="Cumulative")[list(header)]
-    wide.columns = [header[a] for a in wide.columns]
-    return wide.reset_index()
 
 
 def _attended(adlb: pd.DataFrame) -> set:
@@ -167,36 +143,3 @@ def unscheduled_records(adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
             rows.append({"Visit": visit, "Unscheduled": int((at & unscheduled).sum()),
                          "Repeated": int((at & ~unscheduled).sum()), "Participants": kept.loc[at, "USUBJID"].nunique()})
     return pd.DataFrame(rows, columns=["Visit", "Unscheduled", "Repeated", "Participants"])
-
-
-def disposition(adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
-    """End-of-study status and reason by arm, n (%) of those randomized.
-
-    At an interim look (DCUTDT set) a participant still in follow-up reads "Ongoing at data cut-off".
-    """
-    status = adsl["EOSSTT"].str.capitalize().where(adsl["DCSREAS"].isna(),
-                                                   "Discontinued: " + adsl["DCSREAS"].fillna("").str.lower())
-    if "DCUTDT" in adsl:
-        status = status.mask(adsl["EOSSTT"].eq("ONGOING") & adsl["DCUTDT"].notna(), "Ongoing at data cut-off")
-    header = arm_header(adsl, trial)
-    out = {"Status": sorted(status.unique(), key=lambda s: (not s.startswith("Completed"), s))}
-    for arm in trial.arms:
-        in_arm = adsl["ARMCD"] == arm.code
-        out[header[arm.label]] = [n_pct(int((status[in_arm] == s).sum()), int(in_arm.sum())) for s in out["Status"]]
-    out[f"Total (N={len(adsl)})"] = [n_pct(int((status == s).sum()), len(adsl)) for s in out["Status"]]
-    return pd.DataFrame(out)
-
-
-def completeness_table(completeness: pd.DataFrame, header: dict[str, str]) -> pd.DataFrame:
-    """Compact report table: per visit and arm, attended / expected (%), follow-up ended before the
-    visit and, only when any visit is not yet due (an interim look), the count not yet due."""
-    out = pd.DataFrame({"Visit": list(dict.fromkeys(completeness["Visit"]))})
-    show_due = "Not yet due" in completeness and bool((completeness["Not yet due"] > 0).any())
-    for arm, label in header.items():
-        d = completeness[completeness["Arm"] == arm].set_index("Visit").loc[out["Visit"]]
-        out[f"{label}: attended / expected"] = [f"{a} / {e} ({fixed(p, 0)}%)" if e else f"{a} / {e}"
-                                               for a, e, p in zip(d["Attended"], d["Expected"], d["% attended"])]
-        out[f"{label}: ended before visit"] = d["Ended before visit"].to_numpy()
-        if show_due:
-            out[f"{label}: not yet due"] = d["Not yet due"].to_numpy()
-    return out

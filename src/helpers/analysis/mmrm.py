@@ -168,6 +168,8 @@ STRUCTURES: dict[str, Structure] = {
     "ar1": Structure("ar1", lambda t: 1 + (t > 1), _ar1_sigma, _ar1_start),
     "cs": Structure("cs", lambda t: 1 + (t > 1), _cs_sigma, _cs_start),
 }
+STRUCTURE_NAMES = {"us": "unstructured", "toeph": "heterogeneous Toeplitz", "ar1h": "heterogeneous AR(1)",
+                   "ar1": "AR(1)", "cs": "compound symmetry"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 An ADAE-style dataset is derived from the events file (event_type AE); deaths come from its DEATH
 rows. Tables count participants with at least one event (n, % of the arm's safety population)
-and events. Terms are reported verbatim (the export carries no MedDRA coding).
+and events. Terms are reported verbatim (the export carries no MedDRA coding). The display tables,
+listing and prose are in ``helpers.report.safety``.
 """
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import pandas as pd
 
 from helpers.data.adam import study_day, usubjid
 from helpers.data.loading import Export
-from helpers.report.tables import fixed, n_pct
 from helpers.trial import Trial
 
 RELATED = ("possible", "probable", "definite")
@@ -19,13 +19,8 @@ RELATED = ("possible", "probable", "definite")
 # (puncture, catheter, embolization); the export has no procedure flag, so terms are matched.
 PROCEDURE_KEYWORDS = ("puncture", "haematoma", "hematoma", "catheter", "emboli", "access site", "arterial",
                       "angiograph", "pseudoaneurysm", "dissection")
-CATEGORIES = {
-    "ANY": "Any adverse event",
-    "SERIOUS": "Serious adverse event",
-    "RELATED": "Related to the infusion (possible, probable or definite)",
-    "WITHDRAWAL": "Leading to withdrawal",
-    "DEATH": "Death",
-}
+# Summary categories, in the order of the summary table: any, serious, related, leading to withdrawal, death.
+CATEGORIES = ("ANY", "SERIOUS", "RELATED", "WITHDRAWAL", "DEATH")
 
 
 def safety_population(adsl: pd.DataFrame) -> pd.DataFrame:
@@ -35,13 +30,8 @@ def safety_population(adsl: pd.DataFrame) -> pd.DataFrame:
 
 def safety_n(adsl: pd.DataFrame, trial: Trial) -> dict[str, int]:
     """Safety population per arm as treated (TRT01A label), in the trial file's order."""
-    counts = safety_population(adsl)["TRT01A"].value_counts()
-    return {a.label: int(counts.get(a.label, 0)) for a in trial.arms}
-
-
-def safety_header(adsl: pd.DataFrame, trial: Trial) -> dict[str, str]:
-    """Arm label -> 'Label (N=n)' with n the safety population as treated."""
-    return {label: f"{label} (N={n})" for label, n in safety_n(adsl, trial).items()}
+    treated = safety_population(adsl)["TRT01A"].value_counts()
+    return {a.label: int(treated.get(a.label, 0)) for a in trial.arms}
 
 
 def build_adae(export: Export, adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
@@ -139,40 +129,20 @@ def adverse_event_results(adae: pd.DataFrame, dth: pd.DataFrame, adsl: pd.DataFr
     return out.astype({"N": int, "N_PARTICIPANTS": int, "PCT": float, "N_EVENTS": int})
 
 
-def summary_text(results: pd.DataFrame, category: str) -> str:
-    """One summary category in words, per arm: 'peripheral vein 6 of 16 (37.5%), 6 event(s)', for the text."""
-    d = results[results["CATEGORY"] == category]
-    return "; ".join(f"{a.lower()} {p} of {n} ({fixed(pct, 1)}%), {e} event(s)" for a, n, p, pct, e in
-                     zip(d["ARM"], d["N"], d["N_PARTICIPANTS"], d["PCT"], d["N_EVENTS"]))
+def rows_of(results: pd.DataFrame, *categories: str) -> pd.DataFrame:
+    """The rows of ``adverse_event_results`` in the given categories (every summary category when none is given)."""
+    return results[results["CATEGORY"].isin(categories or CATEGORIES)]
 
 
-def display_table(tidy: pd.DataFrame, header: dict[str, str], first: str = "Adverse event") -> pd.DataFrame:
-    """Wide report table: one row per category or term; per arm 'n (%)' participants and events."""
-    key = tidy["TERM"].where(tidy["TERM"] != "", tidy["CATEGORY"].map(CATEGORIES))
-    rows = list(dict.fromkeys(key))
-    out = pd.DataFrame({first: rows})
-    for arm, label in header.items():
-        d = tidy[tidy["ARM"] == arm].assign(_k=key).set_index("_k").reindex(rows)
-        out[f"{label}: participants, n (%)"] = [n_pct(int(p), int(n)) for p, n in zip(d["N_PARTICIPANTS"], d["N"])]
-        out[f"{label}: events"] = d["N_EVENTS"].astype(int).to_numpy()
-    return out
+def counts(results: pd.DataFrame, adsl: pd.DataFrame) -> dict[str, int]:
+    """The chapter's counts: safety population, participants treated in another arm than allocated,
+    treatment-emergent adverse events, and infusion-procedure events."""
+    saf = safety_population(adsl)
+    return {"n_safety": len(saf), "n_switched": int((saf["TRT01A"] != saf["TRT01P"]).sum()),
+            "n_ae": int(rows_of(results, "ANY")["N_EVENTS"].sum()),
+            "n_proc": int(rows_of(results, "PROCEDURE")["N_EVENTS"].sum())}
 
 
-def serious_listing(adae: pd.DataFrame, dth: pd.DataFrame) -> pd.DataFrame:
-    """Listing of deaths and serious AEs by participant (USUBJID only), ordered by participant and study day.
-
-    A serious AE ending on the day of death is shown as fatal."""
-    sae = adae[adae["AESER"] == "Y"]
-    fatal = sae["USUBJID"].map(dth.set_index("USUBJID")["DTHDY"]).eq(sae["AENDY"]).fillna(False).to_numpy(bool)
-    outcome = np.select([fatal, sae["AENDT"].isna().to_numpy()], ["Fatal", "Ongoing at end of follow-up"],
-                        ("Resolved day " + sae["AENDY"].astype("string").fillna("")).to_numpy(str))
-    rows = pd.DataFrame({"Participant": sae["USUBJID"], "Arm (as treated)": sae["TRT01A"], "Record": "Serious AE",
-                         "Term": sae["AETERM"], "Onset (study day)": sae["ASTDY"].astype("Int64"),
-                         "Severity": sae["AESEV"], "Relatedness": sae["AEREL"], "Outcome": outcome,
-                         "Led to withdrawal": sae["AEWDFL"].map({"Y": "Yes", "N": "No"})})
-    dead = pd.DataFrame({"Participant": dth["USUBJID"], "Arm (as treated)": dth["TRT01A"], "Record": "Death",
-                         "Term": dth["DTHCAUS"], "Onset (study day)": dth["DTHDY"].astype("Int64"),
-                         "Severity": "", "Relatedness": "", "Outcome": "", "Led to withdrawal": ""})
-    out = pd.concat([rows, dead], ignore_index=True)
-    out["_r"] = (out["Record"] == "Death").astype(int)
-    return out.sort_values(["Participant", "Onset (study day)", "_r", "Term"]).drop(columns="_r").reset_index(drop=True)
+def procedure_terms(results: pd.DataFrame) -> list[str]:
+    """The infusion-procedure terms reported, in the order of the results (most frequent first)."""
+    return list(dict.fromkeys(rows_of(results, "PROCEDURE")["TERM"]))

@@ -9,27 +9,27 @@ from the Greenwood SE, because ``SurvfuncRight`` offers only simultaneous bands 
 """
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import MaxNLocator
 from scipy import stats
 from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.duration.survfunc import SurvfuncRight, survdiff
 
 from helpers.analysis import cohort
-
-from helpers.report import plots
-from helpers.report.tables import format_p
 from helpers.trial import Trial
 
-FEW_EVENTS = 10
+FEW_EVENTS = 10  # fewer events than this: the Cox hazard ratio is imprecise
+KM_SURVIVAL = "KM survival"
+KM_DIFFERENCE = "KM difference"
+LOGRANK = "log-rank chi-square"
+COX = "Cox hazard ratio (Efron ties)"
+FISHER = "Fisher exact odds ratio (event-free at horizon)"
+EVENT_FREE, EVENT, UNKNOWN = "Event-free", "Event", "Unknown"
+STATUSES = (EVENT_FREE, EVENT, UNKNOWN)
+DEATH, TRANSPLANT, WITHDRAWAL = "Death", "Liver transplant", "Withdrawal"
+CAUSES = (DEATH, TRANSPLANT, WITHDRAWAL)
+NOT_YET_DUE, EXPECTED, MISSED = "Not yet due", "Expected", "Missed"
 Z95 = stats.norm.ppf(0.975)
-
-
-def horizon_days(trial: Trial) -> int:
-    """The primary endpoint's horizon in days (trial file), else the follow-up in weeks x 7."""
-    return int(trial.primary_endpoint.get("horizon_days", 7 * trial.followup_weeks))
 
 
 def _arm_data(adtte: pd.DataFrame, paramcd: str) -> pd.DataFrame:
@@ -105,8 +105,7 @@ def number_at_risk(adtte: pd.DataFrame, trial: Trial, paramcd: str, days) -> pd.
 
 def risk_days(trial: Trial, step_weeks: int = 4) -> list[int]:
     """Days at which the number at risk is shown: every ``step_weeks`` weeks to the horizon."""
-    h = horizon_days(trial)
-    return [int(d) for d in np.arange(0, h + 1, 7 * step_weeks)]
+    return [int(d) for d in np.arange(0, trial.horizon_days + 1, 7 * step_weeks)]
 
 
 def event_counts(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS") -> pd.DataFrame:
@@ -123,9 +122,8 @@ def event_counts(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS") -> pd.D
 
 
 def _design(d: pd.DataFrame, trial: Trial) -> tuple[np.ndarray, list[str]]:
-    others = [a for a in trial.arms if a.code != trial.control_arm]
-    x = np.column_stack([(d["ARM"] == a.label).to_numpy(dtype=float) for a in others])
-    return x, [a.label for a in others]
+    x = np.column_stack([(d["ARM"] == a.label).to_numpy(dtype=float) for a in trial.experimental_arms])
+    return x, [a.label for a in trial.experimental_arms]
 
 
 def logrank(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS", strata: str | None = None) -> dict:
@@ -146,7 +144,7 @@ def cox_hr(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS", strata: str |
     """
     d = _arm_data(adtte, paramcd)
     x, labels = _design(d, trial)
-    control = trial.arm_labels[trial.control_arm]
+    control = trial.control.label
     events = d.groupby("ARM")["EVENT"].sum()
     rows = [{"ARM": lab, "REFERENCE": control, "EVENTS_ARM": int(events.get(lab, 0)),
              "EVENTS_REF": int(events.get(control, 0)), "HR": np.nan, "LCL": np.nan, "UCL": np.nan,
@@ -165,14 +163,6 @@ def cox_hr(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS", strata: str |
     return pd.DataFrame(rows)
 
 
-def few_events_caution(n_events: int, threshold: int = FEW_EVENTS) -> str:
-    """A caution for the text when the Cox model rests on few events; empty otherwise."""
-    if n_events >= threshold:
-        return ""
-    return (f"With only {n_events} event(s) (fewer than {threshold}), the hazard ratio is imprecise and its "
-            "Wald interval unreliable; read it with the Kaplan-Meier curves and the exact test.")
-
-
 def survival_at_horizon(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS") -> pd.DataFrame:
     """Kaplan-Meier S(horizon) per arm (log-log 95% CI) and each arm minus control (Greenwood SEs, Wald 95% CI).
 
@@ -182,7 +172,7 @@ def survival_at_horizon(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS") 
     Difference CI: (S1 - S0) +/- z sqrt(SE1^2 + SE0^2), independent arms (Klein and Moeschberger 2003, sec. 7.8).
     """
     km = km_by_arm(adtte, trial, paramcd)
-    h = horizon_days(trial)
+    h = trial.horizon_days
     rows = []
     at = {}
     followed = _arm_data(adtte, paramcd).groupby("ARM")["TIME"].max()
@@ -193,10 +183,8 @@ def survival_at_horizon(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS") 
         at[arm.label] = s
         rows.append({"ARM": arm.label, "STATISTIC": "survival", "ESTIMATE": s["SURV"], "SE": s["SE"],
                      "LCL": s["LCL"], "UCL": s["UCL"]})
-    control = trial.arm_labels[trial.control_arm]
-    for arm in trial.arms:
-        if arm.code == trial.control_arm:
-            continue
+    control = trial.control.label
+    for arm in trial.experimental_arms:
         a, b = at[arm.label], at[control]
         diff, se = a["SURV"] - b["SURV"], float(np.hypot(a["SE"], b["SE"]))
         rows.append({"ARM": f"{arm.label} - {control}", "STATISTIC": "difference", "ESTIMATE": diff, "SE": se,
@@ -210,8 +198,8 @@ def status_at_horizon(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, par
     transplant for OS, withdrawal)."""
     d = _arm_data(adtte, paramcd)
     completed = d["USUBJID"].map(adsl.set_index("USUBJID")["EOSSTT"]).eq("COMPLETED")
-    d["STATUS"] = np.select([d["EVENT"] == 1, (d["TIME"] >= horizon_days(trial)) | completed],
-                            ["Event", "Event-free"], "Unknown")
+    d["STATUS"] = np.select([d["EVENT"] == 1, (d["TIME"] >= trial.horizon_days) | completed],
+                            [EVENT, EVENT_FREE], UNKNOWN)
     return d[["USUBJID", "ARM", "STATUS"]]
 
 
@@ -223,44 +211,44 @@ def fisher_survivors(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, para
     """
     st = status_at_horizon(adtte, adsl, trial, paramcd)
     counts = pd.crosstab(st["ARM"], st["STATUS"]).reindex(index=[a.label for a in trial.arms],
-                                                           columns=["Event-free", "Event", "Unknown"]).fillna(0).astype(int)
-    control = trial.arm_labels[trial.control_arm]
+                                                           columns=list(STATUSES)).fillna(0).astype(int)
+    control = trial.control.label
     rows = []
-    for arm in trial.arms:
-        if arm.code == trial.control_arm:
-            continue
-        table = counts.loc[[arm.label, control], ["Event-free", "Event"]].to_numpy()
+    for arm in trial.experimental_arms:
+        table = counts.loc[[arm.label, control], [EVENT_FREE, EVENT]].to_numpy()
         odds, p = stats.fisher_exact(table)
         rows.append({"ARM": arm.label, "REFERENCE": control, "EVENT_FREE_ARM": int(table[0, 0]), "EVENT_ARM": int(table[0, 1]),
                      "EVENT_FREE_REF": int(table[1, 0]), "EVENT_REF": int(table[1, 1]),
-                     "UNKNOWN_ARM": int(counts.loc[arm.label, "Unknown"]),
-                     "UNKNOWN_REF": int(counts.loc[control, "Unknown"]), "ODDS_RATIO": float(odds), "PVALUE": float(p)})
+                     "UNKNOWN_ARM": int(counts.loc[arm.label, UNKNOWN]),
+                     "UNKNOWN_REF": int(counts.loc[control, UNKNOWN]), "ODDS_RATIO": float(odds), "PVALUE": float(p)})
     return pd.DataFrame(rows)
 
 
 def survival_results(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial,
                      paramcds: tuple[str, ...] = ("OS", "TFS")) -> pd.DataFrame:
     """Tidy results of the chapter, one row per estimate: PARAMCD, ANALYSIS, ARM, REFERENCE, ESTIMATE, LCL, UCL, PVALUE, EVENTS, N."""
+    h = trial.horizon_days
+    km_name = {"survival": KM_SURVIVAL, "difference": KM_DIFFERENCE}
     rows = []
     for p in paramcds:
         counts = event_counts(adtte, trial, p).set_index("ARM")
         for r in survival_at_horizon(adtte, trial, p).itertuples():
-            ref = "" if r.STATISTIC == "survival" else trial.arm_labels[trial.control_arm]
+            ref = "" if r.STATISTIC == "survival" else trial.control.label
             arm = r.ARM if r.STATISTIC == "survival" else r.ARM.split(" - ")[0]
             arms = [arm] + ([ref] if ref else [])
-            rows.append({"PARAMCD": p, "ANALYSIS": f"KM {r.STATISTIC} at day {horizon_days(trial)}", "ARM": arm,
+            rows.append({"PARAMCD": p, "ANALYSIS": f"{km_name[r.STATISTIC]} at day {h}", "ARM": arm,
                          "REFERENCE": ref, "ESTIMATE": r.ESTIMATE, "LCL": r.LCL, "UCL": r.UCL, "PVALUE": np.nan,
                          "EVENTS": counts.loc[arms, "EVENTS"].sum(), "N": counts.loc[arms, "N"].sum()})
         lr = logrank(adtte, trial, p)
-        rows.append({"PARAMCD": p, "ANALYSIS": "log-rank chi-square", "ARM": "all", "REFERENCE": "",
+        rows.append({"PARAMCD": p, "ANALYSIS": LOGRANK, "ARM": "all", "REFERENCE": "",
                      "ESTIMATE": lr["CHISQ"], "LCL": np.nan, "UCL": np.nan, "PVALUE": lr["PVALUE"],
                      "EVENTS": int(counts["EVENTS"].sum()), "N": int(counts["N"].sum())})
         for r in cox_hr(adtte, trial, p).itertuples():
-            rows.append({"PARAMCD": p, "ANALYSIS": "Cox hazard ratio (Efron ties)", "ARM": r.ARM,
+            rows.append({"PARAMCD": p, "ANALYSIS": COX, "ARM": r.ARM,
                          "REFERENCE": r.REFERENCE, "ESTIMATE": r.HR, "LCL": r.LCL, "UCL": r.UCL, "PVALUE": r.PVALUE,
                          "EVENTS": r.EVENTS_ARM + r.EVENTS_REF, "N": counts.loc[[r.ARM, r.REFERENCE], "N"].sum()})
         for r in fisher_survivors(adtte, adsl, trial, p).itertuples():
-            rows.append({"PARAMCD": p, "ANALYSIS": "Fisher exact odds ratio (event-free at horizon)", "ARM": r.ARM,
+            rows.append({"PARAMCD": p, "ANALYSIS": FISHER, "ARM": r.ARM,
                          "REFERENCE": r.REFERENCE, "ESTIMATE": r.ODDS_RATIO, "LCL": np.nan, "UCL": np.nan,
                          "PVALUE": r.PVALUE, "EVENTS": r.EVENT_ARM + r.EVENT_REF,
                          "N": r.EVENT_FREE_ARM + r.EVENT_ARM + r.EVENT_FREE_REF + r.EVENT_REF})
@@ -269,155 +257,20 @@ def survival_results(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial,
     return out
 
 
-def prose_numbers(results: pd.DataFrame, paramcd: str) -> dict[str, str | int]:
-    """The numbers the chapter's text quotes for one endpoint, keyed '<paramcd>_<what>' for myst-nb glue."""
-    p = paramcd.lower()
-    r = results[results["PARAMCD"] == paramcd]
-
-    def rows(prefix):
-        return r[r["ANALYSIS"].str.startswith(prefix)]
-
-    km, diff, cox, fisher = rows("KM survival"), rows("KM difference"), rows("Cox"), rows("Fisher")
-    lr = rows("log-rank").iloc[0]
-    return {
-        f"{p}_surv": "; ".join(f"{a.lower()} {format_estimate(e, lo, hi, 100, 1, '%')}"
-                               for a, e, lo, hi in zip(km["ARM"], km["ESTIMATE"], km["LCL"], km["UCL"])),
-        f"{p}_diff": "; ".join(f"{a.lower()} minus {ref.lower()} {format_estimate(e, lo, hi, 100, 1)} percentage points"
-                               for a, ref, e, lo, hi in zip(diff["ARM"], diff["REFERENCE"], diff["ESTIMATE"],
-                                                            diff["LCL"], diff["UCL"])),
-        f"{p}_logrank": (f"chi-square {lr.ESTIMATE:.2f}, P = {format_p(lr.PVALUE)}" if np.isfinite(lr.ESTIMATE)
-                         else "not estimable: no events in either arm"),
-        f"{p}_hr": "; ".join(f"{a.lower()} vs {ref.lower()} {format_estimate(e, lo, hi)}"
-                             for a, ref, e, lo, hi in zip(cox["ARM"], cox["REFERENCE"], cox["ESTIMATE"], cox["LCL"],
-                                                          cox["UCL"])),
-        f"{p}_events": int(lr.EVENTS),
-        f"{p}_caution": few_events_caution(int(lr.EVENTS)) or "The number of events is adequate for the hazard ratio.",
-        f"{p}_fisher": "; ".join(f"{a.lower()} vs {ref.lower()} P = {format_p(pv)}"
-                                 for a, ref, pv in zip(fisher["ARM"], fisher["REFERENCE"], fisher["PVALUE"])),
-    }
-
-
 def intercurrent_events(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     """By arm (as randomized) and visit: follow-up ended before the visit by death, transplant or
     withdrawal (cumulative), visits not yet due at an interim cut-off, and visits missed by those still
     expected (``cohort.visit_status`` rule)."""
     status = cohort.visit_status(adsl, adlb, trial)
-    status["cause"] = status["reason"].map({"DEATH": "Death", "LIVER TRANSPLANT": "Liver transplant"})
-    status.loc[status["ended"] & status["cause"].isna(), "cause"] = "Withdrawal"
+    status["cause"] = status["reason"].map({"DEATH": DEATH, "LIVER TRANSPLANT": TRANSPLANT})
+    status.loc[status["ended"] & status["cause"].isna(), "cause"] = WITHDRAWAL
     rows = []
     for arm in trial.arms:
         for v in trial.visits:
             d = status[(status["ARMCD"] == arm.code) & (status["Visit"] == v.label)]
             expected = d["expected"]
             rows.append({"Arm": arm.label, "Visit": v.label, "Randomized": len(d)}
-                        | {cause: int((d["cause"] == cause).sum()) for cause in ("Death", "Liver transplant", "Withdrawal")}
-                        | {"Not yet due": int(d["not_yet_due"].sum()), "Expected": int(expected.sum()),
-                           "Missed": int((expected & ~d["attended"]).sum())})
-    return pd.DataFrame(rows)
-
-
-def km_plot_table(km: pd.DataFrame, trial: Trial) -> pd.DataFrame:
-    """The numbers the Kaplan-Meier figure plots: per arm and event time, at risk, events, S(t) and its CI (%)."""
-    d = km[(km["N_EVENT"] > 0) | (km["TIME"] == 0)]
-    return pd.DataFrame({"Arm": d["ARM"], "Day": d["TIME"].astype(int), "At risk": d["N_RISK"],
-                         "Events": d["N_EVENT"], "Survival (%)": (100 * d["SURV"]).round(1),
-                         "95% CI (%)": [("" if np.isnan(lo) else f"{100 * lo:.1f} to {100 * hi:.1f}")
-                                        for lo, hi in zip(d["LCL"], d["UCL"])]})
-
-
-def plot_km(km: pd.DataFrame, at_risk: pd.DataFrame, trial: Trial, n_header: dict[str, str],
-            ylabel: str = "Overall survival (%)"):
-    """Kaplan-Meier curves by arm with shaded log-log 95% CIs and censoring ticks; number at risk below.
-
-    x in weeks from randomization (days / 7); ``at_risk`` from ``number_at_risk`` (columns: days).
-    """
-    plots.set_style()
-    fig, (ax, tab) = plt.subplots(2, 1, figsize=(7, 5.2), sharex=True,
-                                  gridspec_kw={"height_ratios": [4, 1.1], "hspace": 0.3})
-    palette = plots.arm_palette(trial)
-    h = horizon_days(trial) / 7
-    for arm in trial.arms:
-        d = km[km["ARM"] == arm.label]
-        if d.empty:
-            continue
-        x = np.append(d["TIME"].to_numpy() / 7, h)
-        y = 100 * np.append(d["SURV"].to_numpy(), d["SURV"].iloc[-1])
-        ax.step(x, y, where="post", color=palette[arm.label], linewidth=2, label=n_header[arm.label])
-        lo = 100 * np.append(d["LCL"].to_numpy(), d["LCL"].iloc[-1])
-        hi = 100 * np.append(d["UCL"].to_numpy(), d["UCL"].iloc[-1])
-        ax.fill_between(x, lo, hi, step="post", color=palette[arm.label], alpha=0.15, linewidth=0)
-        cens = d[d["N_CENSOR"] > 0]
-        ax.plot(cens["TIME"] / 7, 100 * cens["SURV"], "|", color=palette[arm.label], markersize=9, markeredgewidth=1.5)
-    ax.set_ylim(0, 102)
-    ax.set_xlim(0, h * 1.02)
-    ax.set_ylabel(ylabel)
-    ax.legend(loc="lower left")
-    weeks = [t / 7 for t in at_risk.columns]
-    ax.set_xticks(weeks)
-    for i, arm in enumerate(at_risk.index):
-        for w, n in zip(weeks, at_risk.loc[arm]):
-            tab.text(w, len(at_risk) - 1 - i, str(int(n)), ha="center", va="center", color=palette.get(arm, "k"))
-    tab.set_yticks(range(len(at_risk)), list(at_risk.index)[::-1])
-    tab.set_ylim(-0.6, len(at_risk) - 0.4)
-    tab.tick_params(axis="y", length=0, pad=14)
-    for side in ("left", "top", "right"):
-        tab.spines[side].set_visible(False)
-    tab.set_title("Number at risk", loc="left", fontsize="small", pad=4)
-    tab.set_xlabel("Weeks since randomization")
-    tab.xaxis.set_major_locator(plt.FixedLocator(weeks))
-    ax.yaxis.set_major_locator(MaxNLocator(6))
-    fig.subplots_adjust(left=0.25, right=0.97, top=0.97, bottom=0.12)
-    plt.close(fig)
-    return fig
-
-
-def format_estimate(est: float, lcl: float, ucl: float, scale: float = 1.0, digits: int = 2, unit: str = "") -> str:
-    """'est (lcl to ucl)' scaled (100 for percentages); 'not estimable' for a missing estimate, no CI when it is missing."""
-    if est is None or np.isnan(est):
-        return "not estimable"
-    text = f"{scale * est:.{digits}f}{unit}"
-    if lcl is not None and not np.isnan(lcl):
-        text += f" ({scale * lcl:.{digits}f} to {scale * ucl:.{digits}f})"
-    return text
-
-
-def summary_table(results: pd.DataFrame, paramcd: str) -> pd.DataFrame:
-    """Report table of one endpoint's rows of ``survival_results``: analysis, arm or comparison, estimate (95% CI), P."""
-    d = results[results["PARAMCD"] == paramcd]
-    rows = []
-    for r in d.itertuples():
-        what = r.ARM if not r.REFERENCE else f"{r.ARM} vs {r.REFERENCE}"
-        if r.ANALYSIS.startswith("KM survival"):
-            label, est = "Kaplan-Meier survival at the horizon, % (log-log CI)", format_estimate(r.ESTIMATE, r.LCL, r.UCL, 100, 1)
-        elif r.ANALYSIS.startswith("KM difference"):
-            what = f"{r.ARM} minus {r.REFERENCE}"
-            label, est = "Difference in survival, percentage points (Greenwood CI)", format_estimate(r.ESTIMATE, r.LCL, r.UCL, 100, 1)
-        elif r.ANALYSIS.startswith("log-rank"):
-            label, est, what = "Log-rank test, chi-square", format_estimate(r.ESTIMATE, np.nan, np.nan), "all arms"
-        elif r.ANALYSIS.startswith("Cox"):
-            label, est = "Hazard ratio, Cox model with Efron ties (Wald CI)", format_estimate(r.ESTIMATE, r.LCL, r.UCL)
-        else:
-            label, est = "Odds ratio of being event-free at the horizon, Fisher's exact test", format_estimate(r.ESTIMATE, np.nan, np.nan)
-        rows.append({"Analysis": label, "Arm or comparison": what, "Estimate (95% CI)": est,
-                     "P value": format_p(r.PVALUE), "Events / N": f"{r.EVENTS} / {r.N}"})
-    return pd.DataFrame(rows)
-
-
-def event_counts_table(counts: pd.DataFrame, header: dict[str, str], event: str = "Deaths") -> pd.DataFrame:
-    """``event_counts`` for the report: arm with N in its label, events, censorings by reason in words."""
-    out = counts.assign(ARM=counts["ARM"].map(header)).drop(columns="N")
-    return out.rename(columns=lambda col: {"ARM": "Arm", "EVENTS": event, "CENSORED": "Censored"}.get(
-        col, col.replace("CENSORED: ", "Censored: ").capitalize() if col.startswith("CENSORED: ") else col))
-
-
-def vital_status_table(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, header: dict[str, str],
-                       paramcd: str = "OS") -> pd.DataFrame:
-    """Status at the horizon by arm, n (%) of those randomized: event-free, event, unknown (``status_at_horizon``)."""
-    st = status_at_horizon(adtte, adsl, trial, paramcd)
-    names = {"Event-free": "Alive", "Event": "Died"} if paramcd == "OS" else {}
-    rows = []
-    for arm in trial.arms:
-        s = st.loc[st["ARM"] == arm.label, "STATUS"]
-        rows.append({"Arm": header[arm.label], **{names.get(k, k): cohort.n_pct(int((s == k).sum()), len(s))
-                                                 for k in ("Event-free", "Event", "Unknown")}})
+                        | {cause: int((d["cause"] == cause).sum()) for cause in CAUSES}
+                        | {NOT_YET_DUE: int(d["not_yet_due"].sum()), EXPECTED: int(expected.sum()),
+                           MISSED: int((expected & ~d["attended"]).sum())})
     return pd.DataFrame(rows)

@@ -49,7 +49,7 @@ import pandas as pd
 from faker import Faker
 from faker.providers.ssn.zh_CN import Provider as _ZhSsn
 
-from helpers.analysis.randomization import allocation_list
+from helpers.data.randomization import allocation_list
 from helpers.data.schema import FileSpec, export_spec
 from helpers.trial import Trial
 

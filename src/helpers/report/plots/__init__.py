@@ -8,7 +8,7 @@ from helpers.report.plots.style import (  # noqa: F401
     save_figure,
     set_style,
 )
-# consort figures
-# randomization figures
-# survival figures
-# sensitivity figures
+from helpers.report.plots.consort import plot_consort  # noqa: F401
+from helpers.report.plots.randomization import plot_balance  # noqa: F401
+from helpers.report.plots.survival import km_figure, plot_km  # noqa: F401
+from helpers.report.plots.sensitivity import plot_sensitivity  # noqa: F401

@@ -7,7 +7,8 @@ import pandas as pd
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from helpers.report.plots.style import arm_palette, set_style
-from helpers.trial import Trial
+from helpers.report.prose import estimate_text
+from helpers.trial import Trial, label_with_unit
 
 
 def _plain_log_axis(axis) -> None:
@@ -27,7 +28,7 @@ def _endpoint_grid(n: int, ncols: int, width: float = 3.4, height: float = 2.6):
 
 def plot_mean_ci(summary: pd.DataFrame, trial: Trial, n_header: dict[str, str], ncols: int = 3):
     """Mean (geometric mean for log endpoints, log axis) with 95% CI over visits by arm, one panel per
-    endpoint (from outcomes.mean_ci_by_visit); arms dodged slightly along the week axis."""
+    endpoint (from analysis.outcomes.mean_ci_by_visit); arms dodged slightly along the week axis."""
     set_style()
     endpoints = [e for e in trial.endpoints if e.code in set(summary["PARAMCD"])]
     fig, axes = _endpoint_grid(len(endpoints), ncols)
@@ -46,7 +47,7 @@ def plot_mean_ci(summary: pd.DataFrame, trial: Trial, n_header: dict[str, str], 
             ax.set_yscale("log")
             _plain_log_axis(ax.yaxis)
         ax.set_title(e.label, fontsize="medium")
-        ax.set_ylabel(("Geometric mean" if e.log else "Mean") + ("" if e.unit in ("", "1") else f" ({e.unit})"))
+        ax.set_ylabel(label_with_unit("Geometric mean" if e.log else "Mean", e.unit))
         ax.set_xticks(weeks)
         ax.set_xlabel("Week")
     handles, labels = axes[0].get_legend_handles_labels()
@@ -89,7 +90,7 @@ def plot_spaghetti(adlb: pd.DataFrame, trial: Trial, n_header: dict[str, str], p
 
 
 def plot_forest(model: pd.DataFrame, trial: Trial):
-    """Forest plot of treatment effects (from outcomes.mmrm_table or ancova) across endpoints and weeks:
+    """Forest plot of treatment effects (from analysis.outcomes.mmrm_table or ancova) across endpoints and weeks:
     one panel per endpoint with its own axis (log axis and reference 1 for ratios of geometric means,
     reference 0 for differences in the endpoint's unit); estimate and 95% CI printed on the right."""
     set_style()
@@ -110,15 +111,14 @@ def plot_forest(model: pd.DataFrame, trial: Trial):
         ax.margins(x=0.06)
         ax.set_yticks(y, visits)
         ax.set_ylim(-0.7, len(visits) - 0.3)
-        kind = "ratio of geometric means" if e.log else "difference" + ("" if e.unit in ("", "1") else f" ({e.unit})")
+        kind = "ratio of geometric means" if e.log else label_with_unit("difference", e.unit)
         ax.set_title(f"{e.label}: {kind}", fontsize="small", loc="left")
         for yy, (_, r) in zip(y, d.iterrows()):
-            text = "not estimable" if pd.isna(r["estimate"]) else f"{r['estimate']:.2f} ({r['lower']:.2f} to {r['upper']:.2f})"
-            ax.text(1.02, yy, text, transform=ax.get_yaxis_transform(), va="center", fontsize="x-small")
+            ax.text(1.02, yy, estimate_text(r["estimate"], r["lower"], r["upper"]), transform=ax.get_yaxis_transform(),
+                    va="center", fontsize="x-small")
         ax.tick_params(axis="both", labelsize="x-small")
-    control = trial.arm_labels[trial.control_arm]
-    others = ", ".join(a.label for a in trial.arms if a.code != trial.control_arm)
-    fig.suptitle(f"{others} vs {control} (95% CI)", fontsize="medium")
+    others = ", ".join(a.label for a in trial.experimental_arms)
+    fig.suptitle(f"{others} vs {trial.control.label} (95% CI)", fontsize="medium")
     fig.tight_layout()
     plt.close(fig)
     return fig

@@ -1,0 +1,84 @@
+"""Chapter 1 (the cohort) for display: by-arm column headers, validation warnings, accrual and visit
+completeness tables, end-of-study status as n (%), and the numbers the chapter's text quotes."""
+from __future__ import annotations
+
+import pandas as pd
+
+from helpers.analysis.cohort import arm_n, missingness_by_visit
+from helpers.data.loading import Export, summary_by_rule
+from helpers.report.tables import fixed, n_pct
+from helpers.trial import Trial
+
+
+def arm_header(adsl: pd.DataFrame, trial: Trial) -> dict[str, str]:
+    """Arm label -> 'Label (N=n)', the column header of every by-arm table and legend."""
+    return {label: f"{label} (N={n})" for label, n in arm_n(adsl, trial).items()}
+
+
+def warnings_by_rule(export: Export) -> pd.DataFrame:
+    """Validation warnings counted by rule, with the first examples (file, row, column)."""
+    s = summary_by_rule([], export.warnings)
+    return pd.DataFrame({"Rule": s["rule"], "Warnings": s["count"], "First examples": s["examples"]})
+
+
+def validation_warnings(export: Export) -> pd.DataFrame:
+    """Non-fatal findings (visits outside their window) as a table, by participant."""
+    cols = ["File", "Row", "Column", "Rule", "Finding"]
+    return pd.DataFrame([(w.file, w.row, w.column, w.rule, w.message) for w in export.warnings], columns=cols)
+
+
+def cumulative_accrual_table(accrual: pd.DataFrame, header: dict[str, str]) -> pd.DataFrame:
+    """Wide table of cumulative randomizations (from ``accrual_by_month``), one column per arm (N in the
+    header), in trial order."""
+    wide = accrual.pivot(index="Month", columns="Arm", values="Cumulative")[list(header)]
+    wide.columns = [header[a] for a in wide.columns]
+    return wide.reset_index()
+
+
+def completeness_table(completeness: pd.DataFrame, header: dict[str, str]) -> pd.DataFrame:
+    """Compact table of ``visit_completeness``: per visit and arm, attended / expected (%), follow-up ended
+    before the visit and, only when any visit is not yet due (an interim look), the count not yet due."""
+    out = pd.DataFrame({"Visit": list(dict.fromkeys(completeness["Visit"]))})
+    show_due = "Not yet due" in completeness and bool((completeness["Not yet due"] > 0).any())
+    for arm, label in header.items():
+        d = completeness[completeness["Arm"] == arm].set_index("Visit").loc[out["Visit"]]
+        out[f"{label}: attended / expected"] = [f"{a} / {e} ({fixed(p, 0)}%)" if e else f"{a} / {e}"
+                                               for a, e, p in zip(d["Attended"], d["Expected"], d["% attended"])]
+        out[f"{label}: ended before visit"] = d["Ended before visit"].to_numpy()
+        if show_due:
+            out[f"{label}: not yet due"] = d["Not yet due"].to_numpy()
+    return out
+
+
+def missing_values(missing: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``missingness_by_visit`` with any value missing (empty when none is)."""
+    return missing[missing["Missing"] > 0]
+
+
+def disposition(adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """End-of-study status and reason (ADSL EOSSTT, DCSREAS) by arm, n (%) of those randomized.
+
+    At an interim look (DCUTDT set) a participant still in follow-up reads "Ongoing at data cut-off".
+    """
+    status = adsl["EOSSTT"].str.capitalize().where(adsl["DCSREAS"].isna(),
+                                                   "Discontinued: " + adsl["DCSREAS"].fillna("").str.lower())
+    if "DCUTDT" in adsl:
+        status = status.mask(adsl["EOSSTT"].eq("ONGOING") & adsl["DCUTDT"].notna(), "Ongoing at data cut-off")
+    header = arm_header(adsl, trial)
+    out = {"Status": sorted(status.unique(), key=lambda s: (not s.startswith("Completed"), s))}
+    for arm in trial.arms:
+        in_arm = adsl["ARMCD"] == arm.code
+        out[header[arm.label]] = [n_pct(int((status[in_arm] == s).sum()), int(in_arm.sum())) for s in out["Status"]]
+    out[f"Total (N={len(adsl)})"] = [n_pct(int((status == s).sum()), len(adsl)) for s in out["Status"]]
+    return pd.DataFrame(out)
+
+
+def chapter_numbers(export: Export, adsl: pd.DataFrame, adlb_all: pd.DataFrame, trial: Trial,
+                    source: str) -> dict[str, object]:
+    """The numbers chapter 1's text quotes, by glue name: data source, screened, randomized (per arm),
+    validation warnings, and laboratory values expected and missing at scheduled visits."""
+    missing = missingness_by_visit(adlb_all, trial)
+    return {"source": source, "n_screened": len(export["screening"]), "n_randomized": len(adsl),
+            "n_per_arm": ", ".join(f"{n} to {label.lower()}" for label, n in arm_n(adsl, trial).items()),
+            "n_warnings": len(export.warnings), "n_missing": int(missing["Missing"].sum()),
+            "n_values": int(missing["Records"].sum())}

@@ -1,0 +1,176 @@
+"""The outcomes chapter as the reader sees it: report layouts of the analysis tables, and the numbers
+and sentences its prose glues (from ``helpers.analysis.outcomes``)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from helpers.analysis import cohort
+from helpers.analysis.mmrm import STRUCTURE_NAMES
+from helpers.analysis.outcomes import LOG_SCALE, NOT_ASSESSED, fallbacks, holm_significant, intercurrent_counts
+from helpers.report.prose import estimate_text, format_p
+from helpers.report.tables import fixed, recorded_decimals
+from helpers.trial import Trial
+
+COVARIANCE_NAMES = STRUCTURE_NAMES
+NO_CHILD_PUGH = "not derived in this trial: its laboratory panel lacks a component (bilirubin, albumin, INR)"
+
+
+def covariance_name(code: str) -> str:
+    """The covariance structure in words ('us' -> 'unstructured'); anything else unchanged."""
+    return COVARIANCE_NAMES.get(code, code)
+
+
+# ------------------------------------------------------------------ tables
+
+def lab_by_visit_report(summary: pd.DataFrame, adlb: pd.DataFrame, trial: Trial, header: dict[str, str]) -> pd.DataFrame:
+    """Report layout of ``lab_by_visit``: rows endpoint x visit x statistic, columns value and change per
+    arm (N in the header); statistics with one decimal more than the data are recorded with."""
+    out = []
+    for e in trial.endpoints:
+        dec = recorded_decimals(adlb.loc[adlb["PARAMCD"] == e.code, "AVAL"]) + 1
+        s = summary[summary["PARAMCD"] == e.code]
+        for v in trial.visits:
+            stats_rows = {"n": {}, "Mean (SD)": {}, "Median [Q1, Q3]": {}}
+            for arm in trial.arms:
+                for var, what in (("AVAL", "value"), ("CHG", "change")):
+                    cell = s[(s["AVISITN"] == v.week) & (s["TRT01P"] == arm.label) & (s["variable"] == var)]
+                    col = f"{header[arm.label]}: {what}"
+                    if cell.empty:
+                        for k in stats_rows:
+                            stats_rows[k][col] = ""
+                        continue
+                    r = cell.iloc[0]
+                    stats_rows["n"][col] = f"{int(r['n'])}"
+                    stats_rows["Mean (SD)"][col] = (f"{r['mean']:.{dec}f} ({r['sd']:.{dec}f})" if r["n"] > 1
+                                                    else f"{r['mean']:.{dec}f}" if r["n"] else "")
+                    stats_rows["Median [Q1, Q3]"][col] = (f"{r['median']:.{dec}f} [{r['q1']:.{dec}f}, {r['q3']:.{dec}f}]"
+                                                          if r["n"] else "")
+            for k, cols in stats_rows.items():
+                out.append({"Endpoint": e.label_with_unit, "Visit": v.label, "Statistic": k} | cols)
+    return pd.DataFrame(out)
+
+
+def mean_ci_report(summary: pd.DataFrame, header: dict[str, str]) -> pd.DataFrame:
+    """Report layout of ``mean_ci_by_visit``: endpoint, statistic, arm (N), visit, n, mean and 95% CI."""
+    return pd.DataFrame({
+        "Endpoint": summary["PARAM"], "Statistic": summary["statistic"], "Arm": summary["TRT01P"].map(header),
+        "Visit": summary["AVISIT"], "n": summary["n"], "Mean": summary["mean"].round(2),
+        "95% CI": [f"{lo:.2f} to {hi:.2f}" for lo, hi in zip(summary["lower"], summary["upper"])],
+    })
+
+
+def model_report(model: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """Report layout of a model table: endpoint, visit, effect with 95% CI (ratio or difference), p-value."""
+    out = pd.DataFrame({
+        "Endpoint": model["PARAM"], "Visit": model["AVISIT"], "Comparison": model["contrast"],
+        "Effect": np.where(model["scale"] == LOG_SCALE, "ratio", "difference"),
+        "Estimate (95% CI)": [estimate_text(est, lo, hi, digits=digits)
+                              for est, lo, hi in zip(model["estimate"], model["lower"], model["upper"])],
+        "n": model["n"],
+        "df": model["df"].map(lambda x: "" if pd.isna(x) else f"{x:.1f}"),
+        "P": model["p_value"].map(format_p)})
+    if "p_holm" in model:
+        out["P (Holm)"] = model["p_holm"].map(format_p)
+    if "covariance" in model:
+        out["Covariance"] = model["covariance"]
+    return out
+
+
+def holm_report(holm: pd.DataFrame) -> pd.DataFrame:
+    """Report layout of ``holm_table``: ``model_report`` without visit and comparison (one visit, one family)."""
+    return model_report(holm).drop(columns=["Visit", "Comparison"])
+
+
+def shift_report(shift: pd.DataFrame, header: dict[str, str]) -> pd.DataFrame:
+    """Report layout of a shift table: one row per arm and baseline class, one column per class at the visit."""
+    wide = shift.pivot_table(index=["TRT01P", "BASECLASS"], columns="POSTCLASS", values="n", sort=False)
+    wide = wide[wide.sum(axis=1) > 0].astype(int)
+    wide["Total"] = wide.sum(axis=1)
+    wide.columns.name = None
+    wide = wide.reset_index()
+    wide["TRT01P"] = wide["TRT01P"].map(header)
+    visit = shift["AVISIT"].iloc[0]
+    return wide.rename(columns={"TRT01P": "Arm", "BASECLASS": "Baseline class"} |
+                       {c: f"{visit}: {c}" for c in ("A", "B", "C", NOT_ASSESSED)})
+
+
+def class_a_report(class_a: pd.DataFrame, header: dict[str, str]) -> pd.DataFrame:
+    """Report layout of ``proportion_class_a``: arm (N), visit, n in class A / assessed (%), Wilson 95% CI in %."""
+    assessed = class_a["n_assessed"] > 0
+    return pd.DataFrame({
+        "Arm": class_a["TRT01P"].map(header), "Visit": class_a["AVISIT"],
+        "Class A, n / assessed (%)": [f"{a} / {n} ({fixed(100 * p, 0)}%)" if n else "0 / 0" for a, n, p in
+                                      zip(class_a["n_class_a"], class_a["n_assessed"], class_a["proportion"])],
+        "95% CI (%)": [f"{fixed(100 * lo, 0)} to {fixed(100 * hi, 0)}" if ok else "" for lo, hi, ok in
+                       zip(class_a["lower"], class_a["upper"], assessed)],
+    })
+
+
+# ------------------------------------------------------------------ prose
+
+def effect_text(row: pd.Series, unit: str = "", digits: int = 2) -> str:
+    """One model row as prose: 'ratio of geometric means 0.79 (95% CI 0.64 to 0.98; P = 0.035)' or
+    'difference -0.99 points (95% CI -2.34 to 0.35; P = 0.141)' (``prose.estimate_text``)."""
+    log = row["scale"] == LOG_SCALE
+    return estimate_text(row["estimate"], row["lower"], row["upper"],
+                         kind="ratio of geometric means" if log else "difference",
+                         unit=f" {unit}" if unit and unit != "1" and not log else "",
+                         p=row["p_value"], digits=digits, ci_label="95% CI")
+
+
+def key_secondary_numbers(mmrm: pd.DataFrame, trial: Trial) -> dict[str, str]:
+    """The key secondary endpoint's MMRM effect at the last visit and its covariance, as the prose reads them;
+    'not estimable' with the reason when no participant was observed there (an early interim look)."""
+    last = trial.last_visit.label
+    rows = mmrm[(mmrm["PARAMCD"] == trial.key_secondary) & (mmrm["AVISIT"] == last)]
+    if rows.empty:
+        when = " by the data cut-off" if trial.is_interim else ""
+        return {"key_effect": f"not estimable: no participant was observed at {last.lower()}{when}",
+                "key_covariance": "none"}
+    key = rows.iloc[0]
+    return {"key_effect": effect_text(key, trial.endpoint(trial.key_secondary).unit),
+            "key_covariance": covariance_name(key["covariance"])}
+
+
+def fallback_sentence(mmrm: pd.DataFrame) -> str:
+    """Prose on the covariance structures used: all as requested, or which endpoints fell back to what."""
+    f = fallbacks(mmrm)
+    if f.empty:
+        return "The unstructured covariance matrix converged for every endpoint; no fallback was needed."
+    parts = [f"{r.PARAM}: {covariance_name(r.covariance.split(' ')[0])}" for r in f.itertuples()]
+    return ("The unstructured fit did not converge for every endpoint, and the next structure in the order "
+            "unstructured, heterogeneous Toeplitz, heterogeneous AR(1), AR(1), compound symmetry was used: "
+            + "; ".join(parts) + ".")
+
+
+def class_a_text(results: dict[str, pd.DataFrame], visit: str) -> str:
+    """Participants in Child-Pugh class A at a visit, by arm, as the prose reads it."""
+    if "child_pugh_class_a" not in results:
+        return NO_CHILD_PUGH
+    rows = results["child_pugh_class_a"].query("AVISIT == @visit")
+    return "; ".join(f"{r.TRT01P.lower()} {r.n_class_a} of {r.n_assessed} assessed ({100 * r.proportion:.0f}%)"
+                     for r in rows.itertuples())
+
+
+def chapter_numbers(results: dict[str, pd.DataFrame], adsl: pd.DataFrame, trial: Trial, source: str) -> dict[str, str | int]:
+    """Every number and phrase the outcomes chapter's prose glues, from ``outcomes.outcome_results``."""
+    mmrm, holm = results["mmrm"], results["holm"]
+    last = trial.last_visit.label
+    significant = [trial.endpoint(code).label.lower() for code in holm_significant(holm)]
+    return {
+        "source": source,
+        "n_per_arm": ", ".join(f"{n} to {label.lower()}" for label, n in cohort.arm_n(adsl, trial).items()),
+        "control": trial.control.label.lower(),
+        "experimental": " and ".join(a.label.lower() for a in trial.experimental_arms),
+        "followup": ", ".join(v.label.lower() for v in trial.followup_visits),
+        "last_visit": last.lower(),
+        "n_endpoints": len(trial.endpoints),
+        "log_endpoints": ", ".join(e.label.lower() for e in trial.endpoints if e.log),
+        **intercurrent_counts(adsl),
+        **key_secondary_numbers(mmrm, trial),
+        "fallback_sentence": fallback_sentence(mmrm),
+        "n_holm": len(holm),
+        "holm_significant": ", ".join(significant) or "none",
+        "class_a_last": class_a_text(results, last),
+    }

@@ -1,0 +1,103 @@
+"""Chapter 2 (participant flow and randomization) for display: where the allocation list comes from, in
+words; the allocation ratio, block, balance, mismatch, deviation and chronology tables; and the numbers
+the chapter's text quotes."""
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+
+from helpers.analysis.allocation import (
+    AllocationCheck,
+    accrual_window,
+    allocation_mismatches,
+)
+from helpers.data.randomization import block_sizes, list_file
+from helpers.trial import Trial
+
+
+def allocation_source(trial: Trial) -> str:
+    """Where the allocation list comes from, as a phrase for the text ("The allocation list was ...")."""
+    path = list_file(trial)
+    if path is not None:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.exists() else "file not found"
+        return f"read from the supplied list {path.name} (SHA-256 {digest})"
+    sizes = block_sizes(trial)
+    blocks = str(sizes[0]) if len(sizes) == 1 else ", ".join(map(str, sizes[:-1])) + f" or {sizes[-1]}"
+    strata = ", one list per stratum" if trial.randomization.get("strata") else ""
+    return (f"regenerated from the trial file (permuted blocks of {blocks}, "
+            f"seed {trial.randomization.get('seed')}{strata})")
+
+
+def mismatch_table(checks: AllocationCheck) -> pd.DataFrame:
+    """Participants whose arm or block differs from the allocation list (empty when none does)."""
+    return allocation_mismatches(checks.realized)
+
+
+def deviation_table(checks: AllocationCheck) -> pd.DataFrame:
+    """Participants who did not receive the arm allocated (empty when everyone did)."""
+    return checks.received[checks.received["Finding"] != ""]
+
+
+def breach_table(checks: AllocationCheck) -> pd.DataFrame:
+    """Participants with dates out of order or outside the accrual window (empty when none has)."""
+    return checks.timing[checks.timing["Finding"] != ""]
+
+
+def ratio_table(ratio: pd.DataFrame) -> pd.DataFrame:
+    """Per arm: randomized, proportion, exact 95% CI and planned proportion, to three decimals."""
+    table = ratio.assign(**{"95% CI": [f"{lo:.3f} to {hi:.3f}" for lo, hi in zip(ratio["ci_lower"], ratio["ci_upper"])]})
+    table = table.rename(columns={"label": "Arm", "n": "Randomized (n)", "proportion": "Proportion",
+                                  "planned": "Planned"})[["Arm", "Randomized (n)", "Proportion", "95% CI", "Planned"]]
+    return table.round(3)
+
+
+def block_table(blocks: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """Permuted blocks as used: size, randomized, n per arm, complete (yes/no) and any finding."""
+    table = blocks.rename(columns={"block": "Block", "block_size": "Size", "randomized": "Randomized",
+                                   "complete": "Complete", "finding": "Finding"})
+    table = table.rename(columns={a.code: f"{a.label} (n)" for a in trial.arms})
+    table["Complete"] = table["Complete"].map({True: "yes", False: "no"})
+    return table.drop(columns="balanced")
+
+
+def balance_table(balance: pd.DataFrame) -> pd.DataFrame:
+    """Absolute SMD per comparison and baseline row next to the 95th percentile chance gives, two decimals."""
+    return balance.rename(columns={"comparison": "Comparison", "variable": "Characteristic", "level": "Level",
+                                   "abs_smd": "|SMD|", "chance_p95": "95th percentile by chance"}).round(2)
+
+
+def chapter_numbers(trial: Trial, flow: pd.DataFrame, alloc: pd.DataFrame, checks: AllocationCheck,
+                    balance: pd.DataFrame) -> dict[str, object]:
+    """The numbers chapter 2's text quotes, by glue name: eligibility and flow counts, the allocation list,
+    the checks of the realized allocation, the accrual window and baseline balance."""
+    n = flow.set_index("box")["n"]
+    ratio, blocks = checks.ratio, checks.blocks
+    window = accrual_window(trial)
+    return {
+        "n_screened": int(n["assessed"]),
+        "age_min": trial.age_range[0],
+        "age_max": trial.age_range[1],
+        "n_exclusions": sum(k.kind == "exclusion" for k in trial.eligibility),
+        "allocation_source": allocation_source(trial),
+        "n_excluded": int(n["excluded"]),
+        "n_criteria": int(n["excluded:criteria"]),
+        "n_declined": int(n["excluded:declined"]),
+        "n_randomized": int(n["randomized"]),
+        "block_sizes": " or ".join(map(str, block_sizes(trial))),
+        "ratio": ":".join(str(a.ratio) for a in trial.arms),
+        "list_seed": str(trial.randomization["seed"]),
+        "list_length": len(alloc),
+        "n_mismatch": len(mismatch_table(checks)),
+        "n_deviation": len(deviation_table(checks)),
+        "n_blocks": len(blocks),
+        "n_complete": int(blocks["complete"].sum()),
+        "n_block_problems": int((blocks["finding"] != "").sum()),
+        "n_chronology": len(breach_table(checks)),
+        "window": f"{window[0]:%d %B %Y} to {window[1]:%d %B %Y}",
+        "ratio_ci": "; ".join(f"{r.label.lower()} {r.n}/{r.total} = {r.proportion:.2f} "
+                              f"(95% CI {r.ci_lower:.2f} to {r.ci_upper:.2f})" for r in ratio.itertuples()),
+        "n_balance_rows": len(balance),
+        "n_above_chance": int((balance["abs_smd"] > balance["chance_p95"]).sum()),
+        "max_smd": f"{balance['abs_smd'].max():.2f}",
+    }

@@ -1,0 +1,92 @@
+"""The safety chapter as the reader sees it: adverse-event tables by arm as treated, the listing of deaths
+and serious events, and the numbers and phrases its prose glues (from ``helpers.analysis.safety``)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from helpers.analysis.safety import CATEGORIES, counts, procedure_terms, rows_of, safety_n
+from helpers.report.tables import fixed, n_pct
+from helpers.trial import Trial
+
+CATEGORY_LABELS = {
+    "ANY": "Any adverse event",
+    "SERIOUS": "Serious adverse event",
+    "RELATED": "Related to the infusion (possible, probable or definite)",
+    "WITHDRAWAL": "Leading to withdrawal",
+    "DEATH": "Death",
+}
+
+
+def safety_header(adsl: pd.DataFrame, trial: Trial) -> dict[str, str]:
+    """Arm label -> 'Label (N=n)' with n the safety population as treated."""
+    return {label: f"{label} (N={n})" for label, n in safety_n(adsl, trial).items()}
+
+
+def display_table(tidy: pd.DataFrame, header: dict[str, str], first: str = "Adverse event") -> pd.DataFrame:
+    """Wide report table: one row per category or term; per arm 'n (%)' participants and events."""
+    key = tidy["TERM"].where(tidy["TERM"] != "", tidy["CATEGORY"].map(CATEGORY_LABELS))
+    rows = list(dict.fromkeys(key))
+    out = pd.DataFrame({first: rows})
+    for arm, label in header.items():
+        d = tidy[tidy["ARM"] == arm].assign(_k=key).set_index("_k").reindex(rows)
+        out[f"{label}: participants, n (%)"] = [n_pct(int(p), int(n)) for p, n in zip(d["N_PARTICIPANTS"], d["N"])]
+        out[f"{label}: events"] = d["N_EVENTS"].astype(int).to_numpy()
+    return out
+
+
+def summary_table(results: pd.DataFrame, header: dict[str, str]) -> pd.DataFrame:
+    """``display_table`` of the summary categories (any, serious, related, withdrawal, death)."""
+    return display_table(rows_of(results), header, first="Participants with at least one")
+
+
+def term_table(results: pd.DataFrame, header: dict[str, str]) -> pd.DataFrame:
+    """``display_table`` of every verbatim term, most frequent first."""
+    return display_table(rows_of(results, "TERM"), header)
+
+
+def procedure_table(results: pd.DataFrame, header: dict[str, str]) -> pd.DataFrame:
+    """``display_table`` of the infusion-procedure terms."""
+    return display_table(rows_of(results, "PROCEDURE"), header)
+
+
+def serious_listing(adae: pd.DataFrame, dth: pd.DataFrame) -> pd.DataFrame:
+    """Listing of deaths and serious AEs by participant (USUBJID only), ordered by participant and study day.
+
+    A serious AE ending on the day of death is shown as fatal."""
+    sae = adae[adae["AESER"] == "Y"]
+    fatal = sae["USUBJID"].map(dth.set_index("USUBJID")["DTHDY"]).eq(sae["AENDY"]).fillna(False).to_numpy(bool)
+    outcome = np.select([fatal, sae["AENDT"].isna().to_numpy()], ["Fatal", "Ongoing at end of follow-up"],
+                        ("Resolved day " + sae["AENDY"].astype("string").fillna("")).to_numpy(str))
+    rows = pd.DataFrame({"Participant": sae["USUBJID"], "Arm (as treated)": sae["TRT01A"], "Record": "Serious AE",
+                         "Term": sae["AETERM"], "Onset (study day)": sae["ASTDY"].astype("Int64"),
+                         "Severity": sae["AESEV"], "Relatedness": sae["AEREL"], "Outcome": outcome,
+                         "Led to withdrawal": sae["AEWDFL"].map({"Y": "Yes", "N": "No"})})
+    dead = pd.DataFrame({"Participant": dth["USUBJID"], "Arm (as treated)": dth["TRT01A"], "Record": "Death",
+                         "Term": dth["DTHCAUS"], "Onset (study day)": dth["DTHDY"].astype("Int64"),
+                         "Severity": "", "Relatedness": "", "Outcome": "", "Led to withdrawal": ""})
+    out = pd.concat([rows, dead], ignore_index=True)
+    out["_r"] = (out["Record"] == "Death").astype(int)
+    return out.sort_values(["Participant", "Onset (study day)", "_r", "Term"]).drop(columns="_r").reset_index(drop=True)
+
+
+def summary_text(results: pd.DataFrame, category: str) -> str:
+    """One summary category in words, per arm: 'peripheral vein 6 of 16 (37.5%), 6 event(s)', for the text."""
+    d = results[results["CATEGORY"] == category]
+    return "; ".join(f"{a.lower()} {p} of {n} ({fixed(pct, 1)}%), {e} event(s)" for a, n, p, pct, e in
+                     zip(d["ARM"], d["N"], d["N_PARTICIPANTS"], d["PCT"], d["N_EVENTS"]))
+
+
+def chapter_numbers(results: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, source: str) -> dict[str, str | int]:
+    """Every number and phrase the safety chapter's prose glues, from ``safety.adverse_event_results``."""
+    n = counts(results, adsl)
+    return {
+        "source": source,
+        "n_safety": n["n_safety"],
+        "n_safety_arm": ", ".join(f"{k} {label.lower()}" for label, k in safety_n(adsl, trial).items()),
+        "n_switched": n["n_switched"],
+        "n_ae": n["n_ae"],
+        **{f"ae_{code.lower()}": summary_text(results, code) for code in CATEGORIES},
+        "proc_terms": ", ".join(procedure_terms(results)) or "none",
+        "n_proc": n["n_proc"],
+    }

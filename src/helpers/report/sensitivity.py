@@ -1,0 +1,216 @@
+"""Chapter 7 (missing data and estimands) for the reader: the numbers and sentences its prose glues,
+and its tables, from ``analysis.sensitivity`` and the analyses it combines."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from IPython.display import HTML
+
+from helpers.analysis import cohort, outcomes, survival
+from helpers.analysis.imputation import MI_SEED, N_BURN_IN, N_IMPUTATIONS, worse_sign
+from helpers.analysis.sensitivity import (
+    DIFFERENCE,
+    MULTIPLE_IMPUTATION,
+    PRIMARY,
+    RATIO,
+    TIPPING_POINT,
+    WIN_PROBABILITY,
+    WORST_RANK,
+)
+from helpers.analysis.tipping import conclusion
+from helpers.analysis.worst_rank import (
+    DEATH,
+    MISSING,
+    OBSERVED,
+    TRANSPLANT,
+    worst_rank_counts,
+)
+from helpers.report.cohort import arm_header
+from helpers.report.prose import estimate_text, format_p
+from helpers.report.tables import journal_table
+from helpers.trial import Trial
+
+NOT_REACHED = "not reached"
+NOT_ESTIMABLE = "not estimable"
+
+
+# ------------------------------------------------------------------ prose
+
+def result_text(row: pd.Series, unit: str = "", digits: int = 2) -> str:
+    """One result row as prose: 'difference -1.15 points (95% CI -2.79 to 0.48; P = 0.154)' or
+    'win probability 0.63 (95% CI 0.42 to 0.85; P = 0.215)'."""
+    kind = {WIN_PROBABILITY: "win probability", DIFFERENCE: "difference"}.get(row["measure"], row["measure"])
+    u = f" {unit}" if unit not in ("", "1") and row["measure"] == DIFFERENCE else ""
+    return estimate_text(row["estimate"], row["lower"], row["upper"], kind=kind, unit=u, p=row["p_value"],
+                         digits=digits, ci_label="95% CI")
+
+
+def analysis_conclusion(row: pd.Series, worse_sign: int, alpha: float = 0.05) -> str:
+    """The conclusion of one result row; a win probability above 0.5 favours the experimental arm."""
+    if row["measure"] == WIN_PROBABILITY:
+        return conclusion(0.5 - row["estimate"], row["p_value"], 1, alpha)
+    return conclusion(row["estimate"] - (1.0 if row["measure"] == RATIO else 0.0), row["p_value"], worse_sign, alpha)
+
+
+def agreement_sentence(results: pd.DataFrame, trial: Trial, paramcd: str, alpha: float = 0.05) -> str:
+    """Whether the primary MMRM, the MI and the worst-rank analyses reach the same conclusion, per arm."""
+    sign = worse_sign(trial, paramcd)
+    d = results[results["analysis"] != TIPPING_POINT].dropna(subset=["p_value"])
+    parts = []
+    for contrast, g in d.groupby(d["contrast"].str.split(" - | vs ", regex=True).str[0], sort=False):
+        found = {r["analysis"]: analysis_conclusion(r, sign, alpha) for _, r in g.iterrows()}
+        who = f"For {contrast.lower()} against {trial.control.label.lower()}, " if len(trial.arms) > 2 else ""
+        if len(set(found.values())) == 1:
+            parts.append(f"{who}all {len(found)} analyses reach the same conclusion at the {100 * alpha:g}% level: "
+                         f"{next(iter(found.values()))}.")
+        else:
+            parts.append(f"{who}the conclusions differ at the {100 * alpha:g}% level: "
+                         + "; ".join(f"{a}: {c}" for a, c in found.items()) + ".")
+    return " ".join(parts)
+
+
+def tipping_sentence(tp: dict, trial: Trial, paramcd: str, arm: str) -> str:
+    """The tipping point in words."""
+    e = trial.endpoint(paramcd)
+    unit = "" if e.unit in ("", "1") else f" {e.unit}"
+    worse = "higher" if worse_sign(trial, paramcd) == 1 else "lower"
+    if not np.isfinite(tp["delta"]):
+        return (f"The conclusion ({tp['from_conclusion']}) holds over the whole grid, even if every missing "
+                f"{e.label} change in the {arm.lower()} arm were {tp['grid_max']:g}{unit} {worse} (worse) than predicted "
+                f"under missing at random.")
+    return (f"The conclusion changes from '{tp['from_conclusion']}' to '{tp['to_conclusion']}' when the missing "
+            f"{e.label} changes in the {arm.lower()} arm are {tp['delta']:.2f}{unit} {worse} (worse) than predicted "
+            f"under missing at random.")
+
+
+def chapter_numbers(a: dict, adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial, paramcd: str,
+                    source: str) -> dict[str, str | int]:
+    """Every number and phrase the sensitivity chapter's prose glues, from ``sensitivity_analyses``.
+    When the analyses are not estimable, each result phrase says why."""
+    e = trial.endpoint(paramcd)
+    last = trial.last_visit.label
+    events = survival.intercurrent_events(adsl, adlb, trial)
+    at_last = events[events["Visit"] == last]
+    experimental = [arm.label for arm in trial.experimental_arms]
+    out = {
+        "source": source,
+        "n_per_arm": ", ".join(f"{n} to {label.lower()}" for label, n in cohort.arm_n(adsl, trial).items()),
+        "endpoint": e.label, "unit": e.unit, "better": e.better, "last_visit": last.lower(),
+        "experimental": " and ".join(x.lower() for x in experimental), "control": trial.control.label.lower(),
+        "followup": ", ".join(v.label.lower() for v in trial.followup_visits), "n_itt": len(a["wide"]),
+        "n_missing_last": int(a["wide"][last].isna().sum()), "n_death_last": int(at_last[survival.DEATH].sum()),
+        "n_tx_last": int(at_last[survival.TRANSPLANT].sum()), "n_wd_last": int(at_last[survival.WITHDRAWAL].sum()),
+        "n_missed_last": int(at_last[survival.MISSED].sum()), "n_not_due_last": int(at_last[survival.NOT_YET_DUE].sum()),
+        "transplant_rule": "censor" if trial.censors_transplant else "event",
+        "transplant_handling": ("treated as missing, like a withdrawal, and left out of the ranking"
+                                if trial.censors_transplant else "ranked with the deaths, by day of transplantation"),
+        "mmrm_formula": outcomes.mmrm_formula(trial), "m": N_IMPUTATIONS, "mi_seed": MI_SEED, "burn_in": N_BURN_IN,
+    }
+    if "not_estimable" in a:
+        why = a["not_estimable"]
+        return out | {k: why for k in ("primary_text", "mi_text", "wr_text", "tipping_text", "agreement")} | {
+            "n_mmrm": 0, "mi_df": "", "mi_fmi": "", "wr_n": 0, "wr_excluded": 0, "grid_text": why}
+    row = {r["analysis"]: r for _, r in a["results"].iterrows()}
+    mi = a["mi"].iloc[0]
+    return out | {
+        "n_mmrm": int(row[PRIMARY]["n"]), "primary_text": result_text(row[PRIMARY], e.unit),
+        "mi_text": result_text(row[MULTIPLE_IMPUTATION], e.unit), "mi_df": f"{mi['df']:.1f}",
+        "mi_fmi": f"{mi['fmi_lambda']:.2f}", "wr_text": result_text(row[WORST_RANK]), "wr_n": int(row[WORST_RANK]["n"]),
+        "wr_excluded": int((a["scores"]["CATEGORY"] == MISSING).sum()),
+        "tipping_text": " ".join(tipping_sentence(a["tipping"][arm], trial, paramcd, arm) for arm in experimental),
+        "grid_text": f"0 to {a['grid']['delta'].max():g} {e.unit} in steps of {a['grid']['delta'].diff().max():g}",
+        "agreement": agreement_sentence(a["results"], trial, paramcd),
+    }
+
+
+# ------------------------------------------------------------------ tables
+
+def worst_rank_table(scores: pd.DataFrame, trial: Trial, header: dict[str, str]) -> pd.DataFrame:
+    """Participants in the worst-rank analysis by category (labelled for the report) and arm."""
+    last = trial.last_visit.label
+    labels = {OBSERVED: f"Value observed at {last}", DEATH: f"Died before {last} (ranked worst)",
+              TRANSPLANT: f"Transplanted before {last} (ranked with deaths)",
+              MISSING: "Missing for another reason (not ranked)"}
+    counts = worst_rank_counts(scores, trial)
+    counts["CATEGORY"] = counts["CATEGORY"].map(labels)
+    return counts.rename(columns={"CATEGORY": "Participants"} | header)
+
+
+def report_table(results: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """Report layout of the sensitivity table: analysis, strategy, measure, estimate (95% CI), P, n."""
+    def est(r):
+        if pd.isna(r["estimate"]):
+            return NOT_REACHED if r["measure"] != WIN_PROBABILITY else NOT_ESTIMABLE
+        return estimate_text(r["estimate"], r["lower"], r["upper"], digits=digits)
+    return pd.DataFrame({"Analysis": results["analysis"], "Strategy": results["strategy"],
+                         "Measure": results["measure"], "Estimate (95% CI)": results.apply(est, axis=1),
+                         "P": results["p_value"].map(format_p), "n": results["n"],
+                         "Delta": results["delta"].map(lambda d: "" if pd.isna(d) else f"{d:.2f}")})
+
+
+def tipping_report(grid_table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """Report layout of the tipping-point grid: delta, estimate (95% CI), P, conclusion."""
+    return pd.DataFrame({
+        "Arm": grid_table["TRT01P"], "Delta": grid_table["delta"].map(lambda d: f"{d:g}"),
+        "Estimate (95% CI)": [estimate_text(e, lo, hi, digits=digits)
+                              for e, lo, hi in zip(grid_table["estimate"], grid_table["lower"], grid_table["upper"])],
+        "P": grid_table["p_value"].map(format_p), "Conclusion": grid_table["conclusion"]})
+
+
+def figure_rows(results: pd.DataFrame) -> pd.DataFrame:
+    """Rows the comparison figure plots: those with an estimate, difference measures first."""
+    d = results.dropna(subset=["estimate"]).copy()
+    d["panel"] = np.where(d["measure"] == WIN_PROBABILITY, 1, 0)
+    return d.sort_values("panel", kind="stable").reset_index(drop=True)
+
+
+# ------------------------------------------------------------------ the chapter's tables
+
+def show_intercurrent_events(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> HTML:
+    """Table 7.1: intercurrent events and missed visits by arm and visit."""
+    header = arm_header(adsl, trial)
+    events = survival.intercurrent_events(adsl, adlb, trial)
+    return journal_table(
+        events.assign(Arm=events["Arm"].map(header)), "Table 7.1. Intercurrent events and missed visits by arm and visit",
+        notes="Death, Liver transplant, Withdrawal: participants whose follow-up ended before the visit "
+              "(cumulative). Expected: participants still in follow-up at the visit; Missed: expected "
+              "participants without a laboratory record at the visit.")
+
+
+def show_worst_rank(a: dict, adsl: pd.DataFrame, trial: Trial) -> HTML | None:
+    """Table 7.2: participants in the worst-rank analysis by arm; None when the analyses are not estimable."""
+    if "scores" not in a:
+        return None
+    return journal_table(
+        worst_rank_table(a["scores"], trial, arm_header(adsl, trial)),
+        "Table 7.2. Participants in the worst-rank analysis by arm",
+        notes="Deaths ranked by day from randomization; a participant who died after the visit keeps the observed value.")
+
+
+def show_tipping_grid(a: dict, adsl: pd.DataFrame, trial: Trial, paramcd: str) -> HTML | None:
+    """Table 7.3: the delta-adjusted MI result by delta; None when the analyses are not estimable."""
+    if "grid" not in a:
+        return None
+    header = arm_header(adsl, trial)
+    table = tipping_report(a["grid"])
+    return journal_table(
+        table.assign(Arm=table["Arm"].map(header)),
+        f"Table 7.3. Delta-adjusted multiple imputation: difference in change at {trial.last_visit.label} by delta",
+        notes=f"Delta ({trial.endpoint(paramcd).unit}) added to the imputed values of the experimental arm only; "
+              f"{N_IMPUTATIONS} imputations, Rubin's rules. Conclusion at the two-sided 5% level.")
+
+
+def show_comparison(results: pd.DataFrame, trial: Trial, paramcd: str) -> HTML | None:
+    """Table 7.4: the primary and sensitivity analyses side by side (the data of the figure); None when empty."""
+    if not len(results):
+        return None
+    e = trial.endpoint(paramcd)
+    table = report_table(results).assign(Comparison=results["contrast"])
+    return journal_table(
+        table[["Analysis", "Strategy", "Comparison", "Measure", "Estimate (95% CI)", "P", "n", "Delta"]],
+        f"Table 7.4. {e.label}: change from baseline to {trial.last_visit.label}, primary and sensitivity analyses "
+        "(the data of the figure above)",
+        notes=f"Difference: experimental minus control, in {e.unit}; {'below' if e.better == 'lower' else 'above'} 0 "
+              "favours the experimental arm. Win probability: above 0.5 favours the experimental arm. Delta: shift "
+              "added to the experimental arm's imputed values (tipping point: the delta at which the conclusion "
+              "changes; 'not reached' within the grid of Table 7.3).")

@@ -1,0 +1,54 @@
+"""The survival chapter's report layer: the glued numbers, the chapter's tables and the Kaplan-Meier figure."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from helpers.analysis import survival
+from helpers.report import plots
+from helpers.report import survival as report
+from helpers.report.cohort import arm_header
+
+
+def test_few_events_caution_below_the_threshold_only():
+    assert "3 event(s)" in report.few_events_caution(3)
+    assert report.few_events_caution(survival.FEW_EVENTS) == ""
+
+
+def test_chapter_numbers_cover_both_endpoints_and_the_trial_rules(adam, trial):
+    results = survival.survival_results(adam["adtte"], adam["adsl"], trial)
+    numbers = report.chapter_numbers(results, adam["adsl"], trial, "synthetic cohort")
+    for p in ("os", "tfs"):
+        assert {f"{p}_{k}" for k in ("surv", "diff", "logrank", "hr", "events", "caution", "fisher")} <= set(numbers)
+    assert numbers["horizon_days"] == trial.horizon_days and numbers["horizon_weeks"] == f"{trial.horizon_days / 7:g}"
+    assert numbers["control"] == trial.control.label.lower() and numbers["n_randomized"] == len(adam["adsl"])
+    assert numbers["transplant_rule"] == "censored at the date of transplantation"
+    assert numbers["source"] == "synthetic cohort"
+
+
+def test_chapter_tables_carry_their_numbers_and_horizon(adam, trial):
+    adtte, adsl, adlb = adam["adtte"], adam["adsl"], adam["adlb"]
+    results = survival.survival_results(adtte, adsl, trial)
+    shown = {"5.1": report.show_event_counts(adtte, adsl, trial), "5.2": report.show_km_numbers(adtte, adsl, trial),
+             "5.3": report.show_summary(results, trial, "OS"), "5.4": report.show_vital_status(adtte, adsl, trial),
+             "5.5": report.show_summary(results, trial, "TFS"),
+             "5.6": report.show_intercurrent_events(adsl, adlb, trial)}
+    for number, table in shown.items():
+        assert f"<caption>Table {number}. " in table.data
+    assert f"to day {trial.horizon_days}" in shown["5.1"].data
+    for label in arm_header(adsl, trial).values():
+        assert label in shown["5.6"].data
+
+
+def test_km_plot_table_lists_each_event_time():
+    km = pd.DataFrame({"ARM": "A", "TIME": [0.0, 3, 5], "N_RISK": [4, 4, 2], "N_EVENT": [0, 1, 0],
+                       "SURV": [1, 0.75, 0.75], "LCL": [np.nan, 0.2, 0.2], "UCL": [np.nan, 0.96, 0.96]})
+    table = report.km_plot_table(km)
+    assert table["Day"].tolist() == [0, 3] and table["95% CI (%)"].tolist() == ["", "20.0 to 96.0"]
+
+
+def test_km_figure_labels_the_endpoint(adam, trial):
+    fig = plots.km_figure(adam["adtte"], adam["adsl"], trial, "TFS")
+    assert fig.axes[0].get_ylabel() == "Transplant-free survival (%)"
+    header = arm_header(adam["adsl"], trial)
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == [header[a.label] for a in trial.arms]
