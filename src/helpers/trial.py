@@ -32,9 +32,14 @@ class Visit:
         return self.week == 0
 
 
-def label_with_unit(label: str, unit: str | None) -> str:
-    """'Albumin (g/L)'; no unit for unitless quantities ("1" or empty)."""
-    return label if unit in (None, "", "1") else f"{label} ({unit})"
+def shown_unit(unit: str | None) -> str:
+    """The unit as a reader sees it: empty for unitless quantities ("1" or none)."""
+    return "" if unit in (None, "", "1") else unit
+
+
+def label_with_unit(label: str, unit: str | None, sep: str = " ") -> str:
+    """'Albumin (g/L)' (``sep`` between label and unit: a newline for axis titles); no unit when unitless."""
+    return f"{label}{sep}({shown_unit(unit)})" if shown_unit(unit) else label
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
-from helpers.data.loading import Export
+from helpers.data.loading import Export, first_doses
 from helpers.trial import Trial
 
 
@@ -66,8 +66,7 @@ def received_vs_allocated(randomization: pd.DataFrame, infusion: pd.DataFrame,
     if trial is not None and trial.treatment.start == "randomization" and infusion.empty:
         return pd.DataFrame({"Subject": rand["subject_id"].to_numpy(), "Allocated arm": allocated,
                              "Arm received": "not recorded (no dosing file)", "Finding": ""})
-    first = infusion.sort_values(["subject_id", "infusion_no"]).drop_duplicates("subject_id").set_index("subject_id")
-    got = rand["subject_id"].map(first["arm_received"].astype(str)).astype("object")
+    got = rand["subject_id"].map(first_doses(infusion)["arm_received"].astype(str)).astype("object")
     finding = np.select([got.isna(), got.ne(allocated)], [f"no {noun}", "received another arm"], "")
     return pd.DataFrame({"Subject": rand["subject_id"].to_numpy(), "Allocated arm": allocated,
                          "Arm received": got.to_numpy(), "Finding": finding})
@@ -128,7 +127,7 @@ def chronology(randomization: pd.DataFrame, screening: pd.DataFrame, infusion: p
     start, end = accrual_window(trial)
     noun = trial.treatment.noun
     scr = screening.set_index("screening_id")["screening_date"]
-    first = infusion.groupby("subject_id")["infusion_date"].min()
+    first = first_doses(infusion)["infusion_date"]
     rand = randomization.sort_values("subject_id")
     dose = f"First {noun}"
     out = pd.DataFrame({"Subject": rand["subject_id"].to_numpy(),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from helpers.analysis import eligibility
-from helpers.data.loading import Export
+from helpers.data.loading import Export, first_doses
 from helpers.trial import Trial
 
 WITHDRAWAL_REASONS = ("withdrew consent", "lost to follow-up", "physician decision")
@@ -114,8 +114,7 @@ def consort_flow(export: Export, trial: Trial, adsl: pd.DataFrame) -> pd.DataFra
     if assumed:
         first_arm = rand.set_index("subject_id")["arm"].astype(str)
     else:
-        first = doses.sort_values(["subject_id", "infusion_no"]).drop_duplicates("subject_id")
-        first_arm = first.set_index("subject_id")["arm_received"].astype(str)
+        first_arm = first_doses(doses)["arm_received"].astype(str)
     analysed = set(adsl.loc[adsl["ITTFL"] == "Y", "SUBJID"])
     interim = trial.is_interim or ("DCUTDT" in adsl and bool(adsl["DCUTDT"].notna().any()))
     rows = _enrollment(export["screening"], set(rand["screening_id"]), trial)

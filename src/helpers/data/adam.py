@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.data import scores
-from helpers.data.loading import CENS, REASON, REPORTED, Export, treatment_start
+from helpers.data.loading import CENS, REASON, REPORTED, Export, first_doses, treatment_start
 from helpers.data.schema import UNSCHEDULED
 from helpers.trial import SCORE_COMPONENTS, SCORE_LABELS, Trial, label_with_unit
 
@@ -117,8 +117,7 @@ def build_adsl(export: Export, trial: Trial) -> pd.DataFrame:
     """Subject-level analysis dataset: one row per randomized participant."""
     rand = export["randomization"].sort_values("subject_id")
     scr = export["screening"].set_index("screening_id")
-    inf = export["infusion"].sort_values(["subject_id", "infusion_no"]).drop_duplicates("subject_id")
-    inf = inf.set_index("subject_id")
+    inf = first_doses(export["infusion"])
     order = {a.code: i + 1 for i, a in enumerate(trial.arms)}
     adsl = pd.DataFrame({
         "STUDYID": trial.id,

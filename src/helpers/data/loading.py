@@ -390,12 +390,20 @@ def _empty(spec: FileSpec) -> pd.DataFrame:
 
 # --- rules across files -------------------------------------------------------------------------
 
+def first_doses(infusion: pd.DataFrame) -> pd.DataFrame:
+    """Each participant's first dose record (indexed by subject_id): the earliest date, then the lowest
+    number. The one definition of "first infusion" (study day 1, arm received, CONSORT, chronology)."""
+    keys = [k for k in ("subject_id", "infusion_date", "infusion_no") if k in infusion]
+    ordered = infusion.sort_values(keys, na_position="last")
+    return ordered.drop_duplicates("subject_id").set_index("subject_id")
+
+
 def treatment_start(tables: dict[str, pd.DataFrame], trial: Trial) -> pd.Series:
     """Study day 1 per participant (subject_id -> date): first dose, or randomization (trial file's treatment.start)."""
     rand = tables["randomization"].set_index("subject_id")["rand_date"]
     if trial.treatment.start == "randomization":
         return rand
-    return tables["infusion"].groupby("subject_id")["infusion_date"].min()
+    return first_doses(tables["infusion"])["infusion_date"]
 
 
 def _at(keys: pd.Series, table: pd.Series) -> pd.Series:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from helpers.trial import Trial
+from helpers.trial import Trial, shown_unit
 
 SCHEMA_FILE = Path(__file__).with_name("export_schema.yaml")
 
@@ -165,7 +165,7 @@ def data_dictionary(trial: Trial, tables: dict[str, pd.DataFrame] | None = None)
         for col in spec.columns:
             rows.append({
                 "File": f"{spec.name}.csv", "Column": col.name, "Type": col.type,
-                "Unit": "" if col.unit == "1" else col.unit, "Allowed values": _allowed_text(col, trial),
+                "Unit": shown_unit(col.unit), "Allowed values": _allowed_text(col, trial),
                 "Required": _required_text(col, spec),
                 "Meaning": col.meaning + (" **Direct identifier: dropped on load.**" if col.identifier else ""),
                 **({"Missing in this export": _missing_text(tables, spec.name, col.name)} if tables is not None else {}),

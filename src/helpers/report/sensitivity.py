@@ -28,7 +28,7 @@ from helpers.analysis.worst_rank import (
 from helpers.report.cohort import arm_header
 from helpers.report.prose import estimate_text, format_p
 from helpers.report.tables import journal_table
-from helpers.trial import Trial
+from helpers.trial import Trial, shown_unit
 
 NOT_REACHED = "not reached"
 NOT_ESTIMABLE = "not estimable"
@@ -40,7 +40,7 @@ def result_text(row: pd.Series, unit: str = "", digits: int = 2) -> str:
     """One result row as prose: 'difference -1.15 points (95% CI -2.79 to 0.48; P = 0.154)' or
     'win probability 0.63 (95% CI 0.42 to 0.85; P = 0.215)'."""
     kind = {WIN_PROBABILITY: "win probability", DIFFERENCE: "difference"}.get(row["measure"], row["measure"])
-    u = f" {unit}" if unit not in ("", "1") and row["measure"] == DIFFERENCE else ""
+    u = f" {shown_unit(unit)}" if shown_unit(unit) and row["measure"] == DIFFERENCE else ""
     return estimate_text(row["estimate"], row["lower"], row["upper"], kind=kind, unit=u, p=row["p_value"],
                          digits=digits, ci_label="95% CI")
 
@@ -72,7 +72,7 @@ def agreement_sentence(results: pd.DataFrame, trial: Trial, paramcd: str, alpha:
 def tipping_sentence(tp: dict, trial: Trial, paramcd: str, arm: str) -> str:
     """The tipping point in words."""
     e = trial.endpoint(paramcd)
-    unit = "" if e.unit in ("", "1") else f" {e.unit}"
+    unit = f" {shown_unit(e.unit)}" if shown_unit(e.unit) else ""
     worse = "higher" if worse_sign(trial, paramcd) == 1 else "lower"
     if not np.isfinite(tp["delta"]):
         return (f"The conclusion ({tp['from_conclusion']}) holds over the whole grid, even if every missing "

@@ -78,7 +78,7 @@ def plot_spaghetti(adlb: pd.DataFrame, trial: Trial, n_header: dict[str, str], p
         lo, hi = d["AVAL"].min(), d["AVAL"].max()
         for ax in row:
             ax.set_ylim(*((lo / 1.1, hi * 1.1) if e.log else (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))))
-        row[0].set_ylabel(e.label + ("" if e.unit in ("", "1") else f"\n({e.unit})"), fontsize="small")
+        row[0].set_ylabel(label_with_unit(e.label, e.unit, "\n"), fontsize="small")
     for ax, arm in zip(axes[0], trial.arms):
         ax.set_title(n_header[arm.label], fontsize="medium")
     for ax in axes[-1]:

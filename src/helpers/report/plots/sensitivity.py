@@ -7,7 +7,7 @@ import pandas as pd
 
 from helpers.report.plots.style import placeholder_figure, set_style
 from helpers.report.sensitivity import figure_rows
-from helpers.trial import Trial
+from helpers.trial import Trial, shown_unit
 
 
 def _row_label(r, e, several: bool) -> str:
@@ -32,7 +32,7 @@ def plot_sensitivity(results: pd.DataFrame, trial: Trial, paramcd: str):
     panels = [p for p in (0, 1) if (d["panel"] == p).any()]
     fig, axes = plt.subplots(len(panels), 1, figsize=(7.5, 0.55 * len(d) + 0.9 * len(panels) + 0.4), squeeze=False,
                              gridspec_kw={"height_ratios": [max(1, (d["panel"] == p).sum()) for p in panels]})
-    unit = "" if e.unit in ("", "1") else f" ({e.unit})"
+    unit = f" ({shown_unit(e.unit)})" if shown_unit(e.unit) else ""
     titles = {0: (f"Ratio of geometric means, {e.label}" if e.log else f"Difference in change in {e.label}{unit}"),
               1: "Win probability: P(" + ("experimental arm" if several else experimental[0])
                  + f" better than {control})\n(composite: death ranked worst)"}
