@@ -16,6 +16,8 @@ def _notebook(path, source):
     nb.cells = [nbformat.v4.new_code_cell('data = "synthetic"\ntrial = "x"\nseed = None\noutput_dir = None'),
                 nbformat.v4.new_code_cell(source)]
     nb.cells[0].metadata["tags"] = ["parameters"]
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i}"
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
 
@@ -24,7 +26,7 @@ def _notebook(path, source):
 def dirs(tmp_path):
     nbs = tmp_path / "notebooks"
     nbs.mkdir()
-    return {"build_dir": tmp_path / "_build", "notebook_dir": nbs, "generated_dir": tmp_path / "generated"}
+    return {"build_dir": tmp_path / "_build", "notebook_dir": nbs}
 
 
 def test_run_writes_adam_and_executed_notebooks(dirs):
@@ -33,12 +35,12 @@ def test_run_writes_adam_and_executed_notebooks(dirs):
     pipeline.run(seed=7, log=lambda *_: None, **dirs)
     assert sorted(p.name for p in (dirs["build_dir"] / "data").iterdir()) == ["adlb.csv", "adsl.csv", "adtte.csv"]
     assert (dirs["build_dir"] / "results" / "x.csv").read_text() == "7"
-    executed = nbformat.read(dirs["generated_dir"] / "01_ok.ipynb", as_version=4)
+    executed = nbformat.read(dirs["build_dir"] / "generated" / "01_ok.ipynb", as_version=4)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "remove-cell" in injected[0].metadata["tags"]
     assert "papermill" not in executed.metadata
-    assert {"trial.md", "data_dictionary.md"} <= {p.name for p in dirs["generated_dir"].iterdir()}
-    assert not (dirs["build_dir"] / ".staging").exists()
+    assert {"trial.md", "data_dictionary.md"} <= {p.name for p in (dirs["build_dir"] / "generated").iterdir()}
+    assert not list(pipeline.trees_dir(dirs["build_dir"]).glob("staging-*"))
 
 
 def test_failing_notebook_names_itself_and_keeps_last_good_outputs(dirs):
@@ -49,7 +51,7 @@ def test_failing_notebook_names_itself_and_keeps_last_good_outputs(dirs):
     with pytest.raises(pipeline.BuildError, match=r"02_bad.ipynb failed in cell \d+: ValueError: bilirubin out of range"):
         pipeline.run(seed=99, log=lambda *_: None, **dirs)
     assert (dirs["build_dir"] / "data" / "adsl.csv").read_bytes() == before
-    assert sorted(p.name for p in dirs["generated_dir"].glob("*.ipynb")) == ["01_ok.ipynb"]
+    assert sorted(p.name for p in (dirs["build_dir"] / "generated").glob("*.ipynb")) == ["01_ok.ipynb"]
 
 
 def test_invalid_export_stops_before_any_notebook(dirs, export_copy):
@@ -59,17 +61,24 @@ def test_invalid_export_stops_before_any_notebook(dirs, export_copy):
     _notebook(dirs["notebook_dir"] / "01_ok.ipynb", "1 + 1")
     with pytest.raises(Exception, match="labs.csv, row 2, column alt"):
         pipeline.run(data=str(export_copy), log=lambda *_: None, **dirs)
-    assert not (dirs["generated_dir"]).exists()
+    assert not dirs["build_dir"].exists()
+    assert (pipeline.failed_validation_dir(dirs["build_dir"]) / "problems.csv").exists()
 
 
-def test_failed_html_build_keeps_last_good_html(tmp_path, monkeypatch):
-    html = tmp_path / "html"
-    html.mkdir()
-    (html / "index.html").write_text("last good")
+def _tree(build_dir):
+    """Every file of the published build and its bytes."""
+    return {p.relative_to(build_dir): p.read_bytes() for p in sorted(build_dir.rglob("*")) if p.is_file()}
+
+
+def test_failed_html_build_keeps_the_whole_last_good_book(dirs, monkeypatch):
+    _notebook(dirs["notebook_dir"] / "01_ok.ipynb", "1 + 1")
+    pipeline.run(seed=1, log=lambda *_: None, **dirs)
+    before = _tree(dirs["build_dir"])
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1, "boom", ""))
-    with pytest.raises(pipeline.BuildError, match="last good HTML is kept"):
-        pipeline.build_html(build_dir=tmp_path, log=lambda *_: None)
-    assert (html / "index.html").read_text() == "last good"
+    with pytest.raises(pipeline.BuildError, match="last good book is kept"):
+        pipeline.build(seed=2, log=lambda *_: None, **dirs)
+    assert _tree(dirs["build_dir"]) == before, "data, results and notebooks of the failed build must not be published"
+    assert [p.name for p in pipeline.trees_dir(dirs["build_dir"]).iterdir()] == [dirs["build_dir"].resolve().name]
 
 
 def test_load_cohort_synthetic_equals_committed_export():
@@ -106,9 +115,9 @@ def test_cli_help_lists_commands():
 @pytest.mark.slow
 def test_book_notebooks_run_on_the_sister_trial(tmp_path):
     """Every chapter executes on another trial's export (another seed, arms and visits) with no code change."""
-    pipeline.run(trial="NCT06242405", seed=3, build_dir=tmp_path / "_build", generated_dir=tmp_path / "generated",
+    pipeline.run(trial="NCT06242405", seed=3, build_dir=tmp_path / "_build",
                  log=lambda *_: None)
-    executed = sorted(p.name for p in (tmp_path / "generated").glob("*.ipynb"))
+    executed = sorted(p.name for p in (tmp_path / "_build" / "generated").glob("*.ipynb"))
     assert executed == [p.name for p in pipeline.notebooks()]
     adsl = pd.read_csv(tmp_path / "_build" / "data" / "adsl.csv")
     assert len(adsl) == 92
@@ -126,15 +135,15 @@ def test_book_notebooks_run_on_a_smaller_panel_oral_trial_at_its_cutoff(tmp_path
     """DEMO-ORAL: no ALT, INR or sodium (so no MELD or Child-Pugh), day 1 at randomization with no
     infusion file, missing values, and the trial file's data cut-off; every chapter runs unchanged."""
     build = tmp_path / "_build"
-    pipeline.run(trial="DEMO-ORAL", build_dir=build, generated_dir=tmp_path / "generated", log=lambda *_: None)
-    assert sorted(p.name for p in (tmp_path / "generated").glob("*.ipynb")) == [p.name for p in pipeline.notebooks()]
+    pipeline.run(trial="DEMO-ORAL", build_dir=build, log=lambda *_: None)
+    assert sorted(p.name for p in (build / "generated").glob("*.ipynb")) == [p.name for p in pipeline.notebooks()]
     adlb = pd.read_csv(build / "data" / "adlb.csv")
     assert set(adlb["PARAMCD"]) == {"AST", "ALP", "TBIL", "ALB", "PT", "CREAT"}
     assert (adlb["LBSTAT"] == "NOT DONE").any()
     adsl = pd.read_csv(build / "data" / "adsl.csv")
     assert (adsl["DCUTDT"] == "2026-08-17").all() and (adsl["EOSSTT"] == "ONGOING").any()
     assert (adsl["TRTSDT"] == adsl["RANDDT"]).all()
-    assert "Interim build" in (tmp_path / "generated" / "trial.md").read_text()
+    assert "Interim build" in (build / "generated" / "trial.md").read_text()
     assert "announcement" in (build / "book_config.yml").read_text()
 
 
@@ -143,7 +152,7 @@ def test_interim_build_three_months_after_accrual_starts(tmp_path):
     """An early interim look at this trial: nobody has reached week 24; every chapter still runs, visits not
     yet due are not missed, and survival at the horizon counts only participants whose status there is known."""
     build = tmp_path / "_build"
-    pipeline.run(cutoff="2025-10-01", build_dir=build, generated_dir=tmp_path / "generated", log=lambda *_: None)
+    pipeline.run(cutoff="2025-10-01", build_dir=build, log=lambda *_: None)
     adsl = pd.read_csv(build / "data" / "adsl.csv")
     assert (pd.to_datetime(adsl["RANDDT"]) <= "2025-10-01").all() and len(adsl) < 32
     survival = pd.read_csv(build / "results" / "survival.csv")
@@ -151,15 +160,119 @@ def test_interim_build_three_months_after_accrual_starts(tmp_path):
     assert (fisher["N"] == fisher["EVENTS"]).all(), "nobody can be known alive at day 168 after 3 months"
     km = survival[survival["ANALYSIS"].str.startswith("KM survival") & (survival["PARAMCD"] == "OS")]
     assert km["ESTIMATE"].isna().all(), "S(168) is not defined when nobody was followed that long"
-    assert (tmp_path / "generated" / "validation.md").exists()
+    assert (build / "generated" / "validation.md").exists()
 
 
 @pytest.mark.slow
 def test_clean_export_gives_the_same_results_as_before(tmp_path, clean_dir):
     """Every result table on the clean synthetic export is byte-identical to the stored reference."""
-    pipeline.run(data=str(clean_dir), build_dir=tmp_path / "_build", generated_dir=tmp_path / "generated",
+    pipeline.run(data=str(clean_dir), build_dir=tmp_path / "_build",
                  log=lambda *_: None)
     reference = paths.ROOT / "tests" / "fixtures" / "clean_results"
     for expected in sorted(reference.glob("*.csv")):
         built = tmp_path / "_build" / "results" / expected.name
         assert built.read_bytes() == expected.read_bytes(), f"{expected.name} changed on the clean export"
+
+
+# --- one build at a time, published whole --------------------------------------------------------
+
+_CHILD = """
+import sys, time
+from pathlib import Path
+from helpers import pipeline
+seed, build, nbs, mode = int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+if mode == "hang-in-book":
+    pipeline.subprocess.run = lambda *a, **k: time.sleep(600)
+pipeline.build(seed=seed, build_dir=build, notebook_dir=nbs, html=mode != "data-only", log=lambda m: print(m, flush=True))
+"""
+
+
+def _child(tmp_path, seed, mode="data-only"):
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD)
+    return subprocess.Popen([sys.executable, str(script), str(seed), str(tmp_path / "_build"), str(tmp_path / "notebooks"),
+                             mode], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for(proc, text, timeout=120):
+    import time as _time
+
+    deadline, seen = _time.monotonic() + timeout, []
+    while _time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        seen.append(line)
+        if text in line:
+            return "".join(seen)
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError(f"never saw {text!r}: {''.join(seen)}")
+
+
+def _slow_notebook(nbs):
+    _notebook(nbs / "01_slow.ipynb", "import time\nfrom pathlib import Path\ntime.sleep(3)\n"
+                                     "Path(output_dir, 'results', 'seed.csv').write_text(str(seed))")
+
+
+def _consistent(build_dir) -> int:
+    """The published build's seed, after checking that its data and results come from that one build."""
+    seed = int((build_dir / "results" / "seed.csv").read_text())
+    adsl = pd.read_csv(build_dir / "data" / "adsl.csv")
+    expected = pipeline.load_cohort("synthetic", seed=seed).adsl
+    assert adsl["RANDDT"].tolist() == expected["RANDDT"].dt.strftime("%Y-%m-%d").tolist()
+    return seed
+
+
+@pytest.mark.slow
+def test_concurrent_builds_wait_for_each_other_and_never_mix(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    _slow_notebook(tmp_path / "notebooks")
+    first = _child(tmp_path, 1)
+    _wait_for(first, "[run] 01_slow.ipynb ...")
+    second = _child(tmp_path, 2)
+    log = second.communicate(timeout=300)[0]
+    assert first.wait(timeout=300) == 0 and second.returncode == 0, log
+    assert "another build is running" in log
+    assert _consistent(tmp_path / "_build") == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode, phase", [("data-only", "[run] 01_slow.ipynb ..."),
+                                         ("hang-in-book", "[book] jupyter-book build ...")])
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
+def test_a_killed_build_leaves_the_last_good_book_exactly_as_it_was(tmp_path, mode, phase, signal_name):
+    import signal
+
+    (tmp_path / "notebooks").mkdir()
+    _slow_notebook(tmp_path / "notebooks")
+    assert _child(tmp_path, 1).wait(timeout=300) == 0
+    before = _tree(tmp_path / "_build")
+    victim = _child(tmp_path, 2, mode)
+    _wait_for(victim, phase)
+    victim.send_signal(getattr(signal, signal_name))
+    victim.wait(timeout=60)
+    assert _tree(tmp_path / "_build") == before
+    staging = list(pipeline.trees_dir(tmp_path / "_build").glob("staging-*"))
+    assert staging == [] if signal_name == "SIGTERM" else len(staging) == 1
+    assert _child(tmp_path, 3).wait(timeout=300) == 0
+    assert _consistent(tmp_path / "_build") == 3 and not list(pipeline.trees_dir(tmp_path / "_build").glob("staging-*"))
+
+
+def test_two_runs_give_identical_executed_notebooks(dirs):
+    _notebook(dirs["notebook_dir"] / "01_ok.ipynb", "print(seed)")
+    pipeline.run(seed=5, log=lambda *_: None, **dirs)
+    first = _tree(dirs["build_dir"])
+    pipeline.run(seed=5, log=lambda *_: None, **dirs)
+    assert _tree(dirs["build_dir"]) == first
+
+
+@pytest.mark.slow
+def test_two_whole_builds_are_byte_identical(tmp_path):
+    """Data, results, figures, executed notebooks and HTML: the same inputs give the same bytes."""
+    build = tmp_path / "_build"
+    pipeline.build(build_dir=build, log=lambda *_: None)
+    first = _tree(build)
+    pipeline.build(build_dir=build, log=lambda *_: None)
+    second = _tree(build)
+    assert first.keys() == second.keys()
+    assert [p for p in first if first[p] != second[p]] == []
+    assert {"html", "data", "results", "figures", "generated", "validation"} <= {p.parts[0] for p in first}

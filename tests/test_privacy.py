@@ -44,9 +44,9 @@ def test_run_refuses_to_publish_outputs_with_identifiers(tmp_path):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, nbs / "01_leak.ipynb")
     with pytest.raises(pipeline.BuildError, match=r"direct identifiers found .*01_leak.ipynb"):
-        pipeline.run(build_dir=tmp_path / "_build", notebook_dir=nbs, generated_dir=tmp_path / "generated",
-                     log=lambda *_: None)
-    assert not (tmp_path / "generated").exists()
+        pipeline.run(build_dir=tmp_path / "_build", notebook_dir=nbs, log=lambda *_: None)
+    assert not (tmp_path / "_build").exists()
+    assert not list(pipeline.trees_dir(tmp_path / "_build").iterdir()), "refused outputs are deleted"
 
 
 

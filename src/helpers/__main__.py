@@ -45,10 +45,9 @@ def _run(args) -> int:
 
 
 def _build(args) -> int:
-    from helpers.pipeline import build_html, run
+    from helpers.pipeline import build
 
-    run(args.data, args.trial, args.seed, cutoff=args.cutoff)
-    print(build_html())
+    print(build(args.data, args.trial, args.seed, cutoff=args.cutoff))
     return 0
 
 
@@ -77,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_simulate)
     p = with_common(sub.add_parser("validate", help="check an export folder against the schema and trial file"), data=False)
     p.add_argument("folder", type=Path, nargs="?", default=paths.SYNTHETIC)
-    p.add_argument("--report", type=Path, default=paths.BUILD / "validation", help="folder for problems.csv and summary.csv")
+    p.add_argument("--report", type=Path, default=paths.BUILD.with_name("_build-validation"),
+                   help="folder for problems.csv and summary.csv (default: _build-validation)")
     p.add_argument("--show", type=int, default=20, help="errors printed one by one (all are in the report)")
     p.set_defaults(func=_validate)
     with_common(sub.add_parser("run", help="execute the notebooks with papermill into the book")).set_defaults(func=_run)

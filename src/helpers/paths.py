@@ -8,7 +8,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TRIALS = ROOT / "trials"
 NOTEBOOKS = ROOT / "notebooks"
 BOOK = ROOT / "book"
-GENERATED = BOOK / "generated"
 SYNTHETIC = ROOT / "data" / "synthetic"
 BUILD = ROOT / "_build"
 DEFAULT_TRIAL = "NCT06984497"

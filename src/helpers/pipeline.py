@@ -1,15 +1,21 @@
-"""The book's pipeline: load or simulate the cohort, execute the notebooks with papermill, build with jupyter-book.
+"""The book's pipeline: raw export -> validate -> ADaM -> notebooks (results, figures) -> privacy scan -> HTML -> publish.
 
-Everything is written to a staging folder first and moved into place only when every step
-succeeded, so a failed build leaves the last good outputs and HTML untouched.
+Every output of a build is written to its own staging folder and published together in one atomic
+step, one build at a time; a failed or interrupted build leaves the last good book untouched.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,18 +170,6 @@ The {source} was validated against the data dictionary and the trial file `{Path
 """
 
 
-def _replace_dir(new: Path, target: Path) -> None:
-    """Swap a fully written folder into place."""
-    old = target.with_name(target.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if target.exists():
-        target.rename(old)
-    new.rename(target)
-    if old.exists():
-        shutil.rmtree(old)
-
-
 class BuildError(RuntimeError):
     """A pipeline step failed; the message names the notebook and the failing cell's error."""
 
@@ -192,39 +186,135 @@ def validate(data: str, trial: Trial, seed: int | None, out_dir: Path) -> tuple[
     return errors, warnings
 
 
+# --- one build at a time, published whole ------------------------------------------------------------
+#
+# A build writes a complete new tree (data, results, figures, validation, executed notebooks, HTML) into
+# its own staging folder under <build_dir>.d/, and publishes it by pointing the <build_dir> symlink at it:
+# one atomic rename. A lock file beside <build_dir> lets one build run at a time per checkout; a failed,
+# interrupted or killed build leaves the published tree as it was, and its staging is removed (at once,
+# or by the next build when the process was killed outright).
+
+def trees_dir(build_dir: Path) -> Path:
+    """Where complete build trees live; <build_dir> is a symlink to the published one."""
+    return build_dir.with_name(build_dir.name + ".d")
+
+
+def failed_validation_dir(build_dir: Path) -> Path:
+    """Where the validation report of an export that failed goes (the published book is left alone)."""
+    return build_dir.with_name(build_dir.name + "-validation")
+
+
+@contextlib.contextmanager
+def build_lock(build_dir: Path, log=print):
+    """Hold the checkout's build lock; a second build waits for the first (its pid is shown) instead of interleaving."""
+    lock_path = build_dir.with_name(f".{build_dir.name}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            log(f"[lock] another build is running ({fh.read().strip() or 'pid unknown'}); waiting for it to finish")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _terminate_cleanly():
+    """Turn SIGTERM into SystemExit during a build, so that its staging is removed as after Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(f"build stopped by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def publish(tree: Path, build_dir: Path) -> None:
+    """Make ``tree`` the published build in one atomic step (a symlink swap), then drop older trees."""
+    trees = trees_dir(build_dir)
+    final = trees / f"build-{uuid.uuid4().hex[:12]}"
+    tree.rename(final)
+    if build_dir.exists() and not build_dir.is_symlink():
+        build_dir.rename(trees / f"previous-{uuid.uuid4().hex[:12]}")
+    link = build_dir.with_name(f".{build_dir.name}.{final.name}")
+    os.symlink(os.path.relpath(final, build_dir.parent), link)
+    os.replace(link, build_dir)
+    for old in trees.iterdir():
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+
+
+def build(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | None = None,
+          cutoff: str | None = None, html: bool = True, build_dir: Path = paths.BUILD,
+          notebook_dir: Path = paths.NOTEBOOKS, log=print) -> Path:
+    """The whole book: validate, derive ADaM, run the notebooks, scan for identifiers, build the HTML (unless
+    ``html`` is False), and publish every output together. Returns the published index.html."""
+    build_dir = Path(build_dir)
+    with build_lock(build_dir, log), _terminate_cleanly():
+        trees = trees_dir(build_dir)
+        trees.mkdir(parents=True, exist_ok=True)
+        for stale in trees.glob("staging-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        staging = trees / f"staging-{uuid.uuid4().hex[:12]}"
+        try:
+            tree = staging / "tree"
+            trial_obj = _run_into(tree, data, trial, seed, cutoff, build_dir, notebook_dir, log)
+            if html:
+                _html_into(tree, staging, trial_obj, log)
+            publish(tree, build_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return build_dir / "html" / "index.html"
+
+
 def run(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | None = None,
-        build_dir: Path = paths.BUILD, notebook_dir: Path = paths.NOTEBOOKS,
-        generated_dir: Path = paths.GENERATED, log=print, cutoff: str | None = None) -> None:
-    """Validate the data, write ADaM, execute every notebook with papermill; replace outputs only if all succeed."""
+        build_dir: Path = paths.BUILD, notebook_dir: Path = paths.NOTEBOOKS, log=print,
+        cutoff: str | None = None) -> None:
+    """Everything but the HTML (``make run``): data, results, figures and executed notebooks, published together."""
+    build(data, trial, seed, cutoff, html=False, build_dir=build_dir, notebook_dir=notebook_dir, log=log)
+
+
+def _run_into(tree: Path, data, trial, seed, cutoff, build_dir: Path, notebook_dir: Path, log) -> Trial:
+    """Validate the data, write ADaM, execute every notebook with papermill into ``tree``, scan for identifiers."""
     import papermill as pm
 
-    build_dir.mkdir(parents=True, exist_ok=True)
-    staging = build_dir / ".staging"
-    if staging.exists():
-        shutil.rmtree(staging)
-    for sub in ("results", "figures"):
-        (staging / sub).mkdir(parents=True)
+    for sub in ("results", "figures", "generated"):
+        (tree / sub).mkdir(parents=True)
     data_param = data if data == SYNTHETIC else str(Path(data).resolve())
     trial_param = str(paths.trial_file(trial))
     cutoff_param = str(cutoff) if cutoff else None
     t0 = time.perf_counter()
     t = load_trial(trial_param).with_cutoff(cutoff_param)
-    errors, warnings = validate(data_param, t, seed, staging / "validation")
+    errors, warnings = validate(data_param, t, seed, tree / "validation")
     if errors:
-        _replace_dir(staging / "validation", build_dir / "validation")
+        report = failed_validation_dir(build_dir)
+        write_validation_report(errors, warnings, report)
         raise ExportError(Path(data_param), errors, t)
     cohort = load_cohort(data_param, trial_param, seed, cutoff_param)
-    write_adam(cohort.adam, staging / "data")
+    write_adam(cohort.adam, tree / "data")
     log(f"[data] {cohort.source}: {len(cohort.adsl)} participants, {len(warnings)} warning(s), ADaM written "
         f"({time.perf_counter() - t0:.1f} s)")
-    generated = staging / "generated"
-    generated.mkdir()
+    generated = tree / "generated"
     (generated / "trial.md").write_text(trial_markdown(cohort.trial), encoding="utf-8")
-    (generated / "data_dictionary.md").write_text(data_dictionary_markdown(cohort.trial, cohort.export.tables), encoding="utf-8")
+    (generated / "data_dictionary.md").write_text(data_dictionary_markdown(cohort.trial, cohort.export.tables),
+                                                  encoding="utf-8")
     (generated / "validation.md").write_text(validation_markdown(errors, warnings, cohort.trial, cohort.source),
                                              encoding="utf-8")
-    params = {"data": data_param, "trial": trial_param, "seed": seed, "cutoff": cutoff_param,
-              "output_dir": str(staging)}
+    params = {"data": data_param, "trial": trial_param, "seed": seed, "cutoff": cutoff_param, "output_dir": str(tree)}
     for nb in notebooks(notebook_dir):
         t0 = time.perf_counter()
         log(f"[run] {nb.name} ...")
@@ -233,20 +323,15 @@ def run(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | Non
                                 progress_bar=False, kernel_name="python3")
         except pm.PapermillExecutionError as exc:
             raise BuildError(f"notebook {nb.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}") from None
-        clean_notebook(generated / nb.name, generated / nb.name)
+        clean_notebook(generated / nb.name, generated / nb.name, str(tree))
         log(f"[run] {nb.name} done in {time.perf_counter() - t0:.1f} s")
-    leaks = find_identifiers(staging, raw_identifiers(data_param, cohort.trial, seed))
+    leaks = find_identifiers(tree, raw_identifiers(data_param, cohort.trial, seed))
     if leaks:
-        where = "; ".join(f"{path.relative_to(staging)} ({column})" for path, column, _ in leaks[:10])
-        shutil.rmtree(staging)
+        where = "; ".join(f"{path.relative_to(tree)} ({column})" for path, column, _ in leaks[:10])
         raise BuildError(f"direct identifiers found in the outputs ({len(leaks)} hit(s): {where}); "
                          "nothing was published and the refused outputs were deleted")
-    (staging / "config.yml").write_text(book_config(cohort.trial, cohort.source), encoding="utf-8")
-    for sub, target in (("generated", generated_dir), ("data", build_dir / "data"), ("results", build_dir / "results"),
-                        ("figures", build_dir / "figures"), ("validation", build_dir / "validation")):
-        _replace_dir(staging / sub, target)
-    (staging / "config.yml").replace(build_dir / "book_config.yml")
-    shutil.rmtree(staging)
+    (tree / "book_config.yml").write_text(book_config(cohort.trial, cohort.source), encoding="utf-8")
+    return cohort.trial
 
 
 def book_config(trial: Trial, source: str, base: Path = paths.ROOT / "_config.yml") -> str:
@@ -261,25 +346,29 @@ def book_config(trial: Trial, source: str, base: Path = paths.ROOT / "_config.ym
     return yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
 
 
-def build_html(build_dir: Path = paths.BUILD, log=print) -> Path:
-    """Build the HTML with jupyter-book (no execution) into staging; swap it into _build/html on success."""
-    staging = build_dir / ".staging-book"
-    if staging.exists():
-        shutil.rmtree(staging)
+def _book_source(tree: Path, src: Path) -> None:
+    """A source folder for jupyter-book: the book's pages and table of contents, this build's generated pages."""
+    src.mkdir(parents=True)
+    shutil.copy2(paths.ROOT / "_toc.yml", src / "_toc.yml")
+    shutil.copy2(tree / "book_config.yml", src / "_config.yml")
+    shutil.copytree(paths.BOOK, src / "book", ignore=shutil.ignore_patterns("generated"))
+    shutil.copytree(tree / "generated", src / "book" / "generated")
+
+
+def _html_into(tree: Path, staging: Path, trial: Trial, log) -> None:
+    """Build the HTML with jupyter-book (no execution, warnings are errors) from this build's pages into ``tree``."""
     t0 = time.perf_counter()
     log("[book] jupyter-book build ...")
-    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(paths.ROOT), "--path-output", str(staging),
+    src, out = staging / "src", staging / "out"
+    _book_source(tree, src)
+    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(src), "--path-output", str(out),
            "--warningiserror", "--keep-going", "--quiet"]
-    if (build_dir / "book_config.yml").exists():
-        cmd += ["--config", str(build_dir / "book_config.yml")]
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    index = staging / "_build" / "html" / "index.html"
+    index = out / "_build" / "html" / "index.html"
     if proc.returncode != 0 or not index.exists():
-        raise BuildError("jupyter-book build failed; the last good HTML is kept.\n" + proc.stdout[-4000:] + proc.stderr[-4000:])
-    _replace_dir(staging / "_build" / "html", build_dir / "html")
-    shutil.rmtree(staging)
+        raise BuildError("jupyter-book build failed; the last good book is kept.\n" + proc.stdout[-4000:] + proc.stderr[-4000:])
+    (out / "_build" / "html").rename(tree / "html")
     log(f"[book] built in {time.perf_counter() - t0:.1f} s")
-    return build_dir / "html" / "index.html"
 
 
 def refresh(only: list[str | Path] | None = None, log=print) -> None:
@@ -296,10 +385,11 @@ def refresh(only: list[str | Path] | None = None, log=print) -> None:
             clean_notebook(out, nb)
 
 
-def clean_notebook(src: Path, dest: Path) -> None:
-    """Store an executed notebook without papermill's volatile metadata (timings), so reruns diff cleanly.
+def clean_notebook(src: Path, dest: Path, staging: str | None = None) -> None:
+    """Store an executed notebook without papermill's volatile metadata (timings, the random id of the cell
+    it injects, the build's staging path), so that two builds of the same inputs give identical files.
 
-    The cell papermill injects (it holds the run's paths) is tagged to be left out of the book.
+    The cell papermill injects (it holds the run's parameters) is tagged to be left out of the book.
     """
     import nbformat
 
@@ -308,8 +398,12 @@ def clean_notebook(src: Path, dest: Path) -> None:
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         tags = cell.metadata.get("tags", [])
-        if "injected-parameters" in tags and "remove-cell" not in tags:
-            cell.metadata["tags"] = tags + ["remove-cell"]
+        if "injected-parameters" in tags:
+            cell["id"] = "injected-parameters"
+            if staging:
+                cell.source = cell.source.replace(staging, "_build")
+            if "remove-cell" not in tags:
+                cell.metadata["tags"] = tags + ["remove-cell"]
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":
             for out in cell.get("outputs", []):

@@ -40,5 +40,6 @@ def save_figure(fig, output_dir, name: str):
         folder = Path(output_dir) / "figures"
         folder.mkdir(parents=True, exist_ok=True)
         fig.savefig(folder / f"{name}.png", dpi=150, bbox_inches="tight", metadata={"Software": None})
-        fig.savefig(folder / f"{name}.svg", bbox_inches="tight", metadata={"Date": None})
+        with plt.rc_context({"svg.hashsalt": name}):
+            fig.savefig(folder / f"{name}.svg", bbox_inches="tight", metadata={"Date": None})
     return fig
