@@ -32,6 +32,7 @@ refresh: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_mmrm.py
 	$(BIN)/python benchmarks/bench_pipeline.py
+	$(BIN)/python benchmarks/bench_privacy.py
 
 lock: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"

@@ -424,7 +424,7 @@ def test_a_multi_sheet_workbook_with_one_header_is_read_whole(folder, clean_adam
         labs.iloc[:60].to_excel(xl, sheet_name="Sheet1", index=False)
         labs.iloc[60:].to_excel(xl, sheet_name="Sheet2", index=False)
     errors, warnings = _findings(folder)
-    assert errors == set() and ("labs.xlsx", None, None, "sheets") in warnings
+    assert errors == set() and ("labs.xlsx", None, None, "sheets_combined") in warnings
     _same_analysis(_adam(folder), clean_adam)
 
 
@@ -518,3 +518,53 @@ def test_a_death_before_randomization_is_an_error(folder):
     ev.loc[d, "start_date"] = "2024-01-01"
     _write(folder, "events", ev)
     assert ("events.csv", d + 2, "start_date", "date_order") in _errors_rules(folder)
+
+
+# --- the command line on bad input: the exit code, the rule, never a traceback ---------------------
+
+def _gbk(folder):
+    ev = _raw(folder, "events")
+    ev.loc[ev.index[ev["event_type"] == "AE"][0], "term"] = "腹痛"
+    ev.to_csv(folder / "events.csv", index=False, encoding="gb18030")
+
+
+CLI_CASES = {
+    "clean": (lambda f: None, 0, None),
+    "text in a number column": (lambda f: _set(f, "labs", 4, "alb", "high"), 1, "type"),
+    "impossible bilirubin": (lambda f: _set(f, "labs", 4, "tbil", "-3"), 1, "impossible"),
+    "unusual ALP": (lambda f: _set(f, "labs", 4, "alp", "4000"), 0, "expected_range"),
+    "unknown arm": (lambda f: _set(f, "randomization", 3, "arm", "IV"), 1, "allowed"),
+    "semicolons": (lambda f: (f / "screening.csv").write_text((f / "screening.csv").read_text().replace(",", ";")),
+                   1, "delimiter"),
+    "GBK text": (_gbk, 1, "encoding"),
+    "header-only labs": (lambda f: (f / "labs.csv").write_text((f / "labs.csv").read_text().splitlines()[0] + "\n"),
+                         1, "no_followup_data"),
+    "empty events file": (lambda f: (f / "events.csv").write_text(""), 1, "missing_file"),
+    "trailing delimiter": (lambda f: (f / "clinical.csv").write_text(
+        "".join(line + ",\n" for line in (f / "clinical.csv").read_text().splitlines())), 0, "trailing_delimiter"),
+    "extra column": (lambda f: _write(f, "events", _raw(f, "events").assign(site_note="")), 0, "extra_column"),
+    "missing cell with a reason": (lambda f: _set(f, "labs", 5, "inr", "HEMOLYZED"), 0, None),
+    "future randomization year": (lambda f: _set(f, "randomization", 2, "rand_date", "2052-08-01"), 1, "future_date"),
+    "duplicate by case": (lambda f: _write(f, "randomization", pd.concat(
+        [_raw(f, "randomization"), _raw(f, "randomization").iloc[[0]].assign(
+            subject_id=lambda d: d["subject_id"].str.lower() + " ")], ignore_index=True)), 1, "unique_key"),
+    "both CSV and XLSX": (lambda f: _raw(f, "clinical").to_excel(f / "clinical.xlsx", index=False), 1,
+                          "one_file_per_table"),
+}
+
+
+@pytest.mark.parametrize("case", list(CLI_CASES))
+def test_the_validate_command_on_bad_input(folder, tmp_path, capsys, case):
+    from helpers.__main__ import main
+
+    corrupt, exit_code, rule = CLI_CASES[case]
+    corrupt(folder)
+    code = main(["validate", str(folder), "--report", str(tmp_path / "report")])
+    out = capsys.readouterr()
+    assert code == exit_code, out.err
+    assert "Traceback" not in out.out + out.err
+    found = pd.read_csv(tmp_path / "report" / "problems.csv")
+    if rule is not None:
+        assert rule in set(found["rule"]), found
+    if exit_code == 0:
+        assert not (found["severity"] == "error").any()

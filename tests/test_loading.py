@@ -155,3 +155,16 @@ def test_cli_validate_honours_the_trial_and_cutoff(export_copy, tmp_path):
     assert "NCT06242405.yaml" in out.stdout + out.stderr
     cut = _cli("validate", str(export_copy), "--cutoff", "2025-09-01", "--report", str(tmp_path))
     assert cut.returncode == 0 and "warning after_cutoff" in cut.stdout
+
+
+def test_every_rule_the_loader_reports_is_in_the_rules_table():
+    import re
+
+    from helpers.data.loading import RULES
+
+    source = (paths.ROOT / "src" / "helpers" / "data" / "loading.py").read_text()
+    rules_table = source[source.index("RULES = {"):source.index("\n}\n", source.index("RULES = {"))]
+    code = source.replace(rules_table, "")
+    used = set(re.findall(r'"([a-z_]+)",\s*f?"[^"]*? ', code))  # a rule is the literal before its message
+    assert used and used <= set(RULES), sorted(used - set(RULES))
+    assert {severity for severity, _ in RULES.values()} == {"error", "warning"}

@@ -186,6 +186,13 @@ def data_dictionary_markdown(trial: Trial, tables: dict[str, pd.DataFrame] | Non
     return "\n".join(out)
 
 
+def _rules_markdown() -> str:
+    from helpers.data.loading import RULES
+
+    rows = "\n".join(f"| `{rule}` | {severity} | {why} |" for rule, (severity, why) in RULES.items())
+    return f"| Rule | Severity | Why |\n|---|---|---|\n{rows}\n"
+
+
 def _conventions_markdown(trial: Trial) -> str:
     """How missing, censored and converted values are written, and what is an error or a warning."""
     codes = "\n".join(f"| `{k}` | {v} |" for k, v in missing_codes().items())
@@ -214,6 +221,8 @@ another accepted unit on a row; the value is then converted: {units}.
 missing file or column the trial needs. A warning is listed in the validation report and does not stop
 the build: a value outside the expected range, a visit outside its window, an unscheduled or repeated
 sample, a column the contract does not name, a record after the data cut-off (left out of the analysis).
+
+{_rules_markdown()}
 
 | Test | Unit | Impossible outside (error) | Expected range (warning outside) |
 |---|---|---|---|
