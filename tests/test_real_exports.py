@@ -146,10 +146,26 @@ def test_validation_page_and_warnings_by_rule(trial, export):
         export.warnings.pop()
 
 
-def test_book_config_names_the_trial_and_marks_an_interim_build(trial):
-    final = yaml.safe_load(pipeline.book_config(trial, "synthetic cohort"))
-    assert final["title"].startswith("NCT06984497") and "announcement" not in final.get("html", {})
+def test_book_config_names_the_trial_and_every_page_says_where_the_data_come_from(trial):
+    record = {"parameters": {"seed": 20250701, "data": "export"}, "export_sha256": "ab" * 32,
+              "blinding": "unblinded (arms named)"}
+    final = yaml.safe_load(pipeline.book_config(trial, pipeline.banner("synthetic", trial, record)))
+    assert final["title"].startswith("NCT06984497")
+    assert final["html"]["announcement"] == ("SYNTHETIC DATA (simulated, seed 20250701): not results of the trial"
+                                             " · Final analysis · Unblinded (arms named)")
     interim = trial.with_cutoff("2025-10-01")
-    config = yaml.safe_load(pipeline.book_config(interim, pipeline.source_text("synthetic", interim, None)))
-    assert config["html"]["announcement"] == "Interim build: synthetic cohort (seed 20250701), data cut-off 01 October 2025."
+    real = pipeline.banner("/data/export", interim, record)
+    assert real == "Site export export (SHA-256 abababababab) · Interim build, data cut-off 01 October 2025 · Unblinded (arms named)"
     assert "Interim build: data cut-off 01 October 2025" in pipeline.trial_markdown(interim)
+
+
+def test_provenance_records_commit_inputs_parameters_and_versions(trial, monkeypatch):
+    from helpers import provenance
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
+    record = provenance.collect(trial, {"labs.csv": "a" * 64}, {"data": "synthetic", "seed": 1}, "synthetic cohort")
+    assert record["build_date"] == "2026-01-01T00:00:00Z" and len(record["commit"]) in (40, 36)
+    assert record["trial_file"]["sha256"] == provenance.sha256(trial.source)
+    assert record["packages"]["pandas"] != "not installed"
+    page = provenance.markdown(record)
+    assert "`labs.csv` | `" + "a" * 64 in page and "Python" in page

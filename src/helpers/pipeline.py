@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import paths
+from helpers import paths, provenance
 from helpers.data.adam import analysis_records, build_adam, write_adam
 from helpers.data.loading import Export, ExportError, load_export, read_raw, summary_by_rule, validate_export, write_validation_report
 from helpers.data.privacy import find_identifiers, identifier_values
@@ -174,16 +174,23 @@ class BuildError(RuntimeError):
     """A pipeline step failed; the message names the notebook and the failing cell's error."""
 
 
-def validate(data: str, trial: Trial, seed: int | None, out_dir: Path) -> tuple[list, list]:
-    """Validate the export (simulated first for "synthetic") and write the report to ``out_dir``."""
+def validate(data: str, trial: Trial, seed: int | None, out_dir: Path) -> tuple[list, list, dict[str, str]]:
+    """Validate the export (simulated first for "synthetic") and write the report to ``out_dir``;
+    also return the SHA-256 of every input file (the provenance record)."""
+    def checksums(folder: Path) -> dict[str, str]:
+        return {p.name: provenance.sha256(p) for p in sorted(Path(folder).iterdir())
+                if p.is_file() and p.suffix in (".csv", ".xlsx")}
+
     if data == SYNTHETIC:
         with tempfile.TemporaryDirectory() as tmp:
             write_export(simulate_export(trial, seed=seed), tmp)
             _, errors, warnings = validate_export(tmp, trial)
+            inputs = checksums(Path(tmp))
     else:
         _, errors, warnings = validate_export(data, trial)
+        inputs = checksums(Path(data))
     write_validation_report(errors, warnings, out_dir)
-    return errors, warnings
+    return errors, warnings, inputs
 
 
 # --- one build at a time, published whole ------------------------------------------------------------
@@ -299,7 +306,7 @@ def _run_into(tree: Path, data, trial, seed, cutoff, build_dir: Path, notebook_d
     cutoff_param = str(cutoff) if cutoff else None
     t0 = time.perf_counter()
     t = load_trial(trial_param).with_cutoff(cutoff_param)
-    errors, warnings = validate(data_param, t, seed, tree / "validation")
+    errors, warnings, inputs = validate(data_param, t, seed, tree / "validation")
     if errors:
         report = failed_validation_dir(build_dir)
         write_validation_report(errors, warnings, report)
@@ -315,6 +322,11 @@ def _run_into(tree: Path, data, trial, seed, cutoff, build_dir: Path, notebook_d
     (generated / "validation.md").write_text(validation_markdown(errors, warnings, cohort.trial, cohort.source),
                                              encoding="utf-8")
     params = {"data": data_param, "trial": trial_param, "seed": seed, "cutoff": cutoff_param, "output_dir": str(tree)}
+    shown = {"data": data if data == SYNTHETIC else Path(data_param).name, "trial": os.path.relpath(trial_param, paths.ROOT),
+             "seed": seed if seed is not None else cohort.trial.simulation.get("seed") if data == SYNTHETIC else None,
+             "cutoff": cutoff_param}
+    record = provenance.collect(cohort.trial, inputs, shown, cohort.source)
+    run_times = {}
     for nb in notebooks(notebook_dir):
         t0 = time.perf_counter()
         log(f"[run] {nb.name} ...")
@@ -324,25 +336,37 @@ def _run_into(tree: Path, data, trial, seed, cutoff, build_dir: Path, notebook_d
         except pm.PapermillExecutionError as exc:
             raise BuildError(f"notebook {nb.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}") from None
         clean_notebook(generated / nb.name, generated / nb.name, str(tree))
-        log(f"[run] {nb.name} done in {time.perf_counter() - t0:.1f} s")
+        run_times[nb.name] = round(time.perf_counter() - t0, 1)
+        log(f"[run] {nb.name} done in {run_times[nb.name]:.1f} s")
+    (generated / "provenance.md").write_text(provenance.markdown(record), encoding="utf-8")
+    provenance.write_json(record | {"notebook_seconds": run_times}, tree / "results" / "provenance.json")
     leaks = find_identifiers(tree, raw_identifiers(data_param, cohort.trial, seed))
     if leaks:
         where = "; ".join(f"{path.relative_to(tree)} ({column})" for path, column, _ in leaks[:10])
         raise BuildError(f"direct identifiers found in the outputs ({len(leaks)} hit(s): {where}); "
                          "nothing was published and the refused outputs were deleted")
-    (tree / "book_config.yml").write_text(book_config(cohort.trial, cohort.source), encoding="utf-8")
+    (tree / "book_config.yml").write_text(book_config(cohort.trial, banner(data, cohort.trial, record)), encoding="utf-8")
     return cohort.trial
 
 
-def book_config(trial: Trial, source: str, base: Path = paths.ROOT / "_config.yml") -> str:
-    """The book's jupyter-book configuration for this build: the trial's title, and an announcement
-    banner on every page at an interim look (the data cut-off)."""
+def banner(data: str, trial: Trial, record: dict) -> str:
+    """The line every page carries: the data source (synthetic with its seed, or the export's checksum),
+    the data cut-off at an interim look, and the blinding status."""
+    if data == SYNTHETIC:
+        source = (f"SYNTHETIC DATA (simulated, seed {record['parameters']['seed']}): not results of the trial")
+    else:
+        source = f"Site export {record['parameters']['data']} (SHA-256 {record['export_sha256'][:12]})"
+    cut = f"Interim build, data cut-off {trial.cutoff:%d %B %Y}" if trial.is_interim else "Final analysis"
+    return f"{source} · {cut} · {record['blinding'].capitalize()}"
+
+
+def book_config(trial: Trial, announcement: str, base: Path = paths.ROOT / "_config.yml") -> str:
+    """The book's jupyter-book configuration for this build: the trial's title, and the banner on every page."""
     import yaml
 
     config = yaml.safe_load(base.read_text(encoding="utf-8"))
     config["title"] = f"{trial.id}: {trial.short_title}"
-    if trial.is_interim:
-        config.setdefault("html", {})["announcement"] = f"Interim build: {source}."
+    config.setdefault("html", {})["announcement"] = announcement
     return yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
 
 

@@ -21,6 +21,7 @@ table.journal td:first-child {white-space: normal; min-width: 9em;}
 table.journal thead th {border-top: 1.5px solid #222; border-bottom: 1px solid #222; vertical-align: bottom;}
 table.journal tbody tr:last-child td {border-bottom: 1.5px solid #222;}
 p.journal-note {font-size: 0.85em; color: #444; margin-top: 0.2em;}
+div.journal-wrap {overflow-x: auto; max-width: 100%;}
 </style>"""
 _NUMBER_LIKE = re.compile(r"^\s*(?:[<>≤≥]\s*)?[-+−]?(?:\d|\.\d)")
 
@@ -83,5 +84,5 @@ def journal_table(df: pd.DataFrame, caption: str, notes: str | None = None, tabl
                      for row in df.itertuples(index=False))
     table_attr = f' id="{table_id}"' if table_id else ""
     note = f'<p class="journal-note">{html.escape(notes)}</p>' if notes else ""
-    return HTML(f'{_CSS}<table class="journal"{table_attr}>\n<caption>{html.escape(caption)}</caption>\n'
-                f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>{note}")
+    return HTML(f'{_CSS}<div class="journal-wrap"><table class="journal"{table_attr}>\n<caption>{html.escape(caption)}</caption>\n'
+                f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table></div>{note}")
