@@ -45,4 +45,4 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $@
 
 clean:
-	rm -rf _build book/generated
+	rm -rf _build _build.d _build-validation ._build.lock book/generated
