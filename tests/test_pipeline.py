@@ -75,7 +75,9 @@ def test_failed_html_build_keeps_the_whole_last_good_book(dirs, monkeypatch):
     _notebook(dirs["notebook_dir"] / "01_ok.ipynb", "1 + 1")
     pipeline.run(seed=1, log=lambda *_: None, **dirs)
     before = _tree(dirs["build_dir"])
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1, "boom", ""))
+    run = subprocess.run
+    monkeypatch.setattr(subprocess, "run", lambda cmd, *a, **k: subprocess.CompletedProcess(cmd, 1, "boom", "")
+                        if "jupyter-book" in str(cmd[0]) else run(cmd, *a, **k))
     with pytest.raises(pipeline.BuildError, match="last good book is kept"):
         pipeline.build(seed=2, log=lambda *_: None, **dirs)
     assert _tree(dirs["build_dir"]) == before, "data, results and notebooks of the failed build must not be published"
@@ -183,7 +185,8 @@ from pathlib import Path
 from helpers import pipeline
 seed, build, nbs, mode = int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 if mode == "hang-in-book":
-    pipeline.subprocess.run = lambda *a, **k: time.sleep(600)
+    run = pipeline.subprocess.run
+    pipeline.subprocess.run = lambda cmd, *a, **k: time.sleep(600) if "jupyter-book" in str(cmd[0]) else run(cmd, *a, **k)
 pipeline.build(seed=seed, build_dir=build, notebook_dir=nbs, html=mode != "data-only", log=lambda m: print(m, flush=True))
 """
 
@@ -196,10 +199,13 @@ def _child(tmp_path, seed, mode="data-only"):
 
 
 def _wait_for(proc, text, timeout=120):
+    import select
     import time as _time
 
     deadline, seen = _time.monotonic() + timeout, []
     while _time.monotonic() < deadline:
+        if not select.select([proc.stdout], [], [], max(deadline - _time.monotonic(), 0))[0]:
+            break
         line = proc.stdout.readline()
         seen.append(line)
         if text in line:
