@@ -68,3 +68,10 @@ def test_forest_plots_the_model_table(adam, trial):
         assert e.label in ax.get_title(loc="left")
         assert [t.get_text() for t in ax.texts] == [estimate_text(r.estimate, r.lower, r.upper) for r in d.itertuples()]
     assert fig._suptitle.get_text().endswith(f"vs {trial.control.label} (95% CI)")
+
+
+def test_forest_axes_say_which_side_favours_which_arm(trial):
+    from helpers.report.plots.outcomes import favours_label
+
+    assert favours_label(trial.endpoint("TBIL"), trial) == "\u2190 favours hepatic artery        favours peripheral vein \u2192"
+    assert favours_label(trial.endpoint("ALB"), trial) == "\u2190 favours peripheral vein        favours hepatic artery \u2192"

@@ -89,10 +89,20 @@ def plot_spaghetti(adlb: pd.DataFrame, trial: Trial, n_header: dict[str, str], p
     return fig
 
 
+def favours_label(endpoint, trial: Trial) -> str:
+    """'<- favours A    favours B ->' for an effect axis: the side where the experimental arm is better
+    depends on whether lower or higher values are better for the endpoint (trial file)."""
+    experimental = " and ".join(a.label.lower() for a in trial.experimental_arms)
+    control = trial.control.label.lower()
+    left, right = (experimental, control) if endpoint.better == "lower" else (control, experimental)
+    return f"\u2190 favours {left}        favours {right} \u2192"
+
+
 def plot_forest(model: pd.DataFrame, trial: Trial):
     """Forest plot of treatment effects (from analysis.outcomes.mmrm_table or ancova) across endpoints and weeks:
     one panel per endpoint with its own axis (log axis and reference 1 for ratios of geometric means,
-    reference 0 for differences in the endpoint's unit); estimate and 95% CI printed on the right."""
+    reference 0 for differences in the endpoint's unit); estimate and 95% CI printed on the right; each axis
+    says which side favours which arm."""
     set_style()
     endpoints = [e for e in trial.endpoints if e.code in set(model["PARAMCD"])]
     visits = list(dict.fromkeys(model.sort_values("AVISITN")["AVISIT"]))
@@ -113,6 +123,7 @@ def plot_forest(model: pd.DataFrame, trial: Trial):
         ax.set_ylim(-0.7, len(visits) - 0.3)
         kind = "ratio of geometric means" if e.log else label_with_unit("difference", e.unit)
         ax.set_title(f"{e.label}: {kind}", fontsize="small", loc="left")
+        ax.set_xlabel(favours_label(e, trial), fontsize="x-small", color="#555555")
         for yy, (_, r) in zip(y, d.iterrows()):
             ax.text(1.02, yy, estimate_text(r["estimate"], r["lower"], r["upper"]), transform=ax.get_yaxis_transform(),
                     va="center", fontsize="x-small")
