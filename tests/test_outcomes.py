@@ -15,7 +15,7 @@ from helpers.data.adam import analysis_records, build_adam
 from helpers.data.loading import load_export
 from helpers.data.simulation import simulate_export, write_export
 from helpers.report import outcomes as report
-from helpers.report.tables import format_p
+from helpers.report.prose import format_p
 
 
 def _tiny_adlb(trial, paramcd: str, rows: list[tuple]) -> pd.DataFrame:

@@ -59,6 +59,48 @@ class FileSpec:
 
 UNSCHEDULED = "UNSCHEDULED"
 
+# Every rule, whether it stops the build, and why (the data dictionary prints this table).
+RULES = {
+    "folder": ("error", "the export folder does not exist"),
+    "missing_file": ("error", "a file the trial needs is absent or empty"),
+    "one_file_per_table": ("error", "with a CSV and an XLSX of one table, which one is right cannot be known"),
+    "readable": ("error", "the file cannot be read as a table"),
+    "encoding": ("error", "text that is not UTF-8 would be read as the wrong characters"),
+    "delimiter": ("error", "a file with another delimiter would be read as one column"),
+    "fields": ("error", "a row with more fields than the header would shift its values into other columns"),
+    "header": ("error", "a title row above the header would be read as column names"),
+    "sheets": ("error", "sheets with different headers are different tables"),
+    "columns": ("error", "a column the contract needs is absent"),
+    "required": ("error", "keys, and the few cells no analysis can do without, must be filled"),
+    "type": ("error", "a value that is not a number, integer or date cannot be analysed"),
+    "allowed": ("error", "a code outside the list (arms, visits, grades, units) cannot be interpreted"),
+    "range": ("error", "a count or dose outside its possible limits is a typing error"),
+    "impossible": ("error", "a laboratory value or an age that cannot be true is a typing error"),
+    "unique_key": ("error", "a duplicate record (space, case and zero padding ignored) would be counted twice"),
+    "foreign_key": ("error", "a record of a participant never randomized (or a randomized person never screened)"),
+    "date_order": ("error", "an event ending before it starts, or follow-up ending before randomization"),
+    "one_death": ("error", "a participant dies once"),
+    "after_end_of_follow_up": ("error", "a visit after death, transplant or withdrawal"),
+    "after_death": ("error", "an event after the participant's death"),
+    "future_date": ("error", "a date after the export date is a typing error (it would make a death invisible)"),
+    "randomized_twice": ("error", "one person (same ID number) randomized under two study numbers"),
+    "unit_mixup": ("error", "a value off by a unit's factor from the participant's others was reported in another unit"),
+    "identifier_in_text": ("error", "a name, phone or ID number in a free-text cell would reach the analysis data"),
+    "empty_arm": ("error", "an arm without participants cannot be compared"),
+    "no_followup_data": ("error", "an endpoint without values after baseline has no change to analyse"),
+    "expected_range": ("warning", "unusual but possible (ALP above 2000 U/L in cholestasis): listed for review"),
+    "extra_column": ("warning", "real exports carry more than the analysis needs: kept out of it"),
+    "unit_converted": ("warning", "a value given in another accepted unit was converted"),
+    "visit_window": ("warning", "a visit outside its window is a protocol deviation, still analysed at that visit"),
+    "unscheduled_visit": ("warning", "kept; analysed only if inside a visit window and nearest its target day"),
+    "repeated_visit": ("warning", "kept; the sample nearest the target day is analysed (ANL01FL)"),
+    "after_cutoff": ("warning", "records after the data cut-off are left out of an interim analysis"),
+    "eligibility": ("warning", "a participant randomized outside the protocol's age bounds: a protocol deviation"),
+    "trailing_delimiter": ("warning", "an empty last field on every row was ignored"),
+    "sheets_combined": ("warning", "several sheets with one header were read as one table"),
+}
+
+
 
 @lru_cache(maxsize=None)
 def _raw(path: Path = SCHEMA_FILE) -> dict:
@@ -187,8 +229,6 @@ def data_dictionary_markdown(trial: Trial, tables: dict[str, pd.DataFrame] | Non
 
 
 def _rules_markdown() -> str:
-    from helpers.data.loading import RULES
-
     rows = "\n".join(f"| `{rule}` | {severity} | {why} |" for rule, (severity, why) in RULES.items())
     return f"| Rule | Severity | Why |\n|---|---|---|\n{rows}\n"
 

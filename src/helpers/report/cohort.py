@@ -21,12 +21,6 @@ def warnings_by_rule(export: Export) -> pd.DataFrame:
     return pd.DataFrame({"Rule": s["rule"], "Warnings": s["count"], "First examples": s["examples"]})
 
 
-def validation_warnings(export: Export) -> pd.DataFrame:
-    """Non-fatal findings (visits outside their window) as a table, by participant."""
-    cols = ["File", "Row", "Column", "Rule", "Finding"]
-    return pd.DataFrame([(w.file, w.row, w.column, w.rule, w.message) for w in export.warnings], columns=cols)
-
-
 def cumulative_accrual_table(accrual: pd.DataFrame, header: dict[str, str]) -> pd.DataFrame:
     """Wide table of cumulative randomizations (from ``accrual_by_month``), one column per arm (N in the
     header), in trial order."""

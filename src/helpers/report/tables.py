@@ -9,8 +9,6 @@ import numpy as np
 import pandas as pd
 from IPython.display import HTML
 
-from helpers.report.prose import format_p  # noqa: F401 - the tables' p-value format
-
 _CSS = """<style>
 table.journal {border-collapse: collapse; margin: 0.5em 0 0.2em 0; font-size: 0.88em;}
 table.journal caption {caption-side: top; text-align: left; font-weight: 600; padding-bottom: 0.4em;}
