@@ -8,16 +8,19 @@ DATA   ?= synthetic
 TRIAL  ?= NCT06984497
 CUTOFF ?=
 CUTOFF_ARG := $(if $(CUTOFF),--cutoff "$(CUTOFF)",)
+BLINDED ?=
+BLIND_ARG  := $(if $(filter-out 0,$(BLINDED)),--blinded,)
 
 .PHONY: book run test simulate validate refresh lock bench clean
 
 book: $(STAMP)
-	$(BIN)/python -m helpers build --data "$(DATA)" --trial "$(TRIAL)" $(CUTOFF_ARG)
+	$(BIN)/python -m helpers build --data "$(DATA)" --trial "$(TRIAL)" $(CUTOFF_ARG) $(BLIND_ARG)
 
 run: $(STAMP)
-	$(BIN)/python -m helpers run --data "$(DATA)" --trial "$(TRIAL)" $(CUTOFF_ARG)
+	$(BIN)/python -m helpers run --data "$(DATA)" --trial "$(TRIAL)" $(CUTOFF_ARG) $(BLIND_ARG)
 
 test: $(STAMP)
+	@sh tools/install_browser.sh
 	$(BIN)/python -m pytest
 
 simulate: $(STAMP)

@@ -69,9 +69,12 @@ def test_lab_by_visit_report_formats_mean_sd_with_one_more_decimal(trial):
     header = {a.label: a.label for a in trial.arms}
     rep = report.lab_by_visit_report(summary, adlb, trial, header)
     alb = rep[(rep["Endpoint"] == trial.endpoint("ALB").label_with_unit) & (rep["Visit"] == trial.visits[0].label)]
-    pv = trial.arm_labels["PV"]
-    assert alb.loc[alb["Statistic"] == "Mean (SD)", f"{pv}: value"].item() == f"32.0 ({np.std([30, 34], ddof=1):.1f})"
-    assert alb.loc[alb["Statistic"] == "Median [Q1, Q3]", f"{pv}: value"].item() == "32.0 [31.0, 33.0]"
+    pv = alb[alb["Arm"] == trial.arm_labels["PV"]].iloc[0]
+    assert pv["Value: n"] == "2" and pv["Value: mean (SD)"] == f"32.0 ({np.std([30, 34], ddof=1):.1f})"
+    assert pv["Value: median [Q1, Q3]"] == "32.0 [31.0, 33.0]"
+    assert pv["Change: n"] == "" and pv["Change: mean (SD)"] == ""
+    week4 = rep[(rep["Endpoint"] == trial.endpoint("ALB").label_with_unit) & (rep["Visit"] == trial.visits[1].label)]
+    assert week4.loc[week4["Arm"] == trial.arm_labels["HA"], "Change: mean (SD)"].item() == "5.0"
 
 
 def test_geometric_mean_ci(adam, trial):
@@ -403,10 +406,11 @@ def test_chapter_numbers_glue_every_phrase_of_the_chapter(adam, trial):
     res = outcomes.outcome_results(adam["adlb"], adam["adsl"], trial)
     numbers = report.chapter_numbers(res, adam["adsl"], trial, "synthetic cohort")
     assert list(numbers) == ["source", "n_per_arm", "control", "experimental", "followup", "last_visit", "n_endpoints",
-                             "log_endpoints", "n_deaths", "n_transplants", "n_withdrawn", "key_effect", "key_covariance",
+                             "primary_label", "key_label", "log_endpoints", "n_deaths", "n_transplants", "n_withdrawn", "key_effect", "key_covariance",
                              "fallback_sentence", "n_holm", "holm_significant", "class_a_last"]
     assert numbers["control"] == trial.control.label.lower()
     assert numbers["last_visit"] == trial.last_visit.label.lower()
+    assert numbers["key_label"] == "the change in MELD score at week 24"
     assert numbers["n_holm"] == len(res["holm"]) and numbers["n_endpoints"] == len(trial.endpoints)
     assert numbers["n_deaths"] == (adam["adsl"]["DTHFL"] == "Y").sum()
     assert numbers["key_effect"] == report.key_secondary_numbers(res["mmrm"], trial)["key_effect"]

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from helpers import paths, pipeline
+from helpers.trial import load_trial
 
 
 def _notebook(path, source):
@@ -34,7 +35,8 @@ def test_run_writes_adam_and_executed_notebooks(dirs):
     _notebook(dirs["notebook_dir"] / "01_ok.ipynb",
               "from pathlib import Path\nPath(output_dir, 'results', 'x.csv').write_text(str(seed))")
     pipeline.run(seed=7, log=lambda *_: None, **dirs)
-    assert sorted(p.name for p in (dirs["build_dir"] / "data").iterdir()) == ["adlb.csv", "adsl.csv", "adtte.csv"]
+    assert sorted(p.name for p in (dirs["build_dir"] / "data").iterdir()) == ["adlb.csv", "adlb.xpt", "adsl.csv", "adsl.xpt",
+                                                                             "adtte.csv", "adtte.xpt"]
     assert (dirs["build_dir"] / "results" / "x.csv").read_text() == "7"
     executed = nbformat.read(dirs["build_dir"] / "generated" / "01_ok.ipynb", as_version=4)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
@@ -138,7 +140,7 @@ def test_book_notebooks_run_on_a_smaller_panel_oral_trial_at_its_cutoff(tmp_path
     """DEMO-ORAL: no ALT, INR or sodium (so no MELD or Child-Pugh), day 1 at randomization with no
     infusion file, missing values, and the trial file's data cut-off; every chapter runs unchanged."""
     build = tmp_path / "_build"
-    pipeline.run(trial="DEMO-ORAL", build_dir=build, log=lambda *_: None)
+    pipeline.build(trial="DEMO-ORAL", build_dir=build, log=lambda *_: None)
     assert sorted(p.name for p in (build / "generated").glob("*.ipynb")) == [p.name for p in pipeline.notebooks()]
     adlb = pd.read_csv(build / "data" / "adlb.csv")
     assert set(adlb["PARAMCD"]) == {"AST", "ALP", "TBIL", "ALB", "PT", "CREAT"}
@@ -148,6 +150,9 @@ def test_book_notebooks_run_on_a_smaller_panel_oral_trial_at_its_cutoff(tmp_path
     assert (adsl["TRTSDT"] == adsl["RANDDT"]).all()
     assert "Interim build" in (build / "generated" / "trial.md").read_text()
     assert "announcement" in (build / "book_config.yml").read_text()
+    summary = (build / "html" / "book" / "generated" / "00_summary.html").read_text()
+    assert "Interim build (data cut-off 17 August 2026)" in summary and "Oral drug" in summary
+    assert "Child-Pugh class not derived in this trial" in (build / "html" / "book" / "generated" / "04_outcomes.html").read_text()
 
 
 @pytest.mark.slow
@@ -289,3 +294,23 @@ def test_two_whole_builds_are_byte_identical(tmp_path, monkeypatch):
     assert {"html", "data", "results", "figures", "generated", "validation"} <= {p.parts[0] for p in first}
     assert "SYNTHETIC DATA" in (build / "html" / "book" / "intro.html").read_text()
     assert (build / "html" / "book" / "generated" / "provenance.html").exists()
+
+
+@pytest.mark.slow
+def test_a_blinded_build_names_no_arm_anywhere(tmp_path):
+    """BLINDED=1: every file of the published book (HTML, data, XPT, results, tables, figures, notebooks) and every
+    file name is free of the trial file's arm labels and descriptions; the arms read Arm A and Arm B."""
+    build = tmp_path / "_build"
+    pipeline.build(build_dir=build, blinded=True, log=lambda *_: None)
+    real = load_trial(paths.DEFAULT_TRIAL)
+    names = [n.lower() for a in real.arms for n in (a.label, a.description)]
+    root = build.resolve()
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert len(files) > 100
+    for path in files:
+        text = path.read_bytes().decode("latin-1").lower()
+        assert not [n for n in names if n in text or n in str(path.relative_to(root)).lower()], path
+    summary = (root / "html" / "book" / "generated" / "00_summary.html").read_text()
+    assert "Arm A (N=" in summary and "Arm B (N=" in summary and "Blinded (arms masked as Arm A, Arm B)" in summary
+    adsl = pd.read_csv(root / "data" / "adsl.csv")
+    assert set(adsl["TRT01P"]) == {"Arm A", "Arm B"}

@@ -44,13 +44,15 @@ def test_report_table_says_not_reached_for_a_tipping_point_outside_the_grid():
     assert report.report_table(results)["Estimate (95% CI)"].tolist() == ["not reached", "not estimable"]
 
 
-def test_tables_are_absent_when_the_analyses_are_not_estimable(adam, trial):
+def test_tables_say_not_estimable_and_keep_their_labels_when_the_analyses_are_not(adam, trial):
     a = {"wide": pd.DataFrame(), "not_estimable": "not estimable: too few",
          "results": pd.DataFrame(columns=sensitivity.RESULT_COLUMNS)}
-    assert report.show_worst_rank(a, adam["adsl"], trial) is None
-    assert report.show_tipping_grid(a, adam["adsl"], trial, PARAM) is None
-    assert report.show_comparison(a["results"], trial, PARAM) is None
-    assert "<caption>Table 7.1. " in report.show_intercurrent_events(adam["adsl"], adam["adlb"], trial).data
+    shown = [report.show_worst_rank(a, adam["adsl"], trial), report.show_tipping_grid(a, adam["adsl"], trial, PARAM),
+             report.show_comparison(a["results"], trial, PARAM)]
+    assert [t.name for t in shown] == ["tab-worst-rank", "tab-tipping", "tab-sensitivity-comparison"]
+    for table in shown:
+        assert report.NOT_ESTIMABLE_ROW in table.data
+        assert f":name: {table.name}" in table._repr_markdown_()
 
 
 def test_chapter_numbers_say_why_when_not_estimable(adam, trial):

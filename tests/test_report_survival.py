@@ -29,15 +29,18 @@ def test_chapter_numbers_cover_both_endpoints_and_the_trial_rules(adam, trial):
 def test_chapter_tables_carry_their_numbers_and_horizon(adam, trial):
     adtte, adsl, adlb = adam["adtte"], adam["adsl"], adam["adlb"]
     results = survival.survival_results(adtte, adsl, trial)
-    shown = {"5.1": report.show_event_counts(adtte, adsl, trial), "5.2": report.show_km_numbers(adtte, adsl, trial),
-             "5.3": report.show_summary(results, trial, "OS"), "5.4": report.show_vital_status(adtte, adsl, trial),
-             "5.5": report.show_summary(results, trial, "TFS"),
-             "5.6": report.show_intercurrent_events(adsl, adlb, trial)}
-    for number, table in shown.items():
-        assert f"<caption>Table {number}. " in table.data
-    assert f"to day {trial.horizon_days}" in shown["5.1"].data
+    shown = {"tab-os-events": report.show_event_counts(adtte, adsl, trial),
+             "tab-km-os": report.show_km_numbers(adtte, adsl, trial),
+             "tab-os-summary": report.show_summary(results, trial, "OS"),
+             "tab-vital-status": report.show_vital_status(adtte, adsl, trial),
+             "tab-tfs-summary": report.show_summary(results, trial, "TFS"),
+             "tab-intercurrent": report.show_intercurrent_events(adsl, adlb, trial)}
+    for name, table in shown.items():
+        assert table.name == name and f":name: {name}\n" in table._repr_markdown_()
+        assert "Table 5." not in table.data
+    assert f"to day {trial.horizon_days}" in shown["tab-os-events"].data
     for label in arm_header(adsl, trial).values():
-        assert label in shown["5.6"].data
+        assert label in shown["tab-intercurrent"].data
 
 
 def test_km_plot_table_lists_each_event_time():

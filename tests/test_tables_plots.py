@@ -12,19 +12,49 @@ from helpers.report.tables import journal_table
 
 def test_journal_table_has_caption_note_and_no_volatile_ids():
     df = pd.DataFrame({"Arm": ["A", "B"], "n": [3, 4]})
-    out = journal_table(df, "Table 9. Counts", notes="n: participants").data
-    assert '<table class="journal">\n<caption>Table 9. Counts</caption>' in out
+    out = journal_table(df, "Counts", "tab-counts", notes="n: participants").data
+    assert '<table class="journal">\n<caption>Counts</caption>' in out
     assert "n: participants" in out and '<tr><td>A</td><td class="r">3</td></tr>' in out
-    assert out == journal_table(df, "Table 9. Counts", notes="n: participants").data
+    assert out == journal_table(df, "Counts", "tab-counts", notes="n: participants").data
     assert "T_" not in out and "uuid" not in out
+
+
+def test_journal_table_is_a_numbered_directive_for_the_book():
+    md = journal_table(pd.DataFrame({"Arm": ["A", "B"], "n": [3, 4]}), "Counts by arm", "tab-counts")._repr_markdown_()
+    assert md.startswith("````{journal-table} Counts by arm\n:name: tab-counts\n\n")
+    assert "<caption>@@CAPTION@@</caption>" in md and md.endswith("````\n")
+
+
+def test_journal_table_moves_a_constant_column_to_the_caption_and_says_when_empty():
+    df = pd.DataFrame({"Endpoint": ["ALT", "AST"], "Visit": ["Week 24", "Week 24"], "n": [3, 4]})
+    t = journal_table(df, "Effects", "tab-effects")
+    assert t.caption == "Effects; Visit: Week 24" and "<th>Visit</th>" not in t.data
+    empty = journal_table(df.iloc[:0], "Effects", "tab-effects", empty="No effects.")
+    assert '<td colspan="3">No effects.</td>' in empty.data
+
+
+def test_journal_table_saves_its_csv_and_links_it(tmp_path):
+    from helpers.report.tables import save_tables_to
+
+    df = pd.DataFrame({"Arm": ["A", "B"], "n": [3, 4]})
+    save_tables_to(tmp_path)
+    try:
+        out = journal_table(df, "Counts", "tab-counts", notes="n: participants").data
+    finally:
+        save_tables_to(None)
+    assert pd.read_csv(tmp_path / "tables" / "tab-counts.csv").equals(df)
+    assert '"caption": "Counts"' in (tmp_path / "tables" / "tab-counts.json").read_text()
+    assert 'href="../../downloads/tables/tab-counts.csv"' in out
+    assert "href" not in journal_table(df, "Counts", "tab-counts").data
 
 
 def test_journal_table_aligns_text_left_numbers_right_and_escapes():
     df = pd.DataFrame({"Variable": ["Age <18", "Age"], "Group": ["Peripheral vein", "x"], "n (%)": ["13 (81.2%)", ""],
                        "p": [0.5, 0.25], "Missing": [None, None]})
-    out = journal_table(df, "T").data
+    out = journal_table(df, "T", "tab-t").data
     assert ('<tr><td>Age &lt;18</td><td>Peripheral vein</td><td class="r">13 (81.2%)</td>'
-            '<td class="r">0.5</td><td></td></tr>') in out
+            '<td class="r">0.5</td></tr>') in out
+    assert "Missing" not in out
 
 
 def test_fixed_rounds_halves_away_from_zero_like_sas():

@@ -40,14 +40,14 @@ def _validate(args) -> int:
 def _run(args) -> int:
     from helpers.pipeline import run
 
-    run(args.data, args.trial, args.seed, cutoff=args.cutoff)
+    run(args.data, args.trial, args.seed, cutoff=args.cutoff, blinded=args.blinded)
     return 0
 
 
 def _build(args) -> int:
     from helpers.pipeline import build
 
-    print(build(args.data, args.trial, args.seed, cutoff=args.cutoff))
+    print(build(args.data, args.trial, args.seed, cutoff=args.cutoff, blinded=args.blinded))
     return 0
 
 
@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         if data:
             p.add_argument("--data", default="synthetic", help='export folder, or "synthetic" to simulate (default)')
             p.add_argument("--seed", type=int, default=None, help="simulation seed (default: the trial file's)")
+            p.add_argument("--blinded", action="store_true",
+                           help="blinded data review: arms masked as Arm A, Arm B, ... (key: $BLINDING_KEY)")
         return p
 
     p = with_common(sub.add_parser("simulate", help="write the synthetic export (default: data/synthetic/)"), data=False)

@@ -20,13 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from traitlets.config import Config
 
-from helpers import paths, provenance
+from helpers import bundle, paths, provenance
 from helpers.data.adam import analysis_records, build_adam, write_adam
+from helpers.data.blinding import arm_mentions, mask_export, mask_text
 from helpers.data.loading import Export, ExportError, load_export, read_raw, summary_by_rule, validate_export, write_validation_report
 from helpers.data.privacy import find_identifiers, identifier_values
 from helpers.data.schema import data_dictionary_markdown
 from helpers.data.simulation import simulate_export, write_export
+from helpers.data.transport import write_xpt
 from helpers.trial import Trial, load_trial
 
 SYNTHETIC = "synthetic"
@@ -47,6 +50,7 @@ class Cohort:
     adtte: pd.DataFrame
     source: str
     adlb_all: pd.DataFrame | None = None
+    synthetic: bool = False
 
     @property
     def adam(self) -> dict[str, pd.DataFrame]:
@@ -63,10 +67,11 @@ def source_text(data: str, trial: Trial, seed: int | None) -> str:
 
 
 def load_cohort(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | None = None,
-                cutoff: str | None = None) -> Cohort:
+                cutoff: str | None = None, blinded: bool = False) -> Cohort:
     """Simulate (data="synthetic", with seed) or load an export folder, validate it and derive ADaM.
 
-    ``cutoff`` (YYYY-MM-DD) overrides the trial file's data cut-off.
+    ``cutoff`` (YYYY-MM-DD) overrides the trial file's data cut-off. ``blinded`` masks the arms (Arm A, Arm B,
+    ...; the letters shuffled by $BLINDING_KEY) after validation, before anything is derived.
     """
     t = load_trial(trial).with_cutoff(cutoff)
     if data == SYNTHETIC:
@@ -75,9 +80,12 @@ def load_cohort(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: i
             export = load_export(tmp, t)
     else:
         export = load_export(data, t)
+    if blinded:
+        t = t.blinded(os.environ.get("BLINDING_KEY"))
+        export = mask_export(export, t)
     adam = build_adam(export, t)
     return Cohort(t, export, adam["adsl"], analysis_records(adam["adlb"]), adam["adtte"],
-                  source_text(data, t, seed), adam["adlb"])
+                  source_text(data, t, seed), adam["adlb"], data == SYNTHETIC)
 
 
 def save_result(table: pd.DataFrame, output_dir: str | Path | None, name: str) -> Path | None:
@@ -119,7 +127,14 @@ def trial_markdown(trial: Trial) -> str:
     interim = (f"```{{important}}\nInterim build: data cut-off {trial.cutoff:%d %B %Y}. Participants still in follow-up "
                "are censored at the cut-off or their last contact; visits not yet due are not counted as missed.\n```\n\n"
                if trial.is_interim else "")
-    return f"""{interim}**{trial.id}**: {trial.title}.
+    background = f"## Background\n\n{trial.background}\n\n" if trial.background else ""
+    key = (f" The key secondary endpoint is the change in {trial.endpoint(trial.key_secondary).label} from baseline to "
+           f"{trial.last_visit.label}, tested only if the primary endpoint is met." if trial.key_secondary else "")
+    others = ", ".join(e.label for e in trial.endpoints if e.code != trial.key_secondary)
+    visits_text = ", ".join(v.label for v in trial.followup_visits)
+    return f"""{interim}## The trial
+
+**{trial.id}**: {trial.title}.
 
 {trial.design.capitalize()} trial in {trial.population}; {trial.planned_n} participants enrolled over
 {trial.accrual_months} months at the {trial.site}, followed for {trial.followup_weeks} weeks.
@@ -137,6 +152,11 @@ allocation ratio {':'.join(str(a.ratio) for a in trial.arms)}{', stratified by '
 {visits}
 
 {_day_one(trial)}
+
+{background}## Outcomes
+
+The primary endpoint is {pe.get('label', '').lower()}.{key} The other secondary endpoints are {others}, at
+{visits_text}.
 
 | Code | Endpoint | Unit | Analysis scale | Better |
 |---|---|---|---|---|
@@ -267,7 +287,7 @@ def publish(tree: Path, build_dir: Path) -> None:
 
 def build(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | None = None,
           cutoff: str | None = None, html: bool = True, build_dir: Path = paths.BUILD,
-          notebook_dir: Path = paths.NOTEBOOKS, log=print) -> Path:
+          notebook_dir: Path = paths.NOTEBOOKS, log=print, blinded: bool = False) -> Path:
     """The whole book: validate, derive ADaM, run the notebooks, scan for identifiers, build the HTML (unless
     ``html`` is False), and publish every output together. Returns the published index.html."""
     build_dir = Path(build_dir)
@@ -279,9 +299,11 @@ def build(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | N
         staging = trees / f"staging-{uuid.uuid4().hex[:12]}"
         try:
             tree = staging / "tree"
-            trial_obj = _run_into(tree, data, trial, seed, cutoff, build_dir, notebook_dir, log)
+            trial_obj = _run_into(tree, data, trial, seed, cutoff, build_dir, notebook_dir, log, blinded)
             if html:
                 _html_into(tree, staging, trial_obj, log)
+            if blinded:
+                check_blinding(tree, trial_obj)
             publish(tree, build_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -290,12 +312,21 @@ def build(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | N
 
 def run(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | None = None,
         build_dir: Path = paths.BUILD, notebook_dir: Path = paths.NOTEBOOKS, log=print,
-        cutoff: str | None = None) -> None:
+        cutoff: str | None = None, blinded: bool = False) -> None:
     """Everything but the HTML (``make run``): data, results, figures and executed notebooks, published together."""
-    build(data, trial, seed, cutoff, html=False, build_dir=build_dir, notebook_dir=notebook_dir, log=log)
+    build(data, trial, seed, cutoff, html=False, build_dir=build_dir, notebook_dir=notebook_dir, log=log,
+          blinded=blinded)
 
 
-def _run_into(tree: Path, data, trial, seed, cutoff, build_dir: Path, notebook_dir: Path, log) -> Trial:
+def check_blinding(tree: Path, trial: Trial) -> None:
+    """Refuse to publish a blinded build in which any file names an arm of the real trial."""
+    hits = arm_mentions(tree, trial.masked_from)
+    if hits:
+        where = "; ".join(f"{path.relative_to(tree)} ({term!r})" for path, term in hits[:10])
+        raise BuildError(f"blinded build: {len(hits)} file(s) name an arm ({where}); nothing was published")
+
+
+def _run_into(tree: Path, data, trial, seed, cutoff, build_dir: Path, notebook_dir: Path, log, blinded: bool) -> Trial:
     """Validate the data, write ADaM, execute every notebook with papermill into ``tree``, scan for identifiers."""
     import papermill as pm
 
@@ -311,33 +342,41 @@ def _run_into(tree: Path, data, trial, seed, cutoff, build_dir: Path, notebook_d
         report = failed_validation_dir(build_dir)
         write_validation_report(errors, warnings, report)
         raise ExportError(Path(data_param), errors, t)
-    cohort = load_cohort(data_param, trial_param, seed, cutoff_param)
+    cohort = load_cohort(data_param, trial_param, seed, cutoff_param, blinded)
+    if blinded:
+        mask_files(tree / "validation", cohort.trial)
     write_adam(cohort.adam, tree / "data")
+    write_xpt(cohort.adam, tree / "data")
     log(f"[data] {cohort.source}: {len(cohort.adsl)} participants, {len(warnings)} warning(s), ADaM written "
         f"({time.perf_counter() - t0:.1f} s)")
     generated = tree / "generated"
     (generated / "trial.md").write_text(trial_markdown(cohort.trial), encoding="utf-8")
     (generated / "data_dictionary.md").write_text(data_dictionary_markdown(cohort.trial, cohort.export.tables),
                                                   encoding="utf-8")
-    (generated / "validation.md").write_text(validation_markdown(errors, warnings, cohort.trial, cohort.source),
+    validation_page = validation_markdown(errors, warnings, cohort.trial, cohort.source)
+    (generated / "validation.md").write_text(mask_text(validation_page, cohort.trial) if blinded else validation_page,
                                              encoding="utf-8")
-    params = {"data": data_param, "trial": trial_param, "seed": seed, "cutoff": cutoff_param, "output_dir": str(tree)}
+    params = {"data": data_param, "trial": trial_param, "seed": seed, "cutoff": cutoff_param, "blinded": blinded,
+              "output_dir": str(tree)}
     shown = {"data": data if data == SYNTHETIC else Path(data_param).name, "trial": os.path.relpath(trial_param, paths.ROOT),
              "seed": seed if seed is not None else cohort.trial.simulation.get("seed") if data == SYNTHETIC else None,
-             "cutoff": cutoff_param}
+             "cutoff": cutoff_param, "blinded": blinded}
     record = provenance.collect(cohort.trial, inputs, shown, cohort.source)
     run_times = {}
     for nb in notebooks(notebook_dir):
         t0 = time.perf_counter()
         log(f"[run] {nb.name} ...")
         try:
-            pm.execute_notebook(str(nb), str(generated / nb.name), parameters=params, cwd=str(notebook_dir),
-                                progress_bar=False, kernel_name="python3")
+            with local_kernel() as config:
+                pm.execute_notebook(str(nb), str(generated / nb.name), parameters=params, cwd=str(notebook_dir),
+                                    progress_bar=False, kernel_name="python3", config=config)
         except pm.PapermillExecutionError as exc:
             raise BuildError(f"notebook {nb.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}") from None
         clean_notebook(generated / nb.name, generated / nb.name, str(tree))
         run_times[nb.name] = round(time.perf_counter() - t0, 1)
         log(f"[run] {nb.name} done in {run_times[nb.name]:.1f} s")
+    (generated / "downloads.md").write_text(bundle.downloads_markdown(tree, bundle.table_names(sorted(generated.glob("*.ipynb")))),
+                                            encoding="utf-8")
     (generated / "provenance.md").write_text(provenance.markdown(record), encoding="utf-8")
     provenance.write_json(record | {"notebook_seconds": run_times}, tree / "results" / "provenance.json")
     leaks = find_identifiers(tree, raw_identifiers(data_param, cohort.trial, seed))
@@ -349,6 +388,20 @@ def _run_into(tree: Path, data, trial, seed, cutoff, build_dir: Path, notebook_d
     return cohort.trial
 
 
+@contextlib.contextmanager
+def local_kernel():
+    """Kernel configuration for papermill: the kernel talks over local (IPC) sockets in a private temporary folder
+    rather than unencrypted TCP ports, so nothing else on the machine can reach it and it logs no warning."""
+    with tempfile.TemporaryDirectory(prefix="kernel-") as folder:
+        yield Config({"KernelManager": {"transport": "ipc", "ip": str(Path(folder) / "k")}})
+
+
+def mask_files(folder: Path, trial: Trial) -> None:
+    """Mask the arm names in the text files of ``folder`` (the validation report of a blinded build)."""
+    for path in Path(folder).glob("*.csv"):
+        path.write_text(mask_text(path.read_text(encoding="utf-8"), trial), encoding="utf-8")
+
+
 def banner(data: str, trial: Trial, record: dict) -> str:
     """The line every page carries: the data source (synthetic with its seed, or the export's checksum),
     the data cut-off at an interim look, and the blinding status."""
@@ -357,7 +410,8 @@ def banner(data: str, trial: Trial, record: dict) -> str:
     else:
         source = f"Site export {record['parameters']['data']} (SHA-256 {record['export_sha256'][:12]})"
     cut = f"Interim build, data cut-off {trial.cutoff:%d %B %Y}" if trial.is_interim else "Final analysis"
-    return f"{source} · {cut} · {record['blinding'].capitalize()}"
+    blinding = record["blinding"]
+    return f"{source} · {cut} · {blinding[0].upper()}{blinding[1:]}"
 
 
 def book_config(trial: Trial, announcement: str, base: Path = paths.ROOT / "_config.yml") -> str:
@@ -392,6 +446,7 @@ def _html_into(tree: Path, staging: Path, trial: Trial, log) -> None:
     if proc.returncode != 0 or not index.exists():
         raise BuildError("jupyter-book build failed; the last good book is kept.\n" + proc.stdout[-4000:] + proc.stderr[-4000:])
     (out / "_build" / "html").rename(tree / "html")
+    bundle.write_downloads(tree, tree / "html")
     log(f"[book] built in {time.perf_counter() - t0:.1f} s")
 
 
@@ -405,7 +460,9 @@ def refresh(only: list[str | Path] | None = None, log=print) -> None:
         log(f"[refresh] {nb.name}")
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / nb.name
-            pm.execute_notebook(str(nb), str(out), cwd=str(paths.NOTEBOOKS), progress_bar=False, kernel_name="python3")
+            with local_kernel() as config:
+                pm.execute_notebook(str(nb), str(out), cwd=str(paths.NOTEBOOKS), progress_bar=False, kernel_name="python3",
+                                    config=config)
             clean_notebook(out, nb)
 
 

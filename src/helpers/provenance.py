@@ -18,7 +18,7 @@ from helpers import paths
 from helpers.trial import Trial
 
 PACKAGES = ("pandas", "numpy", "scipy", "statsmodels", "matplotlib", "seaborn", "papermill", "jupyter-book",
-            "myst-nb", "faker", "openpyxl", "pyyaml")
+            "myst-nb", "faker", "openpyxl", "pyyaml", "pyreadstat", "rtflite")
 
 
 def sha256(path: Path) -> str:
@@ -61,7 +61,8 @@ def collect(trial: Trial, inputs: dict[str, str], parameters: dict, source: str)
         "export_sha256": export_checksum(inputs),
         "parameters": parameters,
         "cutoff": str(trial.cutoff) if trial.cutoff else None,
-        "blinding": "unblinded (arms named)",
+        "blinding": "blinded (arms masked as " + ", ".join(a.label for a in trial.arms) + ")" if trial.is_blinded
+        else "unblinded (arms named)",
         "python": platform.python_version(),
         "packages": versions,
     }

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
+import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -143,6 +145,11 @@ class Trial:
     age_range: tuple[int, int] | None = None
     treatment: Treatment = Treatment()
     cutoff: dt.date | None = None
+    alpha: float = 0.05
+    primary_test: str = "fisher"
+    background: str = ""
+    masked_from: "Trial | None" = field(default=None, repr=False, compare=False)
+    masking_codes: dict = field(default_factory=dict, repr=False, compare=False)
 
     # --- rules derived from the trial file, defined once --------------------------------------
 
@@ -181,6 +188,30 @@ class Trial:
         if cutoff is None or cutoff == "":
             return self
         return replace(self, cutoff=_date(cutoff, self.source, "cutoff"))
+
+    @property
+    def is_blinded(self) -> bool:
+        return self.masked_from is not None
+
+    def masking(self, key: str | None = None) -> dict[str, str]:
+        """Each arm code's masked code (A, B, ...), shuffled by ``key`` (default: the randomization seed), so that
+        the trial file alone does not say which letter is which arm, nor which is the control."""
+        letters = [chr(ord("A") + i) for i in range(len(self.arms))]
+        digest = hashlib.sha256(str(key or self.randomization.get("seed")).encode()).digest()
+        random.Random(digest).shuffle(letters)
+        return {a.code: letter for a, letter in zip(self.arms, letters)}
+
+    def blinded(self, key: str | None = None) -> "Trial":
+        """The trial as a blinded data review sees it: arms masked as Arm A, Arm B, ..., Arm A the reference of
+        every comparison (whichever arm it is), and no title or background that names an arm."""
+        codes = self.masking(key)
+        arms = tuple(sorted((replace(a, code=codes[a.code], label=f"Arm {codes[a.code]}",
+                                     description=f"masked arm {codes[a.code]}") for a in self.arms),
+                            key=lambda a: a.code))
+        return replace(self, arms=arms, control_arm=arms[0].code, title=f"{self.id}: blinded data review",
+                       short_title="blinded data review", background="",
+                       simulation={k: v for k, v in self.simulation.items() if k != "effects"}, masked_from=self,
+                       masking_codes=codes)
 
     @property
     def is_interim(self) -> bool:
@@ -276,6 +307,9 @@ _REQUIRED = ("id", "title", "planned_n", "accrual_months", "arms", "control_arm"
              "visits", "endpoints", "primary_endpoint")
 
 
+PRIMARY_TESTS = ("fisher", "logrank", "cox")
+
+
 def load_trial(trial: str | os.PathLike = paths.DEFAULT_TRIAL) -> Trial:
     """Read and check a trial file given by id (looked up in trials/) or by path."""
     path = paths.trial_file(trial)
@@ -304,7 +338,10 @@ def load_trial(trial: str | os.PathLike = paths.DEFAULT_TRIAL) -> Trial:
         key_secondary=raw.get("key_secondary"),
         simulation=raw.get("simulation", {}), source=path,
         lab_panel=_lab_panel(raw), eligibility=criteria, age_range=age_range, treatment=_treatment(raw),
-        cutoff=_date(raw["cutoff"], path, "cutoff") if raw.get("cutoff") else None)
+        cutoff=_date(raw["cutoff"], path, "cutoff") if raw.get("cutoff") else None,
+        alpha=float(raw.get("analysis_plan", {}).get("alpha", 0.05)),
+        primary_test=raw.get("analysis_plan", {}).get("primary_test", "fisher"),
+        background=" ".join(str(raw.get("background", "")).split()))
     _check(trial, path)
     return trial
 
@@ -339,5 +376,9 @@ def _check(trial: Trial, path: Path) -> None:
             problems.append(f"lab {t.code}: expected range {list(t.expected)} must lie inside the impossible limits")
     if trial.treatment.start not in ("first_dose", "randomization"):
         problems.append("treatment.start must be 'first_dose' or 'randomization'")
+    if trial.primary_test not in PRIMARY_TESTS:
+        problems.append(f"analysis_plan.primary_test must be one of {list(PRIMARY_TESTS)}")
+    if not 0 < trial.alpha < 1:
+        problems.append("analysis_plan.alpha must lie between 0 and 1")
     if problems:
         raise TrialFileError(f"{path}: " + "; ".join(problems))

@@ -222,15 +222,15 @@ def mmrm_differences(result: MMRMResult, trial: Trial, paramcd: str, level: floa
 
 
 def mmrm_table(adlb: pd.DataFrame, trial: Trial, adsl: pd.DataFrame | None = None, covariance: str = "us",
-               level: float = 0.95) -> pd.DataFrame:
-    """MMRM LS-mean differences for every endpoint and follow-up visit (the mmrm.csv table).
+               level: float = 0.95, codes: list[str] | None = None) -> pd.DataFrame:
+    """MMRM LS-mean differences for every endpoint (or those in ``codes``) and follow-up visit (the mmrm.csv table).
 
     An endpoint for which no covariance structure converges, or whose design cannot be estimated,
     keeps its rows with missing estimates and the reason in ``covariance_note``.
     """
     out = []
     control = trial.control.label
-    for e in trial.endpoints:
+    for e in (e for e in trial.endpoints if codes is None or e.code in codes):
         try:
             diff = mmrm_differences(fit_endpoint_mmrm(adlb, trial, e.code, adsl, covariance), trial, e.code, level)
             n_visit = analysis_data(adlb, trial, e.code, adsl)["AVISIT"].value_counts()

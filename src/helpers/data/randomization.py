@@ -102,6 +102,9 @@ def allocation_list(trial: Trial, n: int | None = None, seed: int | None = None)
     names, or of ``{code, levels}`` factors to cross), one list covering ``n`` is made per stratum,
     marked in a leading ``stratum`` column.
     """
+    if trial.is_blinded:
+        real = allocation_list(trial.masked_from, n, seed)
+        return real.assign(arm=real["arm"].map(trial.masking_codes))
     path = list_file(trial)
     if path is not None and seed is None:
         return read_allocation_list(path, trial)

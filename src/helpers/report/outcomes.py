@@ -9,7 +9,7 @@ from helpers.analysis import cohort
 from helpers.analysis.mmrm import STRUCTURE_NAMES
 from helpers.analysis.outcomes import LOG_SCALE, NOT_ASSESSED, fallbacks, holm_significant, intercurrent_counts
 from helpers.report.prose import estimate_text, format_p
-from helpers.report.tables import fixed, recorded_decimals
+from helpers.report.tables import JournalTable, fixed, journal_table, recorded_decimals
 from helpers.trial import Trial
 
 COVARIANCE_NAMES = STRUCTURE_NAMES
@@ -24,30 +24,25 @@ def covariance_name(code: str) -> str:
 # ------------------------------------------------------------------ tables
 
 def lab_by_visit_report(summary: pd.DataFrame, adlb: pd.DataFrame, trial: Trial, header: dict[str, str]) -> pd.DataFrame:
-    """Report layout of ``lab_by_visit``: rows endpoint x visit x statistic, columns value and change per
-    arm (N in the header); statistics with one decimal more than the data are recorded with."""
+    """Report layout of ``lab_by_visit``: rows endpoint x visit x arm (N in the arm's label), columns n, mean (SD)
+    and median [Q1, Q3] of the value and of the change from baseline; one decimal more than the data are recorded with."""
     out = []
     for e in trial.endpoints:
         dec = recorded_decimals(adlb.loc[adlb["PARAMCD"] == e.code, "AVAL"]) + 1
         s = summary[summary["PARAMCD"] == e.code]
         for v in trial.visits:
-            stats_rows = {"n": {}, "Mean (SD)": {}, "Median [Q1, Q3]": {}}
             for arm in trial.arms:
-                for var, what in (("AVAL", "value"), ("CHG", "change")):
+                row = {"Endpoint": e.label_with_unit, "Visit": v.label, "Arm": header[arm.label]}
+                for var, what in (("AVAL", "Value"), ("CHG", "Change")):
                     cell = s[(s["AVISITN"] == v.week) & (s["TRT01P"] == arm.label) & (s["variable"] == var)]
-                    col = f"{header[arm.label]}: {what}"
-                    if cell.empty:
-                        for k in stats_rows:
-                            stats_rows[k][col] = ""
-                        continue
-                    r = cell.iloc[0]
-                    stats_rows["n"][col] = f"{int(r['n'])}"
-                    stats_rows["Mean (SD)"][col] = (f"{r['mean']:.{dec}f} ({r['sd']:.{dec}f})" if r["n"] > 1
-                                                    else f"{r['mean']:.{dec}f}" if r["n"] else "")
-                    stats_rows["Median [Q1, Q3]"][col] = (f"{r['median']:.{dec}f} [{r['q1']:.{dec}f}, {r['q3']:.{dec}f}]"
-                                                          if r["n"] else "")
-            for k, cols in stats_rows.items():
-                out.append({"Endpoint": e.label_with_unit, "Visit": v.label, "Statistic": k} | cols)
+                    r = cell.iloc[0] if len(cell) else None
+                    n = int(r["n"]) if r is not None else 0
+                    row[f"{what}: n"] = f"{n}" if r is not None else ""
+                    row[f"{what}: mean (SD)"] = ("" if not n else f"{r['mean']:.{dec}f} ({r['sd']:.{dec}f})" if n > 1
+                                                 else f"{r['mean']:.{dec}f}")
+                    row[f"{what}: median [Q1, Q3]"] = (f"{r['median']:.{dec}f} [{r['q1']:.{dec}f}, {r['q3']:.{dec}f}]"
+                                                       if n else "")
+                out.append(row)
     return pd.DataFrame(out)
 
 
@@ -105,6 +100,24 @@ def class_a_report(class_a: pd.DataFrame, header: dict[str, str]) -> pd.DataFram
         "95% CI (%)": [f"{fixed(100 * lo, 0)} to {fixed(100 * hi, 0)}" if ok else "" for lo, hi, ok in
                        zip(class_a["lower"], class_a["upper"], assessed)],
     })
+
+
+def show_child_pugh_shift(results: dict[str, pd.DataFrame], header: dict[str, str], trial: Trial) -> JournalTable:
+    """The Child-Pugh class shift table, or a row saying why the trial has none."""
+    shift = shift_report(results["child_pugh_shift"], header) if "child_pugh_shift" in results else pd.DataFrame()
+    return journal_table(shift, f"Child-Pugh class shift from baseline to {trial.last_visit.label} by arm (participants)",
+                         "tab-child-pugh-shift", group_columns=1, empty=f"Child-Pugh class {NO_CHILD_PUGH}.",
+                         notes="Class A: 5-6 points, B: 7-9, C: 10-15 (Pugh et al., 1973). Not assessed: no score at "
+                               "the visit (death, transplantation, withdrawal or a missed visit).")
+
+
+def show_class_a(results: dict[str, pd.DataFrame], header: dict[str, str]) -> JournalTable:
+    """Participants in Child-Pugh class A by visit, or a row saying why the trial has none."""
+    table = class_a_report(results["child_pugh_class_a"], header) if "child_pugh_class_a" in results else pd.DataFrame()
+    return journal_table(table, "Participants in Child-Pugh class A by visit and arm", "tab-child-pugh-class-a",
+                         group_columns=1, empty=f"Child-Pugh class {NO_CHILD_PUGH}.",
+                         notes="Wilson score confidence intervals; denominators: participants with a Child-Pugh score "
+                               "at the visit.")
 
 
 # ------------------------------------------------------------------ prose
@@ -166,6 +179,9 @@ def chapter_numbers(results: dict[str, pd.DataFrame], adsl: pd.DataFrame, trial:
         "followup": ", ".join(v.label.lower() for v in trial.followup_visits),
         "last_visit": last.lower(),
         "n_endpoints": len(trial.endpoints),
+        "primary_label": trial.primary_endpoint["label"].lower(),
+        "key_label": (f"the change in {trial.endpoint(trial.key_secondary).label} at {last.lower()}" if trial.key_secondary
+                      else "none"),
         "log_endpoints": ", ".join(e.label.lower() for e in trial.endpoints if e.log),
         **intercurrent_counts(adsl),
         **key_secondary_numbers(mmrm, trial),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from IPython.display import HTML
 
 from helpers.analysis import cohort, outcomes, survival
 from helpers.analysis.imputation import MI_SEED, N_BURN_IN, N_IMPUTATIONS, worse_sign
@@ -27,11 +26,12 @@ from helpers.analysis.worst_rank import (
 )
 from helpers.report.cohort import arm_header
 from helpers.report.prose import estimate_text, format_p
-from helpers.report.tables import journal_table
+from helpers.report.tables import JournalTable, journal_table
 from helpers.trial import Trial, shown_unit
 
 NOT_REACHED = "not reached"
 NOT_ESTIMABLE = "not estimable"
+NOT_ESTIMABLE_ROW = "Not estimable: too few participants observed at the last visit."
 
 
 # ------------------------------------------------------------------ prose
@@ -166,51 +166,36 @@ def figure_rows(results: pd.DataFrame) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ the chapter's tables
 
-def show_intercurrent_events(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> HTML:
-    """Table 7.1: intercurrent events and missed visits by arm and visit."""
-    header = arm_header(adsl, trial)
-    events = survival.intercurrent_events(adsl, adlb, trial)
+def show_worst_rank(a: dict, adsl: pd.DataFrame, trial: Trial) -> JournalTable:
+    """Participants in the worst-rank analysis by arm (empty when the analyses are not estimable)."""
     return journal_table(
-        events.assign(Arm=events["Arm"].map(header)), "Table 7.1. Intercurrent events and missed visits by arm and visit",
-        notes="Death, Liver transplant, Withdrawal: participants whose follow-up ended before the visit "
-              "(cumulative). Expected: participants still in follow-up at the visit; Missed: expected "
-              "participants without a laboratory record at the visit.")
-
-
-def show_worst_rank(a: dict, adsl: pd.DataFrame, trial: Trial) -> HTML | None:
-    """Table 7.2: participants in the worst-rank analysis by arm; None when the analyses are not estimable."""
-    if "scores" not in a:
-        return None
-    return journal_table(
-        worst_rank_table(a["scores"], trial, arm_header(adsl, trial)),
-        "Table 7.2. Participants in the worst-rank analysis by arm",
+        worst_rank_table(a["scores"], trial, arm_header(adsl, trial)) if "scores" in a else pd.DataFrame(),
+        "Participants in the worst-rank analysis by arm", "tab-worst-rank", empty=NOT_ESTIMABLE_ROW,
         notes="Deaths ranked by day from randomization; a participant who died after the visit keeps the observed value.")
 
 
-def show_tipping_grid(a: dict, adsl: pd.DataFrame, trial: Trial, paramcd: str) -> HTML | None:
-    """Table 7.3: the delta-adjusted MI result by delta; None when the analyses are not estimable."""
-    if "grid" not in a:
-        return None
+def show_tipping_grid(a: dict, adsl: pd.DataFrame, trial: Trial, paramcd: str) -> JournalTable:
+    """The delta-adjusted MI result by delta (empty when the analyses are not estimable)."""
     header = arm_header(adsl, trial)
-    table = tipping_report(a["grid"])
+    table = tipping_report(a["grid"]).pipe(lambda t: t.assign(Arm=t["Arm"].map(header))) if "grid" in a else pd.DataFrame()
     return journal_table(
-        table.assign(Arm=table["Arm"].map(header)),
-        f"Table 7.3. Delta-adjusted multiple imputation: difference in change at {trial.last_visit.label} by delta",
+        table,
+        f"Delta-adjusted multiple imputation: difference in change at {trial.last_visit.label} by delta", "tab-tipping",
+        empty=NOT_ESTIMABLE_ROW,
         notes=f"Delta ({trial.endpoint(paramcd).unit}) added to the imputed values of the experimental arm only; "
               f"{N_IMPUTATIONS} imputations, Rubin's rules. Conclusion at the two-sided 5% level.")
 
 
-def show_comparison(results: pd.DataFrame, trial: Trial, paramcd: str) -> HTML | None:
-    """Table 7.4: the primary and sensitivity analyses side by side (the data of the figure); None when empty."""
-    if not len(results):
-        return None
+def show_comparison(results: pd.DataFrame, trial: Trial, paramcd: str) -> JournalTable:
+    """The primary and sensitivity analyses side by side (the data of the figure)."""
     e = trial.endpoint(paramcd)
-    table = report_table(results).assign(Comparison=results["contrast"])
+    columns = ["Analysis", "Strategy", "Comparison", "Measure", "Estimate (95% CI)", "P", "n", "Delta"]
+    table = report_table(results).assign(Comparison=results["contrast"])[columns] if len(results) else pd.DataFrame()
     return journal_table(
-        table[["Analysis", "Strategy", "Comparison", "Measure", "Estimate (95% CI)", "P", "n", "Delta"]],
-        f"Table 7.4. {e.label}: change from baseline to {trial.last_visit.label}, primary and sensitivity analyses "
-        "(the data of the figure above)",
+        table,
+        f"{e.label}: change from baseline to {trial.last_visit.label}, primary and sensitivity analyses "
+        "(the data of the figure above)", "tab-sensitivity-comparison", empty=NOT_ESTIMABLE_ROW,
         notes=f"Difference: experimental minus control, in {e.unit}; {'below' if e.better == 'lower' else 'above'} 0 "
               "favours the experimental arm. Win probability: above 0.5 favours the experimental arm. Delta: shift "
               "added to the experimental arm's imputed values (tipping point: the delta at which the conclusion "
-              "changes; 'not reached' within the grid of Table 7.3).")
+              "changes; 'not reached' within the grid of the delta-adjusted analysis).")

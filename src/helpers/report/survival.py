@@ -3,23 +3,22 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from IPython.display import HTML
 
 from helpers.analysis import survival
 from helpers.report.cohort import arm_header
 from helpers.report.prose import estimate_text, format_p
-from helpers.report.tables import journal_table, n_pct
+from helpers.report.tables import JournalTable, journal_table, n_pct
 from helpers.trial import Trial
 
 ENDPOINTS = ("OS", "TFS")
 ADEQUATE_EVENTS = "The number of events is adequate for the hazard ratio."
 SUMMARY_CAPTIONS = {
-    "OS": ("Table 5.3. Overall survival to day {horizon}: estimates and tests",
+    "OS": ("tab-os-summary", "Overall survival to day {horizon}: estimates and tests",
            ("Survival difference: arm minus control, Wald interval with Greenwood standard errors. Hazard ratio "
             "below 1 favours the first arm named. Fisher's exact test: two-sided, on participants alive or dead at the "
             "horizon; Events / N for it counts those with a known status.")),
-    "TFS": ("Table 5.5. Transplant-free survival to day {horizon}: estimates and tests",
-            "As Table 5.3, with death or liver transplantation as the event."),
+    "TFS": ("tab-tfs-summary", "Transplant-free survival to day {horizon}: estimates and tests",
+            "As for overall survival, with death or liver transplantation as the event."),
 }
 
 
@@ -130,48 +129,48 @@ def km_plot_table(km: pd.DataFrame) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ the chapter's tables
 
-def show_event_counts(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> HTML:
-    """Table 5.1: deaths and censorings by arm (overall survival)."""
+def show_event_counts(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> JournalTable:
+    """deaths and censorings by arm (overall survival)."""
     header = arm_header(adsl, trial)
     return journal_table(
         event_counts_table(survival.event_counts(adtte, trial, "OS"), header),
-        f"Table 5.1. Deaths and censorings to day {trial.horizon_days} by arm (overall survival)",
+        f"Deaths and censorings to day {trial.horizon_days} by arm (overall survival)", "tab-os-events",
         notes="Alive at horizon: followed beyond the horizon without the event, censored at the horizon. "
               "Last known alive: follow-up ended earlier (study completed just before the horizon, withdrawal or loss "
               "to follow-up). Liver transplant: censored at transplantation.")
 
 
-def show_km_numbers(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> HTML:
-    """Table 5.2: the Kaplan-Meier estimates of overall survival the figure plots."""
+def show_km_numbers(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> JournalTable:
+    """the Kaplan-Meier estimates of overall survival the figure plots."""
     header = arm_header(adsl, trial)
     table = km_plot_table(survival.km_by_arm(adtte, trial, "OS"))
     return journal_table(
         table.assign(Arm=table["Arm"].map(header)),
-        "Table 5.2. Kaplan-Meier estimates of overall survival at each death (the data of the figure above)",
+        "Kaplan-Meier estimates of overall survival at each death (the data of the figure above)", "tab-km-os",
         notes="Day: days since randomization (day 1). 95% CI: pointwise, log(-log) transform of the Greenwood variance.")
 
 
-def show_summary(results: pd.DataFrame, trial: Trial, paramcd: str) -> HTML:
-    """Table 5.3 (OS) or 5.5 (TFS): one endpoint's estimates and tests."""
-    caption, notes = SUMMARY_CAPTIONS[paramcd]
-    return journal_table(summary_table(results, paramcd), caption.format(horizon=trial.horizon_days), notes=notes)
+def show_summary(results: pd.DataFrame, trial: Trial, paramcd: str) -> JournalTable:
+    """one endpoint's estimates and tests."""
+    name, caption, notes = SUMMARY_CAPTIONS[paramcd]
+    return journal_table(summary_table(results, paramcd), caption.format(horizon=trial.horizon_days), name, notes=notes)
 
 
-def show_vital_status(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> HTML:
-    """Table 5.4: vital status at the horizon by arm, the data of Fisher's exact test."""
+def show_vital_status(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> JournalTable:
+    """vital status at the horizon by arm, the data of Fisher's exact test."""
     return journal_table(
         vital_status_table(adtte, adsl, trial, arm_header(adsl, trial), "OS"),
-        f"Table 5.4. Vital status at day {trial.horizon_days} by arm, n (%) (the data of Fisher's exact test)",
+        f"Vital status at day {trial.horizon_days} by arm, n (%) (the data of Fisher's exact test)", "tab-vital-status",
         notes="Unknown: censored before the horizon without completing follow-up (liver transplantation, withdrawal); "
               "left out of the test.")
 
 
-def show_intercurrent_events(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> HTML:
-    """Table 5.6: intercurrent events before each visit and missed visits, by arm."""
+def show_intercurrent_events(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> JournalTable:
+    """intercurrent events before each visit and missed visits, by arm."""
     header = arm_header(adsl, trial)
     ice = survival.intercurrent_events(adsl, adlb, trial)
     return journal_table(
         ice.assign(Arm=ice["Arm"].map(header)).drop(columns="Randomized"),
-        "Table 5.6. Intercurrent events before each visit and missed visits, by arm (as randomized)",
+        "Intercurrent events before each visit and missed visits, by arm (as randomized)", "tab-intercurrent",
         notes="Death, liver transplant, withdrawal: follow-up ended for that reason before the visit's target day "
               "(cumulative). Expected: randomized minus those. Missed: expected but no laboratory record at the visit.")

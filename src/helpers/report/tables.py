@@ -2,25 +2,16 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 import pandas as pd
-from IPython.display import HTML
+from pathlib import Path
 
-_CSS = """<style>
-table.journal {border-collapse: collapse; margin: 0.5em 0 0.2em 0; font-size: 0.88em;}
-table.journal caption {caption-side: top; text-align: left; font-weight: 600; padding-bottom: 0.4em;}
-table.journal th, table.journal td {padding: 0.25em 0.8em; border: none; text-align: left; vertical-align: top;}
-table.journal .r {text-align: right;}
-table.journal td {white-space: nowrap;}
-table.journal td:first-child {white-space: normal; min-width: 9em;}
-table.journal thead th {border-top: 1.5px solid #222; border-bottom: 1px solid #222; vertical-align: bottom;}
-table.journal tbody tr:last-child td {border-bottom: 1.5px solid #222;}
-p.journal-note {font-size: 0.85em; color: #444; margin-top: 0.2em;}
-div.journal-wrap {overflow-x: auto; max-width: 100%;}
-</style>"""
+_CSS = "<style>" + (Path(__file__).parent / "static" / "journal.css").read_text(encoding="utf-8") + "</style>"
+CAPTION_SLOT = "@@CAPTION@@"
 _NUMBER_LIKE = re.compile(r"^\s*(?:[<>≤≥]\s*)?[-+−]?(?:\d|\.\d)")
 
 
@@ -41,12 +32,17 @@ def recorded_decimals(values: pd.Series, most: int = 2) -> int:
     return next((d for d in range(most + 1) if np.allclose(v, np.round(v, d))), most)
 
 
+_BRACKETED = re.compile(r"[(\[][^()\[\]]*[)\]]")
+
+
 def _cell(value) -> str:
+    """A cell's HTML. An interval or a count in brackets never breaks inside ('1.01 (0.87 to 1.17)' may break only
+    before its bracket), so a narrow column wraps a statistic cleanly instead of widening the table."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return ""
     if isinstance(value, float):
         return f"{value:g}"
-    return html.escape(str(value))
+    return html.escape(_BRACKETED.sub(lambda m: m.group(0).replace(" ", "\u00a0"), str(value)))
 
 
 def _right_aligned(column: pd.Series) -> bool:
@@ -68,19 +64,86 @@ def blank_repeats(df: pd.DataFrame, columns: int) -> pd.DataFrame:
     return out
 
 
-def journal_table(df: pd.DataFrame, caption: str, notes: str | None = None, table_id: str | None = None,
-                  group_columns: int = 0) -> HTML:
-    """Render a DataFrame as a static, deterministic HTML table (no random ids, no memory addresses).
+class JournalTable:
+    """A table for the book and for the notebook: in the book it is a ``{journal-table}`` that Sphinx numbers per
+    chapter (``book_ext``); in Jupyter it shows as HTML."""
 
-    Text columns align left and numeric ones right; the first column is always left (row labels).
-    Repeated labels in the first ``group_columns`` columns are shown once per group.
+    def __init__(self, body: str, caption: str, name: str):
+        self.body, self.caption, self.name = body, caption, name
+
+    def _repr_markdown_(self) -> str:
+        return f"````{{journal-table}} {self.caption}\n:name: {self.name}\n\n{self.body}\n````\n"
+
+    def _repr_html_(self) -> str:
+        return _CSS + self.body.replace(CAPTION_SLOT, html.escape(self.caption))
+
+    @property
+    def data(self) -> str:
+        return self._repr_html_()
+
+
+_downloads: dict[str, Path | None] = {"folder": None}
+DOWNLOADS_URL = "../../downloads"
+
+
+def save_tables_to(output_dir: str | Path | None) -> None:
+    """Write every table a notebook shows to <output_dir>/tables/<name>.csv, with its caption and notes in
+    <name>.json, and link it from the table; nothing when output_dir is None (an analyst's session)."""
+    _downloads["folder"] = Path(output_dir) / "tables" if output_dir is not None else None
+
+
+def _save_table(df: pd.DataFrame, name: str, caption: str, notes: str | None) -> bool:
+    folder = _downloads["folder"]
+    if folder is None:
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    df.to_csv(folder / f"{name}.csv", index=False, lineterminator="\n")
+    (folder / f"{name}.json").write_text(json.dumps({"name": name, "caption": caption, "notes": notes}, indent=1),
+                                         encoding="utf-8")
+    return True
+
+
+WRAP_AFTER = 16
+
+
+def _td(align: str, value) -> str:
+    """A body cell. Numbers stay on one line; a long statistic (a median with its quartiles, an estimate with its
+    interval) may wrap before its bracket when the column is narrow."""
+    text = _cell(value)
+    if align and len(text) > WRAP_AFTER:
+        align = ' class="r w"'
+    return f"<td{align}>{text}</td>"
+
+
+def constant_columns(df: pd.DataFrame, keep: int = 1) -> list[str]:
+    """Columns after the first ``keep`` that hold one value in every row (of two or more): the caption says it once."""
+    if len(df) < 2:
+        return []
+    return [c for c in df.columns[keep:] if df[c].astype(str).nunique(dropna=False) == 1]
+
+
+def journal_table(df: pd.DataFrame, caption: str, name: str, notes: str | None = None, group_columns: int = 0,
+                  empty: str = "None.") -> JournalTable:
+    """Render a DataFrame as a numbered, static, deterministic journal table (no random ids, no memory addresses).
+
+    ``name`` (``tab-...``) is the label the prose cites with ``{numref}`` and the name of its CSV download.
+    Text columns align left and numbers right; repeated labels in the first ``group_columns`` columns are shown
+    once per group; a column with one value in every row moves into the caption; an empty table shows ``empty``.
     """
-    df = blank_repeats(df, group_columns) if group_columns else df
+    saved = _save_table(df, name, caption, notes)
+    constant = constant_columns(df, max(group_columns, 1))
+    said = [f"{c}: {df[c].iloc[0]}" for c in constant if _cell(df[c].iloc[0])]
+    caption = "; ".join([caption] + said)
+    df = df.drop(columns=constant)
+    shown = blank_repeats(df, group_columns) if group_columns else df
     align = [""] + [' class="r"' if _right_aligned(df[c]) else "" for c in df.columns[1:]]
     head = "".join(f"<th{a}>{html.escape(str(c))}</th>" for a, c in zip(align, df.columns))
-    body = "\n".join("<tr>" + "".join(f"<td{a}>{_cell(v)}</td>" for a, v in zip(align, row)) + "</tr>"
-                     for row in df.itertuples(index=False))
-    table_attr = f' id="{table_id}"' if table_id else ""
-    note = f'<p class="journal-note">{html.escape(notes)}</p>' if notes else ""
-    return HTML(f'{_CSS}<div class="journal-wrap"><table class="journal"{table_attr}>\n<caption>{html.escape(caption)}</caption>\n'
-                f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table></div>{note}")
+    body = "\n".join("<tr>" + "".join(_td(a, v) for a, v in zip(align, row)) + "</tr>" for row in shown.itertuples(index=False))
+    if df.empty:
+        body = f'<tr><td colspan="{max(len(df.columns), 1)}">{html.escape(empty)}</td></tr>'
+    links = (f' <a href="{DOWNLOADS_URL}/tables/{name}.csv">CSV</a> · '
+             f'<a href="{DOWNLOADS_URL}/tables.xlsx">all tables (XLSX)</a>') if saved else ""
+    note = f'<p class="journal-note">{html.escape(notes or "")}{links}</p>' if notes or links else ""
+    return JournalTable(f'<div class="journal-wrap"><table class="journal">\n<caption>{CAPTION_SLOT}</caption>\n'
+                        f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table></div>{note}",
+                        caption, name)

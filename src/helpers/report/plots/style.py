@@ -33,9 +33,20 @@ def arm_palette(trial: Trial) -> dict[str, str]:
     return {a.label: ARM_COLOURS[i % len(ARM_COLOURS)] for i, a in enumerate(trial.arms)}
 
 
+_mark = {"text": None}
+
+
+def mark_figures(text: str | None) -> None:
+    """Stamp ``text`` (e.g. 'SYNTHETIC DATA') in the corner of every figure saved from now on; None for none."""
+    _mark["text"] = text
+
+
 def save_figure(fig, output_dir, name: str):
     """Write ``fig`` as <output_dir>/figures/<name>.png and .svg (nothing when output_dir is None) and
-    return it, so that a notebook cell both saves and shows it."""
+    return it, so that a notebook cell both saves and shows it; stamped with the data mark if one is set."""
+    if _mark["text"] and not any(t.get_gid() == "data-mark" for t in fig.texts):
+        fig.text(0.995, 0.005, _mark["text"], ha="right", va="bottom", fontsize=7, color="#b2182b", alpha=0.8,
+                 fontweight="bold", gid="data-mark")
     if output_dir is not None:
         folder = Path(output_dir) / "figures"
         folder.mkdir(parents=True, exist_ok=True)
