@@ -10,14 +10,16 @@ CUTOFF ?=
 CUTOFF_ARG := $(if $(CUTOFF),--cutoff "$(CUTOFF)",)
 BLINDED ?=
 BLIND_ARG  := $(if $(filter-out 0,$(BLINDED)),--blinded,)
+JOBS ?=
+JOBS_ARG   := $(if $(JOBS),--jobs $(JOBS),)
 
-.PHONY: book run test simulate validate refresh lock bench clean
+.PHONY: book run test simulate validate refresh lock bench clean design
 
 book: $(STAMP)
-	$(BIN)/python -m helpers build --data "$(DATA)" --trial "$(TRIAL)" $(CUTOFF_ARG) $(BLIND_ARG)
+	$(BIN)/python -m helpers build --data "$(DATA)" --trial "$(TRIAL)" $(CUTOFF_ARG) $(BLIND_ARG) $(JOBS_ARG)
 
 run: $(STAMP)
-	$(BIN)/python -m helpers run --data "$(DATA)" --trial "$(TRIAL)" $(CUTOFF_ARG) $(BLIND_ARG)
+	$(BIN)/python -m helpers run --data "$(DATA)" --trial "$(TRIAL)" $(CUTOFF_ARG) $(BLIND_ARG) $(JOBS_ARG)
 
 test: $(STAMP)
 	@sh tools/install_browser.sh
@@ -36,6 +38,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_mmrm.py
 	$(BIN)/python benchmarks/bench_pipeline.py
 	$(BIN)/python benchmarks/bench_privacy.py
+	$(BIN)/python benchmarks/bench_build.py
+
+# Operating characteristics of the design by simulation: make design [REPLICATES=1000] [JOBS=n] [SCHEDULER=tcp://host:port]
+design: $(STAMP)
+	$(BIN)/python -m helpers design --trial "$(TRIAL)" $(if $(REPLICATES),--replicates $(REPLICATES),) $(if $(JOBS),--jobs $(JOBS),) $(if $(SCHEDULER),--scheduler "$(SCHEDULER)",)
 
 lock: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"

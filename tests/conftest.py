@@ -46,3 +46,19 @@ def export_copy(tmp_path, clean_dir):
     dest = tmp_path / "export"
     shutil.copytree(clean_dir, dest)
     return dest
+
+
+def write_tiny_notebook(path, source: str, prose: str | None = None):
+    """A small chapter for pipeline tests: an optional markdown cell, a ``parameters`` cell, one code cell."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = ([nbformat.v4.new_markdown_cell(prose)] if prose else []) + [
+        nbformat.v4.new_code_cell('data = "synthetic"\ntrial = "x"\nseed = None\noutput_dir = None'),
+        nbformat.v4.new_code_cell(source)]
+    nb.cells[-2].metadata["tags"] = ["parameters"]
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i}"
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path

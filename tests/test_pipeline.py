@@ -9,19 +9,9 @@ import nbformat
 import pandas as pd
 import pytest
 
+from conftest import write_tiny_notebook
 from helpers import paths, pipeline
 from helpers.trial import load_trial
-
-
-def _notebook(path, source):
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell('data = "synthetic"\ntrial = "x"\nseed = None\noutput_dir = None'),
-                nbformat.v4.new_code_cell(source)]
-    nb.cells[0].metadata["tags"] = ["parameters"]
-    for i, cell in enumerate(nb.cells):
-        cell["id"] = f"cell-{i}"
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
 
 
 @pytest.fixture()
@@ -32,7 +22,7 @@ def dirs(tmp_path):
 
 
 def test_run_writes_adam_and_executed_notebooks(dirs):
-    _notebook(dirs["notebook_dir"] / "01_ok.ipynb",
+    write_tiny_notebook(dirs["notebook_dir"] / "01_ok.ipynb",
               "from pathlib import Path\nPath(output_dir, 'results', 'x.csv').write_text(str(seed))")
     pipeline.run(seed=7, log=lambda *_: None, **dirs)
     assert sorted(p.name for p in (dirs["build_dir"] / "data").iterdir()) == ["adlb.csv", "adlb.xpt", "adsl.csv", "adsl.xpt",
@@ -47,10 +37,10 @@ def test_run_writes_adam_and_executed_notebooks(dirs):
 
 
 def test_failing_notebook_names_itself_and_keeps_last_good_outputs(dirs):
-    _notebook(dirs["notebook_dir"] / "01_ok.ipynb", "1 + 1")
+    write_tiny_notebook(dirs["notebook_dir"] / "01_ok.ipynb", "1 + 1")
     pipeline.run(log=lambda *_: None, **dirs)
     before = (dirs["build_dir"] / "data" / "adsl.csv").read_bytes()
-    _notebook(dirs["notebook_dir"] / "02_bad.ipynb", "raise ValueError('bilirubin out of range')")
+    write_tiny_notebook(dirs["notebook_dir"] / "02_bad.ipynb", "raise ValueError('bilirubin out of range')")
     with pytest.raises(pipeline.BuildError, match=r"02_bad.ipynb failed in cell \d+: ValueError: bilirubin out of range"):
         pipeline.run(seed=99, log=lambda *_: None, **dirs)
     assert (dirs["build_dir"] / "data" / "adsl.csv").read_bytes() == before
@@ -61,7 +51,7 @@ def test_invalid_export_stops_before_any_notebook(dirs, export_copy):
     labs = pd.read_csv(export_copy / "labs.csv", dtype=str)
     labs.loc[0, "alt"] = "high"
     labs.to_csv(export_copy / "labs.csv", index=False)
-    _notebook(dirs["notebook_dir"] / "01_ok.ipynb", "1 + 1")
+    write_tiny_notebook(dirs["notebook_dir"] / "01_ok.ipynb", "1 + 1")
     with pytest.raises(Exception, match="labs.csv, row 2, column alt"):
         pipeline.run(data=str(export_copy), log=lambda *_: None, **dirs)
     assert not dirs["build_dir"].exists()
@@ -74,7 +64,7 @@ def _tree(build_dir):
 
 
 def test_failed_html_build_keeps_the_whole_last_good_book(dirs, monkeypatch):
-    _notebook(dirs["notebook_dir"] / "01_ok.ipynb", "1 + 1")
+    write_tiny_notebook(dirs["notebook_dir"] / "01_ok.ipynb", "1 + 1")
     pipeline.run(seed=1, log=lambda *_: None, **dirs)
     before = _tree(dirs["build_dir"])
     run = subprocess.run
@@ -220,8 +210,8 @@ def _wait_for(proc, text, timeout=120):
     raise AssertionError(f"never saw {text!r}: {''.join(seen)}")
 
 
-def _slow_notebook(nbs):
-    _notebook(nbs / "01_slow.ipynb", "import time\nfrom pathlib import Path\ntime.sleep(3)\n"
+def _slowwrite_tiny_notebook(nbs):
+    write_tiny_notebook(nbs / "01_slow.ipynb", "import time\nfrom pathlib import Path\ntime.sleep(3)\n"
                                      "Path(output_dir, 'results', 'seed.csv').write_text(str(seed))")
 
 
@@ -237,7 +227,7 @@ def _consistent(build_dir) -> int:
 @pytest.mark.slow
 def test_concurrent_builds_wait_for_each_other_and_never_mix(tmp_path):
     (tmp_path / "notebooks").mkdir()
-    _slow_notebook(tmp_path / "notebooks")
+    _slowwrite_tiny_notebook(tmp_path / "notebooks")
     first = _child(tmp_path, 1)
     _wait_for(first, "[run] 01_slow.ipynb ...")
     second = _child(tmp_path, 2)
@@ -255,7 +245,7 @@ def test_a_killed_build_leaves_the_last_good_book_exactly_as_it_was(tmp_path, mo
     import signal
 
     (tmp_path / "notebooks").mkdir()
-    _slow_notebook(tmp_path / "notebooks")
+    _slowwrite_tiny_notebook(tmp_path / "notebooks")
     assert _child(tmp_path, 1).wait(timeout=300) == 0
     before = _tree(tmp_path / "_build")
     victim = _child(tmp_path, 2, mode)
@@ -271,10 +261,10 @@ def test_a_killed_build_leaves_the_last_good_book_exactly_as_it_was(tmp_path, mo
 
 def test_two_runs_give_identical_executed_notebooks(dirs, monkeypatch):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
-    _notebook(dirs["notebook_dir"] / "01_ok.ipynb", "print(seed)")
+    write_tiny_notebook(dirs["notebook_dir"] / "01_ok.ipynb", "print(seed)")
     pipeline.run(seed=5, log=lambda *_: None, **dirs)
     first = _tree(dirs["build_dir"])
-    pipeline.run(seed=5, log=lambda *_: None, **dirs)
+    pipeline.run(seed=5, log=lambda *_: None, force=True, **dirs)
     second = _tree(dirs["build_dir"])
     assert {p for p in first if first[p] != second[p]} <= {Path("results/provenance.json")}, "run times only"
 
@@ -287,7 +277,7 @@ def test_two_whole_builds_are_byte_identical(tmp_path, monkeypatch):
     build = tmp_path / "_build"
     pipeline.build(build_dir=build, log=lambda *_: None)
     first = _tree(build)
-    pipeline.build(build_dir=build, log=lambda *_: None)
+    pipeline.build(build_dir=build, log=lambda *_: None, force=True)
     second = _tree(build)
     assert first.keys() == second.keys()
     assert {p for p in first if first[p] != second[p]} <= {Path("results/provenance.json")}

@@ -1,11 +1,14 @@
 """Sensitivity analyses: Rubin's rules by hand, MI against the complete-data ANCOVA and under MAR
 dropout, the posterior-predictive draw, worst-rank scores and the win probability by hand and
-against scipy, the tipping point on a constructed case, the comparison figure's artists, and the
-whole chain on the sister trial (one follow-up visit)."""
+against scipy, the tipping point on a constructed case, the comparison figure's artists, the
+whole chain on the sister trial (one follow-up visit), and every output against the reference stored
+from the statsmodels-formula implementation (fixtures/sensitivity_reference, to 1e-10)."""
 from __future__ import annotations
 
 import dataclasses
+import io
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -372,3 +375,71 @@ def test_prose_helpers(trial):
     tp = {"delta": 2.5, "from_conclusion": "favours experimental", "to_conclusion": "no significant difference", "grid_max": 10}
     assert "2.50 points higher (worse)" in report.tipping_sentence(tp, trial, PARAM, experimental)
     assert "10 points higher" in report.tipping_sentence(tp | {"delta": np.nan}, trial, PARAM, experimental)
+
+
+# ------------------------------------------------------------------ identity with the stored reference
+
+REFERENCE = Path(__file__).parent / "fixtures" / "sensitivity_reference"
+TOLERANCE = 1e-10
+
+
+def _stored_outputs(a: dict) -> dict[str, pd.DataFrame]:
+    """The outputs that fixtures/sensitivity_reference/make_reference.py stores, through the same CSV
+    round trip (17 significant digits: exact for float64)."""
+    results = a["results"]
+    frames = {"completed": a["completed"][["IMP", "USUBJID", "TRT01P", "AVISIT", "CHG", "IMPUTED"]], "mi": a["mi"],
+              "grid": a["grid"], "tipping": pd.DataFrame([{"TRT01P": arm} | t for arm, t in a["tipping"].items()]),
+              "scores": a["scores"], "worst_rank": a["worst_rank"], "results": results[results["analysis"] != sens.PRIMARY]}
+    return {name: pd.read_csv(io.StringIO(f.to_csv(index=False, float_format="%.17g"))) for name, f in frames.items()}
+
+
+def assert_same_as_reference(new: pd.DataFrame, ref: pd.DataFrame, label: str) -> None:
+    """Same columns, rows and text; every number within 1e-10 absolute and within 1e-10 relative."""
+    assert list(new.columns) == list(ref.columns) and len(new) == len(ref), label
+    numbers = list(ref.select_dtypes("number").columns)
+    text = [c for c in ref.columns if c not in numbers]
+    pd.testing.assert_frame_equal(new[text], ref[text], obj=label)
+    for c in numbers:
+        np.testing.assert_allclose(new[c], ref[c], rtol=0, atol=TOLERANCE, err_msg=f"{label}: {c} (absolute)")
+        np.testing.assert_allclose(new[c], ref[c], rtol=TOLERANCE, atol=0, err_msg=f"{label}: {c} (relative)")
+
+
+@pytest.fixture(scope="module")
+def book_cohort():
+    return load_cohort()
+
+
+@pytest.fixture(params=["cohort", "clean", "cohort_alb"])
+def reference_case(request, book_cohort, adam, trial):
+    """A stored reference's name and the call that made it: the chapter's (book cohort, key secondary
+    endpoint), the tests' clean export, and the cohort's albumin (its tipping point is reached)."""
+    c = book_cohort
+    inputs = {"cohort": (c.adlb, c.adsl, c.trial, c.trial.key_secondary), "clean": (adam["adlb"], adam["adsl"], trial, PARAM),
+              "cohort_alb": (c.adlb, c.adsl, c.trial, "ALB")}
+    return request.param, inputs[request.param]
+
+
+def test_same_results_as_the_stored_reference(reference_case):
+    name, inputs = reference_case
+    outputs = _stored_outputs(sens.sensitivity_analyses(*inputs))
+    assert outputs["completed"]["IMPUTED"].any() and outputs["grid"]["delta"].nunique() > 1
+    for table, new in outputs.items():
+        assert_same_as_reference(new, pd.read_csv(REFERENCE / f"{name}_{table}.csv"), f"{name} {table}")
+
+
+def test_the_stored_reference_reaches_a_tipping_point():
+    tp = pd.read_csv(REFERENCE / "cohort_alb_tipping.csv").iloc[0]
+    assert np.isfinite(tp["delta"]) and tp["p_value"] == pytest.approx(0.05, abs=1e-6)
+
+
+def test_the_reference_check_sees_a_change_beyond_the_tolerance():
+    ref = pd.read_csv(REFERENCE / "cohort_mi.csv")
+    assert_same_as_reference(ref.copy(), ref, "unchanged")
+    for column in ("estimate", "se", "df", "p_value", "fmi_lambda"):
+        with pytest.raises(AssertionError):
+            assert_same_as_reference(ref.assign(**{column: ref[column] * (1 + 1e-9)}), ref, column)
+    tiny = pd.read_csv(REFERENCE / "cohort_alb_tipping.csv")
+    with pytest.raises(AssertionError):
+        assert_same_as_reference(tiny.assign(lower=tiny["lower"] + 1e-12), tiny, "relative on a small value")
+    with pytest.raises(AssertionError):
+        assert_same_as_reference(ref.assign(TRT01P="other"), ref, "text")

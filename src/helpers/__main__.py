@@ -1,11 +1,11 @@
-"""Command line: python -m helpers {simulate,validate,run,build,refresh}."""
+"""Command line: python -m helpers {simulate,validate,run,build,refresh,design}."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from helpers import paths
+from helpers import freshness, paths
 
 
 def _simulate(args) -> int:
@@ -37,17 +37,33 @@ def _validate(args) -> int:
     return 1 if errors else 0
 
 
+def _current(args, html: bool) -> bool:
+    """The quick check before anything heavy is imported: the published build came from these very inputs."""
+    if args.force or not freshness.is_current(args.build_dir, args.data, paths.trial_file(args.trial), args.seed,
+                                              args.cutoff, args.blinded, html):
+        return False
+    print(f"nothing changed since the published build in {args.build_dir}: it is current")
+    return True
+
+
 def _run(args) -> int:
+    if _current(args, html=False):
+        return 0
     from helpers.pipeline import run
 
-    run(args.data, args.trial, args.seed, cutoff=args.cutoff, blinded=args.blinded)
+    run(args.data, args.trial, args.seed, cutoff=args.cutoff, blinded=args.blinded, jobs=args.jobs, force=args.force,
+        build_dir=args.build_dir)
     return 0
 
 
 def _build(args) -> int:
+    if _current(args, html=True):
+        print(args.build_dir / "html" / "index.html")
+        return 0
     from helpers.pipeline import build
 
-    print(build(args.data, args.trial, args.seed, cutoff=args.cutoff, blinded=args.blinded))
+    print(build(args.data, args.trial, args.seed, cutoff=args.cutoff, blinded=args.blinded, jobs=args.jobs,
+                force=args.force, build_dir=args.build_dir))
     return 0
 
 
@@ -55,6 +71,32 @@ def _refresh(args) -> int:
     from helpers.pipeline import refresh
 
     refresh(args.notebooks)
+    return 0
+
+
+def _design(args) -> int:
+    import time
+
+    from helpers.analysis import design
+    from helpers.report.design import operating_table
+    from helpers.trial import load_trial
+
+    trial = load_trial(args.trial)
+    scenarios = design.default_scenarios(trial)
+    start = time.perf_counter()
+    reps = design.simulate_design(trial, scenarios, replicates=args.replicates, seed=args.seed, n=args.n,
+                                  n_jobs=args.jobs, scheduler=args.scheduler)
+    seconds = time.perf_counter() - start
+    oc = design.operating_characteristics(reps, trial)
+    where = design.scheduler_address(args.scheduler) or f"this machine (jobs {args.jobs})"
+    seed = trial.simulation.get("seed") if args.seed is None else args.seed
+    print(f"{trial.id}: operating characteristics of the design, N = {args.n or trial.planned_n}, {args.replicates} "
+          f"replicates x {len(scenarios)} scenarios, seed {seed}: {seconds:.1f} s on {where}")
+    print(operating_table(oc, trial).to_string(index=False))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        oc.to_csv(args.out, index=False, float_format="%.10g", lineterminator="\n")
+        print(f"written: {args.out}")
     return 0
 
 
@@ -70,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--seed", type=int, default=None, help="simulation seed (default: the trial file's)")
             p.add_argument("--blinded", action="store_true",
                            help="blinded data review: arms masked as Arm A, Arm B, ... (key: $BLINDING_KEY)")
+            p.add_argument("--jobs", type=int, default=None, help="notebooks run at once (default: the number of cores)")
+            p.add_argument("--force", action="store_true", help="run every notebook, even those whose inputs are unchanged")
+            p.add_argument("--build-dir", type=Path, default=paths.BUILD, help="where the book is published (default: _build)")
         return p
 
     p = with_common(sub.add_parser("simulate", help="write the synthetic export (default: data/synthetic/)"), data=False)
@@ -87,6 +132,17 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("refresh", help="re-execute notebooks/ with default parameters and store their outputs")
     p.add_argument("notebooks", nargs="*", help="only these notebooks (default: all)")
     p.set_defaults(func=_refresh)
+    p = sub.add_parser("design", help="operating characteristics of the design by simulation (power, type-I error, "
+                                      "bias, coverage, N for 80%% power)")
+    p.add_argument("--trial", default=paths.DEFAULT_TRIAL, help="trial id in trials/ or path to a trial YAML file")
+    p.add_argument("--replicates", type=int, default=1000, help="simulated trials per scenario (default 1000)")
+    p.add_argument("--jobs", type=int, default=-1, help="local worker processes (default -1: every core)")
+    p.add_argument("--scheduler", default=None,
+                   help="Dask scheduler tcp://host:port to run the replicates on (default: $DASK_SCHEDULER, else local)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the replicates (default: the trial file's simulation seed)")
+    p.add_argument("--n", type=int, default=None, help="participants per simulated trial (default: planned_n)")
+    p.add_argument("--out", type=Path, default=None, help="also write the table as CSV here")
+    p.set_defaults(func=_design)
     args = parser.parse_args(argv)
     from helpers.data.loading import ExportError
     from helpers.pipeline import BuildError

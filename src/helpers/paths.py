@@ -6,7 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TRIALS = ROOT / "trials"
-NOTEBOOKS = ROOT / "notebooks"
+NOTEBOOKS = Path(os.environ.get("HELPERS_NOTEBOOKS", ROOT / "notebooks"))  # another copy: benchmarks/bench_build.py
 BOOK = ROOT / "book"
 SYNTHETIC = ROOT / "data" / "synthetic"
 BUILD = ROOT / "_build"

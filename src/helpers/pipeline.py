@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -16,99 +17,23 @@ import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from traitlets.config import Config
 
-from helpers import bundle, paths, provenance
-from helpers.data.adam import analysis_records, build_adam, write_adam
-from helpers.data.blinding import arm_mentions, mask_export, mask_text
-from helpers.data.loading import Export, ExportError, load_export, read_raw, summary_by_rule, validate_export, write_validation_report
-from helpers.data.privacy import find_identifiers, identifier_values
+from helpers import bundle, freshness, paths, provenance
+from helpers.chapter import SYNTHETIC, Cohort, cohort_from, load_cohort, read_data, save_cohort, save_result  # noqa: F401
+from helpers.data.adam import write_adam
+from helpers.data.blinding import arm_mentions, mask_text
+from helpers.data.loading import ExportError, summary_by_rule, write_validation_report
+from helpers.data.privacy import find_identifiers
 from helpers.data.schema import data_dictionary_markdown
-from helpers.data.simulation import simulate_export, write_export
 from helpers.data.transport import write_xpt
 from helpers.trial import Trial, load_trial
 
-SYNTHETIC = "synthetic"
-
-
-@dataclass
-class Cohort:
-    """What every chapter starts from: the trial, the validated export and the ADaM datasets.
-
-    ``adlb`` holds the records the analyses use (ANL01FL = Y: one value per participant, parameter
-    and visit); ``adlb_all`` every record, with missing values and their reasons, unscheduled and
-    repeated samples (it is what ``_build/data/adlb.csv`` holds).
-    """
-    trial: Trial
-    export: Export
-    adsl: pd.DataFrame
-    adlb: pd.DataFrame
-    adtte: pd.DataFrame
-    source: str
-    adlb_all: pd.DataFrame | None = None
-    synthetic: bool = False
-
-    @property
-    def adam(self) -> dict[str, pd.DataFrame]:
-        return {"adsl": self.adsl, "adlb": self.adlb_all, "adtte": self.adtte}
-
-
-def source_text(data: str, trial: Trial, seed: int | None) -> str:
-    """Where the data come from, and the cut-off at an interim look, as a chapter names it."""
-    if data == SYNTHETIC:
-        text = f"synthetic cohort (seed {seed if seed is not None else trial.simulation.get('seed')})"
-    else:
-        text = f"site export {Path(data).name}"
-    return text + (f", data cut-off {trial.cutoff:%d %B %Y}" if trial.is_interim else "")
-
-
-def load_cohort(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | None = None,
-                cutoff: str | None = None, blinded: bool = False) -> Cohort:
-    """Simulate (data="synthetic", with seed) or load an export folder, validate it and derive ADaM.
-
-    ``cutoff`` (YYYY-MM-DD) overrides the trial file's data cut-off. ``blinded`` masks the arms (Arm A, Arm B,
-    ...; the letters shuffled by $BLINDING_KEY) after validation, before anything is derived.
-    """
-    t = load_trial(trial).with_cutoff(cutoff)
-    if data == SYNTHETIC:
-        with tempfile.TemporaryDirectory() as tmp:
-            write_export(simulate_export(t, seed=seed), tmp)
-            export = load_export(tmp, t)
-    else:
-        export = load_export(data, t)
-    if blinded:
-        t = t.blinded(os.environ.get("BLINDING_KEY"))
-        export = mask_export(export, t)
-    adam = build_adam(export, t)
-    return Cohort(t, export, adam["adsl"], analysis_records(adam["adlb"]), adam["adtte"],
-                  source_text(data, t, seed), adam["adlb"], data == SYNTHETIC)
-
-
-def save_result(table: pd.DataFrame, output_dir: str | Path | None, name: str) -> Path | None:
-    """Write a chapter's tidy result table to <output_dir>/results/<name>.csv; nothing when output_dir is None."""
-    if output_dir is None:
-        return None
-    path = Path(output_dir) / "results" / f"{name}.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, index=False, date_format="%Y-%m-%d", float_format="%.10g", lineterminator="\n")
-    return path
-
-
-def raw_identifiers(data: str, trial: Trial, seed: int | None):
-    """Identifier values of the raw export (or of the simulated one), to check no output carries them."""
-    if data == SYNTHETIC:
-        return identifier_values(simulate_export(trial, seed=seed))
-    schema_names = {"screening", "randomization"}
-    tables = {}
-    for name in schema_names:
-        for ext in (".csv", ".xlsx"):
-            if (Path(data) / f"{name}{ext}").exists():
-                tables[name] = read_raw(Path(data) / f"{name}{ext}")
-    return identifier_values(tables)
 
 
 def notebooks(folder: Path = paths.NOTEBOOKS) -> list[Path]:
@@ -194,25 +119,6 @@ class BuildError(RuntimeError):
     """A pipeline step failed; the message names the notebook and the failing cell's error."""
 
 
-def validate(data: str, trial: Trial, seed: int | None, out_dir: Path) -> tuple[list, list, dict[str, str]]:
-    """Validate the export (simulated first for "synthetic") and write the report to ``out_dir``;
-    also return the SHA-256 of every input file (the provenance record)."""
-    def checksums(folder: Path) -> dict[str, str]:
-        return {p.name: provenance.sha256(p) for p in sorted(Path(folder).iterdir())
-                if p.is_file() and p.suffix in (".csv", ".xlsx")}
-
-    if data == SYNTHETIC:
-        with tempfile.TemporaryDirectory() as tmp:
-            write_export(simulate_export(trial, seed=seed), tmp)
-            _, errors, warnings = validate_export(tmp, trial)
-            inputs = checksums(Path(tmp))
-    else:
-        _, errors, warnings = validate_export(data, trial)
-        inputs = checksums(Path(data))
-    write_validation_report(errors, warnings, out_dir)
-    return errors, warnings, inputs
-
-
 # --- one build at a time, published whole ------------------------------------------------------------
 #
 # A build writes a complete new tree (data, results, figures, validation, executed notebooks, HTML) into
@@ -220,6 +126,10 @@ def validate(data: str, trial: Trial, seed: int | None, out_dir: Path) -> tuple[
 # one atomic rename. A lock file beside <build_dir> lets one build run at a time per checkout; a failed,
 # interrupted or killed build leaves the published tree as it was, and its staging is removed (at once,
 # or by the next build when the process was killed outright).
+
+BOOK_WORK = "jupyter-book"
+OUTPUT_FOLDERS = ("results", "figures", "tables")
+
 
 def trees_dir(build_dir: Path) -> Path:
     """Where complete build trees live; <build_dir> is a symlink to the published one."""
@@ -281,16 +191,22 @@ def publish(tree: Path, build_dir: Path) -> None:
     os.symlink(os.path.relpath(final, build_dir.parent), link)
     os.replace(link, build_dir)
     for old in trees.iterdir():
-        if old != final:
+        if old != final and old.name != BOOK_WORK:
             shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
 
 
 def build(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | None = None,
           cutoff: str | None = None, html: bool = True, build_dir: Path = paths.BUILD,
-          notebook_dir: Path = paths.NOTEBOOKS, log=print, blinded: bool = False) -> Path:
-    """The whole book: validate, derive ADaM, run the notebooks, scan for identifiers, build the HTML (unless
-    ``html`` is False), and publish every output together. Returns the published index.html."""
+          notebook_dir: Path = paths.NOTEBOOKS, log=print, blinded: bool = False, jobs: int | None = None,
+          force: bool = False) -> Path:
+    """The whole book: validate, derive ADaM, run the notebooks whose inputs changed (all with ``force``), scan
+    for identifiers, build the HTML (unless ``html`` is False), and publish every output together. Does nothing
+    when the published build came from the same inputs. Returns the published index.html."""
     build_dir = Path(build_dir)
+    if not force and freshness.is_current(build_dir, data, paths.trial_file(trial), seed, cutoff, blinded, html,
+                                          notebook_dir):
+        log(f"[build] nothing changed since the published build in {build_dir}: it is current")
+        return build_dir / "html" / "index.html"
     with build_lock(build_dir, log), _terminate_cleanly():
         trees = trees_dir(build_dir)
         trees.mkdir(parents=True, exist_ok=True)
@@ -299,9 +215,10 @@ def build(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | N
         staging = trees / f"staging-{uuid.uuid4().hex[:12]}"
         try:
             tree = staging / "tree"
-            trial_obj = _run_into(tree, data, trial, seed, cutoff, build_dir, notebook_dir, log, blinded)
+            trial_obj = _run_into(tree, staging, data, trial, seed, cutoff, build_dir, notebook_dir, log, blinded,
+                                  jobs or os.cpu_count() or 1, html, force)
             if html:
-                _html_into(tree, staging, trial_obj, log)
+                _html_into(tree, staging, trial_obj, log, build_dir)
             if blinded:
                 check_blinding(tree, trial_obj)
             publish(tree, build_dir)
@@ -312,10 +229,10 @@ def build(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | N
 
 def run(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | None = None,
         build_dir: Path = paths.BUILD, notebook_dir: Path = paths.NOTEBOOKS, log=print,
-        cutoff: str | None = None, blinded: bool = False) -> None:
+        cutoff: str | None = None, blinded: bool = False, jobs: int | None = None, force: bool = False) -> None:
     """Everything but the HTML (``make run``): data, results, figures and executed notebooks, published together."""
     build(data, trial, seed, cutoff, html=False, build_dir=build_dir, notebook_dir=notebook_dir, log=log,
-          blinded=blinded)
+          blinded=blinded, jobs=jobs, force=force)
 
 
 def check_blinding(tree: Path, trial: Trial) -> None:
@@ -326,66 +243,118 @@ def check_blinding(tree: Path, trial: Trial) -> None:
         raise BuildError(f"blinded build: {len(hits)} file(s) name an arm ({where}); nothing was published")
 
 
-def _run_into(tree: Path, data, trial, seed, cutoff, build_dir: Path, notebook_dir: Path, log, blinded: bool) -> Trial:
-    """Validate the data, write ADaM, execute every notebook with papermill into ``tree``, scan for identifiers."""
-    import papermill as pm
-
-    for sub in ("results", "figures", "generated"):
+def _run_into(tree: Path, staging: Path, data, trial, seed, cutoff, build_dir: Path, notebook_dir: Path, log,
+              blinded: bool, jobs: int, html: bool, force: bool = False) -> Trial:
+    """Read and validate the export once, derive ADaM once, run the notebooks whose inputs changed (``jobs`` at a
+    time; the others are taken from the published build), scan the outputs for identifiers."""
+    for sub in OUTPUT_FOLDERS + ("generated",):
         (tree / sub).mkdir(parents=True)
     data_param = data if data == SYNTHETIC else str(Path(data).resolve())
     trial_param = str(paths.trial_file(trial))
     cutoff_param = str(cutoff) if cutoff else None
     t0 = time.perf_counter()
     t = load_trial(trial_param).with_cutoff(cutoff_param)
-    errors, warnings, inputs = validate(data_param, t, seed, tree / "validation")
-    if errors:
-        report = failed_validation_dir(build_dir)
-        write_validation_report(errors, warnings, report)
-        raise ExportError(Path(data_param), errors, t)
-    cohort = load_cohort(data_param, trial_param, seed, cutoff_param, blinded)
+    read = read_data(data_param, t, seed)
+    write_validation_report(read.errors, read.warnings, tree / "validation")
+    if read.errors:
+        write_validation_report(read.errors, read.warnings, failed_validation_dir(build_dir))
+        raise ExportError(Path(data_param), read.errors, t)
+    cohort = cohort_from(read, data_param, t, seed, blinded)
     if blinded:
         mask_files(tree / "validation", cohort.trial)
     write_adam(cohort.adam, tree / "data")
     write_xpt(cohort.adam, tree / "data")
-    log(f"[data] {cohort.source}: {len(cohort.adsl)} participants, {len(warnings)} warning(s), ADaM written "
+    cohort_file = save_cohort(cohort, staging / "cohort.pickle")
+    log(f"[data] {cohort.source}: {len(cohort.adsl)} participants, {len(read.warnings)} warning(s), ADaM written "
         f"({time.perf_counter() - t0:.1f} s)")
     generated = tree / "generated"
     (generated / "trial.md").write_text(trial_markdown(cohort.trial), encoding="utf-8")
     (generated / "data_dictionary.md").write_text(data_dictionary_markdown(cohort.trial, cohort.export.tables),
                                                   encoding="utf-8")
-    validation_page = validation_markdown(errors, warnings, cohort.trial, cohort.source)
+    validation_page = validation_markdown(read.errors, read.warnings, cohort.trial, cohort.source)
     (generated / "validation.md").write_text(mask_text(validation_page, cohort.trial) if blinded else validation_page,
                                              encoding="utf-8")
     params = {"data": data_param, "trial": trial_param, "seed": seed, "cutoff": cutoff_param, "blinded": blinded,
-              "output_dir": str(tree)}
+              "cohort_file": str(cohort_file)}
     shown = {"data": data if data == SYNTHETIC else Path(data_param).name, "trial": os.path.relpath(trial_param, paths.ROOT),
              "seed": seed if seed is not None else cohort.trial.simulation.get("seed") if data == SYNTHETIC else None,
              "cutoff": cutoff_param, "blinded": blinded}
-    record = provenance.collect(cohort.trial, inputs, shown, cohort.source)
-    run_times = {}
-    for nb in notebooks(notebook_dir):
-        t0 = time.perf_counter()
-        log(f"[run] {nb.name} ...")
-        try:
-            with local_kernel() as config:
-                pm.execute_notebook(str(nb), str(generated / nb.name), parameters=params, cwd=str(notebook_dir),
-                                    progress_bar=False, kernel_name="python3", config=config)
-        except pm.PapermillExecutionError as exc:
-            raise BuildError(f"notebook {nb.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}") from None
-        clean_notebook(generated / nb.name, generated / nb.name, str(tree))
-        run_times[nb.name] = round(time.perf_counter() - t0, 1)
-        log(f"[run] {nb.name} done in {run_times[nb.name]:.1f} s")
+    record = provenance.collect(cohort.trial, read.inputs, shown, cohort.source)
+    common = freshness.common_key(data_param, Path(trial_param), params)
+    chapters = notebooks(notebook_dir)
+    published = build_dir.resolve() if build_dir.is_symlink() else build_dir
+    manifest, runs = run_notebooks(chapters, common, params, tree, staging, published, notebook_dir, log, jobs, force)
+    manifest["build"] = freshness.build_key(chapters, common, html)
+    (generated / freshness.MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
     (generated / "downloads.md").write_text(bundle.downloads_markdown(tree, bundle.table_names(sorted(generated.glob("*.ipynb")))),
                                             encoding="utf-8")
     (generated / "provenance.md").write_text(provenance.markdown(record), encoding="utf-8")
-    provenance.write_json(record | {"notebook_seconds": run_times}, tree / "results" / "provenance.json")
-    leaks = find_identifiers(tree, raw_identifiers(data_param, cohort.trial, seed))
+    provenance.write_json(record | {"notebooks": runs},
+                          tree / "results" / "provenance.json")
+    leaks = find_identifiers(tree, read.identifiers)
     if leaks:
         where = "; ".join(f"{path.relative_to(tree)} ({column})" for path, column, _ in leaks[:10])
         raise BuildError(f"direct identifiers found in the outputs ({len(leaks)} hit(s): {where}); "
                          "nothing was published and the refused outputs were deleted")
     (tree / "book_config.yml").write_text(book_config(cohort.trial, banner(data, cohort.trial, record)), encoding="utf-8")
     return cohort.trial
+
+
+def run_notebooks(chapters: list[Path], common: dict, params: dict, tree: Path, staging: Path, published: Path,
+                  notebook_dir: Path, log, jobs: int, force: bool = False) -> dict:
+    """Run the stale notebooks, ``jobs`` at a time, each into its own output folder merged into ``tree``; copy the
+    others, with the outputs they recorded, from the published build. Returns the new manifest (each notebook's key
+    and outputs) and the run times (kept out of the manifest, so that equal builds give equal files)."""
+    old = freshness.read_manifest(published)
+    stale = chapters if force else freshness.stale(chapters, common, old, published)
+    entries, runs = {}, {}
+    for nb in chapters:
+        if nb not in stale:
+            entry = old["notebooks"][nb.name]
+            for f in entry["files"] + [f"generated/{nb.name}"]:
+                (tree / f).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(published / f, tree / f)
+            entries[nb.name], runs[nb.name] = entry, {"seconds": None, "reused": True}
+    if stale:
+        log(f"[run] {len(stale)} of {len(chapters)} notebook(s) to run, {min(jobs, len(stale))} at a time: "
+            + ", ".join(nb.name for nb in stale))
+    else:
+        log("[run] every notebook is current: reused from the published build")
+    with contextlib.chdir(notebook_dir), ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {nb.name: pool.submit(_run_one, nb, params, tree, staging, log) for nb in stale}
+        for nb in stale:
+            files, seconds = futures[nb.name].result()
+            entries[nb.name] = {"key": freshness.notebook_key(nb, common), "files": files}
+            runs[nb.name] = {"seconds": seconds, "reused": False}
+    return {"notebooks": {nb.name: entries[nb.name] for nb in chapters}}, {nb.name: runs[nb.name] for nb in chapters}
+
+
+def _run_one(nb: Path, params: dict, tree: Path, staging: Path, log) -> tuple[list[str], float]:
+    """Execute one notebook with papermill into its own output folder, then move its outputs into ``tree``. The
+    caller has made the notebooks' folder the working directory: papermill's own ``cwd`` changes it per call, which
+    notebooks running in parallel threads would undo for one another."""
+    import papermill as pm
+
+    t0 = time.perf_counter()
+    out = staging / "outputs" / nb.stem
+    for sub in OUTPUT_FOLDERS:
+        (out / sub).mkdir(parents=True)
+    log(f"[run] {nb.name} ...")
+    executed = tree / "generated" / nb.name
+    try:
+        with local_kernel() as config:
+            pm.execute_notebook(str(nb), str(executed), parameters=params | {"output_dir": str(out)},
+                                progress_bar=False, kernel_name="python3", config=config)
+    except pm.PapermillExecutionError as exc:
+        raise BuildError(f"notebook {nb.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}") from None
+    clean_notebook(executed, executed, {str(out): "_build", params["cohort_file"]: "_build.d/cohort.pickle"})
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    for f in files:
+        (tree / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(out / f, tree / f)
+    seconds = round(time.perf_counter() - t0, 1)
+    log(f"[run] {nb.name} done in {seconds:.1f} s")
+    return files, seconds
 
 
 @contextlib.contextmanager
@@ -424,28 +393,54 @@ def book_config(trial: Trial, announcement: str, base: Path = paths.ROOT / "_con
     return yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
 
 
-def _book_source(tree: Path, src: Path) -> None:
-    """A source folder for jupyter-book: the book's pages and table of contents, this build's generated pages."""
-    src.mkdir(parents=True)
-    shutil.copy2(paths.ROOT / "_toc.yml", src / "_toc.yml")
-    shutil.copy2(tree / "book_config.yml", src / "_config.yml")
-    shutil.copytree(paths.BOOK, src / "book", ignore=shutil.ignore_patterns("generated"))
-    shutil.copytree(tree / "generated", src / "book" / "generated")
+def _book_files(tree: Path) -> dict[str, Path]:
+    """The jupyter-book source of this build, relative path -> file: the book's pages and table of contents, the
+    build's configuration and generated pages."""
+    files = {"_toc.yml": paths.ROOT / "_toc.yml", "_config.yml": tree / "book_config.yml"}
+    files |= {str(p.relative_to(paths.ROOT)): p for p in paths.BOOK.rglob("*")
+              if p.is_file() and "generated" not in p.relative_to(paths.BOOK).parts}
+    files |= {f"book/generated/{p.relative_to(tree / 'generated')}": p for p in (tree / "generated").rglob("*")
+              if p.is_file()}
+    return files
 
 
-def _html_into(tree: Path, staging: Path, trial: Trial, log) -> None:
-    """Build the HTML with jupyter-book (no execution, warnings are errors) from this build's pages into ``tree``."""
+def sync_source(files: dict[str, Path], src: Path) -> list[str]:
+    """Make ``src`` hold exactly ``files``, rewriting only those whose content changed (so that jupyter-book, which
+    goes by modification times, rebuilds only changed pages). Returns the paths written."""
+    written = []
+    for rel, source in files.items():
+        target = src / rel
+        if not target.exists() or target.read_bytes() != source.read_bytes():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            written.append(rel)
+    for extra in [p for p in src.rglob("*") if p.is_file() and str(p.relative_to(src)) not in files]:
+        extra.unlink()
+    return written
+
+
+def _html_into(tree: Path, staging: Path, trial: Trial, log, build_dir: Path) -> None:
+    """Build the HTML with jupyter-book (no execution, warnings are errors) into ``tree``. Its work folder persists
+    between builds, so only changed pages are rebuilt; a failed or interrupted run leaves it to be rebuilt whole."""
     t0 = time.perf_counter()
-    log("[book] jupyter-book build ...")
-    src, out = staging / "src", staging / "out"
-    _book_source(tree, src)
+    work = trees_dir(build_dir) / BOOK_WORK
+    dirty = work / "INCOMPLETE"
+    if dirty.exists():
+        shutil.rmtree(work)
+    src, out = work / "src", work / "out"
+    src.mkdir(parents=True, exist_ok=True)
+    dirty.touch()
+    changed = sync_source(_book_files(tree), src)
+    log(f"[book] jupyter-book build ({len(changed)} changed source file(s)) ...")
     cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(src), "--path-output", str(out),
            "--warningiserror", "--keep-going", "--quiet"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     index = out / "_build" / "html" / "index.html"
     if proc.returncode != 0 or not index.exists():
+        shutil.rmtree(work, ignore_errors=True)
         raise BuildError("jupyter-book build failed; the last good book is kept.\n" + proc.stdout[-4000:] + proc.stderr[-4000:])
-    (out / "_build" / "html").rename(tree / "html")
+    dirty.unlink()
+    shutil.copytree(out / "_build" / "html", tree / "html")
     bundle.write_downloads(tree, tree / "html")
     log(f"[book] built in {time.perf_counter() - t0:.1f} s")
 
@@ -466,7 +461,7 @@ def refresh(only: list[str | Path] | None = None, log=print) -> None:
             clean_notebook(out, nb)
 
 
-def clean_notebook(src: Path, dest: Path, staging: str | None = None) -> None:
+def clean_notebook(src: Path, dest: Path, replace: dict[str, str] | None = None) -> None:
     """Store an executed notebook without papermill's volatile metadata (timings, the random id of the cell
     it injects, the build's staging path), so that two builds of the same inputs give identical files.
 
@@ -481,8 +476,8 @@ def clean_notebook(src: Path, dest: Path, staging: str | None = None) -> None:
         tags = cell.metadata.get("tags", [])
         if "injected-parameters" in tags:
             cell["id"] = "injected-parameters"
-            if staging:
-                cell.source = cell.source.replace(staging, "_build")
+            for old, new in (replace or {}).items():
+                cell.source = cell.source.replace(old, new)
             if "remove-cell" not in tags:
                 cell.metadata["tags"] = tags + ["remove-cell"]
         cell.metadata.pop("execution", None)

@@ -7,9 +7,11 @@ arms in the endpoint's worse direction (``worse_sign``): the delta-adjusted (MNA
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
+import patsy
 from scipy import stats
 
 from helpers.analysis import outcomes
@@ -53,19 +55,27 @@ def _predictors(t: int, n_visits: int, earlier_only: bool) -> list[int]:
     return sorted(others, key=lambda j: (abs(j - t), j))
 
 
-def _impute_visit(y: np.ndarray, base: np.ndarray, observed: np.ndarray, t: int, earlier_only: bool,
+def _visit_models(observed: np.ndarray, earlier_only: bool) -> list[tuple[int, list[int]]]:
+    """Each visit with a missing value and the visits its regression uses: the farthest are dropped when
+    the observed rows cannot support them (at least 2 residual df). Fixed by the missingness pattern, so
+    chosen once per arm rather than at every draw."""
+    models = []
+    for t in range(observed.shape[1]):
+        if observed[:, t].all():
+            continue
+        cols = _predictors(t, observed.shape[1], earlier_only)
+        while cols and observed[:, t].sum() - (2 + len(cols)) < 2:
+            cols = cols[:-1]
+        models.append((t, cols))
+    return models
+
+
+def _impute_visit(y: np.ndarray, base: np.ndarray, observed: np.ndarray, t: int, cols: list[int],
                   rng: np.random.Generator) -> None:
-    """Redraw the missing values of visit t in place from a regression on baseline and other visits;
-    the farthest visits are dropped when the observed rows cannot support them (at least 2 residual df)."""
-    miss = ~observed[:, t]
-    if not miss.any():
-        return
+    """Redraw the missing values of visit t in place from a regression on baseline and the visits ``cols``."""
     obs = observed[:, t]
-    cols = _predictors(t, y.shape[1], earlier_only)
-    while cols and obs.sum() - (2 + len(cols)) < 2:
-        cols = cols[:-1]
-    x = np.column_stack([np.ones(len(y)), base] + [y[:, j] for j in cols])
-    y[miss, t] = bayesian_regression_draw(x[obs], y[obs, t], x[miss], rng)
+    x = np.column_stack([np.ones(len(y)), base, y[:, cols]])
+    y[~obs, t] = bayesian_regression_draw(x[obs], y[obs, t], x[~obs], rng)
 
 
 def impute_arm(y: np.ndarray, base: np.ndarray, rng: np.random.Generator, n_burn_in: int = N_BURN_IN) -> np.ndarray:
@@ -73,13 +83,35 @@ def impute_arm(y: np.ndarray, base: np.ndarray, rng: np.random.Generator, n_burn
     then, when the missingness is not monotone, chained (FCS) iterations on baseline and all other visits."""
     observed = ~np.isnan(y)
     y = y.copy()
-    for t in range(y.shape[1]):
-        _impute_visit(y, base, observed, t, earlier_only=True, rng=rng)
+    for t, cols in _visit_models(observed, earlier_only=True):
+        _impute_visit(y, base, observed, t, cols, rng)
     if not is_monotone(observed):
+        chained = _visit_models(observed, earlier_only=False)
         for _ in range(n_burn_in):
-            for t in range(y.shape[1]):
-                _impute_visit(y, base, observed, t, earlier_only=False, rng=rng)
+            for t, cols in chained:
+                _impute_visit(y, base, observed, t, cols, rng)
     return y
+
+
+def _impute_copy(y: np.ndarray, base: np.ndarray, arms: list[np.ndarray], rng: np.random.Generator,
+                 n_burn_in: int) -> np.ndarray:
+    """One completed copy of all participants' visits, the arms imputed one after the other."""
+    done = y.copy()
+    for rows in arms:
+        done[rows] = impute_arm(y[rows], base[rows], rng, n_burn_in)
+    return done
+
+
+def _long_copies(wide: pd.DataFrame, keep: list[str], visits: list[str], copies: np.ndarray) -> pd.DataFrame:
+    """The m completed copies (m x participants x visits) in the long format of ``impute_changes``: per
+    copy, each visit's rows in the order of ``wide`` (as ``DataFrame.melt``), the copies one after the other."""
+    m, n, v = copies.shape
+    out = wide[keep].iloc[np.tile(np.arange(n), m * v)].reset_index(drop=True)
+    out.insert(0, "IMP", np.repeat(np.arange(1, m + 1), n * v))
+    out["AVISIT"] = pd.Series(np.tile(np.repeat(visits, n), m), dtype=wide.columns.dtype)
+    out["CHG"] = copies.transpose(0, 2, 1).ravel()
+    out["IMPUTED"] = np.tile(np.isnan(wide[visits].to_numpy(dtype=float)).T.ravel(), m)
+    return out
 
 
 def impute_changes(wide: pd.DataFrame, trial: Trial, m: int = N_IMPUTATIONS, seed: int = MI_SEED,
@@ -90,31 +122,90 @@ def impute_changes(wide: pd.DataFrame, trial: Trial, m: int = N_IMPUTATIONS, see
     visits = [v.label for v in trial.followup_visits]
     rng = np.random.default_rng(seed)
     keep = [c for c in wide.columns if c not in visits]
-    copies = []
-    for i in range(1, m + 1):
-        done = wide.copy()
-        for arm in wide["TRT01P"].cat.categories:
-            rows = (wide["TRT01P"] == arm).to_numpy()
-            if rows.any():
-                y = wide.loc[rows, visits].to_numpy(dtype=float)
-                done.loc[rows, visits] = impute_arm(y, wide.loc[rows, "BASE"].to_numpy(dtype=float), rng, n_burn_in)
-        long = done.melt(id_vars=keep, value_vars=visits, var_name="AVISIT", value_name="CHG")
-        long["IMPUTED"] = wide.melt(id_vars=keep, value_vars=visits)["value"].isna().to_numpy()
-        copies.append(long.assign(IMP=i))
-    out = pd.concat(copies, ignore_index=True)
-    return out[["IMP"] + keep + ["AVISIT", "CHG", "IMPUTED"]]
+    in_arm = ((wide["TRT01P"] == arm).to_numpy() for arm in wide["TRT01P"].cat.categories)
+    arms = [rows for rows in in_arm if rows.any()]
+    y, base = wide[visits].to_numpy(dtype=float), wide["BASE"].to_numpy(dtype=float)
+    return _long_copies(wide, keep, visits, np.stack([_impute_copy(y, base, arms, rng, n_burn_in) for _ in range(m)]))
+
+
+def _ancova_matrices(d: pd.DataFrame, trial: Trial) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Response and design of the ANCOVA (one formula parse), rows with a missing value dropped as
+    statsmodels does; both keep the index of ``d``."""
+    return patsy.dmatrices(outcomes.ancova_formula(trial), d, NA_action="drop", return_type="dataframe")
+
+
+@dataclass(frozen=True)
+class LeastSquares:
+    """OLS on a fixed design, factored once as statsmodels OLS does (SVD pseudo-inverse, numerical rank),
+    so that each response on that design costs a matrix product."""
+    x: np.ndarray
+    pinv: np.ndarray
+    cov_diag: np.ndarray
+    rank: int
+
+    @classmethod
+    def factor(cls, x: np.ndarray) -> LeastSquares:
+        """Pseudo-inverse with singular values below 1e-15 of the largest set to zero, and the rank."""
+        u, s, vt = np.linalg.svd(x, full_matrices=False)
+        inv_s = np.divide(1.0, s, out=np.zeros_like(s), where=s > 1e-15 * s.max())
+        pinv = vt.T @ (inv_s[:, None] * u.T)
+        rank = int(np.sum(s > s.max() * len(s) * np.finfo(float).eps))
+        return cls(x, pinv, np.einsum("ij,ij->i", pinv, pinv), rank)
+
+    @property
+    def df_resid(self) -> float:
+        return float(len(self.x) - self.rank)
+
+    def fit(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Coefficients and their variances (residual variance times the diagonal of (X'X)^-1)."""
+        beta = self.pinv @ y
+        resid = y - self.x @ beta
+        return beta, np.dot(resid, resid) / self.df_resid * self.cov_diag
+
+
+def _arm_columns(design: pd.DataFrame, trial: Trial) -> dict[str, int]:
+    """Column of each non-control arm's treatment term in the ANCOVA design."""
+    names = list(design.columns)
+    return {arm.label: names.index(f"C(TRT01P)[T.{arm.label}]") for arm in trial.experimental_arms}
 
 
 def ancova_fit(d: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     """ANCOVA of one complete data set at one visit, CHG ~ arm + BASE (+ strata), OLS: per non-control
     arm, estimate, its variance and the residual df (the complete-data df of Rubin's rules)."""
-    fit = smf.ols(outcomes.ancova_formula(trial), data=d).fit()
-    rows = []
-    for arm in trial.experimental_arms:
-        term = f"C(TRT01P)[T.{arm.label}]"
-        rows.append({"TRT01P": arm.label, "estimate": fit.params[term], "variance": fit.bse[term] ** 2,
-                     "df_complete": fit.df_resid, "n": int(fit.nobs)})
-    return pd.DataFrame(rows)
+    y, x = _ancova_matrices(d, trial)
+    ls = LeastSquares.factor(x.to_numpy())
+    beta, variance = ls.fit(y.iloc[:, 0].to_numpy())
+    return pd.DataFrame([{"TRT01P": arm, "estimate": beta[j], "variance": variance[j], "df_complete": ls.df_resid,
+                          "n": len(ls.x)} for arm, j in _arm_columns(x, trial).items()])
+
+
+@dataclass(frozen=True)
+class VisitDesign:
+    """The completed data at one visit, ready for the ANCOVA of every imputation at any delta: the formula
+    is parsed once and each imputation's design factored once, so the delta-adjusted refits of the tipping
+    point are matrix products only. Per imputation (ascending IMP): its least squares, response (CHG) and
+    the rows a delta moves (imputed values of the non-control arms)."""
+    fits: list[LeastSquares]
+    y: list[np.ndarray]
+    shift: list[np.ndarray]
+    columns: dict[str, int]
+    n_imputed: dict[str, int]
+
+
+def visit_design(completed: pd.DataFrame, trial: Trial, visit: str | None = None) -> VisitDesign:
+    """``completed`` (``impute_changes``) at ``visit`` (default: the last visit) as a ``VisitDesign``."""
+    visit = visit or trial.last_visit.label
+    d = completed[completed["AVISIT"] == visit]
+    y, x = _ancova_matrices(d, trial)
+    kept = d.loc[y.index]
+    imp = kept["IMP"].to_numpy()
+    shift = (kept["IMPUTED"] & (kept["TRT01P"] != trial.control.label)).to_numpy()
+    first = d[d["IMP"] == d["IMP"].min()]
+    columns = _arm_columns(x, trial)
+    rows = [imp == i for i in np.unique(imp)]
+    return VisitDesign(fits=[LeastSquares.factor(x.to_numpy()[r]) for r in rows],
+                       y=[y.iloc[:, 0].to_numpy()[r] for r in rows], shift=[shift[r] for r in rows], columns=columns,
+                       n_imputed={arm: int(first.loc[first["TRT01P"] == arm, "IMPUTED"].sum()) for arm in columns})
 
 
 def rubin(estimates, variances, df_complete: float, level: float = 0.95) -> dict:
@@ -137,20 +228,19 @@ def rubin(estimates, variances, df_complete: float, level: float = 0.95) -> dict
             "fmi_lambda": lam, "m": m}
 
 
+def pooled_ancova(design: VisitDesign, delta: float = 0.0, worse_sign: int = 1, level: float = 0.95) -> pd.DataFrame:
+    """``mi_ancova`` on a ``VisitDesign``: the ANCOVA of each imputation with ``delta`` added in the worse
+    direction to the imputed values of the non-control arms, pooled by Rubin's rules per non-control arm."""
+    fits = [ls.fit(np.where(shift, y + worse_sign * delta, y)) for ls, y, shift in zip(design.fits, design.y, design.shift)]
+    beta, variance = np.array([b for b, _ in fits]), np.array([v for _, v in fits])
+    first = design.fits[0]
+    return pd.DataFrame([{"TRT01P": arm, "n": len(first.x), "n_imputed": design.n_imputed[arm], "delta": delta}
+                         | rubin(beta[:, j], variance[:, j], first.df_resid, level) for arm, j in design.columns.items()])
+
+
 def mi_ancova(completed: pd.DataFrame, trial: Trial, visit: str | None = None, delta: float = 0.0,
               worse_sign: int = 1, level: float = 0.95) -> pd.DataFrame:
     """ANCOVA at ``visit`` (AVISIT; default: the last visit) in every imputed data set, pooled by Rubin's
     rules, per non-control arm. ``delta`` (analysis-scale units, in the worse direction ``worse_sign``) is
     added to the imputed values of the non-control arms only: the delta-adjusted (MNAR) sensitivity analysis."""
-    visit = visit or trial.last_visit.label
-    d = completed[completed["AVISIT"] == visit].copy()
-    shift = d["IMPUTED"] & (d["TRT01P"] != trial.control.label)
-    d.loc[shift, "CHG"] += worse_sign * delta
-    fits = pd.concat([ancova_fit(g, trial).assign(IMP=i) for i, g in d.groupby("IMP", sort=True)], ignore_index=True)
-    rows = []
-    for arm, f in fits.groupby("TRT01P", sort=False):
-        pooled = rubin(f["estimate"], f["variance"], f["df_complete"].iloc[0], level)
-        rows.append({"TRT01P": arm, "n": int(f["n"].iloc[0]),
-                     "n_imputed": int(d.loc[(d["IMP"] == d["IMP"].min()) & (d["TRT01P"] == arm), "IMPUTED"].sum()),
-                     "delta": delta} | pooled)
-    return pd.DataFrame(rows)
+    return pooled_ancova(visit_design(completed, trial, visit), delta, worse_sign, level)

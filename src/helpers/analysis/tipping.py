@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from helpers.analysis.imputation import mi_ancova, worse_sign
+from helpers.analysis.imputation import pooled_ancova, visit_design, worse_sign
 from helpers.trial import Trial
 
 FAVOURS_EXPERIMENTAL = "favours experimental"
@@ -37,10 +37,11 @@ def default_delta_grid(completed: pd.DataFrame, trial: Trial, visit: str | None 
 def tipping_grid(completed: pd.DataFrame, trial: Trial, paramcd: str, grid=None, visit: str | None = None,
                  alpha: float = 0.05) -> pd.DataFrame:
     """The delta-adjusted MI result over a grid of deltas (worse direction, non-control arms' imputed
-    values only), with the conclusion at each."""
+    values only), with the conclusion at each. The design is built once for the whole grid."""
     sign = worse_sign(trial, paramcd)
     grid = default_delta_grid(completed, trial, visit) if grid is None else np.asarray(grid, dtype=float)
-    out = pd.concat([mi_ancova(completed, trial, visit, delta, sign, 1 - alpha) for delta in grid], ignore_index=True)
+    design = visit_design(completed, trial, visit)
+    out = pd.concat([pooled_ancova(design, delta, sign, 1 - alpha) for delta in grid], ignore_index=True)
     out["conclusion"] = [conclusion(e, p, sign, alpha) for e, p in zip(out["estimate"], out["p_value"])]
     return out
 
@@ -58,11 +59,12 @@ def tipping_point(grid_table: pd.DataFrame, completed: pd.DataFrame, trial: Tria
     if not len(changed):
         return info
     k = changed[0]
+    design = visit_design(completed, trial, visit)
 
     def p_minus_alpha(delta: float) -> float:
-        return mi_ancova(completed, trial, visit, delta, sign, 1 - alpha).set_index("TRT01P").loc[arm, "p_value"] - alpha
+        return pooled_ancova(design, delta, sign, 1 - alpha).set_index("TRT01P").loc[arm, "p_value"] - alpha
 
     lo, hi = g.loc[k - 1, "delta"], g.loc[k, "delta"]
     delta = optimize.brentq(p_minus_alpha, lo, hi, xtol=1e-6) if np.sign(p_minus_alpha(lo)) != np.sign(p_minus_alpha(hi)) else hi
-    at = mi_ancova(completed, trial, visit, delta, sign, 1 - alpha).set_index("TRT01P").loc[arm]
+    at = pooled_ancova(design, delta, sign, 1 - alpha).set_index("TRT01P").loc[arm]
     return info | {"delta": float(delta), "to_conclusion": g.loc[k, "conclusion"]} | at[["estimate", "lower", "upper", "p_value"]].to_dict()

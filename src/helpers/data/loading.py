@@ -720,6 +720,12 @@ def load_export(folder: str | Path, trial: Trial) -> Export:
     tables, errors, warnings = validate_export(folder, trial)
     if errors:
         raise ExportError(Path(folder), errors, trial)
+    return export_from(tables, warnings, folder, trial)
+
+
+def export_from(tables: dict[str, pd.DataFrame], warnings: list[Problem], folder: str | Path, trial: Trial) -> Export:
+    """The analysable export from ``validate_export``'s tables (no errors): AGE derived, direct identifiers dropped."""
+    tables = dict(tables)
     scr = tables["screening"].copy()
     age = derive_age(scr)
     scr = scr.drop(columns=[c for c in ("age",) if c in scr])

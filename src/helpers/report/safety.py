@@ -12,7 +12,7 @@ from helpers.trial import Trial
 CATEGORY_LABELS = {
     "ANY": "Any adverse event",
     "SERIOUS": "Serious adverse event",
-    "RELATED": "Related to the infusion (possible, probable or definite)",
+    "RELATED": "Related to study treatment (possible, probable or definite)",
     "WITHDRAWAL": "Leading to withdrawal",
     "DEATH": "Death",
 }
@@ -46,7 +46,7 @@ def term_table(results: pd.DataFrame, header: dict[str, str]) -> pd.DataFrame:
 
 
 def procedure_table(results: pd.DataFrame, header: dict[str, str]) -> pd.DataFrame:
-    """``display_table`` of the infusion-procedure terms."""
+    """``display_table`` of the procedure-related terms."""
     return display_table(rows_of(results, "PROCEDURE"), header)
 
 

@@ -71,6 +71,9 @@ class JournalTable:
     def __init__(self, body: str, caption: str, name: str):
         self.body, self.caption, self.name = body, caption, name
 
+    def __repr__(self) -> str:
+        return f"{self.name}: {self.caption}"
+
     def _repr_markdown_(self) -> str:
         return f"````{{journal-table}} {self.caption}\n:name: {self.name}\n\n{self.body}\n````\n"
 

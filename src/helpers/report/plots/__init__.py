@@ -12,3 +12,4 @@ from helpers.report.plots.consort import plot_consort  # noqa: F401
 from helpers.report.plots.randomization import plot_balance  # noqa: F401
 from helpers.report.plots.survival import km_figure, plot_km  # noqa: F401
 from helpers.report.plots.sensitivity import plot_sensitivity  # noqa: F401
+from helpers.report.plots.design import plot_design_power  # noqa: F401

@@ -1,0 +1,544 @@
+"""Operating characteristics of the design by simulation: what could the trial, as planned, detect?
+
+The trial is simulated as designed, from its trial file: ``planned_n`` participants allocated by the
+trial's permuted blocks in its arm ratio, its visits and windows, and the ``simulation`` block's death,
+withdrawal and missed-visit rates. Each scenario sets the true effect of the experimental arm(s) on the
+primary endpoint (a hazard ratio of death, reported also as the 24-week death probabilities it implies)
+and on the key secondary endpoint (``trial.key_secondary``: a shift in its change from baseline at the
+last visit, on its analysis scale: log scale for ``log: true`` endpoints, points for scores). Every
+replicate is then analysed by the book's own helpers, exactly as the chapters call them:
+
+* the primary test the trial file names (``trial.primary_test``: ``survival.fisher_survivors``,
+  ``survival.logrank`` or ``survival.cox_hr``), and the Kaplan-Meier difference in survival at the
+  horizon with its Greenwood standard error (``survival.survival_at_horizon``) as the primary estimate;
+* the key secondary MMRM (``findings.key_mmrm``: ``outcomes.mmrm_table(..., codes=[key])``) at the last
+  visit;
+* the fixed-sequence decisions of the analysis plan (``findings.decisions``).
+
+What is reused from ``helpers.data.simulation`` (the generator of the book's synthetic cohort): the lab
+model as it is (``_lab_trajectories``: latent severity, random intercept, serially correlated residual,
+common trend, effects ramping in to the last week, clipping), the hazard calibration (``_hazard_scale``),
+the transplant rate, the etiology mix, and the allocation list generator (``permuted_blocks``, drawn afresh
+for each replicate); the score definitions are ``helpers.data.scores``. Mirrored formula for formula,
+vectorized, from ``simulate_participants`` and ``simulate_clinical`` (they work row by row on dated
+records): study day 1 0-3 days after randomization, visit days jittered within their windows, death
+(hazard rising with severity, times the scenario's hazard ratio), transplant and withdrawal as competing
+risks, follow-up ending at the first of them or at the last visit, missed visits, at most one participant in
+half of the cohorts receiving another arm than allocated, and dialysis (MELD), ascites and encephalopathy
+(Child-Pugh). From the realistic export's quirks: about 2.5% of lab cells missing at random.
+
+What is simplified, and why it does not change the analysed numbers:
+
+* the analysis datasets are built directly (ADSL: ``USUBJID, TRT01P, EOSSTT``; ADTTE: ``USUBJID, TRT01P,
+  PARAMCD, AVAL, CNSR, EVNTDESC``; ADLB of the key endpoint: ``USUBJID, TRT01P, PARAMCD, AVISIT, AVISITN,
+  AVAL, BASE, CHG``, one record per visit), not through the CSV export, validation and the ADaM derivation:
+  these are the columns the three analyses read, derived by the same rules (times from randomization, the
+  horizon, transplant censoring, completion, baseline and change);
+* no dates, screening log, identities, adverse events or infusion records (nothing analysed here reads
+  them); accrual changes no analysed number at the final analysis (every time is counted from
+  randomization), so calendar time is not simulated and a data cut-off in the trial file is ignored: the
+  design is evaluated at the final analysis;
+* unscheduled and repeated samples and results below a limit (quirks of the realistic export) are left
+  out: the analyses use the record nearest each visit's target day, and the censored results are ALT, AST
+  and ALP only;
+* death times are drawn independently for each participant. The synthetic cohort generator spreads them
+  over stratified uniforms so that one cohort's death count stays near the assumed rate; a real trial's
+  death count varies binomially, and that variation is what operating characteristics are about
+  (``stratified_deaths=True`` restores the generator's rule);
+* an effect on a derived score (MELD, MELD-Na, Child-Pugh) is added to the score, ramping in as the
+  generator's lab effects do (so the score is no longer a whole number; the MMRM treats it as continuous),
+  and an effect on a lab endpoint goes through the lab model as in the generator.
+
+The truth each estimate is compared with is the estimand's value in the simulated population, under the
+intention-to-treat rule the analyses follow (arms as randomized): the difference in survival at the horizon
+with no transplant and no withdrawal (the hypothetical strategy of the survival chapter), from the death
+model by Gauss-Hermite quadrature, and the key secondary effect; both diluted by the occasional participant
+who receives the other arm.
+
+Replicates run in parallel through joblib (``n_jobs``), or on a Dask distributed cluster (``scheduler``
+"tcp://host:port", or the ``DASK_SCHEDULER`` environment variable). Replicate i is seeded by the i-th child
+of ``numpy.random.SeedSequence(seed)``, the same in every scenario (common random numbers), so results do not
+depend on the number of workers, on the chunking, nor on where they run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from helpers.analysis import findings, outcomes, survival
+from helpers.data import scores
+from helpers.data.randomization import permuted_blocks
+from helpers.data.simulation import (
+    _LABS,
+    _TRANSPLANT_RATE_24W,
+    ETIOLOGIES,
+    _choice,
+    _hazard_scale,
+    _lab_trajectories,
+)
+from helpers.trial import SCORE_COMPONENTS, Trial
+
+# Mirrored from helpers.data.simulation.simulate_participants / simulate_clinical / _add_quirks.
+DEATH_LOADING = 0.8  # log hazard of death per SD of latent severity
+TRANSPLANT_LOADING = 1.0  # log hazard of transplant per SD of latent severity
+VISIT_JITTER_SD = 2.5  # days around a follow-up visit's target day
+MAX_DELAY_DAYS = 3  # study day 1 (first dose) 0-3 days after randomization
+SWITCH_PROBABILITY = 0.5  # probability that one participant of the cohort receives another arm
+CELL_MISSING_RATE = 0.025  # lab cells missing in the realistic export
+LAB_COLUMNS = tuple(_LABS) + ("pt",)
+
+PRIMARY, KEY = "primary", "key secondary"
+ANALYSES = (PRIMARY, KEY)
+POWER_TARGET = 0.80
+DEFAULT_STEPS = (0.0, 0.25, 0.5, 0.75, 1.0)  # scenario k: hazard ratio 1 - s_k, key effect s_k x SD of the change
+_GH_NODES = 60
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One truth: the hazard ratio of death (experimental vs control arm, as received) and the shift of the
+    key secondary endpoint's change at the last visit (its analysis scale), both for every experimental arm."""
+    hazard_ratio: float = 1.0
+    key_effect: float = 0.0
+    name: str = ""
+
+    @property
+    def is_null(self) -> bool:
+        return self.hazard_ratio == 1.0 and self.key_effect == 0.0
+
+
+# ------------------------------------------------------------------ the trial as designed
+
+def design_trial(trial: Trial) -> Trial:
+    """The trial at its final analysis (a data cut-off in the trial file is not part of the design)."""
+    return dataclasses.replace(trial, cutoff=None)
+
+
+def _check(trial: Trial) -> None:
+    if trial.randomization.get("strata"):
+        raise NotImplementedError(f"{trial.id}: stratified randomization is not simulated (as in the cohort generator)")
+    if trial.key_secondary is not None:
+        e = trial.endpoint(trial.key_secondary)
+        if e.source == "derived" and e.code not in trial.derived_scores:
+            raise ValueError(f"{trial.id}: key secondary {e.code} cannot be derived from the lab panel")
+
+
+@functools.cache
+def _rate(target: float, beta: float, days: float) -> float:
+    return _hazard_scale(target, beta, days)
+
+
+def _ramp(trial: Trial) -> np.ndarray:
+    """Fraction of the full effect at each visit (the generator's linear ramp to the last follow-up week)."""
+    weeks = np.array([v.week for v in trial.visits], dtype=float)
+    return np.clip(weeks / max(trial.followup_weeks, 1), 0, 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _subject_ids(study: str, n: int) -> np.ndarray:
+    return np.array([f"{study}-01-{k:03d}" for k in range(1, n + 1)], dtype=object)
+
+
+def _people(trial: Trial, scenario: Scenario, rng: np.random.Generator, n: int,
+            stratified_deaths: bool) -> dict[str, np.ndarray]:
+    """Per participant: arm allocated and received, severity, etiology, delay to day 1, how and when follow-up
+    ended (study day) and which follow-up visits were attended (``simulate_participants``' rules)."""
+    sim = trial.simulation
+    arms = trial.arm_codes
+    ratios = [a.ratio for a in trial.arms]
+    blocks = trial.randomization.get("block_sizes") or [sum(ratios)]
+    allocated = permuted_blocks(arms, ratios, blocks, n, rng)["arm"].to_numpy(dtype=object)[:n]
+    etiology = np.array(_choice(rng, ETIOLOGIES, n), dtype=object)
+    received = allocated.copy()
+    switch, k = rng.random() < SWITCH_PROBABILITY, int(rng.integers(n))
+    if switch:
+        received[k] = arms[(arms.index(received[k]) + 1) % len(arms)]
+    severity = rng.normal(size=n)
+    delay = rng.integers(0, MAX_DELAY_DAYS + 1, n) * (trial.treatment.start == "first_dose")
+    followup = trial.followup_visits
+    days = np.column_stack([np.clip(v.day + np.rint(rng.normal(0, VISIT_JITTER_SD, n)), *v.window) for v in followup])
+
+    horizon = float(trial.horizon_days)
+    hr = np.where(received != trial.control_arm, scenario.hazard_ratio, 1.0)
+    death = _rate(float(sim.get("death_rate_24w", 0.15)), DEATH_LOADING, horizon) * np.exp(DEATH_LOADING * severity) * hr
+    transplant = _rate(_TRANSPLANT_RATE_24W, TRANSPLANT_LOADING, horizon) * np.exp(TRANSPLANT_LOADING * severity)
+    withdrawal = np.full(n, -np.log1p(-float(sim.get("withdrawal_rate", 0.05))) / horizon)
+    rates = np.column_stack([death, transplant, withdrawal])
+    uniforms = rng.random((n, 3))
+    if stratified_deaths:
+        uniforms[:, 0] = (rng.permutation(n) + uniforms[:, 0]) / n
+    with np.errstate(divide="ignore"):
+        times = np.where(rates > 0, -np.log1p(-uniforms) / np.where(rates > 0, rates, 1.0), np.inf)
+    last = int(np.argmax([v.week for v in followup]))
+    end_day = days[:, last].copy()
+    first = np.argmin(times, axis=1)
+    event_day = np.maximum(np.ceil(times[np.arange(n), first]), 2)
+    ended = event_day < end_day
+    end = np.where(ended, np.array(["DEATH", "TRANSPLANT", "WITHDRAWAL"], dtype=object)[first], "COMPLETED")
+    end_day = np.where(ended, event_day, end_day)
+    missed = rng.random((n, len(followup))) < float(sim.get("missed_visit_rate", 0.05))
+    completed = (end == "COMPLETED")[:, None]
+    attended = ~missed & ((days < end_day[:, None]) | (completed & (days <= end_day[:, None])))
+    return {"allocated": allocated, "received": received, "severity": severity, "etiology": etiology,
+            "delay": delay, "end": end, "end_day": end_day, "attended": attended}
+
+
+def _analysis_times(trial: Trial, p: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """ADSL (disposition) and the ADTTE record of the primary endpoint, by ``adam.build_adtte``'s rules: time from
+    randomization (day 1) to death, else censored at transplant or last contact, administratively at the horizon."""
+    n = len(p["end"])
+    ids = _subject_ids(trial.id, n)
+    arm = pd.Series(p["allocated"]).map(trial.arm_labels).to_numpy(dtype=object)
+    h = trial.horizon_days
+    aval = p["delay"] + p["end_day"]
+    death = p["end"] == "DEATH"
+    beyond = aval > h
+    desc = np.where(death, "DEATH", np.where((p["end"] == "TRANSPLANT") & trial.censors_transplant,
+                                             "LIVER TRANSPLANT", "LAST KNOWN ALIVE"))
+    adtte = pd.DataFrame({"USUBJID": ids, "TRT01P": arm, "PARAMCD": trial.primary_endpoint["code"],
+                          "AVAL": np.minimum(aval, h).astype(int), "CNSR": np.where(death & ~beyond, 0, 1),
+                          "EVNTDESC": np.where(beyond, "ALIVE AT HORIZON", desc)})
+    adsl = pd.DataFrame({"USUBJID": ids, "TRT01P": arm,
+                         "EOSSTT": np.where(p["end"] == "COMPLETED", "COMPLETED", "DISCONTINUED")})
+    return adsl, adtte
+
+
+def _key_values(trial: Trial, scenario: Scenario, p: dict, rng: np.random.Generator) -> np.ndarray:
+    """The key secondary endpoint at every visit (participants x visits) as the export and ADaM would give it:
+    labs rounded to the panel's decimals, cells missing at random, scores from ``helpers.data.scores``."""
+    e = trial.endpoint(trial.key_secondary)
+    experimental = [a.code for a in trial.experimental_arms]
+    lab_effects = {a: {e.code: scenario.key_effect} for a in experimental} if e.source == "lab" else {}
+    people = pd.DataFrame({"severity": p["severity"], "arm_received": p["received"], "etiology": p["etiology"]})
+    labs = _lab_trajectories(trial, people, rng, lab_effects)
+    n, nv = labs["tbil"].shape
+    # simulate_clinical's grades and dialysis, from the unrounded labs
+    sev_t = p["severity"][:, None] + np.log(labs["tbil"] / labs["tbil"][:, :1]) / _LABS["tbil"]["sev"]
+    asc = 0.9 * sev_t + rng.normal(0, 0.45, (n, 1)) + rng.normal(0, 0.3, (n, nv))
+    enc = 0.8 * sev_t + rng.normal(0, 0.5, (n, 1)) + rng.normal(0, 0.3, (n, nv))
+    dialysis = (labs["creat"] > 265) & (rng.random((n, nv)) < 0.5) | (rng.random((n, nv)) < 0.003)
+    missing = rng.random((n, nv, len(LAB_COLUMNS))) < CELL_MISSING_RATE
+    decimals = {t.column: t.decimals for t in trial.lab_panel}
+    value = {c: np.where(missing[:, :, j], np.nan, np.round(labs[c], decimals.get(c, 2)))
+             for j, c in enumerate(LAB_COLUMNS)}
+    if e.source == "lab":
+        return value[trial.lab(e.code).column]
+    if e.code == "MELD":
+        y = scores.meld(value["tbil"], value["inr"], value["creat"], dialysis=dialysis)
+    elif e.code == "MELDNA":
+        y = scores.meld_na(value["tbil"], value["inr"], value["creat"], value["sodium"], dialysis=dialysis)
+    elif e.code == "CPSCORE":
+        asc_cat = np.select([asc < -1.1, asc < 0.7], ["none", "mild"], "moderate-severe")
+        enc_cat = np.select([enc < 0.9, enc < 2.3], ["none", "grade 1-2"], "grade 3-4")
+        ok = ~np.isnan(value["tbil"] + value["alb"] + value["inr"])
+        y = np.full((n, nv), np.nan)
+        y[ok] = scores.child_pugh_points(value["tbil"][ok], value["alb"][ok], value["inr"][ok], asc_cat[ok], enc_cat[ok])
+    else:
+        raise NotImplementedError(f"no simulation model for derived endpoint {e.code} ({sorted(SCORE_COMPONENTS)})")
+    treated = (p["received"] != trial.control_arm)[:, None]
+    return np.asarray(y, dtype=float) + scenario.key_effect * _ramp(trial)[None, :] * treated
+
+
+def _key_adlb(trial: Trial, p: dict, y: np.ndarray) -> pd.DataFrame:
+    """ADLB records of the key endpoint (one per attended visit with a value), with BASE and CHG."""
+    n = len(p["end"])
+    base_j = next(j for j, v in enumerate(trial.visits) if v.is_baseline)
+    follow_j = [j for j, v in enumerate(trial.visits) if not v.is_baseline]
+    attended = np.ones((n, len(trial.visits)), dtype=bool)
+    attended[:, follow_j] = p["attended"]
+    keep = attended & ~np.isnan(y)
+    i, j = np.nonzero(keep)
+    base = y[:, base_j]
+    aval = y[i, j]
+    post = j != base_j
+    labels = np.array([v.label for v in trial.visits], dtype=object)
+    weeks = np.array([v.week for v in trial.visits])
+    arm = pd.Series(p["allocated"]).map(trial.arm_labels).to_numpy(dtype=object)
+    return pd.DataFrame({"USUBJID": _subject_ids(trial.id, n)[i], "TRT01P": arm[i], "PARAMCD": trial.key_secondary,
+                         "AVISIT": labels[j], "AVISITN": weeks[j], "AVAL": aval, "BASE": base[i],
+                         "CHG": np.where(post, aval - base[i], np.nan)})
+
+
+def simulate_cohort(trial: Trial, scenario: Scenario, rng: np.random.Generator, n: int | None = None,
+                    stratified_deaths: bool = False) -> dict[str, pd.DataFrame]:
+    """One simulated trial's analysis data: ``adsl``, ``adtte`` (primary endpoint), ``adlb`` (key endpoint;
+    empty without one), with the columns the book's primary and key secondary analyses read."""
+    trial = design_trial(trial)
+    _check(trial)
+    n = trial.planned_n if n is None else int(n)
+    p = _people(trial, scenario, rng, n, stratified_deaths)
+    adsl, adtte = _analysis_times(trial, p)
+    if trial.key_secondary is None:
+        return {"adsl": adsl, "adtte": adtte, "adlb": pd.DataFrame(columns=["USUBJID", "TRT01P", "PARAMCD"])}
+    return {"adsl": adsl, "adtte": adtte, "adlb": _key_adlb(trial, p, _key_values(trial, scenario, p, rng))}
+
+
+# ------------------------------------------------------------------ the book's analyses of one replicate
+
+def _primary_p(trial: Trial, adtte: pd.DataFrame, adsl: pd.DataFrame) -> float:
+    """The p-value of the registered primary test, from the survival chapter's helper (first experimental arm)."""
+    code = trial.primary_endpoint["code"]
+    if trial.primary_test == "fisher":
+        return float(survival.fisher_survivors(adtte, adsl, trial, code)["PVALUE"].iloc[0])
+    if trial.primary_test == "logrank":
+        return float(survival.logrank(adtte, trial, code)["PVALUE"])
+    return float(survival.cox_hr(adtte, trial, code)["PVALUE"].iloc[0])
+
+
+def analyse_cohort(trial: Trial, data: dict[str, pd.DataFrame], analyses=ANALYSES) -> dict:
+    """The book's confirmatory analyses of one (simulated) trial: the primary test and estimate, the key secondary
+    MMRM at the last visit, and the fixed-sequence decisions (``findings.decisions``)."""
+    trial = design_trial(trial)
+    adsl, adtte, adlb = data["adsl"], data["adtte"], data["adlb"]
+    code = trial.primary_endpoint["code"]
+    row = {}
+    p1 = np.nan
+    if PRIMARY in analyses:
+        p1 = _primary_p(trial, adtte, adsl)
+        at = survival.survival_at_horizon(adtte, trial, code)
+        diff = at[at["STATISTIC"] == "difference"].iloc[0]
+        row |= {"deaths": int((adtte["CNSR"] == 0).sum()), "primary_estimate": float(diff["ESTIMATE"]),
+                "primary_se": float(diff["SE"]), "primary_lower": float(diff["LCL"]),
+                "primary_upper": float(diff["UCL"])}
+    surv = pd.DataFrame({"PARAMCD": [code], "ANALYSIS": [findings.PRIMARY_ANALYSIS[trial.primary_test]],
+                         "PVALUE": [p1]})
+    mmrm = pd.DataFrame(columns=outcomes.MODEL_COLUMNS)
+    if KEY in analyses and trial.key_secondary is not None:
+        mmrm = findings.key_mmrm(adlb, adsl, trial)
+        r = findings.key_secondary_row(mmrm, trial)
+        r = pd.Series(dtype=object) if r is None else r
+        scale = np.log if trial.endpoint(trial.key_secondary).log else (lambda x: x)
+
+        def num(col, f=float):
+            return float(f(r[col])) if col in r and pd.notna(r[col]) else np.nan
+
+        row |= {"key_estimate": num("estimate", scale), "key_se": num("se"), "key_lower": num("lower", scale),
+                "key_upper": num("upper", scale), "key_df": num("df"), "key_p": num("p_value"),
+                "key_n": num("n"), "key_covariance": str(r.get("covariance", "not estimable"))}
+    ds = findings.decisions(surv, mmrm, trial)
+    row |= {"primary_p": p1, "primary_outcome": ds[0].outcome}
+    if len(ds) > 1:
+        row["key_outcome"] = ds[1].outcome
+    return row
+
+
+def _replicate(trial: Trial, scenario: Scenario, seed: np.random.SeedSequence, n: int, analyses,
+               stratified_deaths: bool) -> dict:
+    rng = np.random.default_rng(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tiny replicates routinely hit edge cases (an arm without deaths)
+        return analyse_cohort(trial, simulate_cohort(trial, scenario, rng, n, stratified_deaths), analyses)
+
+
+def _run_chunk(trial: Trial, scenario_index: int, scenario: Scenario, seeds: list[tuple[int, np.random.SeedSequence]],
+               n: int, analyses: tuple, stratified_deaths: bool) -> list[dict]:
+    """One task: a few replicates of one scenario (module-level, so joblib and Dask workers can import it)."""
+    return [{"scenario": scenario_index, "replicate": i}
+            | _replicate(trial, scenario, s, n, analyses, stratified_deaths) for i, s in seeds]
+
+
+# ------------------------------------------------------------------ truth
+
+def death_probability(trial: Trial, hazard_ratio: float) -> float:
+    """P(death by the horizon) with no transplant and no withdrawal, for a participant receiving an arm with
+    this hazard ratio: 1 - E exp(-rate x HR x exp(0.8 z) x (horizon - delay)), z ~ N(0, 1) by Gauss-Hermite,
+    the delay from randomization to day 1 averaged (deaths count from randomization)."""
+    h = float(trial.horizon_days)
+    base = _rate(float(trial.simulation.get("death_rate_24w", 0.15)), DEATH_LOADING, h)
+    z, w = np.polynomial.hermite_e.hermegauss(_GH_NODES)
+    w = w / w.sum()
+    delays = np.arange(MAX_DELAY_DAYS + 1) if trial.treatment.start == "first_dose" else np.array([0])
+    surv = [np.sum(w * np.exp(-base * hazard_ratio * np.exp(DEATH_LOADING * z) * (h - d))) for d in delays]
+    return float(1 - np.mean(surv))
+
+
+def _treated_share(trial: Trial, n: int) -> dict[str, float]:
+    """For each arm as randomized: the expected share of its participants who receive an experimental arm (in half
+    of the cohorts one participant of n receives the next arm of the trial file instead of the allocated one)."""
+    arms = trial.arm_codes
+    q = SWITCH_PROBABILITY / n
+    treated = {a: float(a != trial.control_arm) for a in arms}
+    return {a: (1 - q) * treated[a] + q * treated[arms[(i + 1) % len(arms)]] for i, a in enumerate(arms)}
+
+
+def true_values(trial: Trial, scenario: Scenario, n: int | None = None) -> dict[str, float]:
+    """The estimands' values under a scenario, as randomized (first experimental arm vs control): death
+    probabilities at the horizon per arm, the difference in survival at the horizon, the key secondary effect."""
+    trial = design_trial(trial)
+    n = trial.planned_n if n is None else int(n)
+    control, first = trial.control_arm, trial.experimental_arms[0].code
+    share = _treated_share(trial, n)
+    p_treated, p_untreated = death_probability(trial, scenario.hazard_ratio), death_probability(trial, 1.0)
+    d_exp = share[first] * p_treated + (1 - share[first]) * p_untreated
+    d_ctl = share[control] * p_treated + (1 - share[control]) * p_untreated
+    return {"death_control": d_ctl, "death_experimental": d_exp, "primary_truth": d_ctl - d_exp,
+            "key_truth": scenario.key_effect * (share[first] - share[control])}
+
+
+# ------------------------------------------------------------------ scenarios
+
+def key_change_sd(trial: Trial, n: int = 20000, seed: int = 0) -> float:
+    """SD of the key secondary endpoint's change from baseline to the last visit under the null (analysis scale),
+    from one large simulated cohort: the unit of the default grid of key secondary effects."""
+    trial = design_trial(trial)
+    d = simulate_cohort(trial, Scenario(), np.random.default_rng(seed), n)["adlb"]
+    d = d[d["AVISITN"] == trial.last_visit.week]
+    e = trial.endpoint(trial.key_secondary)
+    chg = np.log(d["AVAL"]) - np.log(d["BASE"]) if e.log else d["CHG"]
+    return float(np.nanstd(chg, ddof=1))
+
+
+def _round_sig(x: float, digits: int = 2) -> float:
+    return 0.0 if x == 0 else round(x, digits - 1 - math.floor(math.log10(abs(x))))
+
+
+def default_scenarios(trial: Trial, steps=DEFAULT_STEPS) -> list[Scenario]:
+    """The null and a ladder of alternatives, both effects growing together: scenario k has hazard ratio
+    1 - s_k and key secondary effect s_k SDs of its change (to two significant digits), in the direction the
+    trial file calls better."""
+    sd = key_change_sd(trial) if trial.key_secondary is not None else 0.0
+    sign = -1.0 if trial.key_secondary and trial.endpoint(trial.key_secondary).better == "lower" else 1.0
+    return [Scenario(round(1.0 - s, 4), _round_sig(sign * s * sd), "null" if s == 0 else f"S{k}")
+            for k, s in enumerate(steps)]
+
+
+# ------------------------------------------------------------------ running the replicates
+
+def scheduler_address(scheduler: str | None = None) -> str | None:
+    """The Dask scheduler to use: ``scheduler``, else $DASK_SCHEDULER, else None (run on this machine)."""
+    return scheduler or os.environ.get("DASK_SCHEDULER") or None
+
+
+def simulate_design(trial: Trial, scenarios: list[Scenario] | None = None, replicates: int = 200,
+                    seed: int | None = None, n: int | None = None, n_jobs: int = -1, scheduler: str | None = None,
+                    analyses=ANALYSES, chunk_size: int = 20, stratified_deaths: bool = False) -> pd.DataFrame:
+    """Every replicate of every scenario, analysed as the book does: one row per scenario and replicate.
+
+    ``seed`` (default: the trial file's simulation seed) seeds replicate i by the i-th child of
+    ``SeedSequence(seed)`` in every scenario. ``n`` overrides ``planned_n`` (sample-size exploration).
+    ``n_jobs`` joblib workers (-1: every core; 1: in this process); ``scheduler`` ("tcp://host:port", default
+    ``$DASK_SCHEDULER``) sends the tasks to that Dask distributed cluster instead (its workers need this
+    package installed). ``analyses`` may leave out the key secondary MMRM (``("primary",)``).
+
+    Columns: scenario (index), name, hazard_ratio, key_effect, replicate, n, the truths (``true_values``),
+    deaths, primary_p, primary_outcome, primary_estimate/_se/_lower/_upper (Kaplan-Meier difference in
+    survival at the horizon, experimental minus control), key_estimate/_se/_lower/_upper/_df/_p/_n/_covariance
+    (MMRM at the last visit, analysis scale), key_outcome (fixed sequence: met, not met, not tested, not
+    estimable).
+    """
+    trial = design_trial(trial)
+    _check(trial)
+    scenarios = default_scenarios(trial) if scenarios is None else list(scenarios)
+    n = trial.planned_n if n is None else int(n)
+    seed = trial.simulation.get("seed") if seed is None else seed
+    children = list(enumerate(np.random.SeedSequence(seed).spawn(replicates)))
+    chunks = [children[k:k + chunk_size] for k in range(0, replicates, chunk_size)]
+    tasks = [(trial, s, sc, chunk, n, tuple(analyses), stratified_deaths)
+             for s, sc in enumerate(scenarios) for chunk in chunks]
+    address = scheduler_address(scheduler)
+    if address:
+        from dask.distributed import Client
+
+        with Client(address) as client:
+            futures = client.map(_run_chunk, *zip(*tasks), pure=False)
+            results = client.gather(futures)
+    else:
+        from joblib import Parallel, delayed
+
+        results = Parallel(n_jobs=n_jobs)(delayed(_run_chunk)(*t) for t in tasks)
+    reps = pd.DataFrame([r for chunk in results for r in chunk]).sort_values(["scenario", "replicate"])
+    info = pd.DataFrame([{"scenario": s, "name": sc.name or f"S{s}", "hazard_ratio": sc.hazard_ratio,
+                          "key_effect": sc.key_effect, "n": n} | true_values(trial, sc, n)
+                         for s, sc in enumerate(scenarios)])
+    return info.merge(reps, on="scenario").reset_index(drop=True)
+
+
+# ------------------------------------------------------------------ operating characteristics
+
+def required_n(n: float, empirical_se: float, truth: float, alpha: float, power: float = POWER_TARGET,
+               multiple: int = 1) -> float:
+    """Sample size for ``power`` of a two-sided level-``alpha`` Wald test of an effect ``truth`` whose estimate has
+    standard deviation ``empirical_se`` at ``n`` participants: SE scales as 1/sqrt(N), so
+    N = n (z_{1-alpha/2} + z_power)^2 SE^2 / truth^2, rounded up to a multiple of ``multiple`` (whole blocks);
+    nan when the truth is 0 or the SE unknown."""
+    if not truth or not np.isfinite(empirical_se) or empirical_se <= 0:
+        return np.nan
+    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    need = n * (z * empirical_se / truth) ** 2
+    return float(multiple * math.ceil(need / multiple))
+
+
+def _wilson(k: int, m: int, level: float = 0.95) -> tuple[float, float]:
+    if m == 0:
+        return np.nan, np.nan
+    from statsmodels.stats.proportion import proportion_confint
+
+    return tuple(float(x) for x in proportion_confint(k, m, alpha=1 - level, method="wilson"))
+
+
+def _estimate_summary(est, se, lo, hi, truth) -> dict:
+    ok = np.isfinite(est)
+    e, s = est[ok], se[ok]
+    covered = (lo[ok] <= truth) & (truth <= hi[ok])
+    return {"estimable": int(ok.sum()), "mean_estimate": float(np.mean(e)) if ok.any() else np.nan,
+            "bias": float(np.mean(e) - truth) if ok.any() else np.nan,
+            "mean_se": float(np.nanmean(s)) if ok.any() else np.nan,
+            "empirical_se": float(np.std(e, ddof=1)) if ok.sum() > 1 else np.nan,
+            "coverage": float(np.mean(covered)) if ok.any() else np.nan}
+
+
+def operating_characteristics(reps: pd.DataFrame, trial: Trial, power: float = POWER_TARGET) -> pd.DataFrame:
+    """Per scenario and endpoint (primary, key secondary): the rejection rate (power; type-I error under the null)
+    with its Wilson 95% Monte Carlo interval, the fixed-sequence claim rate, bias of the estimate against the truth,
+    mean model SE, empirical SE (SD of the estimates), 95% CI coverage, and the N for ``power`` (``required_n``
+    from the empirical SE, in whole blocks)."""
+    trial = design_trial(trial)
+    block = min(trial.randomization.get("block_sizes") or [sum(a.ratio for a in trial.arms)])
+    rows = []
+    for s, d in reps.groupby("scenario", sort=True):
+        first = d.iloc[0]
+        base = {"scenario": s, "name": first["name"], "hazard_ratio": first["hazard_ratio"],
+                "key_effect": first["key_effect"], "n": int(first["n"]), "replicates": len(d),
+                "death_control": first["death_control"], "death_experimental": first["death_experimental"]}
+        parts = []
+        if "primary_estimate" in d:
+            met = int((d["primary_outcome"] == findings.MET).sum())
+            parts.append((PRIMARY, first["primary_truth"], met, met, d["primary_p"].isna().mean(),
+                          _estimate_summary(*(d[f"primary_{c}"].to_numpy(float) for c in ("estimate", "se", "lower", "upper")),
+                                            first["primary_truth"])))
+        if "key_estimate" in d:
+            sig = int((d["key_p"] < trial.alpha).sum())
+            claimed = int((d["key_outcome"] == findings.MET).sum())
+            parts.append((KEY, first["key_truth"], sig, claimed, d["key_p"].isna().mean(),
+                          _estimate_summary(*(d[f"key_{c}"].to_numpy(float) for c in ("estimate", "se", "lower", "upper")),
+                                            first["key_truth"]) | {"fallback": float((~d["key_covariance"].isin(["us"])).mean())}))
+        for endpoint, truth, rejected, claimed, not_estimable, summary in parts:
+            lo, hi = _wilson(rejected, len(d))
+            rows.append(base | {"endpoint": endpoint, "truth": truth, "power": rejected / len(d), "power_lower": lo,
+                                "power_upper": hi, "claimed": claimed / len(d), "not_estimable": not_estimable}
+                        | summary | {"n_for_power": required_n(base["n"], summary["empirical_se"], truth, trial.alpha,
+                                                               power, block)})
+    return pd.DataFrame(rows)
+
+
+def null_scenario(oc: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the null scenario (hazard ratio 1, no key secondary effect); empty when it was not simulated."""
+    return oc[(oc["hazard_ratio"] == 1.0) & (oc["key_effect"] == 0.0)]
+
+
+def detectable_effect(oc: pd.DataFrame, trial: Trial, power: float = POWER_TARGET) -> dict[str, float]:
+    """The smallest true effect the design detects with ``power`` (two-sided level alpha, Wald approximation), per
+    endpoint: (z_{1-alpha/2} + z_power) x the empirical SE of its estimate under the null; nan without a null
+    scenario. Primary: difference in survival at the horizon; key secondary: its effect on the analysis scale."""
+    z = stats.norm.ppf(1 - trial.alpha / 2) + stats.norm.ppf(power)
+    null = null_scenario(oc).set_index("endpoint")["empirical_se"]
+    return {endpoint: float(z * null[endpoint]) if endpoint in null else np.nan for endpoint in ANALYSES}
+

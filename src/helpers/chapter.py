@@ -1,0 +1,135 @@
+"""What every chapter starts from: the cohort (trial, validated export, ADaM), read once per build.
+
+A build reads and validates the export once (``read_data``), derives ADaM once (``cohort_from``) and saves the
+cohort beside the notebooks (``save_cohort``); each chapter loads that file (``load_cohort(..., cohort_file)``).
+Run by hand, without a build, a chapter makes the cohort itself from the same parameters.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from helpers import paths
+from helpers.provenance import sha256
+from helpers.data.adam import analysis_records, build_adam
+from helpers.data.blinding import mask_export
+from helpers.data.loading import Export, ExportError, Problem, export_from, read_raw, validate_export
+from helpers.data.privacy import Identifiers, identifier_values
+from helpers.data.simulation import simulate_export, write_export
+from helpers.trial import Trial, load_trial
+
+SYNTHETIC = "synthetic"
+IDENTIFIER_FILES = ("screening", "randomization")
+
+
+@dataclass
+class Cohort:
+    """The trial, the validated export and the ADaM datasets.
+
+    ``adlb`` holds the records the analyses use (ANL01FL = Y: one value per participant, parameter
+    and visit); ``adlb_all`` every record, with missing values and their reasons, unscheduled and
+    repeated samples (it is what ``_build/data/adlb.csv`` holds).
+    """
+    trial: Trial
+    export: Export
+    adsl: pd.DataFrame
+    adlb: pd.DataFrame
+    adtte: pd.DataFrame
+    source: str
+    adlb_all: pd.DataFrame | None = None
+    synthetic: bool = False
+
+    @property
+    def adam(self) -> dict[str, pd.DataFrame]:
+        return {"adsl": self.adsl, "adlb": self.adlb_all, "adtte": self.adtte}
+
+
+@dataclass
+class DataRead:
+    """One reading of the export: validated tables, errors and warnings, the SHA-256 of every input file, and
+    the identifying values of the raw export (the privacy scan looks for them in every output)."""
+    folder: Path
+    tables: dict[str, pd.DataFrame]
+    errors: list[Problem]
+    warnings: list[Problem]
+    inputs: dict[str, str] = field(default_factory=dict)
+    identifiers: Identifiers | None = None
+
+
+def source_text(data: str, trial: Trial, seed: int | None) -> str:
+    """Where the data come from, and the cut-off at an interim look, as a chapter names it."""
+    if data == SYNTHETIC:
+        text = f"synthetic cohort (seed {seed if seed is not None else trial.simulation.get('seed')})"
+    else:
+        text = f"site export {Path(data).name}"
+    return text + (f", data cut-off {trial.cutoff:%d %B %Y}" if trial.is_interim else "")
+
+
+def _checksums(folder: Path) -> dict[str, str]:
+    return {p.name: sha256(p) for p in sorted(Path(folder).iterdir()) if p.is_file() and p.suffix in (".csv", ".xlsx")}
+
+
+def _raw_identifiers(folder: Path) -> Identifiers:
+    tables = {name: read_raw(folder / f"{name}{ext}") for name in IDENTIFIER_FILES for ext in (".csv", ".xlsx")
+              if (folder / f"{name}{ext}").exists()}
+    return identifier_values(tables)
+
+
+def read_data(data: str, trial: Trial, seed: int | None) -> DataRead:
+    """Simulate (data="synthetic") or take the export folder, and validate it once."""
+    if data == SYNTHETIC:
+        simulated = simulate_export(trial, seed=seed)
+        with tempfile.TemporaryDirectory() as tmp:
+            write_export(simulated, tmp)
+            tables, errors, warnings = validate_export(tmp, trial)
+            return DataRead(Path(tmp), tables, errors, warnings, _checksums(Path(tmp)), identifier_values(simulated))
+    folder = Path(data)
+    tables, errors, warnings = validate_export(folder, trial)
+    return DataRead(folder, tables, errors, warnings, _checksums(folder), _raw_identifiers(folder))
+
+
+def cohort_from(read: DataRead, data: str, trial: Trial, seed: int | None, blinded: bool = False) -> Cohort:
+    """The cohort from a valid reading: identifiers dropped, arms masked when ``blinded`` (Arm A, Arm B, ...;
+    the letters shuffled by $BLINDING_KEY), ADaM derived."""
+    if read.errors:
+        raise ExportError(read.folder, read.errors, trial)
+    export = export_from(read.tables, read.warnings, read.folder, trial)
+    if blinded:
+        trial = trial.blinded(os.environ.get("BLINDING_KEY"))
+        export = mask_export(export, trial)
+    adam = build_adam(export, trial)
+    return Cohort(trial, export, adam["adsl"], analysis_records(adam["adlb"]), adam["adtte"],
+                  source_text(data, trial, seed), adam["adlb"], data == SYNTHETIC)
+
+
+def load_cohort(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | None = None,
+                cutoff: str | None = None, blinded: bool = False, cohort_file: str | None = None) -> Cohort:
+    """The chapter's cohort: the build's (``cohort_file``), else simulated (data="synthetic", with seed) or read
+    from an export folder, validated and derived here. ``cutoff`` (YYYY-MM-DD) overrides the trial file's."""
+    if cohort_file is not None:
+        with open(cohort_file, "rb") as f:
+            return pickle.load(f)
+    t = load_trial(trial).with_cutoff(cutoff)
+    return cohort_from(read_data(data, t, seed), data, t, seed, blinded)
+
+
+def save_cohort(cohort: Cohort, path: Path) -> Path:
+    """Save the build's cohort for its chapters (a private file of the build, never published)."""
+    with open(path, "wb") as f:
+        pickle.dump(cohort, f, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
+
+
+def save_result(table: pd.DataFrame, output_dir: str | Path | None, name: str) -> Path | None:
+    """Write a chapter's tidy result table to <output_dir>/results/<name>.csv; nothing when output_dir is None."""
+    if output_dir is None:
+        return None
+    path = Path(output_dir) / "results" / f"{name}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False, date_format="%Y-%m-%d", float_format="%.10g", lineterminator="\n")
+    return path

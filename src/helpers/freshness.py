@@ -1,0 +1,108 @@
+"""What a build depends on, as content hashes: a notebook re-runs only when one of its inputs changed, and a build
+whose every input is unchanged does nothing. Standard library only, so the check is quick.
+
+A notebook's inputs: its own source (cells, not outputs), the helpers package, the trial file, the export's
+files (their SHA-256), the build's parameters and the blinding key. The whole build's: every notebook's source,
+the book's pages and configuration, and the same.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from helpers import paths
+
+MANIFEST = "manifest.json"
+BOOK_FILES = ("_toc.yml", "_config.yml")
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def tree_hash(folder: Path, suffixes: tuple[str, ...]) -> str:
+    """One hash of every file under ``folder`` with one of ``suffixes`` (names and contents)."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix in suffixes
+                       and "__pycache__" not in p.parts):
+        h.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def helpers_hash() -> str:
+    """The helpers package's code and data files."""
+    return tree_hash(Path(__file__).parent, (".py", ".yaml", ".css"))
+
+
+def notebook_source_hash(path: Path) -> str:
+    """A notebook's cells (source, type and metadata), not its stored outputs or execution counts."""
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    cells = [{"type": c["cell_type"], "source": "".join(c["source"]), "metadata": c.get("metadata", {})}
+             for c in nb["cells"]]
+    return _sha(json.dumps(cells, sort_keys=True).encode())
+
+
+def data_inputs(data: str, trial_file: Path) -> dict[str, str]:
+    """The trial file's hash and, for a real export, its files' hashes (a synthetic export follows from the
+    trial file, the seed and the helpers)."""
+    inputs = {"trial file": _sha(Path(trial_file).read_bytes())}
+    if data != "synthetic":
+        for p in sorted(Path(data).iterdir()):
+            if p.is_file() and p.suffix in (".csv", ".xlsx"):
+                inputs[p.name] = _sha(p.read_bytes())
+    return inputs
+
+
+def common_key(data: str, trial_file: Path, params: dict) -> dict:
+    """What every notebook depends on besides its own source."""
+    key = os.environ.get("BLINDING_KEY")
+    return {"helpers": helpers_hash(), "inputs": data_inputs(data, trial_file),
+            "params": {k: params.get(k) for k in ("data", "seed", "cutoff", "blinded")},
+            "blinding key": _sha(key.encode()) if key else None}
+
+
+def notebook_key(notebook: Path, common: dict) -> str:
+    """The content hash that decides whether ``notebook`` must run again."""
+    return _sha(json.dumps({"notebook": notebook_source_hash(notebook)} | common, sort_keys=True).encode())
+
+
+def build_key(notebooks: list[Path], common: dict, html: bool) -> str:
+    """The content hash of a whole build: notebooks, book pages and configuration, data, parameters."""
+    book = {"pages": tree_hash(paths.BOOK, (".md", ".bib", ".css")) if paths.BOOK.exists() else None,
+            "files": {f: _sha((paths.ROOT / f).read_bytes()) for f in BOOK_FILES if (paths.ROOT / f).exists()}}
+    return _sha(json.dumps({"notebooks": {nb.name: notebook_key(nb, common) for nb in notebooks}, "book": book,
+                            "html": html} | common, sort_keys=True).encode())
+
+
+def read_manifest(tree: Path) -> dict:
+    """The manifest of a published build (empty when there is none)."""
+    path = Path(tree) / "generated" / MANIFEST
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def stale(notebooks: list[Path], common: dict, manifest: dict, tree: Path) -> list[Path]:
+    """The notebooks that must run: their key differs from the published build's, or an output it recorded is
+    missing from the published tree."""
+    done = manifest.get("notebooks", {})
+
+    def current(nb: Path) -> bool:
+        entry = done.get(nb.name)
+        return (entry is not None and entry["key"] == notebook_key(nb, common)
+                and all((Path(tree) / f).exists() for f in entry["files"] + [f"generated/{nb.name}"]))
+
+    return [nb for nb in notebooks if not current(nb)]
+
+
+def is_current(build_dir: Path, data: str, trial_file: Path, seed, cutoff, blinded: bool, html: bool,
+               notebook_dir: Path = paths.NOTEBOOKS) -> bool:
+    """The published build was made from exactly these inputs: building again would change nothing."""
+    published = Path(build_dir)
+    manifest = read_manifest(published)
+    if not manifest.get("build") or (html and not (published / "html" / "index.html").exists()):
+        return False
+    data = data if data == "synthetic" else str(Path(data).resolve())
+    params = {"data": data, "seed": seed, "cutoff": str(cutoff) if cutoff else None, "blinded": blinded}
+    chapters = sorted(Path(notebook_dir).glob("[0-9][0-9]_*.ipynb"))
+    return manifest["build"] == build_key(chapters, common_key(data, Path(trial_file), params), html)
