@@ -1,6 +1,7 @@
 """The pipeline: papermill run into staging, failures name the notebook and keep the last good outputs."""
 from __future__ import annotations
 
+import re
 import sys
 import subprocess
 from pathlib import Path
@@ -284,6 +285,9 @@ def test_two_whole_builds_are_byte_identical(tmp_path, monkeypatch):
                                                            Path("html/downloads/results/provenance.json")}
     assert {"html", "data", "results", "figures", "generated", "validation"} <= {p.parts[0] for p in first}
     assert "SYNTHETIC DATA" in (build / "html" / "book" / "intro.html").read_text()
+    figures = [f for page in (build / "html" / "book" / "generated").glob("*.html")
+               for f in re.findall(r"<figure.*?</figure>", page.read_text(), flags=re.S)]
+    assert len(figures) >= 10 and all("<img" in f for f in figures), "every figure is drawn, not its text repr"
     assert (build / "html" / "book" / "generated" / "provenance.html").exists()
 
 

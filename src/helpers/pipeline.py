@@ -320,7 +320,7 @@ def run_notebooks(chapters: list[Path], common: dict, params: dict, tree: Path, 
             + ", ".join(nb.name for nb in stale))
     else:
         log("[run] every notebook is current: reused from the published build")
-    with contextlib.chdir(notebook_dir), ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with contextlib.chdir(notebook_dir), inline_figures(), ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {nb.name: pool.submit(_run_one, nb, params, tree, staging, log) for nb in stale}
         for nb in stale:
             files, seconds = futures[nb.name].result()
@@ -355,6 +355,21 @@ def _run_one(nb: Path, params: dict, tree: Path, staging: Path, log) -> tuple[li
     seconds = round(time.perf_counter() - t0, 1)
     log(f"[run] {nb.name} done in {seconds:.1f} s")
     return files, seconds
+
+
+@contextlib.contextmanager
+def inline_figures():
+    """Kernels draw figures inline (PNG in the notebook), whatever matplotlib backend the caller's environment
+    names (a test run sets Agg, which would leave only "<Figure size ...>" text in the book)."""
+    before = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = before
 
 
 @contextlib.contextmanager
@@ -453,7 +468,7 @@ def refresh(only: list[str | Path] | None = None, log=print) -> None:
     chosen = notebooks() if not only else [paths.NOTEBOOKS / Path(n).name for n in only]
     for nb in chosen:
         log(f"[refresh] {nb.name}")
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, inline_figures():
             out = Path(tmp) / nb.name
             with local_kernel() as config:
                 pm.execute_notebook(str(nb), str(out), cwd=str(paths.NOTEBOOKS), progress_bar=False, kernel_name="python3",
