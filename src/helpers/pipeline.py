@@ -18,10 +18,8 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 from traitlets.config import Config
 
 from helpers import bundle, freshness, paths, provenance
