@@ -79,6 +79,18 @@ def test_final_analysis_has_no_visit_not_yet_due():
     assert interim.set_index("Visit").at["Week 12", "Placebo (N=2): attended / expected"] == "0 / 0"
 
 
+def test_a_visit_after_the_study_ended_for_a_completer_is_not_missed():
+    """Administrative end of follow-up: P2 completed the study on day 50 (the study closed), so week 12 and week 24
+    are not due for P2 in a final analysis; P1, ongoing, still misses them."""
+    adsl = _adsl()
+    adsl.loc[1, ["EOSSTT", "EOSDT"]] = ["COMPLETED", T0 + pd.Timedelta(days=49)]
+    comp = cohort.visit_completeness(adsl, _attendance(), TRIAL)
+    w4, w12 = _by(comp, "Placebo", "Week 4"), _by(comp, "Placebo", "Week 12")
+    assert (w4["Expected"], w4["Missed"], w4["Not yet due"]) == (2, 1, 0), "week 4's window opened before day 50"
+    assert (w12["Expected"], w12["Missed"], w12["Not yet due"]) == (1, 1, 1)
+    assert (comp["Randomized"] == comp["Ended before visit"] + comp["Not yet due"] + comp["Expected"]).all()
+
+
 def test_attendance_needs_an_analysed_record():
     lb = _attendance()
     lb.loc[lb["USUBJID"].eq("P2") & lb["AVISIT"].eq("Week 4"), "ANL01FL"] = "Y"

@@ -251,10 +251,13 @@ def test_empty_optional_file_counts_as_absent(folder):
     assert _findings(folder)[0] == set()
 
 
-def test_events_file_with_a_header_only_is_accepted(folder):
+def test_events_file_with_a_header_only_is_accepted_at_an_interim_and_an_error_in_a_final_analysis(folder):
     (folder / "events.csv").write_text((folder / "events.csv").read_text().splitlines()[0] + "\n")
-    assert _findings(folder)[0] == set()
-    adam = _adam(folder)
+    assert _findings(folder)[0] == {("events.csv", None, "event_type", "no_end_of_follow_up")}
+    last = max(pd.to_datetime(_raw(folder, n)[c]).max() for n, c in (("labs", "lab_date"), ("clinical", "assessment_date")))
+    trial = load_trial().with_cutoff(last.date())
+    assert _findings(folder, trial) == (set(), set())
+    adam = _adam(folder, trial)
     assert (adam["adsl"]["EOSSTT"] == "ONGOING").all() and adam["adtte"]["CNSR"].eq(1).all()
 
 
@@ -568,3 +571,152 @@ def test_the_validate_command_on_bad_input(folder, tmp_path, capsys, case):
         assert rule in set(found["rule"]), found
     if exit_code == 0:
         assert not (found["severity"] == "error").any()
+
+
+# --- held-out corpus: reading and parsing ----------------------------------------------------------
+
+@pytest.mark.parametrize("state", ["hidden", "veryHidden"])
+def test_a_hidden_sheet_is_named_and_left_out(folder, clean_adam, state):
+    labs = _raw(folder, "labs")
+    (folder / "labs.csv").unlink()
+    draft = labs[labs["visit"] == "WEEK4"].head(5).assign(alt="999", alb="20.5")
+    with pd.ExcelWriter(folder / "labs.xlsx") as xl:
+        labs.to_excel(xl, sheet_name="Results", index=False)
+        draft.to_excel(xl, sheet_name="draft", index=False)
+        xl.book["draft"].sheet_state = state
+    _, errors, warnings = validate_export(folder, load_trial())
+    assert errors == [] and [(p.file, p.row, p.rule) for p in warnings] == [("labs.xlsx", None, "hidden_sheet")]
+    assert "'draft'" in warnings[0].message
+    _same_analysis(_adam(folder), clean_adam)
+
+
+def _with_header_again(labs, at):
+    """The table with its header repeated as the data row ``at`` (as a spreadsheet numbers it)."""
+    header = pd.DataFrame([list(labs.columns)], columns=labs.columns)
+    return pd.concat([labs.iloc[:at - 2], header, labs.iloc[at - 2:]], ignore_index=True)
+
+
+@pytest.mark.parametrize("ext", ["csv", "xlsx"])
+def test_a_repeated_header_row_is_one_error_naming_the_row(folder, ext):
+    labs = _with_header_again(_raw(folder, "labs"), 41)
+    (folder / "labs.csv").unlink()
+    if ext == "csv":
+        _write(folder, "labs", labs)
+    else:
+        labs.to_excel(folder / "labs.xlsx", index=False)
+    _, errors, _ = validate_export(folder, load_trial())
+    assert [(p.file, p.row, p.column, p.rule) for p in errors] == [(f"labs.{ext}", 41, None, "repeated_header")]
+    assert "row 41 repeats the header: two exports concatenated?" in errors[0].message
+
+
+def test_a_second_header_in_another_column_order_stops_the_file(folder):
+    labs = _raw(folder, "labs")
+    second = labs.iloc[39:][list(reversed(labs.columns))]
+    text = labs.iloc[:39].to_csv(index=False, lineterminator="\n") + second.to_csv(index=False, lineterminator="\n")
+    (folder / "labs.csv").write_text(text)
+    _, errors, _ = validate_export(folder, load_trial())
+    assert [(p.file, p.row, p.rule) for p in errors] == [("labs.csv", 41, "repeated_header")]
+
+
+@pytest.mark.parametrize("cell", [">2000", "> 2000"])
+def test_a_censored_result_outside_the_expected_range_is_shown_as_written(folder, cell):
+    _set(folder, "labs", 3, "tbil", cell)
+    _, errors, warnings = validate_export(folder, load_trial())
+    assert errors == [] and [(p.row, p.column, p.rule) for p in warnings] == [(3, "tbil", "expected_range")]
+    assert warnings[0].message.startswith(f"{cell} is outside the expected range")
+
+
+def test_a_converted_value_outside_the_expected_range_shows_what_was_written(folder):
+    labs = _raw(folder, "labs")
+    labs.insert(labs.columns.get_loc("tbil") + 1, "tbil_unit", "")
+    labs.loc[1, ["tbil", "tbil_unit"]] = ["60", "mg/dL"]
+    _write(folder, "labs", labs)
+    _, _, warnings = validate_export(folder, load_trial())
+    [w] = [p for p in warnings if p.rule == "expected_range"]
+    assert w.row == 3 and w.message.startswith("60 mg/dL (1026 umol/L) is outside")
+
+
+@pytest.mark.parametrize("unit", ["\u00b5mol/L", "\u03bcmol/L", "umol/L", " \u00b5mol/L "])
+def test_micromoles_are_accepted_with_either_mu(folder, clean_adam, unit):
+    labs = _raw(folder, "labs")
+    labs.insert(labs.columns.get_loc("tbil") + 1, "tbil_unit", unit)
+    labs.insert(labs.columns.get_loc("creat") + 1, "creat_unit", unit)
+    _write(folder, "labs", labs)
+    assert _findings(folder) == (set(), set())
+    _same_analysis(_adam(folder), clean_adam)
+
+
+def test_a_trial_file_written_with_the_micro_sign_accepts_the_greek_mu(folder, tmp_path):
+    raw = yaml.safe_load(open(load_trial().source, encoding="utf-8"))
+    for t in raw["lab_panel"]:
+        t["unit"] = t["unit"].replace("u", "\u00b5", 1) if t["unit"] == "umol/L" else t["unit"]
+    path = tmp_path / "trial.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    labs = _raw(folder, "labs").assign(tbil_unit="\u03bcmol/L")
+    labs.loc[0, "tbil_unit"] = "umol/L"
+    _write(folder, "labs", labs)
+    assert _findings(folder, load_trial(path)) == (set(), set())
+
+
+@pytest.mark.parametrize("form", ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y/%m/%d %H:%M:%S.%f",
+                                  "%d/%m/%Y %H:%M", "%d/%m/%Y", "%m/%d/%Y %I:%M %p"])
+def test_dates_with_a_time_of_day_are_read_as_their_date(folder, clean_adam, form):
+    for name, col in (("labs", "lab_date"), ("randomization", "rand_date")):
+        t = _raw(folder, name)
+        t[col] = (pd.to_datetime(t[col]) + pd.Timedelta(hours=16, minutes=30)).dt.strftime(form)
+        _write(folder, name, t)
+    assert _findings(folder) == (set(), set())
+    _same_analysis(_adam(folder), clean_adam)
+
+
+@pytest.mark.parametrize("cells", ["datetime", "text"])
+def test_excel_date_times_are_read_as_their_date(folder, clean_adam, cells):
+    labs = _raw(folder, "labs")
+    (folder / "labs.csv").unlink()
+    when = pd.to_datetime(labs["lab_date"]) + pd.Timedelta(hours=8, minutes=30)
+    labs["lab_date"] = when if cells == "datetime" else when.astype(str)
+    labs.to_excel(folder / "labs.xlsx", index=False)
+    assert _findings(folder) == (set(), set())
+    _same_analysis(_adam(folder), clean_adam)
+
+
+def test_day_and_month_that_cannot_be_told_apart_are_refused_saying_why(folder):
+    rand = _raw(folder, "randomization")
+    rand["rand_date"] = pd.to_datetime(rand["rand_date"]).map(lambda d: f"{min(d.day, 12):02d}/{d.month:02d}/{d.year}")
+    _write(folder, "randomization", rand)
+    _, errors, _ = validate_export(folder, load_trial())
+    assert {(p.column, p.rule) for p in errors} == {("rand_date", "type")} and len(errors) == len(rand)
+    assert "day and month" in errors[0].message and "YYYY-MM-DD" in errors[0].message
+
+
+def test_an_unknown_missing_value_code_lists_the_accepted_ones(folder):
+    _set(folder, "labs", 4, "alt", "NOT DONE")
+    _, errors, _ = validate_export(folder, load_trial())
+    assert [(p.row, p.column, p.rule) for p in errors] == [(4, "alt", "type")]
+    for code in ("ND (not done)", "QNS (quantity not sufficient)", "HEMOLYZED", "<L", ">U"):
+        assert code in errors[0].message
+
+
+def test_a_bad_date_says_which_forms_are_accepted(folder):
+    _set(folder, "randomization", 5, "rand_date", "Aug 13th")
+    _, errors, _ = validate_export(folder, load_trial())
+    assert [(p.row, p.column, p.rule) for p in errors] == [(5, "rand_date", "type")]
+    assert "YYYY-MM-DD" in errors[0].message
+
+
+def test_xlsx_rows_are_numbered_as_the_sheet_shows_them_across_blank_rows(folder):
+    labs = _raw(folder, "labs")
+    labs.loc[12, "alp"] = "-3"
+    (folder / "labs.csv").unlink()
+    blank = pd.DataFrame([[None] * labs.shape[1]], columns=labs.columns)
+    pd.concat([labs.iloc[:9], blank, labs.iloc[9:]], ignore_index=True).to_excel(folder / "labs.xlsx", index=False)
+    assert _findings(folder)[0] == {("labs.xlsx", 15, "alp", "impossible")}
+
+
+def test_a_missing_value_code_in_a_unit_column_is_refused_not_a_value_lost(folder):
+    labs = _raw(folder, "labs").assign(tbil_unit="")
+    labs.loc[3, "tbil_unit"] = "NA"
+    _write(folder, "labs", labs)
+    _, errors, _ = validate_export(folder, load_trial())
+    assert [(p.row, p.column, p.rule) for p in errors] == [(5, "tbil_unit", "allowed")]
+    assert "umol/L, mg/dL" in errors[0].message

@@ -15,7 +15,15 @@ import pytest
 
 from helpers.data.adam import write_adam
 from helpers.data.transport import DATASETS, VARIABLES, ascii_safe, write_xpt
-from helpers.report.downloads import CONTENTS, EMPTY_ROW, SavedTable, sheet_names, write_rtf, write_workbook
+from helpers.report.downloads import (
+    CONTENTS,
+    EMPTY_ROW,
+    SavedTable,
+    safe_cell_text,
+    sheet_names,
+    write_rtf,
+    write_workbook,
+)
 
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -255,3 +263,74 @@ def test_rtf_key_tables_hold_title_headers_body_and_footnotes(tables_dir, tmp_pa
         cells = [_rtf_plain(c) for c in _CELL.findall(rtf)]
         assert cells == header + body + ([notes] if notes else []), name
     assert "\\landscape" in paths[1].read_text() and "\\landscape" not in paths[0].read_text()
+
+
+@pytest.mark.parametrize("text, safe", [
+    ("Hepatic\nfailure", "Hepatic failure"), ("a\r\nb", "a b"), ("x\x0by", "x y"), ("tab\there", "tab here"),
+    ("form\x0cfeed\x00\x7f", "form feed"), ("line\u2028para\u2029end", "line para end"), ("a \n\n  b", "a b"),
+    ("\n lead and trail \t", "lead and trail"), ("\u2003indented  twice", "\u2003indented  twice"), ("", "")])
+def test_safe_cell_text_puts_text_on_one_line(text, safe):
+    assert safe_cell_text(text) == safe
+
+
+DIRTY = pd.DataFrame({"Participant": ["01-001", "01-002", "01-003", "01-004"],
+                      "Record": ["Serious AE", "Death", "Serious AE", "Serious AE"],
+                      "Term\n(verbatim)": ["Hepatic\nfailure", "a\r\nb", "x\x0by", "tab\there"]})
+CLEAN_TERMS = ["Hepatic failure", "a b", "x y", "tab here"]
+
+
+def test_control_characters_in_a_table_are_written_cleaned_to_rtf_and_xlsx(tmp_path):
+    folder = tmp_path / "tables"
+    folder.mkdir()
+    DIRTY.to_csv(folder / "tab-serious-listing.csv", index=False, lineterminator="\n")
+    meta = {"name": "tab-serious-listing", "number": "6.4", "caption": "Deaths and\nserious events",
+            "notes": "Verbatim\tterms.\nSecond line."}
+    (folder / "tab-serious-listing.json").write_text(json.dumps(meta), encoding="utf-8")
+    rtf = write_rtf(folder, ["tab-serious-listing"], tmp_path / "rtf")[0].read_text(encoding="ascii")
+    assert _balanced(rtf) and "Deaths and serious events" in _rtf_plain(rtf)
+    header = ["Participant", "Record", "Term (verbatim)"]
+    body = [c for row in DIRTY.assign(**{"Term\n(verbatim)": CLEAN_TERMS}).values.tolist() for c in row]
+    assert [_rtf_plain(c) for c in _CELL.findall(rtf)] == header + body + ["Verbatim terms.\nSecond line."]
+    ws = openpyxl.load_workbook(write_workbook(folder, tmp_path / "tables.xlsx"))["6.4 serious-listing"]
+    assert ws["A1"].value == "Table 6.4. Deaths and serious events"
+    assert [c.value for c in ws[2]] == header
+    assert [ws.cell(row=i, column=3).value for i in range(3, 7)] == CLEAN_TERMS
+    assert [ws.cell(row=i, column=1).value for i in (8, 9)] == ["Verbatim terms.", "Second line."]
+
+
+def test_downloads_of_a_build_with_line_breaks_in_terms_and_causes_of_death(clean_dir, tmp_path):
+    import shutil
+
+    from helpers import bundle, paths
+    from helpers.analysis import safety
+    from helpers.chapter import load_cohort
+    from helpers.report import safety as safety_report
+    from helpers.report.tables import journal_table, save_tables_to
+
+    export = tmp_path / "export"
+    shutil.copytree(clean_dir, export)
+    events = pd.read_csv(export / "events.csv", dtype=str, keep_default_na=False)
+    serious = events.index[(events["event_type"] == "AE") & (events["serious"] == "Y")][0]
+    death = events.index[events["event_type"] == "DEATH"][0]
+    events.loc[serious, "term"], events.loc[death, "term"] = "Hepatic\nfailure", "liver\r\nfailure\tacute"
+    events.to_csv(export / "events.csv", index=False, lineterminator="\n")
+    c = load_cohort(str(export), paths.DEFAULT_TRIAL)
+    adae, dth = safety.build_adae(c.export, c.adsl, c.trial), safety.deaths(c.export, c.adsl, c.trial)
+    results = safety.adverse_event_results(adae, dth, c.adsl, c.trial)
+    header = safety_report.safety_header(c.adsl, c.trial)
+    tree = tmp_path / "build"
+    save_tables_to(tree)
+    try:
+        journal_table(safety_report.serious_listing(adae, dth), "Deaths and serious adverse events",
+                      "tab-serious-listing")
+        journal_table(safety_report.term_table(results, header), "Adverse events by term", "tab-ae-terms")
+    finally:
+        save_tables_to(None)
+    bundle.write_downloads(tree, tree / "html")
+    downloads = tree / "html" / "downloads"
+    rtf = _rtf_plain((downloads / "rtf" / "tab-serious-listing.rtf").read_text(encoding="ascii"))
+    assert "Hepatic failure" in rtf and "liver failure acute" in rtf
+    wb = openpyxl.load_workbook(downloads / "tables.xlsx")
+    texts = {c for ws in wb.worksheets for row in ws.iter_rows(values_only=True) for c in row if isinstance(c, str)}
+    assert {"Hepatic failure", "liver failure acute"} <= texts
+    assert not [t for t in texts if re.search(r"[\x00-\x1f\x7f]", t)]

@@ -5,8 +5,11 @@ import pandas as pd
 import pytest
 
 from helpers import paths, pipeline
-from helpers.data.loading import read_raw
-from helpers.data.privacy import digit_key, find_identifiers, identifier_values, identifies, name_key
+from helpers.data.loading import read_raw, validate_export
+from helpers.data.privacy import (digit_key, find_identifiers, identifier_values, identifiers_in_text, identifies,
+                                  name_key)
+from helpers.data.schema import export_spec
+from helpers.data.simulation import simulate_export, write_export
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,7 @@ def test_stored_notebook_outputs_hold_no_identifier(values):
 
 
 def test_scan_finds_a_planted_identifier(values, tmp_path):
-    name = sorted(values.names)[0]
+    name = sorted(set(values.names) - set(values.syllables))[0]
     (tmp_path / "leak.csv").write_text(f"USUBJID,NAME\nX-1,{name}\n", encoding="utf-8")
     assert find_identifiers(tmp_path, values) == [(tmp_path / "leak.csv", "screening.name", name)]
 
@@ -95,3 +98,74 @@ def test_scan_of_a_large_screening_log_is_fast():
     hits = find_identifiers(paths.NOTEBOOKS, ids)
     assert hits == [] and len(ids.numbers) == 2 * n
     assert time.perf_counter() - start < 30, "a guard against a quadratic scan; the benchmark measures it"
+
+
+# --- names in Chinese characters: spaced, and in pinyin ------------------------------------------------
+
+@pytest.mark.parametrize("text", ["吴 金凤", "吴\u3000金凤", "吴·金凤", "吴 - 金凤", "吴_金凤", "吴.金凤", "吴\n金凤",
+                                  "Wu Jinfeng", "Wú Jīnfèng", "wu2 jin1feng4", "Jinfeng Wu", "JINFENG WU", "wu-jinfeng",
+                                  "WuJinfeng", "wujinfeng", "Wu Jin-feng", "Jīnfèng WÚ"])
+def test_a_chinese_name_is_found_spaced_and_in_pinyin(text):
+    assert [c for c, _ in _ids(name=["吴金凤"]).find(f"rash, grade 2 ({text}).")] == ["screening.name"], text
+
+
+@pytest.mark.parametrize("name, text", [("曾国藩", "Zeng Guofan"), ("曾国藩", "Ceng Guofan"), ("单雄信", "Shan Xiongxin"),
+                                        ("仇晓", "Qiu Xiao"), ("吕伟", "Lü Wei"), ("吕伟", "Lyu Wei"), ("吕伟", "LV WEI"),
+                                        ("吕伟", "Wei Lu"), ("王伟", "WangWei"), ("欧阳娜娜", "Ouyang Nana"),
+                                        ("欧阳娜娜", "Nana Ouyang")])
+def test_pinyin_covers_every_reading_of_a_character_and_compound_surnames(name, text):
+    assert _ids(name=[name]).find(text), (name, text)
+
+
+@pytest.mark.parametrize("name, text", [("单浩", "Change from baseline"), ("柯利", "post-embolization-like pain"),
+                                        ("阿琳", "see line 3"), ("冉浩", "normal range"), ("南明", "naming"),
+                                        ("狄明", "timing"), ("哈浩", "get a"), ("门娜", "name n"), ("干丹", "and an"),
+                                        ("王伟", "Wang, Li and Wei"), ("吴金凤", "Liver failure; hepatic encephalopathy")])
+def test_pinyin_of_a_name_does_not_match_english_words(name, text):
+    ids = _ids(name=[name])
+    assert len(ids.names) > 1, "the name's pinyin spellings are looked for"
+    assert ids.find(text) == [], (name, text)
+
+
+def _put_in_ae_term(folder, name, term):
+    scr = read_raw(folder / "screening.csv")
+    scr.loc[0, "name"] = name
+    scr.to_csv(folder / "screening.csv", index=False, lineterminator="\n")
+    ev = read_raw(folder / "events.csv")
+    i = ev.index[ev["event_type"] == "AE"][0]
+    ev.loc[i, "term"] = term
+    ev.to_csv(folder / "events.csv", index=False, lineterminator="\n")
+    return i
+
+
+@pytest.mark.parametrize("spelled", ["吴 金凤", "Wu Jinfeng"])
+def test_a_chinese_name_spaced_or_in_pinyin_in_an_ae_term_is_an_error(export_copy, trial, spelled):
+    i = _put_in_ae_term(export_copy, "吴金凤", f"rash ({spelled})")
+    _, errors, _ = validate_export(export_copy, trial)
+    assert {(p.file, p.row, p.column, p.rule) for p in errors} == {("events.csv", i + 2, "term", "identifier_in_text")}
+    assert "screening.name" in errors[0].message and "Wu" not in errors[0].message and "吴" not in errors[0].message
+
+
+@pytest.mark.parametrize("spelled, found", [("吴 金凤", "吴金凤"), ("Wu Jinfeng", "wu jinfeng"),
+                                            ("JINFENG WU", "jinfeng wu")])
+def test_the_output_scan_finds_a_chinese_name_spaced_or_in_pinyin(tmp_path, spelled, found):
+    html = tmp_path / "06_safety.html"
+    html.write_text(f"<table><tr><td>01-001</td><td>rash ({spelled})</td><td>mild</td></tr></table>", encoding="utf-8")
+    assert find_identifiers(tmp_path, _ids(name=["吴金凤"])) == [(html, "screening.name", found)]
+
+
+def test_no_name_faker_can_draw_is_found_in_the_synthetic_exports_free_text(trial, clean_dir, tmp_path):
+    from faker.providers.person.zh_CN import Provider
+
+    ids = identifier_values({"screening": pd.DataFrame({"name": [s + g for s in Provider.last_names
+                                                                  for g in Provider.first_names]})})
+    assert len(ids.syllables) > 50_000, "pinyin spellings of every name are looked for"
+    free = {f: [c.name for c in s.columns if c.type == "string" and not c.identifier and c.name not in s.key]
+            for f, s in export_spec(trial).items()}
+    assert "term" in free["events"]
+    write_export(simulate_export(trial), tmp_path)
+    for folder in (tmp_path, paths.SYNTHETIC, clean_dir):
+        tables, errors, _ = validate_export(folder, trial)
+        assert identifier_values(tables).syllables, "the export's names are in Chinese characters"
+        assert not [p for p in errors if p.rule == "identifier_in_text"], folder
+        assert identifiers_in_text(tables, ids, free) == [], folder

@@ -60,6 +60,9 @@ def test_chapter_numbers_say_why_when_not_estimable(adam, trial):
     a = {"wide": wide, "not_estimable": "not estimable: too few", "results": pd.DataFrame()}
     numbers = report.chapter_numbers(a, adam["adsl"], adam["adlb"], trial, PARAM, "synthetic cohort")
     assert list(numbers)[:2] == ["source", "n_per_arm"]
-    assert numbers["primary_text"] == numbers["agreement"] == "not estimable: too few"
+    assert numbers["primary_text"] == numbers["mi_text"] == "result that is not estimable (too few)"
+    assert numbers["tipping_text"] == numbers["agreement"] == "Not estimable: too few."
+    assert numbers["n_mmrm"] == adam["adlb"].query("AVISITN > 0 and PARAMCD == @PARAM").dropna(
+        subset=["AVAL", "BASE"])["USUBJID"].nunique() > 0
     assert numbers["transplant_rule"] == "censor" and numbers["last_visit"] == trial.last_visit.label.lower()
     assert numbers["n_itt"] == len(wide) and numbers["m"] == imputation.N_IMPUTATIONS

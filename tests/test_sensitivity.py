@@ -2,7 +2,7 @@
 dropout, the posterior-predictive draw, worst-rank scores and the win probability by hand and
 against scipy, the tipping point on a constructed case, the comparison figure's artists, the
 whole chain on the sister trial (one follow-up visit), and every output against the reference stored
-from the statsmodels-formula implementation (fixtures/sensitivity_reference, to 1e-10)."""
+from the statsmodels-formula implementation (fixtures/sensitivity_reference, to tests/tolerances.py)."""
 from __future__ import annotations
 
 import dataclasses
@@ -20,6 +20,7 @@ from helpers.analysis import sensitivity as sens
 from helpers.pipeline import load_cohort
 from helpers.report import plots
 from helpers.report import sensitivity as report
+from tolerances import COLUMNS, assert_frame_close
 
 PARAM = "MELD"
 
@@ -380,7 +381,6 @@ def test_prose_helpers(trial):
 # ------------------------------------------------------------------ identity with the stored reference
 
 REFERENCE = Path(__file__).parent / "fixtures" / "sensitivity_reference"
-TOLERANCE = 1e-10
 
 
 def _stored_outputs(a: dict) -> dict[str, pd.DataFrame]:
@@ -394,14 +394,8 @@ def _stored_outputs(a: dict) -> dict[str, pd.DataFrame]:
 
 
 def assert_same_as_reference(new: pd.DataFrame, ref: pd.DataFrame, label: str) -> None:
-    """Same columns, rows and text; every number within 1e-10 absolute and within 1e-10 relative."""
-    assert list(new.columns) == list(ref.columns) and len(new) == len(ref), label
-    numbers = list(ref.select_dtypes("number").columns)
-    text = [c for c in ref.columns if c not in numbers]
-    pd.testing.assert_frame_equal(new[text], ref[text], obj=label)
-    for c in numbers:
-        np.testing.assert_allclose(new[c], ref[c], rtol=0, atol=TOLERANCE, err_msg=f"{label}: {c} (absolute)")
-        np.testing.assert_allclose(new[c], ref[c], rtol=TOLERANCE, atol=0, err_msg=f"{label}: {c} (relative)")
+    """Same columns, rows and text; every number within its quantity's absolute tolerance (tests/tolerances.py)."""
+    assert_frame_close(new, ref, label)
 
 
 @pytest.fixture(scope="module")
@@ -436,10 +430,14 @@ def test_the_reference_check_sees_a_change_beyond_the_tolerance():
     ref = pd.read_csv(REFERENCE / "cohort_mi.csv")
     assert_same_as_reference(ref.copy(), ref, "unchanged")
     for column in ("estimate", "se", "df", "p_value", "fmi_lambda"):
+        assert_same_as_reference(ref.assign(**{column: ref[column] * (1 + 1e-12)}), ref, column)
         with pytest.raises(AssertionError):
-            assert_same_as_reference(ref.assign(**{column: ref[column] * (1 + 1e-9)}), ref, column)
-    tiny = pd.read_csv(REFERENCE / "cohort_alb_tipping.csv")
+            assert_same_as_reference(ref.assign(**{column: ref[column] + 2 * COLUMNS[column]}), ref, column)
     with pytest.raises(AssertionError):
-        assert_same_as_reference(tiny.assign(lower=tiny["lower"] + 1e-12), tiny, "relative on a small value")
+        assert_same_as_reference(ref.assign(n_imputed=ref["n_imputed"] + 1), ref, "n_imputed")
+    tiny = pd.read_csv(REFERENCE / "cohort_alb_tipping.csv")
+    assert_same_as_reference(tiny.assign(lower=tiny["lower"] + 1e-12), tiny, "a residue near zero keeps no relative digit")
+    with pytest.raises(AssertionError):
+        assert_same_as_reference(tiny.assign(lower=tiny["lower"] + 2 * COLUMNS["lower"]), tiny, "absolute on a residue")
     with pytest.raises(AssertionError):
         assert_same_as_reference(ref.assign(TRT01P="other"), ref, "text")

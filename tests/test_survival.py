@@ -44,7 +44,7 @@ def test_kaplan_meier_and_loglog_ci_equal_hand_computation():
     sd = 0.5 / abs(np.log(4 / 9))
     assert row["LCL"] == pytest.approx((4 / 9) ** np.exp(Z * sd))
     assert row["UCL"] == pytest.approx((4 / 9) ** np.exp(-Z * sd))
-    assert row["LCL"] == pytest.approx(0.0662, abs=5e-4) and row["UCL"] == pytest.approx(0.7849, abs=5e-4)
+    assert row["LCL"] == pytest.approx(0.0662, abs=5e-5) and row["UCL"] == pytest.approx(0.7849, abs=5e-5)  # half a unit of the 4th decimal
     g1 = 1 / 30
     assert km.loc[km["TIME"] == 1, "SE"].iloc[0] == pytest.approx(5 / 6 * np.sqrt(g1))
     assert np.isnan(km["LCL"].iloc[0]) and np.isnan(km["LCL"].iloc[-1])
@@ -328,3 +328,24 @@ def test_prose_numbers_quote_the_results_table():
     assert out == {"os_surv": "a 80.0% (50.0 to 93.0)", "os_diff": "b minus a 6.2 (-20.0 to 30.0) percentage points",
                    "os_logrank": "chi-square 0.26, P = 0.608", "os_hr": "b vs a 0.63 (0.10 to 3.76)", "os_events": 5,
                    "os_caution": report.few_events_caution(5), "os_fisher": "b vs a P = 1.000"}
+
+
+def test_status_at_the_horizon_is_known_only_when_followed_to_it(trial):
+    """Administrative censoring: a participant who completed the study alive before reaching the horizon (a study
+    that closed early for them) has an unknown status there, not event-free; a completer seen at the visit that
+    assesses the horizon is event-free; an event before the horizon is an event."""
+    h, assessed = trial.horizon_days, survival.horizon_assessed_from(trial)
+    assert assessed == 155 and h == 168, "week 24's window [155, 183] holds day 168"
+    cases = {  # USUBJID: (days followed, event, end of study status, expected status)
+        "A": (h, 0, "COMPLETED", survival.EVENT_FREE), "B": (160, 0, "COMPLETED", survival.EVENT_FREE),
+        "C": (120, 0, "COMPLETED", survival.UNKNOWN), "D": (90, 1, "DISCONTINUED", survival.EVENT),
+        "E": (160, 0, "DISCONTINUED", survival.UNKNOWN), "F": (h, 0, "DISCONTINUED", survival.EVENT_FREE)}
+    arms = [trial.control.label, trial.experimental_arms[0].label]
+    adtte = pd.DataFrame({"USUBJID": list(cases), "PARAMCD": "OS", "TRT01P": [arms[i % 2] for i in range(6)],
+                          "AVAL": [c[0] for c in cases.values()], "CNSR": [1 - c[1] for c in cases.values()],
+                          "EVNTDESC": ""})
+    adsl = pd.DataFrame({"USUBJID": list(cases), "EOSSTT": [c[2] for c in cases.values()]})
+    status = survival.status_at_horizon(adtte, adsl, trial).set_index("USUBJID")["STATUS"]
+    assert status.to_dict() == {u: c[3] for u, c in cases.items()}
+    fisher = survival.fisher_survivors(adtte, adsl, trial).iloc[0]
+    assert fisher["UNKNOWN_ARM"] + fisher["UNKNOWN_REF"] == 2

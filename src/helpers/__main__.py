@@ -38,8 +38,9 @@ def _validate(args) -> int:
 
 
 def _current(args, html: bool) -> bool:
-    """The quick check before anything heavy is imported: the published build came from these very inputs."""
-    if args.force or not freshness.is_current(args.build_dir, args.data, paths.trial_file(args.trial), args.seed,
+    """The quick check before anything heavy is imported: the published build came from these very inputs, and no
+    other build is running."""
+    if args.force or not freshness.is_current_now(args.build_dir, args.data, paths.trial_file(args.trial), args.seed,
                                               args.cutoff, args.blinded, html):
         return False
     print(f"nothing changed since the published build in {args.build_dir}: it is current")
@@ -146,9 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from helpers.data.loading import ExportError
     from helpers.pipeline import BuildError
-    from helpers.trial import TrialFileError
+    from helpers.trial import TrialFileError, parse_cutoff
 
     try:
+        if getattr(args, "cutoff", None):
+            parse_cutoff(args.cutoff)
         return args.func(args)
     except (BuildError, ExportError, TrialFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)

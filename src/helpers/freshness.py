@@ -1,12 +1,17 @@
 """What a build depends on, as content hashes: a notebook re-runs only when one of its inputs changed, and a build
 whose every input is unchanged does nothing. Standard library only, so the check is quick.
 
+Whether the published build is current is decided under the checkout's build lock (``build_lock``): a build
+running now may publish other inputs, so while another build holds the lock nothing is "current".
+
 A notebook's inputs: its own source (cells, not outputs), the helpers package, the trial file, the export's
 files (their SHA-256), the build's parameters and the blinding key. The whole build's: every notebook's source,
 the book's pages and configuration, and the same.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -106,3 +111,36 @@ def is_current(build_dir: Path, data: str, trial_file: Path, seed, cutoff, blind
     params = {"data": data, "seed": seed, "cutoff": str(cutoff) if cutoff else None, "blinded": blinded}
     chapters = sorted(Path(notebook_dir).glob("[0-9][0-9]_*.ipynb"))
     return manifest["build"] == build_key(chapters, common_key(data, Path(trial_file), params), html)
+
+
+@contextlib.contextmanager
+def build_lock(build_dir: Path, log=print, wait: bool = True):
+    """Hold the checkout's build lock; a second build waits for the first (its pid is shown) instead of interleaving.
+    Yields whether the lock is held: with ``wait=False`` it yields False at once when another build holds it."""
+    lock_path = Path(build_dir).with_name(f".{Path(build_dir).name}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                yield False
+                return
+            fh.seek(0)
+            log(f"[lock] another build is running ({fh.read().strip() or 'pid unknown'}); waiting for it to finish")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def is_current_now(build_dir: Path, data: str, trial_file: Path, seed, cutoff, blinded: bool, html: bool) -> bool:
+    """``is_current``, decided under the build lock; False at once while another build holds it (that build may
+    publish other inputs, so the caller must build, and wait its turn)."""
+    with build_lock(build_dir, wait=False) as held:
+        return held and is_current(build_dir, data, trial_file, seed, cutoff, blinded, html)

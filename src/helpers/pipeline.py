@@ -6,7 +6,6 @@ step, one build at a time; a failed or interrupted build leaves the last good bo
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from jupyter_client.manager import AsyncKernelManager
 from traitlets.config import Config
 
 from helpers import bundle, freshness, paths, provenance
@@ -121,7 +121,8 @@ class BuildError(RuntimeError):
 #
 # A build writes a complete new tree (data, results, figures, validation, executed notebooks, HTML) into
 # its own staging folder under <build_dir>.d/, and publishes it by pointing the <build_dir> symlink at it:
-# one atomic rename. A lock file beside <build_dir> lets one build run at a time per checkout; a failed,
+# one atomic rename. A lock file beside <build_dir> (freshness.build_lock) lets one build run at a time per
+# checkout, and whether the published build is current is decided under it; a failed,
 # interrupted or killed build leaves the published tree as it was, and its staging is removed (at once,
 # or by the next build when the process was killed outright).
 
@@ -137,28 +138,6 @@ def trees_dir(build_dir: Path) -> Path:
 def failed_validation_dir(build_dir: Path) -> Path:
     """Where the validation report of an export that failed goes (the published book is left alone)."""
     return build_dir.with_name(build_dir.name + "-validation")
-
-
-@contextlib.contextmanager
-def build_lock(build_dir: Path, log=print):
-    """Hold the checkout's build lock; a second build waits for the first (its pid is shown) instead of interleaving."""
-    lock_path = build_dir.with_name(f".{build_dir.name}.lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            log(f"[lock] another build is running ({fh.read().strip() or 'pid unknown'}); waiting for it to finish")
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}")
-        fh.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
@@ -201,11 +180,11 @@ def build(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | N
     for identifiers, build the HTML (unless ``html`` is False), and publish every output together. Does nothing
     when the published build came from the same inputs. Returns the published index.html."""
     build_dir = Path(build_dir)
-    if not force and freshness.is_current(build_dir, data, paths.trial_file(trial), seed, cutoff, blinded, html,
-                                          notebook_dir):
-        log(f"[build] nothing changed since the published build in {build_dir}: it is current")
-        return build_dir / "html" / "index.html"
-    with build_lock(build_dir, log), _terminate_cleanly():
+    with freshness.build_lock(build_dir, log), _terminate_cleanly():
+        if not force and freshness.is_current(build_dir, data, paths.trial_file(trial), seed, cutoff, blinded, html,
+                                              notebook_dir):
+            log(f"[build] nothing changed since the published build in {build_dir}: it is current")
+            return build_dir / "html" / "index.html"
         trees = trees_dir(build_dir)
         trees.mkdir(parents=True, exist_ok=True)
         for stale in trees.glob("staging-*"):
@@ -340,9 +319,7 @@ def _run_one(nb: Path, params: dict, tree: Path, staging: Path, log) -> tuple[li
     log(f"[run] {nb.name} ...")
     executed = tree / "generated" / nb.name
     try:
-        with local_kernel() as config:
-            pm.execute_notebook(str(nb), str(executed), parameters=params | {"output_dir": str(out)},
-                                progress_bar=False, kernel_name="python3", config=config)
+        execute(nb, executed, parameters=params | {"output_dir": str(out)})
     except pm.PapermillExecutionError as exc:
         raise BuildError(f"notebook {nb.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}") from None
     clean_notebook(executed, executed, {str(out): "_build", params["cohort_file"]: "_build.d/cohort.pickle"})
@@ -370,12 +347,27 @@ def inline_figures():
             os.environ["MPLBACKEND"] = before
 
 
-@contextlib.contextmanager
-def local_kernel():
-    """Kernel configuration for papermill: the kernel talks over local (IPC) sockets in a private temporary folder
-    rather than unencrypted TCP ports, so nothing else on the machine can reach it and it logs no warning."""
+class QuietKernelManager(AsyncKernelManager):
+    """A kernel manager that shuts a finished kernel down with a shutdown request only. jupyter_client sends an
+    interrupt (SIGINT) first, which the kernel, if busy with any message at that instant, logs as
+    "ERROR | KeyboardInterrupt caught in kernel" on a good build. A cell that hangs is still interrupted by
+    nbclient's timeout, and a kernel that ignores the request is still killed."""
+
+    async def _async_interrupt_kernel(self) -> None:
+        if not self.shutting_down:
+            await super()._async_interrupt_kernel()
+
+
+def execute(nb: Path, out: Path, **papermill_args) -> None:
+    """Execute a notebook with papermill on a quiet local kernel: it talks over local (IPC) sockets in a private
+    temporary folder rather than unencrypted TCP ports, so nothing else on the machine can reach it and it logs no
+    warning, and it is shut down without an interrupt (``QuietKernelManager``)."""
+    import papermill as pm
+
     with tempfile.TemporaryDirectory(prefix="kernel-") as folder:
-        yield Config({"KernelManager": {"transport": "ipc", "ip": str(Path(folder) / "k")}})
+        config = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(folder) / "k")}})
+        pm.execute_notebook(str(nb), str(out), progress_bar=False, kernel_name="python3", config=config,
+                            kernel_manager_class=QuietKernelManager, **papermill_args)
 
 
 def mask_files(folder: Path, trial: Trial) -> None:
@@ -461,16 +453,12 @@ def _html_into(tree: Path, staging: Path, trial: Trial, log, build_dir: Path) ->
 def refresh(only: list[str | Path] | None = None, log=print) -> None:
     """Re-execute notebooks/ (or only the named ones) in place with their default (synthetic) parameters,
     so nbval's reference outputs update."""
-    import papermill as pm
-
     chosen = notebooks() if not only else [paths.NOTEBOOKS / Path(n).name for n in only]
     for nb in chosen:
         log(f"[refresh] {nb.name}")
         with tempfile.TemporaryDirectory() as tmp, inline_figures():
             out = Path(tmp) / nb.name
-            with local_kernel() as config:
-                pm.execute_notebook(str(nb), str(out), cwd=str(paths.NOTEBOOKS), progress_bar=False, kernel_name="python3",
-                                    config=config)
+            execute(nb, out, cwd=str(paths.NOTEBOOKS))
             clean_notebook(out, nb)
 
 

@@ -5,6 +5,7 @@ import datetime as dt
 import hashlib
 import os
 import random
+import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -39,6 +40,11 @@ def shown_unit(unit: str | None) -> str:
     return "" if unit in (None, "", "1") else unit
 
 
+def unit_key(unit: str) -> str:
+    """A unit as units are compared: NFKC (the micro sign is the Greek mu), mu written u, spaces trimmed."""
+    return unicodedata.normalize("NFKC", str(unit)).strip().replace("\u03bc", "u")
+
+
 def label_with_unit(label: str, unit: str | None, sep: str = " ") -> str:
     """'Albumin (g/L)' (``sep`` between label and unit: a newline for axis titles); no unit when unitless."""
     return f"{label}{sep}({shown_unit(unit)})" if shown_unit(unit) else label
@@ -68,6 +74,12 @@ class LabTest:
     def factors(self) -> dict[str, float]:
         """Accepted unit -> factor to the panel unit (the panel unit itself included, factor 1)."""
         return {self.unit: 1.0, **dict(self.units)}
+
+    def factor(self, unit: str) -> float | None:
+        """The factor from a unit as written (empty: the panel unit) to the panel unit, None if not accepted."""
+        if unit_key(unit) == "":
+            return 1.0
+        return {unit_key(u): f for u, f in self.factors.items()}.get(unit_key(unit))
 
 
 @dataclass(frozen=True)
@@ -187,7 +199,7 @@ class Trial:
         """The same trial at another data cut-off (a build parameter overrides the trial file)."""
         if cutoff is None or cutoff == "":
             return self
-        return replace(self, cutoff=_date(cutoff, self.source, "cutoff"))
+        return replace(self, cutoff=parse_cutoff(cutoff))
 
     @property
     def is_blinded(self) -> bool:
@@ -269,6 +281,19 @@ def _date(value, path, name) -> dt.date:
         return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
     except ValueError:
         raise TrialFileError(f"{path}: {name} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+class CutoffError(TrialFileError):
+    """A data cut-off given as a build parameter (--cutoff, CUTOFF=) that is not a date."""
+
+
+def parse_cutoff(value: str | dt.date) -> dt.date:
+    """A data cut-off given as a build parameter; CutoffError names the option, not the trial file."""
+    try:
+        return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise CutoffError(f"data cut-off {value!r} (command-line option --cutoff, or CUTOFF= with make) is not a "
+                          "date: give it as YYYY-MM-DD, e.g. --cutoff 2025-10-01") from None
 
 
 def _range(value, default) -> tuple[float, float]:

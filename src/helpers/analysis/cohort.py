@@ -56,7 +56,8 @@ def visit_status(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> pd.Dat
     Attendance is an analysed laboratory record at the visit. Follow-up ended before a visit when
     death, transplant or withdrawal came before its target day. At an interim look (ADSL DCUTDT
     set), a visit not attended whose window had not closed by the cut-off (TRTSDT + window end - 1
-    after DCUTDT) is not yet due: neither expected nor missed. Every other visit is expected.
+    after DCUTDT) is not yet due: neither expected nor missed; so is a visit whose window opened only after the
+    participant completed the study (administrative end of follow-up). Every other visit is expected.
     """
     seen = _attended(adlb)
     ref = adsl["TRTSDT"].fillna(adsl["RANDDT"])
@@ -67,7 +68,9 @@ def visit_status(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> pd.Dat
         ended = (adsl["EOSSTT"].eq("DISCONTINUED") & (adsl["EOSDT"] < ref + pd.Timedelta(days=v.day - 1))
                  & ~attended).fillna(False).astype(bool)
         closes = ref + pd.Timedelta(days=v.window[1] - 1)
-        not_yet = ((closes > cutoff).fillna(False).astype(bool) & cutoff.notna() & ~attended & ~ended)
+        opens = ref + pd.Timedelta(days=v.window[0] - 1)
+        study_over = (adsl["EOSSTT"].eq("COMPLETED") & (adsl["EOSDT"] < opens)).fillna(False).astype(bool)
+        not_yet = (((closes > cutoff).fillna(False).astype(bool) & cutoff.notna()) | study_over) & ~attended & ~ended
         rows.append(pd.DataFrame({"USUBJID": adsl["USUBJID"], "ARMCD": adsl["ARMCD"], "Visit": v.label,
                                   "attended": attended, "ended": ended, "not_yet_due": not_yet,
                                   "expected": ~ended & ~not_yet, "reason": adsl["DCSREAS"].where(ended)}))

@@ -114,14 +114,20 @@ def _long_copies(wide: pd.DataFrame, keep: list[str], visits: list[str], copies:
     return out
 
 
+def observed_visits(wide: pd.DataFrame, trial: Trial) -> list[str]:
+    """Labels of the follow-up visits of ``change_wide`` with at least one observed change: a visit without
+    data is left out of the analyses rather than imputed from nothing."""
+    return [v.label for v in trial.followup_visits if v.label in wide and wide[v.label].notna().any()]
+
+
 def impute_changes(wide: pd.DataFrame, trial: Trial, m: int = N_IMPUTATIONS, seed: int = MI_SEED,
                    n_burn_in: int = N_BURN_IN) -> pd.DataFrame:
     """m completed copies of ``change_wide`` under MAR, imputing by arm (regression on baseline and the
-    other visits, parameters drawn from their posterior). Long format: IMP (1..m), USUBJID, TRT01P, BASE,
-    strata, AVISIT, CHG, IMPUTED (True where the value was missing)."""
-    visits = [v.label for v in trial.followup_visits]
+    other visits, parameters drawn from their posterior), over the ``observed_visits``. Long format: IMP
+    (1..m), USUBJID, TRT01P, BASE, strata, AVISIT, CHG, IMPUTED (True where the value was missing)."""
+    visits = observed_visits(wide, trial)
     rng = np.random.default_rng(seed)
-    keep = [c for c in wide.columns if c not in visits]
+    keep = [c for c in wide.columns if c not in {v.label for v in trial.followup_visits}]
     in_arm = ((wide["TRT01P"] == arm).to_numpy() for arm in wide["TRT01P"].cat.categories)
     arms = [rows for rows in in_arm if rows.any()]
     y, base = wide[visits].to_numpy(dtype=float), wide["BASE"].to_numpy(dtype=float)

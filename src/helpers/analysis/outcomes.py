@@ -203,9 +203,11 @@ def covariance_label(result: MMRMResult) -> str:
     return f"{result.covariance} (fallback from {result.covariance_requested})"
 
 
-def mmrm_differences(result: MMRMResult, trial: Trial, paramcd: str, level: float = 0.95) -> pd.DataFrame:
+def mmrm_differences(result: MMRMResult, trial: Trial, paramcd: str, level: float = 0.95,
+                     back_transform: bool = True) -> pd.DataFrame:
     """LS-mean differences (each arm minus control) per follow-up visit from a fitted endpoint MMRM,
-    back-transformed for log endpoints, with the covariance structure used."""
+    back-transformed for log endpoints (unless ``back_transform`` is False: then on the model's scale), with the
+    covariance structure used."""
     e = trial.endpoint(paramcd)
     control = trial.control.label
     if len(trial.followup_visits) > 1:
@@ -218,7 +220,9 @@ def mmrm_differences(result: MMRMResult, trial: Trial, paramcd: str, level: floa
     table = diff.assign(PARAMCD=e.code, PARAM=e.label_with_unit, AVISITN=diff["AVISIT"].map(weeks),
                         n=result.n_obs, covariance=covariance_label(result),
                         covariance_note=result.fallback_reason or "")
-    return _back_transform(table, e)[MODEL_COLUMNS + ["covariance", "covariance_note"]]
+    table = _back_transform(table, e) if back_transform else table.assign(scale="log: difference" if e.log
+                                                                           else ORIGINAL_SCALE)
+    return table[MODEL_COLUMNS + ["covariance", "covariance_note"]]
 
 
 def mmrm_table(adlb: pd.DataFrame, trial: Trial, adsl: pd.DataFrame | None = None, covariance: str = "us",

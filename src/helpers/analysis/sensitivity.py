@@ -18,6 +18,7 @@ from helpers.analysis.imputation import (
     N_IMPUTATIONS,
     impute_changes,
     mi_ancova,
+    observed_visits,
 )
 from helpers.analysis.mmrm import STRUCTURE_NAMES
 from helpers.analysis.tipping import tipping_grid, tipping_point
@@ -69,15 +70,17 @@ def not_yet_due_at_last_visit(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Tri
 
 def not_estimable_reason(wide: pd.DataFrame, trial: Trial) -> str | None:
     """Why the analyses of the last visit cannot be run, or None. The imputation regressions use the
-    baseline and every other visit, so each arm needs more observed values at each follow-up visit
-    than that model has parameters (number of follow-up visits + 1), with two to spare."""
-    need = len(trial.followup_visits) + 3
+    baseline and every other visit with data (``observed_visits``), so each arm needs more observed values
+    at the last visit and at each of those visits than that model has parameters (visits + 1), with two
+    to spare."""
+    visits = list(dict.fromkeys(observed_visits(wide, trial) + [trial.last_visit.label]))
+    need = len(visits) + 3
     for arm in trial.arm_order:
         d = wide[wide["TRT01P"] == arm.label]
-        for v in trial.followup_visits:
-            n = int(d[v.label].notna().sum())
+        for v in visits:
+            n = int(d[v].notna().sum())
             if n < need:
-                return (f"not estimable: {n} participant(s) of the {arm.label.lower()} arm observed at {v.label.lower()}"
+                return (f"not estimable: {n} participant(s) of the {arm.label.lower()} arm observed at {v.lower()}"
                         f"{' by the data cut-off' if trial.is_interim else ''}; the analyses need at least {need}")
     return None
 
@@ -85,9 +88,10 @@ def not_estimable_reason(wide: pd.DataFrame, trial: Trial) -> str | None:
 # ------------------------------------------------------------------ primary and results
 
 def primary_mmrm(adlb: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, paramcd: str, level: float = 0.95) -> pd.DataFrame:
-    """The primary MMRM (outcomes.fit_endpoint_mmrm) at the last visit, with n = participants in the model."""
+    """The primary MMRM (outcomes.fit_endpoint_mmrm) at the last visit, with n = participants in the model, on the
+    model's scale (log change for log endpoints, like the other analyses; ``sensitivity_results`` back-transforms)."""
     res = outcomes.fit_endpoint_mmrm(adlb, trial, paramcd, adsl)
-    diff = outcomes.mmrm_differences(res, trial, paramcd, level)
+    diff = outcomes.mmrm_differences(res, trial, paramcd, level, back_transform=False)
     diff = diff[diff["AVISIT"] == trial.last_visit.label].copy()
     diff["n"] = outcomes.analysis_data(adlb, trial, paramcd, adsl)["USUBJID"].nunique()
     return diff.reset_index(drop=True)
@@ -107,6 +111,7 @@ def sensitivity_results(primary: pd.DataFrame, mi: pd.DataFrame, wr: pd.DataFram
     control = trial.control.label
     var = _estimand(trial, paramcd)
     tx = "missing (excluded)" if trial.censors_transplant else "composite (ranked with deaths)"
+    delta_unit = "on the natural-log scale" if e.log else e.unit
     rows = []
     for arm in (a.label for a in trial.experimental_arms):
         contrast = f"{arm} - {control}"
@@ -137,8 +142,9 @@ def sensitivity_results(primary: pd.DataFrame, mi: pd.DataFrame, wr: pd.DataFram
                          "upper": t.get("upper", np.nan), "p_value": t.get("p_value", np.nan), "n": int(r["n"]),
                          "delta": t["delta"],
                          "note": (f"conclusion changes from '{t['from_conclusion']}' to '{t['to_conclusion']}' when imputed "
-                                  f"{arm} values are {t['delta']:.2f} {e.unit} worse" if reached else
-                                  f"conclusion '{t['from_conclusion']}' unchanged up to delta {t['grid_max']:g} {e.unit}")})
+                                  f"{arm} values are {t['delta']:.2f} {delta_unit} worse" if reached else
+                                  f"conclusion '{t['from_conclusion']}' unchanged up to delta {t['grid_max']:g} "
+                                  f"{delta_unit}")})
     out = pd.DataFrame(rows)[RESULT_COLUMNS]
     if e.log:
         diff = out["measure"] == DIFFERENCE
@@ -152,11 +158,13 @@ def sensitivity_analyses(adlb: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, p
     """Every analysis of the chapter for one endpoint at the last visit: the wide data, the imputations,
     the primary MMRM, MI, the tipping-point grid and tipping point per arm, the worst-rank scores and
     comparison, and the tidy ``results`` table. When too few participants were observed
-    (``not_estimable_reason``), only ``wide`` and ``not_estimable`` are returned, with an empty ``results``."""
+    (``not_estimable_reason``), only ``wide``, the worst-rank ``scores`` and ``not_estimable`` are returned,
+    with an empty ``results``."""
     wide = change_wide(adlb, adsl, trial, paramcd)
     reason = not_estimable_reason(wide, trial)
     if reason:
-        return {"wide": wide, "not_estimable": reason, "results": pd.DataFrame(columns=RESULT_COLUMNS)}
+        return {"wide": wide, "scores": worst_rank_scores(wide, adsl, trial, paramcd), "not_estimable": reason,
+                "results": pd.DataFrame(columns=RESULT_COLUMNS)}
     completed = impute_changes(wide, trial, m, seed)
     mi = mi_ancova(completed, trial, level=1 - alpha)
     grid_table = tipping_grid(completed, trial, paramcd, grid, alpha=alpha)

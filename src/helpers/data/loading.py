@@ -20,10 +20,14 @@ import pandas as pd
 
 from helpers.data.privacy import identifier_values, identifiers_in_text
 from helpers.data.schema import UNSCHEDULED, Column, FileSpec, export_spec, missing_codes
-from helpers.trial import Trial
+from helpers.trial import LabTest, Trial, unit_key
 
 _INT = re.compile(r"^[+-]?\d+$")
-_DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")
+# A time of day after a date (24 h or AM/PM, seconds, fraction, zone) is accepted and dropped.
+_TIME = (r"(?:(?:T|\s+)(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?"
+         r"(?:\s*[AaPp]\.?[Mm]\.?)?(?:\s*(?:Z|[+-]\d\d:?\d\d))?)?")
+_DATE = re.compile(rf"^(\d{{4}})[-/.](\d{{1,2}})[-/.](\d{{1,2}}){_TIME}$")
+_DATE_DMY = re.compile(rf"^(\d{{1,2}})[-/.](\d{{1,2}})[-/.](\d{{4}}){_TIME}$")
 _CENSORED = re.compile(r"^([<>])\s*=?\s*([+-]?\d+(?:\.\d*)?|\.\d+)$")
 # Companion columns the loader adds beside each lab test column of labs.csv.
 REASON, CENS, REPORTED = "__reason", "__cens", "__reported"
@@ -116,7 +120,23 @@ def _decode(path: Path) -> str:
                                 f"byte 0x{data[exc.start]:02X} is not UTF-8{hint}")) from None
 
 
-def _read_csv(path: Path, warnings: list[Problem]) -> pd.DataFrame:
+def _repeated_header(fname: str, header: list[str], row: list[str], number: int) -> Problem | None:
+    """A data row naming every column of the header: two exports concatenated. The same columns in the
+    same order: the row is to be left out (the returned error); otherwise ReadError (rows below are shifted)."""
+    names = [h.strip().casefold() for h in header]
+    cells = [c.strip().casefold() for c in row]
+    if sum(bool(n) for n in names) < 2 or not {n for n in names if n} <= set(cells):
+        return None
+    if cells[:len(names)] == names and not any(cells[len(names):]):
+        return Problem(fname, number, None, "repeated_header",
+                       f"row {number} repeats the header: two exports concatenated? The row is left out; "
+                       "check the rows below it for records exported twice")
+    raise ReadError(Problem(fname, number, None, "repeated_header",
+                            f"row {number} is a second header with other columns or another column order: two "
+                            "exports concatenated? The rows below it cannot be read; export the table once"))
+
+
+def _read_csv(path: Path, warnings: list[Problem], errors: list[Problem]) -> pd.DataFrame:
     reader = csv.reader(io.StringIO(_decode(path), newline=""))
     records = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
     if not records:
@@ -129,6 +149,10 @@ def _read_csv(path: Path, warnings: list[Problem]) -> pd.DataFrame:
         header = header[:-1]
     rows, index, trailing = [], [], False
     for line, row in records[1:]:
+        repeated = _repeated_header(path.name, header, row, line)
+        if repeated:
+            errors.append(repeated)
+            continue
         extra = row[len(header):]
         if any(cell.strip() for cell in extra):
             raise ReadError(Problem(path.name, line, None, "fields",
@@ -153,25 +177,40 @@ def _cell_text(value) -> str:
     return str(value)
 
 
-def _read_xlsx(path: Path, warnings: list[Problem]) -> pd.DataFrame:
-    """Every sheet that holds data, with the same header, read as one table (rows numbered as if stacked)."""
+def _read_xlsx(path: Path, warnings: list[Problem], errors: list[Problem]) -> pd.DataFrame:
+    """Every visible sheet that holds data, with the same header, read as one table (rows numbered as in the
+    first sheet, the next sheets' rows below them as if stacked); hidden sheets are left out, with a warning."""
     from openpyxl import load_workbook
 
     book = load_workbook(path, read_only=True, data_only=True)
-    sheets = []
+    sheets, last = [], 0
     for ws in book.worksheets:
-        rows = [[_cell_text(v) for v in r] for r in ws.iter_rows(values_only=True)]
-        rows = [r for r in rows if any(c.strip() for c in r)]
+        if ws.sheet_state != "visible":
+            state = "very hidden" if ws.sheet_state == "veryHidden" else "hidden"
+            warnings.append(Problem(path.name, None, None, "hidden_sheet",
+                                    f"sheet {ws.title!r} is {state}: left out (unhide it if it holds the data)"))
+            continue
+        rows = [(n, [_cell_text(v) for v in r]) for n, r in enumerate(ws.iter_rows(values_only=True), start=1)]
+        rows = [(n, r) for n, r in rows if any(c.strip() for c in r)]
         if not rows:
             continue
-        header = rows[0]
+        first, header = rows[0]
         filled = [c for c in header if c.strip()]
-        if len(filled) == 1 and len(rows) > 1 and sum(bool(c.strip()) for c in rows[1]) > 1:
-            raise ReadError(Problem(f"{path.name} (sheet {ws.title})", 1, None, "header",
+        if len(filled) == 1 and len(rows) > 1 and sum(bool(c.strip()) for c in rows[1][1]) > 1:
+            raise ReadError(Problem(f"{path.name} (sheet {ws.title})", first, None, "header",
                                     f"the first row holds only {filled[0]!r}: a title row? The header must be the first row"))
         while header and not header[-1].strip():
             header = header[:-1]
-        sheets.append((ws.title, [c.strip() for c in header], [r[:len(header)] for r in rows[1:]]))
+        base = last - first if sheets else 0
+        data = []
+        for n, r in rows[1:]:
+            repeated = _repeated_header(path.name, header, r, n + base)
+            if repeated:
+                errors.append(repeated)
+            else:
+                data.append((n + base, r[:len(header)]))
+        last = rows[-1][0] + base
+        sheets.append((ws.title, [c.strip() for c in header], data))
     book.close()
     if not sheets:
         return pd.DataFrame()
@@ -183,34 +222,49 @@ def _read_xlsx(path: Path, warnings: list[Problem]) -> pd.DataFrame:
         parts = "; ".join(f"{t} ({len(r)} rows)" for t, _, r in sheets)
         warnings.append(Problem(path.name, None, None, "sheets_combined",
                                 f"{len(sheets)} sheets read as one table, in order: {parts}; rows are numbered as stacked"))
-    rows = [r + [""] * (len(sheets[0][1]) - len(r)) for _, _, sheet_rows in sheets for r in sheet_rows]
-    return pd.DataFrame(rows, columns=sheets[0][1])
+    width = len(sheets[0][1])
+    data = [(n, r + [""] * (width - len(r))) for _, _, sheet_rows in sheets for n, r in sheet_rows]
+    return pd.DataFrame([r for _, r in data], columns=sheets[0][1], index=[n - 2 for n, _ in data])
 
 
-def read_raw(path: Path, warnings: list[Problem] | None = None) -> pd.DataFrame:
+def read_raw(path: Path, warnings: list[Problem] | None = None, errors: list[Problem] | None = None) -> pd.DataFrame:
     """A file as text cells, empty string for an empty cell, nothing converted yet; an empty file has no columns.
 
     The index is the row number as a spreadsheet shows it, minus 2. Raises ReadError (file, row, rule)
     for an encoding that is not UTF-8, another delimiter, rows with more fields than the header,
-    a title row above the header, or sheets with different headers; a trailing delimiter and several
-    sheets with one header are read, with a warning.
+    a title row above the header, sheets with different headers, or a second header with other columns;
+    a trailing delimiter, several sheets with one header and hidden sheets (left out) are read, with a
+    warning; a row repeating the header is left out, with an error in ``errors``.
     """
     warnings = [] if warnings is None else warnings
+    errors = [] if errors is None else errors
     if path.stat().st_size == 0:
         return pd.DataFrame()
-    return _read_xlsx(path, warnings) if path.suffix == ".xlsx" else _read_csv(path, warnings)
+    return _read_xlsx(path, warnings, errors) if path.suffix == ".xlsx" else _read_csv(path, warnings, errors)
 
 
 # --- cells --------------------------------------------------------------------------------------
 
-def _parse_dates(text: pd.Series) -> pd.Series:
-    parts = text.str.extract(_DATE)
-    iso = parts[0] + "-" + parts[1].str.zfill(2) + "-" + parts[2].str.zfill(2)
+def _date_order(texts: list[pd.Series]) -> str | None:
+    """Which comes first in a file's dates written DD/MM/YYYY or MM/DD/YYYY: "day" or "month" where a
+    number above 12 stands in one place only, "both" where it stands in both, None where none does."""
+    parts = pd.concat([t.str.strip().str.extract(_DATE_DMY) for t in texts]) if texts else pd.DataFrame(columns=[0, 1])
+    first, second = (pd.to_numeric(parts[0]) > 12).any(), (pd.to_numeric(parts[1]) > 12).any()
+    return {(True, False): "day", (False, True): "month", (True, True): "both"}.get((first, second))
+
+
+def _parse_dates(text: pd.Series, order: str | None = None) -> pd.Series:
+    """Dates YYYY-MM-DD (or with / or .), and DD/MM/YYYY or MM/DD/YYYY by ``order`` ("day" or "month"
+    first); a time of day is dropped."""
+    ymd, dmy = text.str.extract(_DATE), text.str.extract(_DATE_DMY)
+    day, month = {"day": (dmy[0], dmy[1]), "month": (dmy[1], dmy[0])}.get(order, (ymd[2], ymd[1]))
+    iso = ymd[0].fillna(dmy[2]) + "-" + ymd[1].fillna(month).str.zfill(2) + "-" + ymd[2].fillna(day).str.zfill(2)
     return pd.to_datetime(iso, format="%Y-%m-%d", errors="coerce")
 
 
-def _parse(kind: str, text: pd.Series, empty: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Text cells converted to the column's type, and a mask of the cells that do not parse."""
+def _parse(kind: str, text: pd.Series, empty: pd.Series, order: str | None = None) -> tuple[pd.Series, pd.Series]:
+    """Text cells converted to the column's type, and a mask of the cells that do not parse
+    (``order``: which comes first in day/month dates, see ``_date_order``)."""
     if kind == "integer":
         good = text.str.match(_INT)
         typed = pd.to_numeric(text.where(good & ~empty), errors="coerce")
@@ -220,7 +274,7 @@ def _parse(kind: str, text: pd.Series, empty: pd.Series) -> tuple[pd.Series, pd.
         typed = pd.to_numeric(text.where(~empty), errors="coerce").astype("Float64")
         return typed, typed.isna() & ~empty
     if kind == "date":
-        typed = _parse_dates(text.where(~empty, ""))
+        typed = _parse_dates(text.where(~empty, ""), order)
         return typed, typed.isna() & ~empty
     return text.where(~empty, pd.NA), pd.Series(False, index=text.index)
 
@@ -244,9 +298,11 @@ def _check_column(fname: str, col: Column, spec: FileSpec, raw: pd.DataFrame, tr
     errors, warnings, extra = [], [], {}
     text = raw[col.name].str.strip() if col.name in raw else pd.Series("", index=raw.index)
     is_key = col.name in spec.key
+    unit_of = _unit_column_test(col, spec, trial)
     empty = text == ""
     reason = pd.Series(pd.NA, index=text.index, dtype="object")
-    if not is_key and not col.required:
+    codes = not is_key and not col.required and unit_of is None
+    if codes:
         reason = _missing_reasons(text)
         empty = empty | reason.notna()
     # A date in a key tells repeated samples apart; an undated sample is still a record.
@@ -262,16 +318,26 @@ def _check_column(fname: str, col: Column, spec: FileSpec, raw: pd.DataFrame, tr
         m = text.str.extract(_CENSORED)
         cens = m[0].where(m[0].notna(), pd.NA).astype("object")
         parse_text = m[1].where(m[1].notna(), text)
-    typed, bad = _parse(col.type, parse_text, empty)
+    order = _date_order([raw[c.name] for c in spec.columns if c.type == "date" and c.name in raw]) \
+        if col.type == "date" else None
+    typed, bad = _parse(col.type, parse_text, empty, order)
     for i in text.index[bad]:
-        errors.append(Problem(fname, i + 2, col.name, "type", f"{text[i]!r} is not a valid {col.type}"))
+        errors.append(Problem(fname, i + 2, col.name, "type",
+                              _type_message(text[i], col.type, order, codes, spec.name == "labs")))
     allowed = col.allowed_values(trial)
     if allowed is not None:
         present = text[~empty]
-        for i in present.index[~present.isin(allowed)]:
+        if unit_of is not None:
+            spelled = {unit_key(u): u for u in unit_of.factors}
+            typed = present.map(unit_key).map(spelled).reindex(text.index)
+            ok = typed[~empty].notna()
+        else:
+            ok = present.isin(allowed)
+            typed = typed.where(typed.isin(allowed), pd.NA) if col.type in ("category", "flag") else typed
+        also = f" (or empty, or a missing-value code: {', '.join(missing_codes())})" if codes else " (or empty)"
+        for i in present.index[~ok]:
             errors.append(Problem(fname, i + 2, col.name, "allowed",
-                                  f"{present[i]!r} is not one of {{{', '.join(allowed)}}}"))
-        typed = typed.where(typed.isin(allowed), pd.NA) if col.type in ("category", "flag") else typed
+                                  f"{present[i]!r} is not one of {{{', '.join(allowed)}}}{also}"))
     if spec.name == "labs" and col.name in [t.column for t in trial.lab_panel]:
         typed, reported, errs, warns = _lab_values(fname, col, trial, raw, text, typed, cens)
         errors += errs
@@ -284,6 +350,37 @@ def _check_column(fname: str, col: Column, spec: FileSpec, raw: pd.DataFrame, tr
     return typed, extra, errors, warnings
 
 
+def _unit_column_test(col: Column, spec: FileSpec, trial: Trial) -> LabTest | None:
+    """The lab test whose unit a column of labs.csv names (``<test>_unit``), else None."""
+    if spec.name != "labs":
+        return None
+    return next((t for t in trial.lab_panel if col.name == f"{t.column}_unit"), None)
+
+
+def _codes_text() -> str:
+    """The missing-value codes with their reasons, codes of one reason together."""
+    by_reason: dict[str, list[str]] = {}
+    for code, why in missing_codes().items():
+        by_reason.setdefault(why, []).append(code)
+    return ", ".join(f"{' or '.join(codes)} ({why})" for why, codes in by_reason.items())
+
+
+def _type_message(cell: str, kind: str, order: str | None, codes: bool, lab: bool) -> str:
+    """Why a cell is not a valid value of its type, and what is accepted."""
+    if kind == "date" and _DATE_DMY.match(cell) and order in (None, "both"):
+        why = "no date of the file has a number above 12 first or second" if order is None \
+            else "the file's dates have a number above 12 first in some, second in others"
+        return f"{cell!r} is not a valid date: day and month cannot be told apart ({why}); write YYYY-MM-DD"
+    if kind != "date" and not codes and not (kind == "number" and lab):
+        return f"{cell!r} is not a valid {kind}"
+    forms = {"date": "YYYY-MM-DD (or / or .), or DD/MM/YYYY or MM/DD/YYYY where the file shows which comes first, "
+                     "a time of day may follow",
+             "number": "a number" + (", or a result beyond a limit (<L or >U)" if lab else ""),
+             "integer": "a whole number"}
+    accepted = forms.get(kind, kind) + (f"; or a missing-value code: {_codes_text()}" if codes else "")
+    return f"{cell!r} is not a valid {kind} (accepted: {accepted})"
+
+
 def _lab_values(fname, col, trial, raw, text, typed, cens):
     """A lab test's values in the panel's unit (converted by the row's unit column), checked against the
     impossible limits (errors) and the expected range (warnings)."""
@@ -292,17 +389,19 @@ def _lab_values(fname, col, trial, raw, text, typed, cens):
     unit_col = f"{col.name}_unit"
     reported = pd.Series(pd.NA, index=text.index, dtype="object")
     value = typed.astype("Float64")
+    shown = text.copy()
     if unit_col in raw:
         units = raw[unit_col].str.strip()
-        factor = units.map(test.factors).where(units != "", 1.0)
+        factor = units.map(test.factor).astype(float)
         converted = value.notna() & factor.notna() & (factor != 1.0)
         reported = reported.mask(converted, text + " " + units)
         value = value * factor.astype("Float64")
         for i in units.index[converted]:
             warnings.append(Problem(fname, i + 2, col.name, "unit_converted",
                                     f"{text[i]} {units[i]} converted to {value[i]:.4g} {test.unit}"))
+        in_panel_unit = value.map(lambda v: "" if pd.isna(v) else f" ({v:.4g} {test.unit})")
+        shown = shown.mask(converted, text + " " + units + in_panel_unit)
     reported = reported.mask(cens.notna() & reported.isna(), text)
-    shown = value.map(lambda v: "" if pd.isna(v) else f"{v:g}")
     errors += _range_problems(fname, col.name, value, text, *test.impossible, test.unit, "impossible",
                               "possible range", shown)
     if test.expected:
@@ -346,23 +445,25 @@ def _canonical_keys(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
 
 def _check_file(path: Path, spec: FileSpec, trial: Trial):
     fname = path.name
-    read_warnings = []
+    read_warnings, read_errors = [], []
     try:
-        raw = read_raw(path, read_warnings)
+        raw = read_raw(path, read_warnings, read_errors)
     except ReadError as exc:
         return None, [exc.problem], read_warnings
     except Exception as exc:  # noqa: BLE001 - any other unreadable file is reported, not raised
         return None, [Problem(fname, None, None, "readable", f"cannot be read: {exc}")], read_warnings
     if raw.shape[1] == 0:
-        return _empty(spec), ([] if spec.optional else
-                              [Problem(fname, None, None, "missing_file", "the file is empty and the trial needs it")]), []
+        needed = [] if spec.optional else [Problem(fname, None, None, "missing_file",
+                                                   "the file is empty and the trial needs it")]
+        return _empty(spec), needed, read_warnings
     raw.columns = [str(c).strip() for c in raw.columns]
-    errors = [Problem(fname, 1, c.name, "columns", "required column is missing")
-              for c in spec.columns if c.name not in raw.columns and not c.optional_column]
+    missing = [Problem(fname, 1, c.name, "columns", "required column is missing")
+               for c in spec.columns if c.name not in raw.columns and not c.optional_column]
     warnings = read_warnings + [Problem(fname, 1, c, "extra_column", "column is not in the contract: kept out of the analysis")
                                 for c in raw.columns if c not in spec.column_names]
-    if errors:
-        return None, errors, warnings
+    if missing:
+        return None, read_errors + missing, warnings
+    errors = list(read_errors)
     raw = _normalize_keys(raw, spec)
     typed = {}
     for col in spec.columns:
@@ -459,8 +560,8 @@ def _cross_checks(tables: dict[str, pd.DataFrame], names: dict[str, str]) -> lis
 
 def _plausibility(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Trial,
                   export_date: dt.date) -> tuple[list[Problem], list[Problem]]:
-    """Dates after the export date, impossible ages, a person randomized twice (errors); randomized
-    participants outside the protocol's age bounds (warnings: protocol deviations)."""
+    """Dates after the export date, impossible ages (errors); randomized participants outside the
+    protocol's age bounds (warnings: protocol deviations)."""
     errors, warnings = [], []
     limit = pd.Timestamp(export_date)
     for name, spec in export_spec(trial).items():
@@ -482,44 +583,184 @@ def _plausibility(tables: dict[str, pd.DataFrame], names: dict[str, str], trial:
         for i in scr.index[randomized & ((age < lo) | (age > hi)).fillna(False).astype(bool)]:
             warnings.append(Problem(names["screening"], i + 2, "age", "eligibility",
                                     f"randomized at age {age[i]}, outside the protocol's {lo} to {hi} years"))
-    if "id_number" in scr:
-        ids = scr["id_number"].astype("string").str.replace(r"[^0-9A-Za-z]", "", regex=True).str.upper()
-        twice = randomized & ids.notna() & (ids != "") & ids.duplicated(keep=False) & ids.where(randomized).duplicated(keep=False)
-        for i in scr.index[twice & ids.where(randomized).duplicated(keep="first")]:
-            first = scr.index[twice & (ids == ids[i])][0]
-            errors.append(Problem(names["screening"], i + 2, "id_number", "randomized_twice",
-                                  f"the same person (same ID number) as row {first + 2}, randomized under two study numbers"))
     return errors, warnings
 
 
-# A value is taken for another unit when, converted, it lies within this factor of the participant's
-# other values while as written it is off by about the unit's factor (bilirubin mg/dL: 17.1).
+def _randomized(tables: dict[str, pd.DataFrame]) -> pd.Series:
+    """Which rows of the screening log were randomized."""
+    return key_form(tables["screening"]["screening_id"]).isin(set(key_form(tables["randomization"]["screening_id"])))
+
+
+def _randomized_twice(tables: dict[str, pd.DataFrame], names: dict[str, str]) -> list[Problem]:
+    """One person randomized twice: a screening number twice in the randomization log, or two randomized
+    screening numbers with one ID number, or with one name and birth date (space and case ignored)."""
+    errors = []
+    rand, scr = tables["randomization"], tables["screening"]
+    sids = key_form(rand["screening_id"])
+    for i in rand.index[sids.notna() & sids.duplicated(keep="first")]:
+        first = rand.index[sids == sids[i]][0]
+        errors.append(Problem(names["randomization"], i + 2, "screening_id", "randomized_twice",
+                              f"screening number {rand.at[i, 'screening_id']} was randomized on row {first + 2} "
+                              f"({rand.at[first, 'subject_id']}) and again here ({rand.at[i, 'subject_id']})"))
+    identities, what = {}, {"id_number": "ID number", "name": "name and birth date"}
+    if "id_number" in scr:
+        identities["id_number"] = scr["id_number"].astype("string").str.replace(r"[^0-9A-Za-z]", "", regex=True).str.upper()
+    if "name" in scr and "birth_date" in scr:
+        name = scr["name"].astype("string").str.replace(r"\s+", "", regex=True).str.casefold()
+        identities["name"] = name + "|" + scr["birth_date"].dt.strftime("%Y-%m-%d").astype("string")
+    randomized, reported = _randomized(tables), set()
+    for column, key in identities.items():
+        key = key.where((randomized & key.notna() & (key != "") & ~key.str.startswith("|")).fillna(False).astype(bool))
+        for i in scr.index[key.notna() & key.duplicated(keep="first")]:
+            first = scr.index[key == key[i]][0]
+            if (first, i) not in reported:
+                reported.add((first, i))
+                errors.append(Problem(names["screening"], i + 2, column, "randomized_twice",
+                                      f"the same person (same {what[column]}) as row {first + 2}, randomized under two "
+                                      "screening numbers"))
+    return errors
+
+
+def _consent(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Trial) -> list[Problem]:
+    """Every randomized participant gave informed consent: the screening log's consent flag is Y."""
+    scr, rand = tables["screening"], tables["randomization"]
+    subject = pd.Series(rand["subject_id"].to_numpy(), index=key_form(rand["screening_id"]).to_numpy())
+    subject = subject[~subject.index.duplicated()]
+    screening_key = key_form(scr["screening_id"])
+    errors = []
+    for c in (c for c in trial.eligibility if c.consent and c.column in scr):
+        for i in scr.index[_randomized(tables) & ~scr[c.column].eq("Y").fillna(False).astype(bool)]:
+            value = "empty" if pd.isna(scr.at[i, c.column]) else f"= {scr.at[i, c.column]}"
+            errors.append(Problem(names["screening"], i + 2, c.column, "randomized_without_consent",
+                                  f"randomized as {subject.get(screening_key[i], '?')} with {c.column} {value}: "
+                                  f"{c.label.lower()} is needed before randomization"))
+    return errors
+
+
+END_OF_FOLLOW_UP = ("DEATH", "TRANSPLANT", "WITHDRAWAL", "COMPLETED")
+
+
+def _follow_up_ends(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Trial) -> list[Problem]:
+    """In a final analysis (no cut-off) every randomized participant's follow-up ends in the events file: death,
+    transplant, withdrawal or completion. At an interim look a participant without one is ongoing."""
+    if trial.cutoff is not None:
+        return []
+    rand, ev = tables["randomization"], tables["events"]
+    events = names.get("events", "events.csv")
+    ended = set(key_form(ev.loc[ev["event_type"].isin(END_OF_FOLLOW_UP), "subject_id"]))
+    missing = rand.index[~key_form(rand["subject_id"]).isin(ended)]
+    if len(missing) and len(missing) == len(rand):
+        return [Problem(events, None, "event_type", "no_end_of_follow_up",
+                        f"{events} has no end of follow-up for any of the {len(rand)} randomized participants: "
+                        f"a final analysis needs one per participant ({', '.join(END_OF_FOLLOW_UP)}); "
+                        "for an interim look give a cut-off")]
+    return [Problem(names["randomization"], i + 2, "subject_id", "no_end_of_follow_up",
+                    f"{rand.at[i, 'subject_id']} has no end of follow-up in {events} ({', '.join(END_OF_FOLLOW_UP)}): "
+                    "a final analysis needs one per participant; for an interim look give a cut-off")
+            for i in missing]
+
+
+def _cutoff_before_randomization(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Trial) -> list[Problem]:
+    """A data cut-off before the first randomization leaves nobody to analyse."""
+    first = tables["randomization"]["rand_date"].min()
+    if trial.cutoff is None or pd.isna(first) or first <= pd.Timestamp(trial.cutoff):
+        return []
+    return [Problem(names.get("randomization", "randomization.csv"), None, "rand_date", "cutoff_before_randomization",
+                    f"the data cut-off {trial.cutoff} is before the first randomization ({first.date()}): nobody "
+                    "would be analysed; check the cut-off (--cutoff or CUTOFF=, else the trial file's cutoff)")]
+
+
+# A value is taken for another unit when, converted, it lies within this factor of the values measured just
+# before and after it (bilirubin mg/dL: 17.1). Neighbours in time, not the whole follow-up: in progressive disease
+# a value can rise 40-fold over years, never by a unit's factor from one visit to the next.
 UNIT_MIXUP_TOLERANCE = 2.5
 
 
-def _unit_mixups(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Trial) -> list[Problem]:
-    """A lab value that differs from the same participant's other values by an accepted unit's factor,
-    and fits them once converted: most likely reported in that unit without saying so."""
+def _neighbours(dates: pd.Series, position: int) -> list[int]:
+    """Positions of the two values measured nearest in time to the one at ``position`` (sorted by date): the one
+    before and the one after, or at either end the two nearest on its only side; the nearest first."""
+    n = len(dates)
+    if 0 < position < n - 1:
+        before, after = dates.iloc[position] - dates.iloc[position - 1], dates.iloc[position + 1] - dates.iloc[position]
+        return [position - 1, position + 1] if before <= after else [position + 1, position - 1]
+    return [i for i in ((1, 2) if position == 0 else (n - 2, n - 3)) if 0 <= i < n and i != position]
+
+
+def _unit_mixups(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Trial
+                 ) -> tuple[list[Problem], list[Problem]]:
+    """A lab value off by an accepted unit's factor from the values measured just before and after it, which it
+    fits once converted: most likely reported in that unit without saying so. An error when both neighbours
+    agree; a warning (``unit_mixup_possible``) when only the nearest does, or the value has one neighbour. Results
+    beyond a limit ("<5", ">2000") are limits, not measurements: left out."""
     labs = tables["labs"]
-    errors = []
+    fname = names.get("labs", "labs.csv")
+    errors, warnings = [], []
+    tolerance = np.log(UNIT_MIXUP_TOLERANCE)
     for test in trial.lab_panel:
         other_units = {u: f for u, f in test.units if f != 1}
         if not other_units or test.column not in labs:
             continue
-        for sid, g in labs.groupby("subject_id"):
-            values = g[test.column].astype(float).dropna()
-            if len(values) < 3:
+        measured = labs[test.column + CENS].isna() if test.column + CENS in labs else True
+        data = labs.loc[measured, ["subject_id", "lab_date", test.column]].dropna()
+        data = data[data[test.column].astype(float) > 0].sort_values(["subject_id", "lab_date"], kind="stable")
+        for sid, g in data.groupby("subject_id", sort=False):
+            values = g[test.column].astype(float)
+            if len(values) < 2:
                 continue
-            for i, v in values.items():
-                others = float(np.median(values.drop(index=i)))
-                if v <= 0 or others <= 0:
-                    continue
+            for pos, (i, v) in enumerate(values.items()):
+                near = values.iloc[_neighbours(g["lab_date"], pos)]
                 for unit, factor in other_units.items():
-                    fits = abs(np.log(v * factor / others)) < np.log(UNIT_MIXUP_TOLERANCE)
-                    if fits and abs(np.log(others / v) - np.log(factor)) < np.log(UNIT_MIXUP_TOLERANCE):
-                        errors.append(Problem(names.get("labs", "labs.csv"), i + 2, test.column, "unit_mixup",
-                                              f"{v:g} is about 1/{factor:g} of {sid}'s other values (median {others:g} "
-                                              f"{test.unit}): reported in {unit}? x {factor:g} = {v * factor:.4g} {test.unit}"))
+                    fits = np.abs(np.log(v * factor / near.to_numpy())) < tolerance
+                    if not fits[0]:
+                        continue
+                    sure = len(near) == 2 and fits.all()
+                    message = (f"{v:g} is about 1/{factor:g} of {sid}'s values measured "
+                               f"{'just before and after it' if sure else 'nearest in time'} "
+                               f"({', '.join(f'{x:g}' for x in near)} {test.unit}): reported in {unit}? "
+                               f"x {factor:g} = {v * factor:.4g} {test.unit}")
+                    (errors if sure else warnings).append(
+                        Problem(fname, i + 2, test.column, "unit_mixup" if sure else "unit_mixup_possible", message))
+    return errors, warnings
+
+
+# A whole lab column is taken for another unit when at least this share of its values lies outside the
+# expected range as written and, converted by the unit's factor, at most a tenth as many.
+UNIT_COLUMN_SHARE = 0.2
+UNIT_COLUMN_MIN_VALUES = 5
+
+
+def _unit_mixup_columns(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Trial) -> list[Problem]:
+    """A whole lab column in another accepted unit without saying so: converted by the unit's factor, its median
+    is inside the trial file's expected range and nearer its geometric middle, and the values outside that range
+    (at least UNIT_COLUMN_SHARE of them as written) all but vanish. A population that sits high or low moves
+    fewer values out of the range than a unit does."""
+    labs = tables["labs"]
+    fname = names.get("labs", "labs.csv")
+    errors = []
+    for test in trial.lab_panel:
+        if not test.expected or test.column not in labs:
+            continue
+        values = labs[test.column].astype(float).dropna()
+        values = values[values > 0]
+        if len(values) < UNIT_COLUMN_MIN_VALUES:
+            continue
+        lo, hi = test.expected
+        middle = np.log(np.sqrt(lo * hi)) if lo > 0 else None
+        median = float(values.median())
+        n_out = int(((values < lo) | (values > hi)).sum())
+        for unit, factor in test.units:
+            converted = median * factor
+            n_conv = int(((values * factor < lo) | (values * factor > hi)).sum())
+            nearer = middle is None or abs(np.log(converted) - middle) < abs(np.log(median) - middle)
+            if (factor != 1 and lo <= converted <= hi and nearer and n_out >= UNIT_COLUMN_SHARE * len(values)
+                    and n_conv <= n_out / 10):
+                errors.append(Problem(fname, None, test.column, "unit_mixup_column",
+                                      f"the whole column looks reported in {unit}: its median is {median:.4g} and "
+                                      f"{n_out} of {len(values)} values lie outside the expected range [{lo:g}, {hi:g}] "
+                                      f"{test.unit}; x {factor:g} ({unit} to {test.unit}) the median is {converted:.4g} "
+                                      f"and {n_conv} lie outside. Add a column {test.column}_unit = {unit} (converted "
+                                      f"on load), or export the column in {test.unit}"))
+                break
     return errors
 
 
@@ -643,7 +884,12 @@ def validate_export(folder: str | Path, trial: Trial, export_date: dt.date | Non
         tables = _canonical_keys(tables)
         errors = _cross_checks(tables, names) + _identifiers_in_free_text(tables, names, trial)
         found, plausible = _plausibility(tables, names, trial, export_date or dt.date.today())
-        errors += found + _unit_mixups(tables, names, trial) + _analysable(tables, trial)
+        errors += found + _randomized_twice(tables, names) + _consent(tables, names, trial)
+        errors += _follow_up_ends(tables, names, trial) + _cutoff_before_randomization(tables, names, trial)
+        mixups, possible = _unit_mixups(tables, names, trial)
+        errors += mixups + _unit_mixup_columns(tables, names, trial)
+        warnings += possible
+        errors += _analysable(tables, trial)
         warnings += plausible
     if not errors:
         warnings += _visit_warnings(tables, trial, names)

@@ -70,6 +70,7 @@ RULES = {
     "fields": ("error", "a row with more fields than the header would shift its values into other columns"),
     "header": ("error", "a title row above the header would be read as column names"),
     "sheets": ("error", "sheets with different headers are different tables"),
+    "repeated_header": ("error", "a header row among the data (two exports concatenated): records may be there twice"),
     "columns": ("error", "a column the contract needs is absent"),
     "required": ("error", "keys, and the few cells no analysis can do without, must be filled"),
     "type": ("error", "a value that is not a number, integer or date cannot be analysed"),
@@ -83,8 +84,18 @@ RULES = {
     "after_end_of_follow_up": ("error", "a visit after death, transplant or withdrawal"),
     "after_death": ("error", "an event after the participant's death"),
     "future_date": ("error", "a date after the export date is a typing error (it would make a death invisible)"),
-    "randomized_twice": ("error", "one person (same ID number) randomized under two study numbers"),
-    "unit_mixup": ("error", "a value off by a unit's factor from the participant's others was reported in another unit"),
+    "randomized_twice": ("error", "one person (same screening number, ID number, or name and birth date) randomized "
+                                  "twice would be counted as two participants"),
+    "randomized_without_consent": ("error", "a participant randomized without informed consent (consent flag not Y)"),
+    "no_end_of_follow_up": ("error", "in a final analysis (no cut-off) a participant without death, transplant, withdrawal "
+                                     "or completion would be counted alive and ongoing"),
+    "cutoff_before_randomization": ("error", "a data cut-off before the first randomization leaves nobody to analyse"),
+    "unit_mixup": ("error", "a value off by a unit's factor from the participant's values just before and after it "
+                            "(which agree once it is converted) was reported in another unit"),
+    "unit_mixup_possible": ("warning", "a value off by a unit's factor from the participant's nearest value only (or "
+                                       "its only other value): perhaps another unit, perhaps a real change; for review"),
+    "unit_mixup_column": ("error", "a whole column off the expected range by an accepted unit's factor (its median and "
+                                   "the values outside fit once converted) was reported in that unit"),
     "identifier_in_text": ("error", "a name, phone or ID number in a free-text cell would reach the analysis data"),
     "empty_arm": ("error", "an arm without participants cannot be compared"),
     "no_followup_data": ("error", "an endpoint without values after baseline has no change to analyse"),
@@ -98,6 +109,7 @@ RULES = {
     "eligibility": ("warning", "a participant randomized outside the protocol's age bounds: a protocol deviation"),
     "trailing_delimiter": ("warning", "an empty last field on every row was ignored"),
     "sheets_combined": ("warning", "several sheets with one header were read as one table"),
+    "hidden_sheet": ("warning", "a hidden sheet (a draft, a lookup list) is left out: only visible sheets are data"),
 }
 
 
@@ -171,7 +183,7 @@ def _allowed_text(col: Column, trial: Trial) -> str:
     if col.min is not None or col.max is not None:
         parts.append(f"{_num(col.min)} to {_num(col.max)}")
     if col.type == "date":
-        parts.append("YYYY-MM-DD")
+        parts.append("YYYY-MM-DD (a time of day may follow, and is dropped)")
     return "; ".join(parts)
 
 
@@ -254,7 +266,8 @@ missing with that reason, carried into the analysis datasets (ADLB: `LBSTAT` = N
 **Results beyond a limit of quantification.** {censored_rule()}.
 
 **Units.** Each test is expected in the unit of the trial's panel. A column `<test>_unit` may name
-another accepted unit on a row; the value is then converted: {units}.
+another accepted unit on a row; the value is then converted: {units}. Units are compared after Unicode
+NFKC normalization, with the Greek mu or the micro sign read as u (µmol/L = umol/L).
 
 **Errors and warnings.** An error stops the build: a value outside the impossible limits, a broken key
 (duplicate or unknown participant, whitespace and letter case ignored), dates in the wrong order, a

@@ -32,6 +32,7 @@ _CELL_PADDING = 0.2
 _SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\']")
 _INT = re.compile(r"^-?[1-9]\d{0,14}$|^0$")
 _FLOAT = re.compile(r"^-?(?:0|[1-9]\d{0,14})\.\d{1,15}$")
+_CONTROL_RUN = re.compile(r" *[\x00-\x1f\x7f-\x9f\u2028\u2029][ \x00-\x1f\x7f-\x9f\u2028\u2029]*")
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,15 @@ def sheet_names(tables: list[SavedTable]) -> list[str]:
     return out
 
 
+def safe_cell_text(text: str) -> str:
+    """``text`` on one line for RTF and XLSX: each run of control characters (line breaks, tabs, vertical tab,
+    form feed, NUL, DEL, C1, U+2028/2029) with the spaces around it becomes one space, or nothing at either end.
+
+    Why: rtflite's text measure (PIL/raqm) fails on line breaks and openpyxl refuses control characters.
+    """
+    return _CONTROL_RUN.sub(lambda m: "" if m.start() == 0 or m.end() == len(text) else " ", text)
+
+
 def cell_value(text: str) -> tuple[int | float | str | None, str]:
     """A CSV cell for Excel and its number format: integers and plain decimals as numbers showing the
     decimals the table shows ("1.50" as 1.5 in format 0.00), empty as no value, anything else text."""
@@ -103,6 +113,8 @@ def cell_value(text: str) -> tuple[int | float | str | None, str]:
 
 
 def _put(ws, row: int, col: int, value):
+    if isinstance(value, str):
+        value = safe_cell_text(value)
     cell = ws.cell(row=row, column=col, value=value)
     if isinstance(value, str) and value.startswith("="):
         cell.data_type = "s"
@@ -132,12 +144,12 @@ def _table_sheet(ws, t: SavedTable) -> None:
         cell.alignment = Alignment(wrap_text=True, vertical="bottom")
     for i, row in enumerate(t.rows, start=3):
         for j, text in enumerate(row, start=1):
-            value, number_format = cell_value(text)
+            value, number_format = cell_value(safe_cell_text(text))
             _put(ws, i, j, value).number_format = number_format
     for k, line in enumerate((t.notes or "").splitlines()):
         _put(ws, len(t.rows) + 4 + k, 1, line)
     for j in range(1, len(t.header) + 1):
-        longest = max((len(r[j - 1]) for r in [t.header, *t.rows] if len(r) >= j), default=8)
+        longest = max((len(safe_cell_text(r[j - 1])) for r in [t.header, *t.rows] if len(r) >= j), default=8)
         ws.column_dimensions[get_column_letter(j)].width = min(max(longest, 8) + 2, 60)
     ws.freeze_panes = "A3"
 
@@ -177,12 +189,13 @@ def write_workbook(tables_dir: str | Path, path: str | Path) -> Path:
 
 
 def rtf_text(text: str) -> str:
-    """``text`` safe inside an RTF group: backslash and braces escaped, non-ASCII as \\u escapes.
+    """``text`` safe inside an RTF group: on one line (``safe_cell_text``), backslash and braces escaped,
+    non-ASCII as \\u escapes.
 
     Why: rtflite passes text through unescaped (a brace would end the group early) and writes characters
     128-255 raw into a UTF-8 file that RTF readers decode as Windows-1252.
     """
-    text = text.replace("\\", "\\\\").replace("{", "\\{").replace("}", "\\}")
+    text = safe_cell_text(text).replace("\\", "\\\\").replace("{", "\\{").replace("}", "\\}")
     return "".join(ch if ord(ch) < 128 else f"\\uc1\\u{ord(ch) if ord(ch) < 32768 else ord(ch) - 65536}*"
                    for ch in text)
 
@@ -192,7 +205,7 @@ def column_widths(t: SavedTable) -> list[float]:
     widths = []
     for j, head in enumerate(t.header):
         texts = [head, *(r[j] for r in t.rows if j < len(r))]
-        widths.append(max(rtflite.get_string_width(s, FONT, FONT_SIZE) for s in texts) + _CELL_PADDING)
+        widths.append(max(rtflite.get_string_width(safe_cell_text(s), FONT, FONT_SIZE) for s in texts) + _CELL_PADDING)
     return widths
 
 

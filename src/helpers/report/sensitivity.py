@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.analysis import cohort, outcomes, survival
-from helpers.analysis.imputation import MI_SEED, N_BURN_IN, N_IMPUTATIONS, worse_sign
+from helpers.analysis.imputation import MI_SEED, N_BURN_IN, N_IMPUTATIONS, observed_visits, worse_sign
 from helpers.analysis.sensitivity import (
     DIFFERENCE,
     MULTIPLE_IMPUTATION,
@@ -61,32 +61,56 @@ def agreement_sentence(results: pd.DataFrame, trial: Trial, paramcd: str, alpha:
         found = {r["analysis"]: analysis_conclusion(r, sign, alpha) for _, r in g.iterrows()}
         who = f"For {contrast.lower()} against {trial.control.label.lower()}, " if len(trial.arms) > 2 else ""
         if len(set(found.values())) == 1:
-            parts.append(f"{who}all {len(found)} analyses reach the same conclusion at the {100 * alpha:g}% level: "
-                         f"{next(iter(found.values()))}.")
+            part = (f"{who}all {len(found)} analyses reach the same conclusion at the {100 * alpha:g}% level: "
+                    f"{next(iter(found.values()))}.")
         else:
-            parts.append(f"{who}the conclusions differ at the {100 * alpha:g}% level: "
-                         + "; ".join(f"{a}: {c}" for a, c in found.items()) + ".")
+            part = (f"{who}the conclusions differ at the {100 * alpha:g}% level: "
+                    + "; ".join(f"{a}: {c}" for a, c in found.items()) + ".")
+        parts.append(part[:1].upper() + part[1:])
     return " ".join(parts)
+
+
+def delta_scale(e) -> str:
+    """What a delta is measured in: the endpoint's unit, or the natural-log scale of a log endpoint."""
+    return "natural-log scale" if e.log else (shown_unit(e.unit) or "no unit")
+
+
+def delta_text(delta: float, e, spec: str = ".2f") -> str:
+    """A delta with its scale: '0.57 umol/L', or '0.57 on the natural-log scale (values x 1.77)' for a log endpoint,
+    whose delta multiplies the imputed values by e^delta."""
+    if e.log:
+        return f"{delta:{spec}} on the {delta_scale(e)} (values \u00d7 {np.exp(delta):.2f})"
+    return f"{delta:{spec}} {shown_unit(e.unit)}".strip()
 
 
 def tipping_sentence(tp: dict, trial: Trial, paramcd: str, arm: str) -> str:
     """The tipping point in words."""
     e = trial.endpoint(paramcd)
-    unit = f" {shown_unit(e.unit)}" if shown_unit(e.unit) else ""
     worse = "higher" if worse_sign(trial, paramcd) == 1 else "lower"
     if not np.isfinite(tp["delta"]):
         return (f"The conclusion ({tp['from_conclusion']}) holds over the whole grid, even if every missing "
-                f"{e.label} change in the {arm.lower()} arm were {tp['grid_max']:g}{unit} {worse} (worse) than predicted "
-                f"under missing at random.")
+                f"{e.label} change in the {arm.lower()} arm were {delta_text(tp['grid_max'], e, 'g')} {worse} (worse) "
+                f"than predicted under missing at random.")
     return (f"The conclusion changes from '{tp['from_conclusion']}' to '{tp['to_conclusion']}' when the missing "
-            f"{e.label} changes in the {arm.lower()} arm are {tp['delta']:.2f}{unit} {worse} (worse) than predicted "
-            f"under missing at random.")
+            f"{e.label} changes in the {arm.lower()} arm are {delta_text(tp['delta'], e)} {worse} (worse) than "
+            f"predicted under missing at random.")
+
+
+def followup_text(wide: pd.DataFrame, trial: Trial) -> str:
+    """The follow-up visits the analyses use, naming those left out for want of data:
+    'week 4, week 24 (week 12 left out: no values)'."""
+    used = set(observed_visits(wide, trial))
+    shown = ", ".join(v.label.lower() for v in trial.followup_visits if v.label in used)
+    empty = [v.label.lower() for v in trial.followup_visits if v.label not in used]
+    if not empty or not shown:
+        return shown or ", ".join(v.label.lower() for v in trial.followup_visits)
+    return f"{shown} ({' and '.join(empty)} left out: no values)"
 
 
 def chapter_numbers(a: dict, adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial, paramcd: str,
                     source: str) -> dict[str, str | int]:
     """Every number and phrase the sensitivity chapter's prose glues, from ``sensitivity_analyses``.
-    When the analyses are not estimable, each result phrase says why."""
+    When the analyses are not estimable, each result phrase and sentence says why."""
     e = trial.endpoint(paramcd)
     last = trial.last_visit.label
     events = survival.intercurrent_events(adsl, adlb, trial)
@@ -97,7 +121,7 @@ def chapter_numbers(a: dict, adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Tria
         "n_per_arm": ", ".join(f"{n} to {label.lower()}" for label, n in cohort.arm_n(adsl, trial).items()),
         "endpoint": e.label, "unit": e.unit, "better": e.better, "last_visit": last.lower(),
         "experimental": " and ".join(x.lower() for x in experimental), "control": trial.control.label.lower(),
-        "followup": ", ".join(v.label.lower() for v in trial.followup_visits), "n_itt": len(a["wide"]),
+        "followup": followup_text(a["wide"], trial), "n_itt": len(a["wide"]),
         "n_missing_last": int(a["wide"][last].isna().sum()), "n_death_last": int(at_last[survival.DEATH].sum()),
         "n_tx_last": int(at_last[survival.TRANSPLANT].sum()), "n_wd_last": int(at_last[survival.WITHDRAWAL].sum()),
         "n_missed_last": int(at_last[survival.MISSED].sum()), "n_not_due_last": int(at_last[survival.NOT_YET_DUE].sum()),
@@ -108,8 +132,14 @@ def chapter_numbers(a: dict, adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Tria
     }
     if "not_estimable" in a:
         why = a["not_estimable"]
-        return out | {k: why for k in ("primary_text", "mi_text", "wr_text", "tipping_text", "agreement")} | {
-            "n_mmrm": 0, "mi_df": "", "mi_fmi": "", "wr_n": 0, "wr_excluded": 0, "grid_text": why}
+        scores = a.get("scores", pd.DataFrame({"CATEGORY": pd.Series(dtype=str)}))
+        detail = why.removeprefix(f"{NOT_ESTIMABLE}: ")
+        phrase, sentence = f"result that is {NOT_ESTIMABLE} ({detail})", f"{NOT_ESTIMABLE.capitalize()}: {detail}."
+        return out | {k: phrase for k in ("primary_text", "mi_text", "wr_text")} | {
+            "tipping_text": sentence, "agreement": sentence, "grid_text": why, "mi_df": "", "mi_fmi": "",
+            "n_mmrm": outcomes.analysis_data(adlb, trial, paramcd, adsl)["USUBJID"].nunique(),
+            "wr_n": int((scores["CATEGORY"] != MISSING).sum()),
+            "wr_excluded": int((scores["CATEGORY"] == MISSING).sum())}
     row = {r["analysis"]: r for _, r in a["results"].iterrows()}
     mi = a["mi"].iloc[0]
     return out | {
@@ -118,7 +148,8 @@ def chapter_numbers(a: dict, adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Tria
         "mi_fmi": f"{mi['fmi_lambda']:.2f}", "wr_text": result_text(row[WORST_RANK]), "wr_n": int(row[WORST_RANK]["n"]),
         "wr_excluded": int((a["scores"]["CATEGORY"] == MISSING).sum()),
         "tipping_text": " ".join(tipping_sentence(a["tipping"][arm], trial, paramcd, arm) for arm in experimental),
-        "grid_text": f"0 to {a['grid']['delta'].max():g} {e.unit} in steps of {a['grid']['delta'].diff().max():g}",
+        "grid_text": (f"0 to {a['grid']['delta'].max():g} {'on the natural-log scale' if e.log else e.unit} "
+                      f"in steps of {a['grid']['delta'].diff().max():g}"),
         "agreement": agreement_sentence(a["results"], trial, paramcd),
     }
 
@@ -177,12 +208,14 @@ def show_worst_rank(a: dict, adsl: pd.DataFrame, trial: Trial) -> JournalTable:
 def show_tipping_grid(a: dict, adsl: pd.DataFrame, trial: Trial, paramcd: str) -> JournalTable:
     """The delta-adjusted MI result by delta (empty when the analyses are not estimable)."""
     header = arm_header(adsl, trial)
+    e = trial.endpoint(paramcd)
     table = tipping_report(a["grid"]).pipe(lambda t: t.assign(Arm=t["Arm"].map(header))) if "grid" in a else pd.DataFrame()
     return journal_table(
         table,
-        f"Delta-adjusted multiple imputation: difference in change at {trial.last_visit.label} by delta", "tab-tipping",
+        f"Delta-adjusted multiple imputation: difference in {'log ' if e.log else ''}change at "
+        f"{trial.last_visit.label} by delta", "tab-tipping",
         empty=NOT_ESTIMABLE_ROW,
-        notes=f"Delta ({trial.endpoint(paramcd).unit}) added to the imputed values of the experimental arm only; "
+        notes=f"Delta ({delta_scale(e)}) added to the imputed values of the experimental arm only; "
               f"{N_IMPUTATIONS} imputations, Rubin's rules. Conclusion at the two-sided 5% level.")
 
 
@@ -195,7 +228,9 @@ def show_comparison(results: pd.DataFrame, trial: Trial, paramcd: str) -> Journa
         table,
         f"{e.label}: change from baseline to {trial.last_visit.label}, primary and sensitivity analyses "
         "(the data of the figure above)", "tab-sensitivity-comparison", empty=NOT_ESTIMABLE_ROW,
-        notes=f"Difference: experimental minus control, in {e.unit}; {'below' if e.better == 'lower' else 'above'} 0 "
-              "favours the experimental arm. Win probability: above 0.5 favours the experimental arm. Delta: shift "
+        notes=(f"Ratio of geometric means: experimental over control; {'below' if e.better == 'lower' else 'above'} 1 "
+               if e.log else
+               f"Difference: experimental minus control, in {e.unit}; {'below' if e.better == 'lower' else 'above'} 0 ")
+              + "favours the experimental arm. Win probability: above 0.5 favours the experimental arm. Delta: shift "
               "added to the experimental arm's imputed values (tipping point: the delta at which the conclusion "
               "changes; 'not reached' within the grid of the delta-adjusted analysis).")
