@@ -1,32 +1,21 @@
 """Rules across files found by a corpus of faulty exports: each on a copy of the clean synthetic export, broken."""
 from __future__ import annotations
 
-import shutil
-
 import pandas as pd
 import pytest
 
-from helpers.data.loading import ExportError, load_export, read_raw, validate_export
+from helpers.data.loading import ExportError, load_export, validate_export
 from helpers.data.schema import RULES, data_dictionary_markdown
 from helpers.data.simulation import simulate_export, write_export
 from helpers.trial import load_trial
+from test_export_quirks import _raw, _write
 
 ENDS = ["DEATH", "TRANSPLANT", "WITHDRAWAL", "COMPLETED"]
 
 
 @pytest.fixture()
-def folder(clean_dir, tmp_path):
-    dest = tmp_path / "export"
-    shutil.copytree(clean_dir, dest)
-    return dest
-
-
-def _raw(folder, name):
-    return read_raw(folder / f"{name}.csv")
-
-
-def _write(folder, name, df):
-    df.to_csv(folder / f"{name}.csv", index=False, lineterminator="\n")
+def folder(export_copy):
+    return export_copy
 
 
 def _problems(folder, trial=None):

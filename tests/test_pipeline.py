@@ -271,7 +271,7 @@ def test_the_last_export_asked_for_is_the_one_published(tmp_path, clean_dir):
     shutil.copytree(paths.SYNTHETIC, export_a)
     (tmp_path / "notebooks").mkdir()
     write_tiny_notebook(tmp_path / "notebooks" / "01_slow.ipynb", "import time\nfrom pathlib import Path\n"
-                        "time.sleep(4)\nPath(output_dir, 'results', 'data.txt').write_text(data)")
+                        "time.sleep(10)\nPath(output_dir, 'results', 'data.txt').write_text(data)")
     first_b = _cli(tmp_path, export_b)
     assert first_b.wait(timeout=300) == 0, first_b.stdout.read()
     build_a = _cli(tmp_path, export_a)
