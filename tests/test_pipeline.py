@@ -381,3 +381,13 @@ def test_a_blinded_book_right_after_an_unblinded_one_reuses_nothing_of_it(tmp_pa
     assert "Arm A" in (build / "html" / "book" / "intro.html").read_text()
     pipeline.build(trial=str(trial_file), build_dir=build, notebook_dir=nbs, log=lambda *_: None)
     assert "zorbex" in (build / "html" / "searchindex.js").read_text().lower()
+
+
+@pytest.mark.slow
+def test_demo_oral_blinded_run_keeps_its_placebo_controlled_design_text(tmp_path):
+    """DEMO-ORAL's control arm is labelled Placebo and its design is "placebo-controlled": the blinded run is
+    published with the design text as the trial file states it, and no arm named anywhere else."""
+    build = tmp_path / "_build"
+    pipeline.run(trial="DEMO-ORAL", blinded=True, build_dir=build, log=lambda *_: None)
+    assert "placebo-controlled" in (build / "generated" / "trial.md").read_text().lower()
+    assert "Arm A" in (build / "generated" / "trial.md").read_text()

@@ -63,6 +63,12 @@ def test_block_sizes_are_stated_or_said_to_be_missing():
     assert "block sizes not stated in the trial file," in page and "block size(s)" not in page
 
 
+def test_design_chapter_states_its_block_sizes():
+    assert design_report.simulated_blocks_text(ORAL) == "2, 4"
+    none = dataclasses.replace(ORAL, randomization={k: v for k, v in ORAL.randomization.items() if k != "block_sizes"})
+    assert design_report.simulated_blocks_text(none).startswith("2 (the allocation ratio total")
+
+
 def test_design_chapter_seed_and_key_endpoint_words():
     assert design_report.seed_text(20260106) == "seeded by 20260106"
     assert "None" not in design_report.seed_text(None) and "no simulation seed" in design_report.seed_text(None)

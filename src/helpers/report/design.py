@@ -89,6 +89,14 @@ def seed_text(seed) -> str:
     return f"seeded by {seed}"
 
 
+def simulated_blocks_text(trial: Trial) -> str:
+    """The block sizes the simulation uses: the trial file's, or the allocation ratio total when it states none."""
+    stated = trial.randomization.get("block_sizes") or []
+    if stated:
+        return ", ".join(map(str, stated))
+    return f"{sum(a.ratio for a in trial.arms)} (the allocation ratio total: the trial file states no block sizes)"
+
+
 def key_derivation(e) -> str:
     """How the simulation gets the key secondary endpoint from its laboratory values, with no citation of any one
     score (the glossary defines each score with its reference)."""
@@ -106,7 +114,7 @@ def chapter_numbers(oc: pd.DataFrame, trial: Trial, replicates: int, seed: int |
     null = design.null_scenario(oc).set_index("endpoint")
     mde = design.detectable_effect(oc, t)
     ratio = ":".join(str(a.ratio) for a in t.arm_order)
-    blocks = ", ".join(map(str, t.randomization.get("block_sizes") or []))
+    blocks = simulated_blocks_text(t)
     strongest = prim.loc[prim["hazard_ratio"].idxmin()]
     largest = key.loc[key["key_effect"].abs().idxmax()]
     exp_label, ctl_label = t.experimental_arms[0].label, t.control.label
