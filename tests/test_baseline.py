@@ -131,4 +131,4 @@ def test_chapter_numbers(trial, adsl):
     numbers = baseline_report.chapter_numbers(adsl, trial)
     n = adsl["ARMCD"].value_counts()
     assert numbers == {"n_itt": len(adsl),
-                       "n_per_arm": ", ".join(f"{n[a.code]} {a.label.lower()}" for a in trial.arms)}
+                       "n_per_arm": ", ".join(f"{n[a.code]} {a.label}" for a in trial.arms)}

@@ -56,7 +56,7 @@ def test_the_primary_test_is_the_one_the_trial_file_names(trial):
 def test_verdict_sentences_say_what_was_decided_and_why(trial):
     not_met = report.verdicts(survival_rows(trial, 0.2), mmrm_rows(trial, 0.01), trial)
     assert not_met["verdict_primary"].startswith("The primary endpoint (overall survival to week 24) was not met: ")
-    assert "93.8% (95% CI 70.0 to 99.0) with hepatic artery versus 75.0% (95% CI 50.0 to 90.0) with peripheral vein" \
+    assert "93.8% (95% CI 70.0 to 99.0) with Hepatic artery versus 75.0% (95% CI 50.0 to 90.0) with Peripheral vein" \
         in not_met["verdict_primary"]
     assert "P = 0.200 (two-sided level 0.05)" in not_met["verdict_primary"]
     assert not_met["verdict_key"].startswith("The key secondary endpoint, the change in MELD score from baseline to "

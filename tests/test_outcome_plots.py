@@ -73,5 +73,5 @@ def test_forest_plots_the_model_table(adam, trial):
 def test_forest_axes_say_which_side_favours_which_arm(trial):
     from helpers.report.plots.outcomes import favours_label
 
-    assert favours_label(trial.endpoint("TBIL"), trial) == "\u2190 favours hepatic artery        favours peripheral vein \u2192"
-    assert favours_label(trial.endpoint("ALB"), trial) == "\u2190 favours peripheral vein        favours hepatic artery \u2192"
+    assert favours_label(trial.endpoint("TBIL"), trial) == "\u2190 favours Hepatic artery        favours Peripheral vein \u2192"
+    assert favours_label(trial.endpoint("ALB"), trial) == "\u2190 favours Peripheral vein        favours Hepatic artery \u2192"

@@ -405,10 +405,10 @@ def test_intercurrent_counts_follow_the_reason_for_ending():
 def test_chapter_numbers_glue_every_phrase_of_the_chapter(adam, trial):
     res = outcomes.outcome_results(adam["adlb"], adam["adsl"], trial)
     numbers = report.chapter_numbers(res, adam["adsl"], trial, "synthetic cohort")
-    assert list(numbers) == ["source", "n_per_arm", "control", "experimental", "followup", "last_visit", "n_endpoints",
+    assert list(numbers) == ["source", "population", "n_per_arm", "control", "experimental", "followup", "last_visit", "n_endpoints",
                              "primary_label", "key_label", "log_endpoints", "n_deaths", "n_transplants", "n_withdrawn", "key_effect", "key_covariance",
                              "fallback_sentence", "n_holm", "holm_significant", "class_a_last"]
-    assert numbers["control"] == trial.control.label.lower()
+    assert numbers["control"] == trial.control.label
     assert numbers["last_visit"] == trial.last_visit.label.lower()
     assert numbers["key_label"] == "the change in MELD score at week 24"
     assert numbers["n_holm"] == len(res["holm"]) and numbers["n_endpoints"] == len(trial.endpoints)

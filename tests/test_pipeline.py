@@ -360,3 +360,34 @@ def test_a_blinded_build_names_no_arm_anywhere(tmp_path):
     assert "Arm A (N=" in summary and "Arm B (N=" in summary and "Blinded (arms masked as Arm A, Arm B)" in summary
     adsl = pd.read_csv(root / "data" / "adsl.csv")
     assert set(adsl["TRT01P"]) == {"Arm A", "Arm B"}
+
+
+@pytest.mark.slow
+def test_a_blinded_book_right_after_an_unblinded_one_reuses_nothing_of_it(tmp_path):
+    """jupyter-book's incremental work folder of the unblinded build holds the arms' names (pages, search index):
+    the blinded build gets its own, and is published; the unblinded one after it is rebuilt from its own."""
+    trial_file = tmp_path / "demo.yaml"
+    trial_file.write_text((paths.TRIALS / "DEMO-ORAL.yaml").read_text()
+                          .replace("label: Placebo, description: matching placebo tablets", "label: Zorbex, description: matching tablets"))
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    for chapter in pipeline.notebooks():
+        write_tiny_notebook(nbs / chapter.name, "print('two arms')", prose=f"# {chapter.stem}")
+    build = tmp_path / "_build"
+    pipeline.build(trial=str(trial_file), build_dir=build, notebook_dir=nbs, log=lambda *_: None)
+    assert "zorbex" in (build / "html" / "searchindex.js").read_text().lower()
+    pipeline.build(trial=str(trial_file), build_dir=build, notebook_dir=nbs, log=lambda *_: None, blinded=True)
+    assert "zorbex" not in (build / "html" / "searchindex.js").read_text().lower()
+    assert "Arm A" in (build / "html" / "book" / "intro.html").read_text()
+    pipeline.build(trial=str(trial_file), build_dir=build, notebook_dir=nbs, log=lambda *_: None)
+    assert "zorbex" in (build / "html" / "searchindex.js").read_text().lower()
+
+
+@pytest.mark.slow
+def test_demo_oral_blinded_run_keeps_its_placebo_controlled_design_text(tmp_path):
+    """DEMO-ORAL's control arm is labelled Placebo and its design is "placebo-controlled": the blinded run is
+    published with the design text as the trial file states it, and no arm named anywhere else."""
+    build = tmp_path / "_build"
+    pipeline.run(trial="DEMO-ORAL", blinded=True, build_dir=build, log=lambda *_: None)
+    assert "placebo-controlled" in (build / "generated" / "trial.md").read_text().lower()
+    assert "Arm A" in (build / "generated" / "trial.md").read_text()

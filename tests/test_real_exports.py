@@ -111,7 +111,7 @@ def test_sensitivity_analyses_need_enough_observed_participants(trial):
     need = len(trial.followup_visits) + 3
     assert sensitivity.not_estimable_reason(_wide(trial, need), trial) is None
     reason = sensitivity.not_estimable_reason(_wide(trial, need - 1), trial.with_cutoff("2025-10-01"))
-    assert reason.startswith("not estimable: 5 participant(s) of the peripheral vein arm observed at week 4 by the data cut-off")
+    assert reason.startswith("not estimable: 5 participant(s) of the Peripheral vein arm observed at week 4 by the data cut-off")
 
 
 def test_sensitivity_chapter_numbers_say_not_estimable_at_an_early_cutoff(trial, clean_dir):

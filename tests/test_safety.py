@@ -1,6 +1,8 @@
 """Adverse-event tables against counts taken straight from the raw events and infusion files."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 
@@ -68,12 +70,12 @@ def test_ae_by_term_counts_equal_raw_and_are_sorted_by_frequency(export, adam, t
 def test_procedure_terms_are_matched_and_counted(adam, trial, tables):
     terms = pd.Series(["Puncture-site haematoma", "femoral artery pseudoaneurysm", "fever", "catheter occlusion",
                        "post-embolization-like pain", "abdominal pain"])
-    assert safety.is_procedure_term(terms).tolist() == [True, True, False, True, True, False]
+    assert safety.is_procedure_term(terms, trial.procedure_terms).tolist() == [True, True, False, True, True, False]
     proc = safety.procedure_events(tables[0], adam["adsl"], trial)
     assert (proc["CATEGORY"] == "PROCEDURE").all()
-    assert safety.is_procedure_term(proc["TERM"]).all()
+    assert safety.is_procedure_term(proc["TERM"], trial.procedure_terms).all()
     adae = tables[0]
-    expected = adae[safety.is_procedure_term(adae["AETERM"])]
+    expected = adae[safety.is_procedure_term(adae["AETERM"], trial.procedure_terms)]
     assert proc["N_EVENTS"].sum() == len(expected)
 
 
@@ -138,8 +140,8 @@ def test_summary_text_reads_the_summary_rows():
     results = pd.DataFrame({"CATEGORY": ["SERIOUS", "SERIOUS", "ANY"], "ARM": ["Peripheral vein", "Hepatic artery", "X"],
                             "N": [16, 16, 16], "N_PARTICIPANTS": [6, 0, 16], "PCT": [37.5, 0.0, 100.0],
                             "N_EVENTS": [7, 0, 30]})
-    assert report.summary_text(results, "SERIOUS") == ("peripheral vein 6 of 16 (37.5%), 7 event(s); "
-                                                       "hepatic artery 0 of 16 (0.0%), 0 event(s)")
+    assert report.summary_text(results, "SERIOUS") == ("Peripheral vein 6 of 16 (37.5%), 7 event(s); "
+                                                       "Hepatic artery 0 of 16 (0.0%), 0 event(s)")
 
 
 def test_chapter_counts_and_tables_read_the_results(adam, trial, tables):
@@ -157,6 +159,20 @@ def test_chapter_counts_and_tables_read_the_results(adam, trial, tables):
     assert report.term_table(res, header)["Adverse event"].tolist() == list(dict.fromkeys(safety.rows_of(res, "TERM")["TERM"]))
     numbers = report.chapter_numbers(res, adam["adsl"], trial, "synthetic cohort")
     assert list(numbers) == ["source", "n_safety", "n_safety_arm", "n_switched", "n_ae", "ae_any", "ae_serious",
-                             "ae_related", "ae_withdrawal", "ae_death", "proc_terms", "n_proc"]
+                             "ae_related", "ae_withdrawal", "ae_death", "proc_terms", "proc_matched", "n_proc"]
     assert numbers["ae_serious"] == report.summary_text(res, "SERIOUS")
     assert numbers["proc_terms"] == (", ".join(safety.procedure_terms(res)) or "none")
+
+
+def test_procedure_terms_come_from_the_trial_file(adam, trial, tables):
+    """NCT06984497 lists its catheter and puncture terms; a trial file without ``safety: procedure_terms`` (an oral
+    drug) matches none and says so."""
+    assert "catheter" in trial.procedure_terms and "puncture" in report.procedure_matched(trial)
+    oral = load_trial("DEMO-ORAL")
+    assert oral.procedure_terms == ()
+    assert not safety.is_procedure_term(pd.Series(["catheter occlusion", "fever"]), oral.procedure_terms).any()
+    res = safety.adverse_event_results(*tables, adam["adsl"], replace(trial, procedure_terms=()))
+    assert "PROCEDURE" not in set(res["CATEGORY"])
+    assert "lists no procedure-related terms" in report.procedure_matched(oral)
+    assert report.procedure_notes(oral) == (None, "Not applicable: the trial file lists no procedure-related terms.")
+    assert report.procedure_notes(trial)[0].startswith("Terms matched: puncture, haematoma")

@@ -61,7 +61,7 @@ def trial_markdown(trial: Trial) -> str:
 
 {trial.design.capitalize()} trial in {trial.population}; {trial.planned_n} participants enrolled over
 {trial.accrual_months} months at the {trial.site}, followed for {trial.followup_weeks} weeks.
-Randomization: {trial.randomization.get('method', '')}, block size(s) {', '.join(map(str, trial.randomization.get('block_sizes', [])))},
+Randomization: {trial.randomization.get('method', '')}, {_block_sizes_text(trial)},
 allocation ratio {':'.join(str(a.ratio) for a in trial.arms)}{', stratified by ' + ', '.join(trial.randomization['strata']) if trial.randomization.get('strata') else ', unstratified'}.
 
 **Primary endpoint**: {pe.get('label', '')} (horizon {pe.get('horizon_days', '')} days; liver transplantation {pe.get('transplant', 'censor')}ed).
@@ -85,6 +85,22 @@ The primary endpoint is {pe.get('label', '').lower()}.{key} The other secondary 
 |---|---|---|---|---|
 {endpoints}
 """
+
+
+def data_source_markdown(data: str, source: str) -> str:
+    """The introduction's sentence on the data this build runs on: the synthetic cohort, or the site's export."""
+    if data == SYNTHETIC:
+        return (f"This build runs on a **{source}** with the exact shape of the site's export, not on the trial's "
+                'data: its numbers are not results of the trial, and its figures are stamped "SYNTHETIC DATA".\n')
+    return f"This build runs on the site's export: {source}.\n"
+
+
+def _block_sizes_text(trial: Trial) -> str:
+    """'block sizes 2 or 4' as the trial file states them, or that it does not."""
+    sizes = trial.randomization.get("block_sizes") or []
+    if not sizes:
+        return "block sizes not stated in the trial file"
+    return f"block size{'s' if len(sizes) > 1 else ''} {' or '.join(map(str, sizes))}"
 
 
 def _day_one(trial: Trial) -> str:
@@ -168,7 +184,7 @@ def publish(tree: Path, build_dir: Path) -> None:
     os.symlink(os.path.relpath(final, build_dir.parent), link)
     os.replace(link, build_dir)
     for old in trees.iterdir():
-        if old != final and old.name != BOOK_WORK:
+        if old != final and not old.name.startswith(BOOK_WORK):
             shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
 
 
@@ -246,6 +262,7 @@ def _run_into(tree: Path, staging: Path, data, trial, seed, cutoff, build_dir: P
         f"({time.perf_counter() - t0:.1f} s)")
     generated = tree / "generated"
     (generated / "trial.md").write_text(trial_markdown(cohort.trial), encoding="utf-8")
+    (generated / "data_source.md").write_text(data_source_markdown(data, cohort.source), encoding="utf-8")
     (generated / "data_dictionary.md").write_text(data_dictionary_markdown(cohort.trial, cohort.export.tables),
                                                   encoding="utf-8")
     validation_page = validation_markdown(read.errors, read.warnings, cohort.trial, cohort.source)
@@ -398,6 +415,12 @@ def book_config(trial: Trial, announcement: str, base: Path = paths.ROOT / "_con
     return yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
 
 
+def book_work_dir(build_dir: Path, blinded: bool) -> Path:
+    """jupyter-book's incremental work folder, one per blinding state: a blinded build never reuses a page or
+    search index of an unblinded one, nor the reverse."""
+    return trees_dir(build_dir) / (BOOK_WORK + ("-blinded" if blinded else ""))
+
+
 def _book_files(tree: Path) -> dict[str, Path]:
     """The jupyter-book source of this build, relative path -> file: the book's pages and table of contents, the
     build's configuration and generated pages."""
@@ -428,7 +451,7 @@ def _html_into(tree: Path, staging: Path, trial: Trial, log, build_dir: Path) ->
     """Build the HTML with jupyter-book (no execution, warnings are errors) into ``tree``. Its work folder persists
     between builds, so only changed pages are rebuilt; a failed or interrupted run leaves it to be rebuilt whole."""
     t0 = time.perf_counter()
-    work = trees_dir(build_dir) / BOOK_WORK
+    work = book_work_dir(build_dir, trial.is_blinded)
     dirty = work / "INCOMPLETE"
     if dirty.exists():
         shutil.rmtree(work)

@@ -160,6 +160,7 @@ class Trial:
     alpha: float = 0.05
     primary_test: str = "fisher"
     background: str = ""
+    procedure_terms: tuple[str, ...] = ()
     masked_from: "Trial | None" = field(default=None, repr=False, compare=False)
     masking_codes: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -220,7 +221,7 @@ class Trial:
         arms = tuple(sorted((replace(a, code=codes[a.code], label=f"Arm {codes[a.code]}",
                                      description=f"masked arm {codes[a.code]}") for a in self.arms),
                             key=lambda a: a.code))
-        return replace(self, arms=arms, control_arm=arms[0].code, title=f"{self.id}: blinded data review",
+        return replace(self, arms=arms, control_arm=arms[0].code, title="Blinded data review",
                        short_title="blinded data review", background="",
                        simulation={k: v for k, v in self.simulation.items() if k != "effects"}, masked_from=self,
                        masking_codes=codes)
@@ -366,7 +367,8 @@ def load_trial(trial: str | os.PathLike = paths.DEFAULT_TRIAL) -> Trial:
         cutoff=_date(raw["cutoff"], path, "cutoff") if raw.get("cutoff") else None,
         alpha=float(raw.get("analysis_plan", {}).get("alpha", 0.05)),
         primary_test=raw.get("analysis_plan", {}).get("primary_test", "fisher"),
-        background=" ".join(str(raw.get("background", "")).split()))
+        background=" ".join(str(raw.get("background", "")).split()),
+        procedure_terms=tuple(str(t).lower() for t in (raw.get("safety") or {}).get("procedure_terms") or ()))
     _check(trial, path)
     return trial
 

@@ -65,7 +65,7 @@ def _arm_rows(arm, rand: pd.DataFrame, first_arm: pd.Series, adsl: pd.DataFrame,
     stage = f"Completed {last_visit.lower()}"
     received = f"Started allocated {noun} at randomization" if assumed else f"Received allocated {noun}"
     ongoing = "In follow-up at the data cut-off" if interim else "Follow-up ongoing"
-    rows = [_row(f"allocated:{k}", "randomized", k, f"Allocated to {arm.label.lower()}", len(ids)),
+    rows = [_row(f"allocated:{k}", "randomized", k, f"Allocated to {arm.label}", len(ids)),
             _row(f"received:{k}", f"allocated:{k}", k, received, (got == k).sum(), "treatment"),
             _row(f"not_received:{k}", f"allocated:{k}", k, f"Did not receive allocated {noun}", (got != k).sum(),
                  "treatment"),

@@ -15,10 +15,6 @@ from helpers.data.loading import Export
 from helpers.trial import Trial
 
 RELATED = ("possible", "probable", "definite")
-# Verbatim-term fragments of complications of arterial access and intra-arterial infusion
-# (puncture, catheter, embolization); the export has no procedure flag, so terms are matched.
-PROCEDURE_KEYWORDS = ("puncture", "haematoma", "hematoma", "catheter", "emboli", "access site", "arterial",
-                      "angiograph", "pseudoaneurysm", "dissection")
 # Summary categories, in the order of the summary table: any, serious, related, leading to withdrawal, death.
 CATEGORIES = ("ANY", "SERIOUS", "RELATED", "WITHDRAWAL", "DEATH")
 
@@ -110,16 +106,18 @@ def ae_by_term(adae: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, category: s
     return _with_pct(pd.DataFrame(rows, columns=cols))
 
 
-def is_procedure_term(term: pd.Series, keywords=PROCEDURE_KEYWORDS) -> pd.Series:
-    """True for verbatim terms naming a complication of arterial access or intra-arterial infusion."""
+def is_procedure_term(term: pd.Series, keywords: tuple[str, ...]) -> pd.Series:
+    """True for verbatim terms holding one of ``keywords`` (the trial file's ``safety: procedure_terms``), any case."""
     low = term.str.lower()
-    return pd.Series(np.logical_or.reduce([low.str.contains(k, regex=False) for k in keywords]), index=term.index) \
-        if len(term) else pd.Series(dtype=bool)
+    if not len(term) or not keywords:
+        return pd.Series(False, index=term.index, dtype=bool)
+    return pd.Series(np.logical_or.reduce([low.str.contains(k, regex=False) for k in keywords]), index=term.index)
 
 
 def procedure_events(adae: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
-    """``ae_by_term`` restricted to infusion-procedure terms (``is_procedure_term``), CATEGORY PROCEDURE."""
-    return ae_by_term(adae[is_procedure_term(adae["AETERM"])], adsl, trial, category="PROCEDURE")
+    """``ae_by_term`` restricted to the trial file's procedure-related terms, CATEGORY PROCEDURE; none when the
+    trial file lists no such terms."""
+    return ae_by_term(adae[is_procedure_term(adae["AETERM"], trial.procedure_terms)], adsl, trial, category="PROCEDURE")
 
 
 def adverse_event_results(adae: pd.DataFrame, dth: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:

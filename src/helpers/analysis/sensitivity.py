@@ -80,7 +80,7 @@ def not_estimable_reason(wide: pd.DataFrame, trial: Trial) -> str | None:
         for v in visits:
             n = int(d[v].notna().sum())
             if n < need:
-                return (f"not estimable: {n} participant(s) of the {arm.label.lower()} arm observed at {v.lower()}"
+                return (f"not estimable: {n} participant(s) of the {arm.label} arm observed at {v.lower()}"
                         f"{' by the data cut-off' if trial.is_interim else ''}; the analyses need at least {need}")
     return None
 

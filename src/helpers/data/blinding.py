@@ -37,23 +37,56 @@ def arm_names(trial: Trial) -> list[str]:
     return sorted({text for a in trial.arms for text in (a.label, a.description)}, key=len, reverse=True)
 
 
+def public_texts(trial: Trial) -> list[str]:
+    """The trial file's own design description (title, short title, design, population, background): the same
+    for both arms and public in the registry, so an arm's label inside one of them tells no arm from the other."""
+    return sorted({t for t in (trial.title, trial.short_title, trial.design, trial.population, trial.background)
+                   if t and t.strip()}, key=len, reverse=True)
+
+
+def _public_pattern(trial: Trial) -> re.Pattern | None:
+    """Any of ``public_texts`` verbatim, in any letter case and line wrapping."""
+    texts = public_texts(trial)
+    if not texts:
+        return None
+    return re.compile("|".join(r"\s+".join(map(re.escape, t.split())) for t in texts), re.IGNORECASE)
+
+
 def mask_text(text: str, blinded: Trial) -> str:
-    """``text`` with every arm label or description of the real trial replaced by the masked arm's label."""
+    """``text`` with every arm label or description of the real trial replaced by the masked arm's label, except
+    inside the trial file's public design description (masking a word there would say which arm it is)."""
     masked = {a.code: a.label for a in blinded.arms}
     codes = blinded.masking_codes
+    public = _public_pattern(blinded.masked_from)
+    parts = public.split(text) if public else [text]
+    kept = public.findall(text) if public else []
     for a in sorted(blinded.masked_from.arms, key=lambda a: -len(a.description)):
         for name in (a.description, a.label):
-            text = re.sub(re.escape(name), masked[codes[a.code]], text, flags=re.IGNORECASE)
-    return text
+            parts = [re.sub(re.escape(name), masked[codes[a.code]], part, flags=re.IGNORECASE) for part in parts]
+    return "".join(part + (kept[i] if i < len(kept) else "") for i, part in enumerate(parts))
+
+
+SEARCH_INDEX = "searchindex.js"
 
 
 def arm_mentions(folder: Path, real: Trial) -> list[tuple[Path, str]]:
-    """Text files under ``folder`` that name an arm of the real trial (label or description, any letter case)."""
-    pattern = re.compile("|".join(re.escape(n) for n in arm_names(real)), re.IGNORECASE)
+    """Text files under ``folder`` that name an arm of the real trial (label or description as whole words, any
+    letter case) outside the trial file's public design description (``public_texts``), which is allowed verbatim. The HTML
+    search index holds single words, not sentences: there a word of the public texts is allowed, since every
+    page it indexes is checked here verbatim."""
+    pattern = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(n) for n in arm_names(real)) + r")(?!\w)", re.IGNORECASE)
+    public = _public_pattern(real)
+    public_words = {w.lower() for t in public_texts(real) for w in re.findall(r"\w+", t)}
     hits = []
     for path in sorted(Path(folder).rglob("*")):
         if path.is_file() and path.suffix in TEXT_SUFFIXES:
-            found = pattern.search(path.read_text(encoding="utf-8", errors="replace"))
-            if found:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if public:
+                text = public.sub(" ", text)
+            for found in pattern.finditer(text):
+                if path.name == SEARCH_INDEX and found.group(0).lower() in public_words:
+                    continue
                 hits.append((path, found.group(0)))
+                break
     return hits
+

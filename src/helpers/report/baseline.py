@@ -48,4 +48,4 @@ def table_one(summary: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, variables
 def chapter_numbers(adsl: pd.DataFrame, trial: Trial) -> dict[str, object]:
     """The numbers chapter 3's text quotes, by glue name: the ITT population, in total and per arm."""
     return {"n_itt": int((adsl["ITTFL"] == "Y").sum()),
-            "n_per_arm": ", ".join(f"{n} {label.lower()}" for label, n in arm_n(adsl, trial).items())}
+            "n_per_arm": ", ".join(f"{n} {label}" for label, n in arm_n(adsl, trial).items())}

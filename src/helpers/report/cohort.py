@@ -73,6 +73,6 @@ def chapter_numbers(export: Export, adsl: pd.DataFrame, adlb_all: pd.DataFrame, 
     validation warnings, and laboratory values expected and missing at scheduled visits."""
     missing = missingness_by_visit(adlb_all, trial)
     return {"source": source, "n_screened": len(export["screening"]), "n_randomized": len(adsl),
-            "n_per_arm": ", ".join(f"{n} to {label.lower()}" for label, n in arm_n(adsl, trial).items()),
+            "n_per_arm": ", ".join(f"{n} to {label}" for label, n in arm_n(adsl, trial).items()),
             "n_warnings": len(export.warnings), "n_missing": int(missing["Missing"].sum()),
             "n_values": int(missing["Records"].sum())}

@@ -8,6 +8,7 @@ import pandas as pd
 from helpers.analysis import design
 from helpers.analysis.design import KEY, POWER_TARGET, PRIMARY
 from helpers.report.findings import TEST_NAMES
+from helpers.report.prose import whole_weeks
 from helpers.report.tables import JournalTable, fixed, journal_table
 from helpers.trial import Trial, shown_unit
 
@@ -81,6 +82,29 @@ def level_note(row: pd.Series, alpha: float, exact: bool = False) -> str:
     return f"in line with the nominal level of {alpha:g}"
 
 
+def seed_text(seed) -> str:
+    """'seeded by 20250701', or that the trial file states no simulation seed (the figures then vary by build)."""
+    if seed is None:
+        return "unseeded (the trial file states no simulation seed, so the figures vary from build to build)"
+    return f"seeded by {seed}"
+
+
+def simulated_blocks_text(trial: Trial) -> str:
+    """The block sizes the simulation uses: the trial file's, or the allocation ratio total when it states none."""
+    stated = trial.randomization.get("block_sizes") or []
+    if stated:
+        return ", ".join(map(str, stated))
+    return f"{sum(a.ratio for a in trial.arms)} (the allocation ratio total: the trial file states no block sizes)"
+
+
+def key_derivation(e) -> str:
+    """How the simulation gets the key secondary endpoint from its laboratory values, with no citation of any one
+    score (the glossary defines each score with its reference)."""
+    if e.source == "derived":
+        return f", and the {e.label} is derived from them as the book's analysis datasets derive it"
+    return f"; the {e.label} is one of them"
+
+
 def chapter_numbers(oc: pd.DataFrame, trial: Trial, replicates: int, seed: int | None = None) -> dict[str, str | int]:
     """Every number and phrase the design chapter's prose glues, from ``operating_characteristics``."""
     t = design.design_trial(trial)
@@ -90,10 +114,10 @@ def chapter_numbers(oc: pd.DataFrame, trial: Trial, replicates: int, seed: int |
     null = design.null_scenario(oc).set_index("endpoint")
     mde = design.detectable_effect(oc, t)
     ratio = ":".join(str(a.ratio) for a in t.arm_order)
-    blocks = ", ".join(map(str, t.randomization.get("block_sizes") or []))
+    blocks = simulated_blocks_text(t)
     strongest = prim.loc[prim["hazard_ratio"].idxmin()]
     largest = key.loc[key["key_effect"].abs().idxmax()]
-    exp_label, ctl_label = t.experimental_arms[0].label.lower(), t.control.label.lower()
+    exp_label, ctl_label = t.experimental_arms[0].label, t.control.label
 
     def hr_label(r):
         return f"hazard ratio {hr_text(r['hazard_ratio'])}"
@@ -109,10 +133,12 @@ def chapter_numbers(oc: pd.DataFrame, trial: Trial, replicates: int, seed: int |
     return {
         "n_planned": t.planned_n, "allocation": ratio, "block_sizes": blocks, "replicates": int(replicates),
         "design_seed": str(sim.get("seed") if seed is None else seed), "n_scenarios": int(oc["scenario"].nunique()),
+        "seed_text": seed_text(sim.get("seed") if seed is None else seed),
+        "key_derivation": key_derivation(e),
         "experimental": exp_label, "control": ctl_label,
         "death_rate": pct(sim.get("death_rate_24w", 0.15), 0), "withdrawal_rate": pct(sim.get("withdrawal_rate", 0.05), 0),
         "missed_visit_rate": pct(sim.get("missed_visit_rate", 0.05), 0), "cell_missing_rate": pct(design.CELL_MISSING_RATE),
-        "horizon_days": t.horizon_days, "horizon_weeks": f"{t.horizon_days / 7:g}", "last_visit": t.last_visit.label,
+        "horizon_days": t.horizon_days, "horizon_weeks": whole_weeks(t.horizon_days), "last_visit": t.last_visit.label,
         "primary_test": TEST_NAMES[t.primary_test], "alpha": f"{t.alpha:g}", "power_target": pct(POWER_TARGET, 0),
         "key_label": e.label, "key_scale": "log scale (ratio of geometric means)" if e.log else f"{e.unit} (difference)",
         "key_sd": effect_text(sd, t), "key_max_sd": f"{fixed(abs(largest['key_effect']) / sd, 1)} standard deviations",
@@ -223,7 +249,7 @@ def show_scenarios(oc: pd.DataFrame, trial: Trial) -> JournalTable:
     t = design.design_trial(trial)
     return journal_table(
         scenario_table(oc, t), "Scenarios simulated: the true effects and what they imply", "tab-design-scenarios",
-        notes=(f"Hazard ratio of death, {t.experimental_arms[0].label.lower()} vs {t.control.label.lower()}, for the "
+        notes=(f"Hazard ratio of death, {t.experimental_arms[0].label} vs {t.control.label}, for the "
                "arm received. Death by the horizon: with no transplant and no withdrawal (the hypothetical strategy of "
                "the survival chapter), as randomized. Effect on the key secondary endpoint: on its change from baseline "
                f"to {t.last_visit.label}, for the arm received; as randomized, diluted by the occasional participant who "

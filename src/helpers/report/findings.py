@@ -32,7 +32,7 @@ def primary_sentence(d: Decision, surv: pd.DataFrame, trial: Trial) -> str:
     order = [a.label for a in trial.experimental_arms] + [trial.control.label]
     km = km.set_index("ARM").loc[order].reset_index()
     by_arm = " versus ".join(f"{estimate_text(r.ESTIMATE, r.LCL, r.UCL, scale=100, digits=1, unit='%', ci_label='95% CI')}"
-                             f" with {r.ARM.lower()}" for r in km.itertuples())
+                             f" with {r.ARM}" for r in km.itertuples())
     verdict = {MET: "was met", NOT_MET: "was not met", NOT_ESTIMABLE: "could not be assessed"}[d.outcome]
     test = f"{TEST_NAMES[trial.primary_test]} {p_text(d.p_value)}" if not np.isnan(d.p_value) else \
         f"{TEST_NAMES[trial.primary_test]} not estimable"
@@ -46,7 +46,7 @@ def key_secondary_sentence(d: Decision, mmrm: pd.DataFrame, trial: Trial) -> str
     what = f"the change in {e.label} from baseline to {trial.last_visit.label}"
     row = findings.key_secondary_row(mmrm, trial)
     estimate = ("not estimable" if row is None or pd.isna(row["estimate"]) else
-                f"{row['TRT01P'].lower()} versus {trial.control.label.lower()}, {effect_text(row, e.unit)}")
+                f"{row['TRT01P']} versus {trial.control.label}, {effect_text(row, e.unit)}")
     if d.outcome == findings.NOT_TESTED:
         return (f"The key secondary endpoint, {what}, was not tested confirmatorily, because the primary endpoint "
                 f"was not met; descriptively (MMRM, unadjusted), {estimate}.")
@@ -143,7 +143,7 @@ def summary_numbers(trial: Trial, adsl: pd.DataFrame, source: str, surv: pd.Data
                     ) -> dict[str, str]:
     """The summary page's glued text: the trial in three lines and the verdicts."""
     n = adsl["TRT01P"].value_counts()
-    arms = " and ".join(f"{a.label.lower()} ({a.description}, n = {int(n.get(a.label, 0))})" for a in trial.arm_order)
+    arms = " and ".join(f"{a.label} ({a.description}, n = {int(n.get(a.label, 0))})" for a in trial.arm_order)
     return {
         "trial_what": f"{trial.id}: {trial.title}.",
         "trial_design": (f"{trial.design.capitalize()} trial in {trial.population}; {len(adsl)} participants "

@@ -8,7 +8,7 @@ import pandas as pd
 from helpers.analysis import cohort
 from helpers.analysis.mmrm import STRUCTURE_NAMES
 from helpers.analysis.outcomes import LOG_SCALE, NOT_ASSESSED, fallbacks, holm_significant, intercurrent_counts
-from helpers.report.prose import estimate_text, format_p
+from helpers.report.prose import estimate_text, format_p, population_text
 from helpers.report.tables import JournalTable, fixed, journal_table, recorded_decimals
 from helpers.trial import Trial
 
@@ -162,7 +162,7 @@ def class_a_text(results: dict[str, pd.DataFrame], visit: str) -> str:
     if "child_pugh_class_a" not in results:
         return NO_CHILD_PUGH
     rows = results["child_pugh_class_a"].query("AVISIT == @visit")
-    return "; ".join(f"{r.TRT01P.lower()} {r.n_class_a} of {r.n_assessed} assessed ({100 * r.proportion:.0f}%)"
+    return "; ".join(f"{r.TRT01P} {r.n_class_a} of {r.n_assessed} assessed ({100 * r.proportion:.0f}%)"
                      for r in rows.itertuples())
 
 
@@ -173,9 +173,10 @@ def chapter_numbers(results: dict[str, pd.DataFrame], adsl: pd.DataFrame, trial:
     significant = [trial.endpoint(code).label.lower() for code in holm_significant(holm)]
     return {
         "source": source,
-        "n_per_arm": ", ".join(f"{n} to {label.lower()}" for label, n in cohort.arm_n(adsl, trial).items()),
-        "control": trial.control.label.lower(),
-        "experimental": " and ".join(a.label.lower() for a in trial.experimental_arms),
+        "population": population_text(trial),
+        "n_per_arm": ", ".join(f"{n} to {label}" for label, n in cohort.arm_n(adsl, trial).items()),
+        "control": trial.control.label,
+        "experimental": " and ".join(a.label for a in trial.experimental_arms),
         "followup": ", ".join(v.label.lower() for v in trial.followup_visits),
         "last_visit": last.lower(),
         "n_endpoints": len(trial.endpoints),

@@ -5,6 +5,8 @@ import math
 
 import pandas as pd
 
+from helpers.trial import Trial
+
 NOT_ESTIMABLE = "not estimable"
 
 
@@ -45,3 +47,13 @@ def estimate_text(estimate: float, lower: float = math.nan, upper: float = math.
     if p is not None and not _missing(p):
         inner.append(p_text(p))
     return text + (f" ({'; '.join(inner)})" if inner else "")
+
+
+def whole_weeks(days: int) -> str:
+    """A duration in days as whole weeks for the text ("24"; 1461 days: "209"), never a fraction of a week."""
+    return str(round(days / 7))
+
+
+def population_text(trial: Trial) -> str:
+    """Who the trial enrolls, from the trial file's ``population`` ("participants" when it states none)."""
+    return trial.population.strip() or "participants"

@@ -16,6 +16,34 @@ from helpers.data.randomization import block_sizes, list_file
 from helpers.trial import Trial
 
 
+SMALL_ARM = 50
+
+
+def first_lower(text: str) -> str:
+    """A label inside a sentence: its first letter lower-cased, unless the first word is an acronym ("HIV")."""
+    word = text.split(" ", 1)[0]
+    return text if any(c.isupper() for c in word[1:]) or not text else text[0].lower() + text[1:]
+
+
+def criteria_text(trial: Trial) -> str:
+    """The trial file's inclusion criteria by name and its exclusion criteria by number, as a phrase; says when
+    there are none."""
+    inclusion = [first_lower(k.label) for k in trial.eligibility if k.kind == "inclusion"]
+    n_exclusion = sum(k.kind == "exclusion" for k in trial.eligibility)
+    included = (" and ".join([", ".join(inclusion[:-1]), inclusion[-1]] if len(inclusion) > 1 else inclusion)
+                + " (inclusion)") if inclusion else "no inclusion criteria besides age"
+    excluded = ("no exclusion criteria" if n_exclusion == 0 else "exclusion criterion 1" if n_exclusion == 1
+                else f"exclusion criteria 1 to {n_exclusion}")
+    return f"{included}, and {excluded}"
+
+
+def chance_text(smallest_arm: int) -> str:
+    """Why the chapter shows the spread of |SMD| chance gives, for the trial's size (small: under SMALL_ARM per arm)."""
+    if smallest_arm < SMALL_ARM:
+        return f"With so few participants per arm (as few as {smallest_arm}), chance alone produces sizeable SMDs"
+    return f"Even with {smallest_arm} or more participants per arm, chance alone produces some imbalance"
+
+
 def allocation_source(trial: Trial) -> str:
     """Where the allocation list comes from, as a phrase for the text ("The allocation list was ...")."""
     path = list_file(trial)
@@ -79,6 +107,8 @@ def chapter_numbers(trial: Trial, flow: pd.DataFrame, alloc: pd.DataFrame, check
         "age_min": trial.age_range[0],
         "age_max": trial.age_range[1],
         "n_exclusions": sum(k.kind == "exclusion" for k in trial.eligibility),
+        "criteria_text": criteria_text(trial),
+        "chance_text": chance_text(int(ratio["n"].min())) if len(ratio) else chance_text(0),
         "allocation_source": allocation_source(trial),
         "n_excluded": int(n["excluded"]),
         "n_criteria": int(n["excluded:criteria"]),
@@ -95,7 +125,7 @@ def chapter_numbers(trial: Trial, flow: pd.DataFrame, alloc: pd.DataFrame, check
         "n_block_problems": int((blocks["finding"] != "").sum()),
         "n_chronology": len(breach_table(checks)),
         "window": f"{window[0]:%d %B %Y} to {window[1]:%d %B %Y}",
-        "ratio_ci": "; ".join(f"{r.label.lower()} {r.n}/{r.total} = {r.proportion:.2f} "
+        "ratio_ci": "; ".join(f"{r.label} {r.n}/{r.total} = {r.proportion:.2f} "
                               f"(95% CI {r.ci_lower:.2f} to {r.ci_upper:.2f})" for r in ratio.itertuples()),
         "n_balance_rows": len(balance),
         "n_above_chance": int((balance["abs_smd"] > balance["chance_p95"]).sum()),

@@ -73,8 +73,23 @@ def serious_listing(adae: pd.DataFrame, dth: pd.DataFrame) -> pd.DataFrame:
 def summary_text(results: pd.DataFrame, category: str) -> str:
     """One summary category in words, per arm: 'peripheral vein 6 of 16 (37.5%), 6 event(s)', for the text."""
     d = results[results["CATEGORY"] == category]
-    return "; ".join(f"{a.lower()} {p} of {n} ({fixed(pct, 1)}%), {e} event(s)" for a, n, p, pct, e in
+    return "; ".join(f"{a} {p} of {n} ({fixed(pct, 1)}%), {e} event(s)" for a, n, p, pct, e in
                      zip(d["ARM"], d["N"], d["N_PARTICIPANTS"], d["PCT"], d["N_EVENTS"]))
+
+
+def procedure_matched(trial: Trial) -> str:
+    """Which verbatim terms count as procedure-related: the trial file's ``safety: procedure_terms``, or that it
+    lists none."""
+    if not trial.procedure_terms:
+        return "the trial file lists no procedure-related terms (safety: procedure_terms), so none is matched"
+    return "terms holding " + ", ".join(trial.procedure_terms) + ", as the trial file lists them"
+
+
+def procedure_notes(trial: Trial) -> tuple[str | None, str]:
+    """The procedure table's note and the text it shows when it has no rows."""
+    if not trial.procedure_terms:
+        return None, "Not applicable: the trial file lists no procedure-related terms."
+    return "Terms matched: " + ", ".join(trial.procedure_terms) + ".", "No procedure-related events were reported."
 
 
 def chapter_numbers(results: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, source: str) -> dict[str, str | int]:
@@ -83,10 +98,11 @@ def chapter_numbers(results: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, sou
     return {
         "source": source,
         "n_safety": n["n_safety"],
-        "n_safety_arm": ", ".join(f"{k} {label.lower()}" for label, k in safety_n(adsl, trial).items()),
+        "n_safety_arm": ", ".join(f"{k} {label}" for label, k in safety_n(adsl, trial).items()),
         "n_switched": n["n_switched"],
         "n_ae": n["n_ae"],
         **{f"ae_{code.lower()}": summary_text(results, code) for code in CATEGORIES},
         "proc_terms": ", ".join(procedure_terms(results)) or "none",
+        "proc_matched": procedure_matched(trial),
         "n_proc": n["n_proc"],
     }

@@ -25,7 +25,7 @@ from helpers.analysis.worst_rank import (
     worst_rank_counts,
 )
 from helpers.report.cohort import arm_header
-from helpers.report.prose import estimate_text, format_p
+from helpers.report.prose import estimate_text, format_p, population_text
 from helpers.report.tables import JournalTable, journal_table
 from helpers.trial import Trial, shown_unit
 
@@ -59,7 +59,7 @@ def agreement_sentence(results: pd.DataFrame, trial: Trial, paramcd: str, alpha:
     parts = []
     for contrast, g in d.groupby(d["contrast"].str.split(" - | vs ", regex=True).str[0], sort=False):
         found = {r["analysis"]: analysis_conclusion(r, sign, alpha) for _, r in g.iterrows()}
-        who = f"For {contrast.lower()} against {trial.control.label.lower()}, " if len(trial.arms) > 2 else ""
+        who = f"For {contrast} against {trial.control.label}, " if len(trial.arms) > 2 else ""
         if len(set(found.values())) == 1:
             part = (f"{who}all {len(found)} analyses reach the same conclusion at the {100 * alpha:g}% level: "
                     f"{next(iter(found.values()))}.")
@@ -89,10 +89,10 @@ def tipping_sentence(tp: dict, trial: Trial, paramcd: str, arm: str) -> str:
     worse = "higher" if worse_sign(trial, paramcd) == 1 else "lower"
     if not np.isfinite(tp["delta"]):
         return (f"The conclusion ({tp['from_conclusion']}) holds over the whole grid, even if every missing "
-                f"{e.label} change in the {arm.lower()} arm were {delta_text(tp['grid_max'], e, 'g')} {worse} (worse) "
+                f"{e.label} change in the {arm} arm were {delta_text(tp['grid_max'], e, 'g')} {worse} (worse) "
                 f"than predicted under missing at random.")
     return (f"The conclusion changes from '{tp['from_conclusion']}' to '{tp['to_conclusion']}' when the missing "
-            f"{e.label} changes in the {arm.lower()} arm are {delta_text(tp['delta'], e)} {worse} (worse) than "
+            f"{e.label} changes in the {arm} arm are {delta_text(tp['delta'], e)} {worse} (worse) than "
             f"predicted under missing at random.")
 
 
@@ -118,9 +118,10 @@ def chapter_numbers(a: dict, adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Tria
     experimental = [arm.label for arm in trial.experimental_arms]
     out = {
         "source": source,
-        "n_per_arm": ", ".join(f"{n} to {label.lower()}" for label, n in cohort.arm_n(adsl, trial).items()),
+        "n_per_arm": ", ".join(f"{n} to {label}" for label, n in cohort.arm_n(adsl, trial).items()),
+        "population": population_text(trial),
         "endpoint": e.label, "unit": e.unit, "better": e.better, "last_visit": last.lower(),
-        "experimental": " and ".join(x.lower() for x in experimental), "control": trial.control.label.lower(),
+        "experimental": " and ".join(experimental), "control": trial.control.label,
         "followup": followup_text(a["wide"], trial), "n_itt": len(a["wide"]),
         "n_missing_last": int(a["wide"][last].isna().sum()), "n_death_last": int(at_last[survival.DEATH].sum()),
         "n_tx_last": int(at_last[survival.TRANSPLANT].sum()), "n_wd_last": int(at_last[survival.WITHDRAWAL].sum()),

@@ -6,7 +6,8 @@ import pandas as pd
 
 from helpers.analysis import survival
 from helpers.report.cohort import arm_header
-from helpers.report.prose import estimate_text, format_p
+from helpers.report.findings import TEST_NAMES
+from helpers.report.prose import estimate_text, format_p, whole_weeks
 from helpers.report.tables import JournalTable, journal_table, n_pct
 from helpers.trial import Trial
 
@@ -42,20 +43,20 @@ def prose_numbers(results: pd.DataFrame, paramcd: str) -> dict[str, str | int]:
     cox, fisher = rows(survival.COX), rows(survival.FISHER)
     lr = rows(survival.LOGRANK).iloc[0]
     return {
-        f"{p}_surv": "; ".join(f"{a.lower()} {estimate_text(e, lo, hi, scale=100, digits=1, unit='%')}"
+        f"{p}_surv": "; ".join(f"{a} {estimate_text(e, lo, hi, scale=100, digits=1, unit='%')}"
                                for a, e, lo, hi in zip(km["ARM"], km["ESTIMATE"], km["LCL"], km["UCL"])),
-        f"{p}_diff": "; ".join(f"{a.lower()} minus {ref.lower()} {estimate_text(e, lo, hi, scale=100, digits=1)} "
+        f"{p}_diff": "; ".join(f"{a} minus {ref} {estimate_text(e, lo, hi, scale=100, digits=1)} "
                                "percentage points"
                                for a, ref, e, lo, hi in zip(diff["ARM"], diff["REFERENCE"], diff["ESTIMATE"],
                                                             diff["LCL"], diff["UCL"])),
         f"{p}_logrank": (f"chi-square {lr.ESTIMATE:.2f}, P = {format_p(lr.PVALUE)}" if np.isfinite(lr.ESTIMATE)
                          else "not estimable: no events in either arm"),
-        f"{p}_hr": "; ".join(f"{a.lower()} vs {ref.lower()} {estimate_text(e, lo, hi)}"
+        f"{p}_hr": "; ".join(f"{a} vs {ref} {estimate_text(e, lo, hi)}"
                              for a, ref, e, lo, hi in zip(cox["ARM"], cox["REFERENCE"], cox["ESTIMATE"], cox["LCL"],
                                                           cox["UCL"])),
         f"{p}_events": int(lr.EVENTS),
         f"{p}_caution": few_events_caution(int(lr.EVENTS)) or ADEQUATE_EVENTS,
-        f"{p}_fisher": "; ".join(f"{a.lower()} vs {ref.lower()} P = {format_p(pv)}"
+        f"{p}_fisher": "; ".join(f"{a} vs {ref} P = {format_p(pv)}"
                                  for a, ref, pv in zip(fisher["ARM"], fisher["REFERENCE"], fisher["PVALUE"])),
     }
 
@@ -67,10 +68,11 @@ def chapter_numbers(results: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, sou
     for paramcd in ENDPOINTS:
         out |= prose_numbers(results, paramcd)
     return out | {
-        "source": source, "horizon_days": trial.horizon_days, "horizon_weeks": f"{trial.horizon_days / 7:g}",
+        "source": source, "horizon_days": trial.horizon_days, "horizon_weeks": whole_weeks(trial.horizon_days),
+        "primary_test": TEST_NAMES[trial.primary_test],
         "transplant_rule": ("censored at the date of transplantation" if trial.censors_transplant
                             else "not censored (follow-up continues after transplantation)"),
-        "control": trial.control.label.lower(), "n_randomized": len(adsl),
+        "control": trial.control.label, "n_randomized": len(adsl),
     }
 
 

@@ -44,7 +44,7 @@ def plot_design_power(oc: pd.DataFrame, trial: Trial):
         return placeholder_figure("No scenario was simulated")
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.9), squeeze=False)
     axes = list(axes[0])
-    exp, ctl = t.experimental_arms[0].label.lower(), t.control.label.lower()
+    exp, ctl = t.experimental_arms[0].label, t.control.label
     if len(prim):
         ax = axes.pop(0)
         _rate(ax, prim["hazard_ratio"], prim, "power", ARM_COLOURS[0], "primary endpoint met")

@@ -92,8 +92,8 @@ def plot_spaghetti(adlb: pd.DataFrame, trial: Trial, n_header: dict[str, str], p
 def favours_label(endpoint, trial: Trial) -> str:
     """'<- favours A    favours B ->' for an effect axis: the side where the experimental arm is better
     depends on whether lower or higher values are better for the endpoint (trial file)."""
-    experimental = " and ".join(a.label.lower() for a in trial.experimental_arms)
-    control = trial.control.label.lower()
+    experimental = " and ".join(a.label for a in trial.experimental_arms)
+    control = trial.control.label
     left, right = (experimental, control) if endpoint.better == "lower" else (control, experimental)
     return f"\u2190 favours {left}        favours {right} \u2192"
 
