@@ -125,9 +125,10 @@ def save_cohort(cohort: Cohort, path: Path) -> Path:
     return path
 
 
-def save_result(table: pd.DataFrame, output_dir: str | Path | None, name: str) -> Path | None:
-    """Write a chapter's tidy result table to <output_dir>/results/<name>.csv; nothing when output_dir is None."""
-    if output_dir is None:
+def save_result(table: pd.DataFrame | None, output_dir: str | Path | None, name: str) -> Path | None:
+    """Write a chapter's tidy result table to <output_dir>/results/<name>.csv; nothing when output_dir or the
+    table is None."""
+    if output_dir is None or table is None:
         return None
     path = Path(output_dir) / "results" / f"{name}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -49,7 +49,7 @@ import pandas as pd
 from faker import Faker
 from faker.providers.ssn.zh_CN import Provider as _ZhSsn
 
-from helpers.data.randomization import allocation_list
+from helpers.data.randomization import allocation_list, has_allocation_list
 from helpers.data.schema import FileSpec, export_spec
 from helpers.trial import Trial
 
@@ -228,15 +228,16 @@ def simulate_randomization(trial: Trial, screening: pd.DataFrame, rng: np.random
 
     Study numbers ``SS-NNN`` (site-sequence) follow the order of randomization and take the arm and
     block of the next row of the trial's allocation list (``randomization.allocation_list``, seeded
-    by ``randomization.seed`` in the trial file, independent of the cohort's random stream), as a
-    site opens the next envelope. Stratified lists are not simulated (no stratum membership).
+    by ``randomization.seed`` in the trial file, independent of the cohort's random stream; without a
+    seed or list file, seeded from the cohort's stream), as a site opens the next envelope. Stratified lists are not simulated (no stratum membership).
     """
     if trial.randomization.get("strata"):
         raise NotImplementedError(f"{trial.id}: the simulator does not assign strata; simulate unstratified trials")
     elig = screening[screening["_eligible"]].reset_index(drop=True)
     rand_date = [d + dt.timedelta(days=int(k)) for d, k in zip(elig["screening_date"], rng.integers(1, 15, len(elig)))]
     elig = elig.assign(rand_date=rand_date).sort_values(["rand_date", "screening_id"], kind="stable")
-    alloc = allocation_list(trial, n=len(elig)).head(len(elig))
+    seed = None if has_allocation_list(trial) else int(rng.integers(2**31))
+    alloc = allocation_list(trial, n=len(elig), seed=seed).head(len(elig))
     return pd.DataFrame({
         "subject_id": [f"{SITE_NUMBER:02d}-{k:03d}" for k in range(1, len(elig) + 1)],
         "screening_id": elig["screening_id"].to_numpy(),

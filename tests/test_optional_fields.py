@@ -1,0 +1,96 @@
+"""Optional trial-file keys and export columns are optional: without them the book says what is not stated
+or not checked, instead of crashing or inventing (issue 17, items 4 and 7)."""
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+import yaml
+
+from helpers.analysis import allocation, balance, consort
+from helpers.data import randomization
+from helpers.data.adam import build_adam
+from helpers.data.loading import load_export, read_raw, validate_export
+from helpers.report import randomization as randomization_report
+from helpers.trial import load_trial
+from helpers import paths
+
+
+def _trial_without(tmp_path, edit):
+    """A copy of the default trial file changed by ``edit(raw)``, loaded."""
+    raw = yaml.safe_load((paths.ROOT / "trials" / "NCT06984497.yaml").read_text(encoding="utf-8"))
+    edit(raw)
+    path = tmp_path / "trial.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return load_trial(path)
+
+
+@pytest.fixture()
+def folder(clean_dir, tmp_path):
+    dest = tmp_path / "export"
+    shutil.copytree(clean_dir, dest)
+    return dest
+
+
+def _chapter2(export, trial):
+    adsl = build_adam(export, trial)["adsl"]
+    flow = consort.consort_flow(export, trial, adsl)
+    alloc = randomization.stated_allocation_list(trial)
+    checks = allocation.check_allocation(export, trial, alloc)
+    smds = balance.baseline_balance(adsl, trial, n_perm=50)
+    return alloc, checks, randomization_report.chapter_numbers(trial, flow, alloc, checks, smds), smds
+
+
+def test_chapter_2_without_seed_or_age_says_what_is_not_stated(tmp_path, clean_dir):
+    def edit(raw):
+        del raw["randomization"]["seed"]
+        del raw["eligibility"]["age"]
+    trial = _trial_without(tmp_path, edit)
+    export = load_export(clean_dir, trial)
+    alloc, checks, numbers, smds = _chapter2(export, trial)
+    assert alloc is None
+    assert set(checks.not_checked) == {"list", "blocks"}
+    assert checks.realized.empty and checks.blocks.empty
+    text = " ".join(str(v) for v in numbers.values())
+    assert "None" not in text and "seed None" not in text
+    assert numbers["age_criterion"] == "age (no bounds: not stated in the trial file)"
+    assert numbers["list_seed"] == "not stated in the trial file"
+    assert numbers["allocation_text"].startswith("There is no allocation list: the trial file states neither")
+    assert numbers["n_mismatch"] == "not checked (no allocation list)"
+    assert numbers["block_text"].startswith("The permuted blocks are not checked:")
+    assert randomization_report.mismatch_empty(checks).startswith("Not checked:")
+    results = checks.results(smds)
+    assert set(results.loc[results["statistic"] == "not checked", "check"]) == {"list", "blocks"}
+    assert not results["check"].eq("blocks").sum() > 1
+
+
+def test_default_trial_chapter_2_sentences_are_unchanged(trial, export):
+    _, checks, numbers, _ = _chapter2(export, trial)
+    assert not checks.not_checked
+    assert numbers["age_criterion"] == "age 18 to 80 years at screening"
+    assert numbers["allocation_text"].startswith("The allocation list was regenerated from the trial file "
+                                                 "(permuted blocks of 4, seed 20250612): permuted blocks of 4, ratio 1:1")
+    assert numbers["block_text"].startswith(f"Of {numbers['n_blocks']} blocks used, {numbers['n_complete']} are complete")
+
+
+def test_simulator_draws_arms_without_a_seed_in_the_trial_file(tmp_path):
+    from helpers.data.simulation import simulate_export
+    trial = _trial_without(tmp_path, lambda raw: raw["randomization"].pop("seed"))
+    export = simulate_export(trial, realistic=False)
+    assert export["randomization"]["arm"].notna().all()
+
+
+def test_randomization_log_without_name_and_block_columns_is_accepted(folder, trial):
+    rand = read_raw(folder / "randomization.csv").drop(columns=["name", "block"])
+    rand.to_csv(folder / "randomization.csv", index=False, lineterminator="\n")
+    _, errors, _ = validate_export(folder, trial)
+    assert errors == []
+    export = load_export(folder, trial)
+    checks = allocation.check_allocation(export, trial, randomization.allocation_list(trial))
+    assert set(checks.not_checked) == {"blocks"}
+    assert checks.realized["arm_matches"].all() and checks.realized["block_matches"].all()
+    assert randomization_report.mismatch_table(checks).empty
+    assert randomization_report.block_text(checks).startswith("The permuted blocks are not checked: the randomization "
+                                                             "log records no block numbers")
+    assert build_adam(export, trial)["adsl"]["RANDBLK"].isna().all()
