@@ -94,3 +94,30 @@ def test_randomization_log_without_name_and_block_columns_is_accepted(folder, tr
     assert randomization_report.block_text(checks).startswith("The permuted blocks are not checked: the randomization "
                                                              "log records no block numbers")
     assert build_adam(export, trial)["adsl"]["RANDBLK"].isna().all()
+
+
+def test_blank_consent_is_not_recorded_not_declined(folder, trial):
+    scr = read_raw(folder / "screening.csv")
+    rand = read_raw(folder / "randomization.csv")
+    before = consort.consort_flow(load_export(folder, trial), trial,
+                                  build_adam(load_export(folder, trial), trial)["adsl"]).set_index("box")["n"]
+    declined = scr.index[~scr["screening_id"].isin(rand["screening_id"]) & scr["consent"].eq("N")]
+    assert len(declined) >= 1
+    scr.loc[declined, "consent"] = ""
+    scr.to_csv(folder / "screening.csv", index=False, lineterminator="\n")
+    export = load_export(folder, trial)
+    flow = consort.consort_flow(export, trial, build_adam(export, trial)["adsl"]).set_index("box")
+    refused_before = int(before["excluded:declined"])
+    moved = refused_before - int(flow.at["excluded:declined", "n"])
+    assert moved >= 1
+    assert flow.at["excluded:consent_not_recorded", "n"] == moved
+    assert flow.at["excluded:consent_not_recorded", "label"] == "Consent not recorded"
+    assert flow.at["excluded", "n"] == before["excluded"]
+    clause = randomization_report.consent_not_recorded(flow.reset_index())
+    assert clause == f"; for {moved}, consent was not recorded (blank consent cell), which is not counted as declining"
+
+
+def test_default_flow_has_no_consent_not_recorded_box(export, trial, adam):
+    flow = consort.consort_flow(export, trial, adam["adsl"])
+    assert "excluded:consent_not_recorded" not in set(flow["box"])
+    assert randomization_report.consent_not_recorded(flow) == ""

@@ -68,6 +68,12 @@ def block_text(checks: AllocationCheck) -> str:
             f"rules: {int((blocks['finding'] != '').sum())}")
 
 
+def consent_not_recorded(flow: pd.DataFrame) -> str:
+    """The clause on excluded persons whose consent cell is blank ("" when there is none): not a refusal."""
+    n = flow.set_index("box")["n"].get("excluded:consent_not_recorded", 0)
+    return f"; for {n}, consent was not recorded (blank consent cell), which is not counted as declining" if n else ""
+
+
 def age_criterion(trial: Trial) -> str:
     """The age criterion as the eligibility sentence states it, or that the trial file states none."""
     if trial.age_range is None:
@@ -135,6 +141,7 @@ def chapter_numbers(trial: Trial, flow: pd.DataFrame, alloc: pd.DataFrame | None
         "n_excluded": int(n["excluded"]),
         "n_criteria": int(n["excluded:criteria"]),
         "n_declined": int(n["excluded:declined"]),
+        "consent_not_recorded": consent_not_recorded(flow),
         "n_randomized": int(n["randomized"]),
         "block_sizes": " or ".join(map(str, block_sizes(trial))),
         "ratio": ":".join(str(a.ratio) for a in trial.arms),
