@@ -121,3 +121,48 @@ def test_default_flow_has_no_consent_not_recorded_box(export, trial, adam):
     flow = consort.consort_flow(export, trial, adam["adsl"])
     assert "excluded:consent_not_recorded" not in set(flow["box"])
     assert randomization_report.consent_not_recorded(flow) == ""
+
+
+def test_design_chapter_without_a_simulation_section_states_the_defaults_it_uses(tmp_path):
+    from helpers.analysis import design
+    from helpers.report import design as design_report
+
+    trial = _trial_without(tmp_path, lambda raw: raw.pop("simulation"))
+    assert design.defaulted_assumptions(trial) == ["death_rate_24w", "withdrawal_rate", "missed_visit_rate", "seed"]
+    reps = design.simulate_design(trial, replicates=2, n_jobs=1)
+    assert reps.equals(design.simulate_design(trial, replicates=2, n_jobs=1)), "the stated default seed is used"
+    numbers = design_report.chapter_numbers(design.operating_characteristics(reps, trial), trial, 2)
+    assert numbers["design_seed"] == "1"
+    note = numbers["assumptions_note"]
+    assert note.startswith("The trial file states no simulation assumption for the mortality by the horizon without "
+                           "treatment effect, withdrawal rate, missed-visit rate, seed, so this chapter uses the book's "
+                           "defaults: mortality by the horizon without treatment effect 15%")
+    assert "not this trial's own assumptions" in note
+
+
+def test_fisher_is_not_estimable_when_an_arm_has_no_known_status_at_the_horizon(adam, trial):
+    from helpers.analysis import survival
+    from helpers.report import survival as survival_report
+
+    adtte, adsl = adam["adtte"].copy(), adam["adsl"].copy()
+    arm = trial.experimental_arms[0].label
+    early = adtte["TRT01P"].eq(arm)
+    adtte.loc[early, "AVAL"] = adtte.loc[early, "AVAL"].clip(upper=trial.horizon_days - 30)
+    adtte.loc[early, "CNSR"] = 1
+    adsl.loc[adsl["TRT01P"].eq(arm), "EOSSTT"] = "ONGOING"
+    fisher = survival.fisher_survivors(adtte, adsl, trial).iloc[0]
+    assert pd.isna(fisher["PVALUE"]) and pd.isna(fisher["ODDS_RATIO"])
+    assert fisher["NOT_ESTIMABLE"] == f"{survival.FISHER_NOT_ESTIMABLE} ({arm})"
+    results = survival.survival_results(adtte, adsl, trial)
+    text = survival_report.prose_numbers(results, "OS")["os_fisher"]
+    assert "P = 1.000" not in text and text.endswith("P not estimable: an arm has no participant whose status at "
+                                                     "the horizon is known")
+    row = survival_report.summary_table(results, "OS").iloc[-1]
+    assert row["P value"] == "not estimable"
+
+
+def test_fisher_on_the_default_trial_is_estimable(adam, trial):
+    from helpers.analysis import survival
+
+    fisher = survival.fisher_survivors(adam["adtte"], adam["adsl"], trial).iloc[0]
+    assert fisher["NOT_ESTIMABLE"] == "" and 0 < fisher["PVALUE"] <= 1

@@ -210,11 +210,16 @@ def status_at_horizon(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, par
     return d[["USUBJID", "ARM", "STATUS"]]
 
 
+FISHER_NOT_ESTIMABLE = "not estimable: an arm has no participant whose status at the horizon is known"
+
+
 def fisher_survivors(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, paramcd: str = "OS") -> pd.DataFrame:
     """Event-free (for OS: alive) at the horizon by arm, and Fisher's exact test (two-sided, scipy) of each
     arm vs control on the 2 x 2 table of event-free / event; the odds ratio is of being event-free.
 
-    Participants whose status at the horizon is unknown are left out of the table.
+    Participants whose status at the horizon is unknown are left out of the table. When it leaves an arm with
+    nobody (e.g. at an interim cut-off no one followed to the horizon), the test is not estimable: ODDS_RATIO and
+    PVALUE are NaN and NOT_ESTIMABLE gives the reason (else "").
     """
     st = status_at_horizon(adtte, adsl, trial, paramcd)
     counts = pd.crosstab(st["ARM"], st["STATUS"]).reindex(index=[a.label for a in trial.arms],
@@ -223,11 +228,14 @@ def fisher_survivors(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, para
     rows = []
     for arm in trial.experimental_arms:
         table = counts.loc[[arm.label, control], [EVENT_FREE, EVENT]].to_numpy()
-        odds, p = stats.fisher_exact(table)
+        empty = [a.label for a, row in zip((arm, trial.control), table) if row.sum() == 0]
+        odds, p = stats.fisher_exact(table) if not empty else (np.nan, np.nan)
+        reason = f"{FISHER_NOT_ESTIMABLE} ({' and '.join(empty)})" if empty else ""
         rows.append({"ARM": arm.label, "REFERENCE": control, "EVENT_FREE_ARM": int(table[0, 0]), "EVENT_ARM": int(table[0, 1]),
                      "EVENT_FREE_REF": int(table[1, 0]), "EVENT_REF": int(table[1, 1]),
                      "UNKNOWN_ARM": int(counts.loc[arm.label, UNKNOWN]),
-                     "UNKNOWN_REF": int(counts.loc[control, UNKNOWN]), "ODDS_RATIO": float(odds), "PVALUE": float(p)})
+                     "UNKNOWN_REF": int(counts.loc[control, UNKNOWN]), "ODDS_RATIO": float(odds), "PVALUE": float(p),
+                     "NOT_ESTIMABLE": reason})
     return pd.DataFrame(rows)
 
 

@@ -81,10 +81,25 @@ def level_note(row: pd.Series, alpha: float, exact: bool = False) -> str:
     return f"in line with the nominal level of {alpha:g}"
 
 
+def assumptions_note(trial: Trial) -> str:
+    """What the simulation assumes that the trial file does not state ("" when it states everything)."""
+    missing = design.defaulted_assumptions(trial)
+    if not missing:
+        return ""
+    used = "; ".join(f"{design.ASSUMPTION_NAMES[k]} {_assumption_text(k)}" for k in missing)
+    return (f"The trial file states no simulation assumption for the {', '.join(design.ASSUMPTION_NAMES[k] for k in missing)}, "
+            f"so this chapter uses the book's defaults: {used}. These are not this trial's own assumptions: "
+            "the power and sample sizes below illustrate the method and are not a design for this trial.")
+
+
+def _assumption_text(key: str) -> str:
+    value = design.DEFAULT_ASSUMPTIONS[key]
+    return str(value) if key == "seed" else pct(value, 0)
+
+
 def chapter_numbers(oc: pd.DataFrame, trial: Trial, replicates: int, seed: int | None = None) -> dict[str, str | int]:
     """Every number and phrase the design chapter's prose glues, from ``operating_characteristics``."""
     t = design.design_trial(trial)
-    sim = t.simulation
     e = t.endpoint(t.key_secondary)
     prim, key = _rows(oc, PRIMARY), _rows(oc, KEY)
     null = design.null_scenario(oc).set_index("endpoint")
@@ -108,10 +123,11 @@ def chapter_numbers(oc: pd.DataFrame, trial: Trial, replicates: int, seed: int |
     sd = design.key_change_sd(t)
     return {
         "n_planned": t.planned_n, "allocation": ratio, "block_sizes": blocks, "replicates": int(replicates),
-        "design_seed": str(sim.get("seed") if seed is None else seed), "n_scenarios": int(oc["scenario"].nunique()),
+        "design_seed": str(design.assumption(t, "seed") if seed is None else seed), "n_scenarios": int(oc["scenario"].nunique()),
         "experimental": exp_label, "control": ctl_label,
-        "death_rate": pct(sim.get("death_rate_24w", 0.15), 0), "withdrawal_rate": pct(sim.get("withdrawal_rate", 0.05), 0),
-        "missed_visit_rate": pct(sim.get("missed_visit_rate", 0.05), 0), "cell_missing_rate": pct(design.CELL_MISSING_RATE),
+        "death_rate": pct(design.assumption(t, "death_rate_24w"), 0),
+        "withdrawal_rate": pct(design.assumption(t, "withdrawal_rate"), 0),
+        "missed_visit_rate": pct(design.assumption(t, "missed_visit_rate"), 0), "assumptions_note": assumptions_note(t), "cell_missing_rate": pct(design.CELL_MISSING_RATE),
         "horizon_days": t.horizon_days, "horizon_weeks": f"{t.horizon_days / 7:g}", "last_visit": t.last_visit.label,
         "primary_test": TEST_NAMES[t.primary_test], "alpha": f"{t.alpha:g}", "power_target": pct(POWER_TARGET, 0),
         "key_label": e.label, "key_scale": "log scale (ratio of geometric means)" if e.log else f"{e.unit} (difference)",
