@@ -166,3 +166,32 @@ def test_fisher_on_the_default_trial_is_estimable(adam, trial):
 
     fisher = survival.fisher_survivors(adam["adtte"], adam["adsl"], trial).iloc[0]
     assert fisher["NOT_ESTIMABLE"] == "" and 0 < fisher["PVALUE"] <= 1
+
+
+def test_number_at_risk_columns_adapt_to_the_follow_up_length(trial):
+    import dataclasses
+
+    from helpers.analysis import survival
+
+    def with_horizon(days):
+        return dataclasses.replace(trial, primary_endpoint={**trial.primary_endpoint, "horizon_days": days})
+
+    assert survival.risk_days(trial) == [0, 28, 56, 84, 112, 140, 168], "this trial's columns are unchanged"
+    assert survival.risk_days(with_horizon(1461)) == [0, 365, 730, 1095, 1460]
+    assert survival.risk_days(with_horizon(364)) == [0, 56, 112, 168, 224, 280, 336]
+    assert survival.risk_days(with_horizon(728)) == [0, 182, 364, 546, 728]
+    for days in (84, 168, 364, 728, 1461, 3650, 20000):
+        assert 2 <= len(survival.risk_days(with_horizon(days))) <= 8
+
+
+def test_four_year_kaplan_meier_figure_is_in_years_with_few_columns(adam, trial):
+    import dataclasses
+
+    from helpers.report.plots import survival as survival_plots
+
+    long = dataclasses.replace(trial, primary_endpoint={**trial.primary_endpoint, "horizon_days": 1461})
+    fig = survival_plots.km_figure(adam["adtte"], adam["adsl"], long)
+    tab = fig.axes[1]
+    assert tab.get_xlabel() == "Years since randomization"
+    assert [t.get_text() for t in tab.get_xticklabels()] == ["0", "1", "2", "3", "4"]
+    assert len(tab.texts) == 5 * len(trial.arms)

@@ -103,9 +103,22 @@ def number_at_risk(adtte: pd.DataFrame, trial: Trial, paramcd: str, days) -> pd.
     return out
 
 
-def risk_days(trial: Trial, step_weeks: int = 4) -> list[int]:
-    """Days at which the number at risk is shown: every ``step_weeks`` weeks to the horizon."""
-    return [int(d) for d in np.arange(0, trial.horizon_days + 1, 7 * step_weeks)]
+# Round intervals for the number at risk, in days: 4, 8, 12, 13 and 26 weeks, then 1, 2 and 4 years.
+RISK_STEPS = (28, 56, 84, 91, 182, 365, 730, 1461)
+YEAR_DAYS = 365
+
+
+def risk_step(trial: Trial, max_columns: int = 8) -> int:
+    """The interval (days) of the number-at-risk columns: the shortest round one giving at most ``max_columns``
+    columns from day 0 to the horizon (every 4 weeks for a horizon up to 28 weeks; in years for long ones)."""
+    h = trial.horizon_days
+    step = next((s for s in RISK_STEPS if h // s + 1 <= max_columns), None)
+    return step if step is not None else YEAR_DAYS * int(np.ceil(h / YEAR_DAYS / (max_columns - 1)))
+
+
+def risk_days(trial: Trial, max_columns: int = 8) -> list[int]:
+    """Days at which the number at risk is shown (and the time axis ticked): every ``risk_step`` to the horizon."""
+    return [int(d) for d in np.arange(0, trial.horizon_days + 1, risk_step(trial, max_columns))]
 
 
 def event_counts(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS") -> pd.DataFrame:
