@@ -195,3 +195,49 @@ def test_four_year_kaplan_meier_figure_is_in_years_with_few_columns(adam, trial)
     assert tab.get_xlabel() == "Years since randomization"
     assert [t.get_text() for t in tab.get_xticklabels()] == ["0", "1", "2", "3", "4"]
     assert len(tab.texts) == 5 * len(trial.arms)
+
+
+def test_adverse_events_not_collected_are_said_so_not_counted_as_none(tmp_path, clean_dir):
+    from helpers.analysis import safety
+    from helpers.report import safety as safety_report
+
+    trial = _trial_without(tmp_path, lambda raw: raw.update(safety={"adverse_events_collected": False}))
+    assert not trial.adverse_events_collected
+    export = load_export(clean_dir, trial)
+    adsl = build_adam(export, trial)["adsl"]
+    adae, dth = safety.build_adae(export, adsl, trial), safety.deaths(export, adsl, trial)
+    results = safety.adverse_event_results(adae, dth, adsl, trial)
+    assert set(results["CATEGORY"]) == {"DEATH"}
+    header = safety_report.safety_header(adsl, trial)
+    table = safety_report.summary_table(results, header, trial)
+    assert list(table.iloc[:4, 0]) == [safety_report.CATEGORY_LABELS[c] for c in safety.AE_CATEGORIES]
+    assert (table.iloc[:4, 1:] == "not collected").all().all()
+    assert "0 (0.0%)" not in table.to_string()
+    numbers = safety_report.chapter_numbers(results, adsl, trial, "source")
+    assert numbers["ae_any"] == numbers["ae_serious"] == numbers["n_ae"] == "not collected"
+    assert numbers["ae_death"] == safety_report.summary_text(results, "DEATH")
+    assert numbers["ae_text"].startswith("As adverse events were not collected in this trial")
+    assert safety_report.empty_text(trial, "None.").startswith("Adverse events were not collected")
+
+
+def test_default_trial_collects_adverse_events_and_counts_them(trial, export, adam):
+    from helpers.analysis import safety
+    from helpers.report import safety as safety_report
+
+    assert trial.adverse_events_collected
+    adae, dth = safety.build_adae(export, adam["adsl"], trial), safety.deaths(export, adam["adsl"], trial)
+    results = safety.adverse_event_results(adae, dth, adam["adsl"], trial)
+    numbers = safety_report.chapter_numbers(results, adam["adsl"], trial, "source")
+    assert numbers["ae_text"] == f"Of {numbers['n_ae']} adverse events in all"
+    assert numbers["proc_text"] == f"{numbers['proc_terms']}, {numbers['n_proc']} event(s) in all"
+
+
+@pytest.mark.parametrize("safety_value, message", [
+    ({"adverse_events_collected": "no"}, "safety.adverse_events_collected must be true or false"),
+    ({"collected": False}, "safety: unknown key(s) collected"),
+])
+def test_a_wrong_safety_section_names_the_key(tmp_path, safety_value, message):
+    from helpers.trial import TrialFileError
+
+    with pytest.raises(TrialFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        _trial_without(tmp_path, lambda raw: raw.update(safety=safety_value))

@@ -160,6 +160,7 @@ class Trial:
     alpha: float = 0.05
     primary_test: str = "fisher"
     background: str = ""
+    adverse_events_collected: bool = True
     masked_from: "Trial | None" = field(default=None, repr=False, compare=False)
     masking_codes: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -328,6 +329,20 @@ def _treatment(raw: dict) -> Treatment:
                      dose_unit=str(t.get("dose_unit", "")), dose_range=_range(t.get("dose_range"), (0.0, float("inf"))))
 
 
+def _safety(raw: dict, path: Path) -> bool:
+    """``safety.adverse_events_collected`` (default true: the events file's AE rows are the adverse events)."""
+    spec = raw.get("safety") or {}
+    if not isinstance(spec, dict):
+        raise TrialFileError(f"{path}: safety must be a mapping, e.g. safety: {{adverse_events_collected: false}}")
+    unknown = sorted(set(spec) - {"adverse_events_collected"})
+    if unknown:
+        raise TrialFileError(f"{path}: safety: unknown key(s) {', '.join(unknown)} (known: adverse_events_collected)")
+    value = spec.get("adverse_events_collected", True)
+    if not isinstance(value, bool):
+        raise TrialFileError(f"{path}: safety.adverse_events_collected must be true or false, got {value!r}")
+    return value
+
+
 _REQUIRED = ("id", "title", "planned_n", "accrual_months", "arms", "control_arm", "randomization",
              "visits", "endpoints", "primary_endpoint")
 
@@ -366,7 +381,8 @@ def load_trial(trial: str | os.PathLike = paths.DEFAULT_TRIAL) -> Trial:
         cutoff=_date(raw["cutoff"], path, "cutoff") if raw.get("cutoff") else None,
         alpha=float(raw.get("analysis_plan", {}).get("alpha", 0.05)),
         primary_test=raw.get("analysis_plan", {}).get("primary_test", "fisher"),
-        background=" ".join(str(raw.get("background", "")).split()))
+        background=" ".join(str(raw.get("background", "")).split()),
+        adverse_events_collected=_safety(raw, path))
     _check(trial, path)
     return trial
 
