@@ -241,3 +241,33 @@ def test_a_wrong_safety_section_names_the_key(tmp_path, safety_value, message):
 
     with pytest.raises(TrialFileError, match=message.replace("(", r"\(").replace(")", r"\)")):
         _trial_without(tmp_path, lambda raw: raw.update(safety=safety_value))
+
+
+def test_ascites_present_grade_unknown_is_its_own_category_and_child_pugh_is_missing(folder, trial):
+    from helpers.analysis import baseline
+
+    clinical = read_raw(folder / "clinical.csv")
+    row = clinical.index[clinical["visit"].eq(trial.baseline_visit.code)][0]
+    subject = clinical.at[row, "subject_id"]
+    clinical.loc[row, "ascites"] = "present, grade unknown"
+    clinical.to_csv(folder / "clinical.csv", index=False, lineterminator="\n")
+    _, errors, _ = validate_export(folder, trial)
+    assert errors == []
+    adam = build_adam(load_export(folder, trial), trial)
+    sl = adam["adsl"].set_index("SUBJID").loc[subject]
+    assert sl["ASCITES"] == "present, grade unknown" and pd.isna(sl["CPSCORE"]) and pd.isna(sl["CPCLASS"])
+    cp = adam["adlb"]
+    cp = cp[(cp["USUBJID"] == sl["USUBJID"]) & (cp["PARAMCD"] == "CPSCORE") & (cp["AVISIT"] == trial.baseline_visit.label)]
+    assert cp["LBREASND"].iloc[0] == "not derivable: ascites present, grade unknown"
+    table = baseline.baseline_summary(adam["adsl"], trial)
+    overall = table[(table["group"] == baseline.OVERALL) & table["variable"].str.startswith("Ascites")]
+    levels = overall[overall["statistic"] == "n"].set_index("level")["value"]
+    assert levels["present, grade unknown"] == 1
+    assert overall.loc[overall["statistic"] == "pct", "value"].max() < 100
+
+
+def test_table_one_shows_no_grade_unknown_row_when_none_was_recorded(adam, trial):
+    from helpers.analysis import baseline
+
+    table = baseline.baseline_summary(adam["adsl"], trial)
+    assert "present, grade unknown" not in set(table["level"])
