@@ -271,3 +271,27 @@ def test_table_one_shows_no_grade_unknown_row_when_none_was_recorded(adam, trial
 
     table = baseline.baseline_summary(adam["adsl"], trial)
     assert "present, grade unknown" not in set(table["level"])
+
+
+def test_synthetic_cohort_without_a_simulation_section_is_reproducible_and_names_its_seed(tmp_path):
+    from helpers.chapter import source_text
+    from helpers.data.simulation import simulate_export
+
+    trial = _trial_without(tmp_path, lambda raw: raw.pop("simulation"))
+    one, two = simulate_export(trial, realistic=False), simulate_export(trial, realistic=False)
+    pd.testing.assert_frame_equal(one["randomization"], two["randomization"])
+    text = source_text("synthetic", trial, None)
+    assert "None" not in text
+    assert text == "synthetic cohort (seed 1, the book's default: the trial file states no simulation seed)"
+
+
+def test_design_without_block_sizes_uses_and_names_the_one_default_rule(tmp_path):
+    from helpers.analysis import design
+    from helpers.report import design as design_report
+
+    trial = _trial_without(tmp_path, lambda raw: raw["randomization"].pop("block_sizes"))
+    assert randomization.block_sizes(trial) == [4]
+    reps = design.simulate_design(trial, replicates=2, seed=1, n_jobs=1)
+    numbers = design_report.chapter_numbers(design.operating_characteristics(reps, trial), trial, 2)
+    assert numbers["block_sizes"] == ("4 (the book's default of twice the ratio total: the trial file states no "
+                                      "block sizes)")

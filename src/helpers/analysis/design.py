@@ -75,10 +75,11 @@ from scipy import stats
 
 from helpers.analysis import findings, outcomes, survival
 from helpers.data import scores
-from helpers.data.randomization import permuted_blocks
+from helpers.data.randomization import block_sizes, permuted_blocks
 from helpers.data.simulation import (
     _LABS,
     _TRANSPLANT_RATE_24W,
+    DEFAULT_SEED,
     ETIOLOGIES,
     _choice,
     _hazard_scale,
@@ -117,7 +118,8 @@ class Scenario:
 
 # ------------------------------------------------------------------ the trial as designed
 
-DEFAULT_ASSUMPTIONS = {"death_rate_24w": 0.15, "withdrawal_rate": 0.05, "missed_visit_rate": 0.05, "seed": 1}
+DEFAULT_ASSUMPTIONS = {"death_rate_24w": 0.15, "withdrawal_rate": 0.05, "missed_visit_rate": 0.05,
+                       "seed": DEFAULT_SEED}
 ASSUMPTION_NAMES = {"death_rate_24w": "mortality by the horizon without treatment effect",
                     "withdrawal_rate": "withdrawal rate", "missed_visit_rate": "missed-visit rate", "seed": "seed"}
 
@@ -169,7 +171,7 @@ def _people(trial: Trial, scenario: Scenario, rng: np.random.Generator, n: int,
     ended (study day) and which follow-up visits were attended (``simulate_participants``' rules)."""
     arms = trial.arm_codes
     ratios = [a.ratio for a in trial.arms]
-    blocks = trial.randomization.get("block_sizes") or [sum(ratios)]
+    blocks = block_sizes(trial)
     allocated = permuted_blocks(arms, ratios, blocks, n, rng)["arm"].to_numpy(dtype=object)[:n]
     etiology = np.array(_choice(rng, ETIOLOGIES, n), dtype=object)
     received = allocated.copy()
@@ -516,7 +518,7 @@ def operating_characteristics(reps: pd.DataFrame, trial: Trial, power: float = P
     mean model SE, empirical SE (SD of the estimates), 95% CI coverage, and the N for ``power`` (``required_n``
     from the empirical SE, in whole blocks)."""
     trial = design_trial(trial)
-    block = min(trial.randomization.get("block_sizes") or [sum(a.ratio for a in trial.arms)])
+    block = min(block_sizes(trial))
     rows = []
     for s, d in reps.groupby("scenario", sort=True):
         first = d.iloc[0]

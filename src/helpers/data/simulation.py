@@ -223,6 +223,22 @@ def simulate_screening(trial: Trial, rng: np.random.Generator, fake: Faker) -> p
     return out
 
 
+DEFAULT_SEED = 1
+
+
+def simulation_seed(trial: Trial) -> int:
+    """The synthetic cohort's seed: the trial file's ``simulation.seed``, else the book's stated ``DEFAULT_SEED``."""
+    stated = trial.simulation.get("seed")
+    return DEFAULT_SEED if stated is None else int(stated)
+
+
+def seed_text(trial: Trial, seed: int | None = None) -> str:
+    """The seed as a page names it: the one given, the trial file's, or the default said to be one."""
+    if seed is not None or trial.simulation.get("seed") is not None:
+        return str(simulation_seed(trial) if seed is None else seed)
+    return f"{DEFAULT_SEED}, the book's default: the trial file states no simulation seed"
+
+
 def simulate_randomization(trial: Trial, screening: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     """Randomization log: the eligible people, 1-14 days after screening, in order of randomization.
 
@@ -655,7 +671,7 @@ def simulate_export(trial: Trial, seed: int | None = None, effects: dict | None 
     changes the cohort's random draws. No ``infusion`` file when day 1 is the randomization.
     """
     _check_panel(trial)
-    seed = trial.simulation.get("seed") if seed is None else seed
+    seed = simulation_seed(trial) if seed is None else seed
     effects = _check_effects(trial, (trial.simulation.get("effects") or {}) if effects is None else effects)
     cutoff = trial.cutoff if cutoff is None or cutoff == "" else trial.with_cutoff(cutoff).cutoff
     spec = export_spec(trial)

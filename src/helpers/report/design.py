@@ -7,6 +7,7 @@ import pandas as pd
 
 from helpers.analysis import design
 from helpers.analysis.design import KEY, POWER_TARGET, PRIMARY
+from helpers.data.randomization import block_sizes
 from helpers.report.findings import TEST_NAMES
 from helpers.report.tables import JournalTable, fixed, journal_table
 from helpers.trial import Trial, shown_unit
@@ -105,7 +106,9 @@ def chapter_numbers(oc: pd.DataFrame, trial: Trial, replicates: int, seed: int |
     null = design.null_scenario(oc).set_index("endpoint")
     mde = design.detectable_effect(oc, t)
     ratio = ":".join(str(a.ratio) for a in t.arm_order)
-    blocks = ", ".join(map(str, t.randomization.get("block_sizes") or []))
+    blocks = ", ".join(map(str, block_sizes(t))) + ("" if t.randomization.get("block_sizes") else
+                                                   " (the book's default of twice the ratio total: the trial file "
+                                                   "states no block sizes)")
     strongest = prim.loc[prim["hazard_ratio"].idxmin()]
     largest = key.loc[key["key_effect"].abs().idxmax()]
     exp_label, ctl_label = t.experimental_arms[0].label.lower(), t.control.label.lower()
