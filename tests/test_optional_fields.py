@@ -33,6 +33,14 @@ def folder(clean_dir, tmp_path):
     return dest
 
 
+def load_export_of(tables, trial, tmp_path):
+    """A simulated export written to a folder and loaded as a site's would be."""
+    from helpers.data.simulation import write_export
+
+    write_export(tables, tmp_path / "export")
+    return load_export(tmp_path / "export", trial)
+
+
 def _chapter2(export, trial):
     adsl = build_adam(export, trial)["adsl"]
     flow = consort.consort_flow(export, trial, adsl)
@@ -280,6 +288,9 @@ def test_synthetic_cohort_without_a_simulation_section_is_reproducible_and_names
     trial = _trial_without(tmp_path, lambda raw: raw.pop("simulation"))
     one, two = simulate_export(trial, realistic=False), simulate_export(trial, realistic=False)
     pd.testing.assert_frame_equal(one["randomization"], two["randomization"])
+    export = load_export_of(one, trial, tmp_path)
+    timing = allocation.check_allocation(export, trial, randomization.stated_allocation_list(trial)).timing
+    assert (timing["Finding"] == "").all(), "randomized inside the trial file's accrual window"
     text = source_text("synthetic", trial, None)
     assert "None" not in text
     assert text == "synthetic cohort (seed 1, the book's default: the trial file states no simulation seed)"

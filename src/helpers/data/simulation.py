@@ -183,7 +183,7 @@ def simulate_screening(trial: Trial, rng: np.random.Generator, fake: Faker) -> p
     failures += [set() for _ in range(n_rand)]
     failures = [failures[i] for i in rng.permutation(n)]
 
-    start = pd.Timestamp(sim.get("accrual_start", "2025-01-01")).date()
+    start = pd.Timestamp(sim.get("accrual_start") or trial.randomization.get("accrual_start") or "2025-01-01").date()
     days = (_add_months(start, trial.accrual_months) - start).days
     screen_dates = sorted(start + dt.timedelta(days=int(d)) for d in rng.integers(0, max(days - 14, 1), n))
 
