@@ -306,3 +306,20 @@ def test_design_without_block_sizes_uses_and_names_the_one_default_rule(tmp_path
     numbers = design_report.chapter_numbers(design.operating_characteristics(reps, trial), trial, 2)
     assert numbers["block_sizes"] == ("4 (the book's default of twice the ratio total: the trial file states no "
                                       "block sizes)")
+
+
+def test_adverse_events_in_a_trial_that_did_not_collect_them_are_a_warning(tmp_path, clean_dir):
+    trial = _trial_without(tmp_path, lambda raw: raw.update(safety={"adverse_events_collected": False}))
+    _, errors, warnings = validate_export(clean_dir, trial)
+    assert errors == []
+    found = [p for p in warnings if p.rule == "adverse_events_not_collected"]
+    assert len(found) == 1 and found[0].file == "events.csv" and found[0].column == "event_type"
+    assert "kept out of the safety tables" in found[0].message
+
+
+def test_an_events_file_without_adverse_events_is_a_warning_when_they_were_collected(folder, trial):
+    events = read_raw(folder / "events.csv")
+    events[events["event_type"] != "AE"].to_csv(folder / "events.csv", index=False, lineterminator="\n")
+    _, errors, warnings = validate_export(folder, trial)
+    assert errors == []
+    assert [p.rule for p in warnings if p.rule.endswith("adverse_events")] == ["no_adverse_events"]
