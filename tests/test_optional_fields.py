@@ -143,7 +143,7 @@ def test_design_chapter_without_a_simulation_section_states_the_defaults_it_uses
     assert numbers["design_seed"] == "1"
     note = numbers["assumptions_note"]
     assert note.startswith("The trial file states no simulation assumption for the mortality by the horizon without "
-                           "treatment effect, withdrawal rate, missed-visit rate, seed, so this chapter uses the book's "
+                           "treatment effect, withdrawal rate, missed-visit rate and seed, so this chapter uses the book's "
                            "defaults: mortality by the horizon without treatment effect 15%")
     assert "not this trial's own assumptions" in note
 

@@ -88,7 +88,9 @@ def assumptions_note(trial: Trial) -> str:
     if not missing:
         return ""
     used = "; ".join(f"{design.ASSUMPTION_NAMES[k]} {_assumption_text(k)}" for k in missing)
-    return (f"The trial file states no simulation assumption for the {', '.join(design.ASSUMPTION_NAMES[k] for k in missing)}, "
+    names = [design.ASSUMPTION_NAMES[k] for k in missing]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
+    return (f"The trial file states no simulation assumption for the {listed}, "
             f"so this chapter uses the book's defaults: {used}. These are not this trial's own assumptions: "
             "the power and sample sizes below illustrate the method and are not a design for this trial.")
 
