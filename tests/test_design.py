@@ -215,7 +215,8 @@ def test_chapter_numbers_and_tables(small_oc, trial):
     numbers = report.chapter_numbers(small_oc, trial, 3)
     assert numbers["n_planned"] == trial.planned_n and numbers["replicates"] == 3
     assert numbers["hr_min"].startswith("0 ") and numbers["power_primary_text"].startswith("hazard ratio 0.75: ")
-    assert all(v != "" for k, v in numbers.items() if k not in ("deaths_null",))
+    assert all(v != "" for k, v in numbers.items() if k not in ("deaths_null", "assumptions_note"))
+    assert numbers["assumptions_note"] == ""
     assert len(report.scenario_table(small_oc, trial)) == len(report.primary_table(small_oc)) == 5
     key = report.key_table(small_oc, trial)
     assert list(key["Scenario"]) == ["Null"] + [f"Alternative {k}" for k in range(1, 5)]

@@ -62,7 +62,7 @@ def test_missing_flags_do_not_crash_and_count_as_not_yes():
     result = eligibility.evaluate(frame, TRIAL).set_index("screening_id")
     assert result.at["S1", "esld"] and result.at["S1", "status"] == "not meeting criteria"
     assert not result.at["S2", "hiv"] and result.at["S2", "eligible"]
-    assert result.at["S3", "status"] == "declined to participate"
+    assert not result.at["S3", "eligible"] and result.at["S3", "status"] == "consent not recorded"
 
 
 def test_person_meeting_every_criterion_is_eligible():

@@ -256,7 +256,7 @@ def test_events_file_with_a_header_only_is_accepted_at_an_interim_and_an_error_i
     assert _findings(folder)[0] == {("events.csv", None, "event_type", "no_end_of_follow_up")}
     last = max(pd.to_datetime(_raw(folder, n)[c]).max() for n, c in (("labs", "lab_date"), ("clinical", "assessment_date")))
     trial = load_trial().with_cutoff(last.date())
-    assert _findings(folder, trial) == (set(), set())
+    assert _findings(folder, trial) == (set(), {("events.csv", None, "event_type", "no_adverse_events")})
     adam = _adam(folder, trial)
     assert (adam["adsl"]["EOSSTT"] == "ONGOING").all() and adam["adtte"]["CNSR"].eq(1).all()
 

@@ -159,7 +159,8 @@ def test_chapter_counts_and_tables_read_the_results(adam, trial, tables):
     assert report.term_table(res, header)["Adverse event"].tolist() == list(dict.fromkeys(safety.rows_of(res, "TERM")["TERM"]))
     numbers = report.chapter_numbers(res, adam["adsl"], trial, "synthetic cohort")
     assert list(numbers) == ["source", "n_safety", "n_safety_arm", "n_switched", "n_ae", "ae_any", "ae_serious",
-                             "ae_related", "ae_withdrawal", "ae_death", "proc_terms", "proc_matched", "n_proc"]
+                             "ae_related", "ae_withdrawal", "ae_death", "proc_terms", "proc_matched", "n_proc", "ae_text",
+                             "proc_text"]
     assert numbers["ae_serious"] == report.summary_text(res, "SERIOUS")
     assert numbers["proc_terms"] == (", ".join(safety.procedure_terms(res)) or "none")
 

@@ -66,7 +66,7 @@ def test_block_sizes_are_stated_or_said_to_be_missing():
 def test_design_chapter_states_its_block_sizes():
     assert design_report.simulated_blocks_text(ORAL) == "2, 4"
     none = dataclasses.replace(ORAL, randomization={k: v for k, v in ORAL.randomization.items() if k != "block_sizes"})
-    assert design_report.simulated_blocks_text(none).startswith("2 (the allocation ratio total")
+    assert design_report.simulated_blocks_text(none).startswith("4 (the book's default of twice the ratio total")
 
 
 def test_design_chapter_seed_and_key_endpoint_words():

@@ -90,7 +90,7 @@ def _design(args) -> int:
     seconds = time.perf_counter() - start
     oc = design.operating_characteristics(reps, trial)
     where = design.scheduler_address(args.scheduler) or f"this machine (jobs {args.jobs})"
-    seed = trial.simulation.get("seed") if args.seed is None else args.seed
+    seed = design.assumption(trial, "seed") if args.seed is None else args.seed
     print(f"{trial.id}: operating characteristics of the design, N = {args.n or trial.planned_n}, {args.replicates} "
           f"replicates x {len(scenarios)} scenarios, seed {seed}: {seconds:.1f} s on {where}")
     print(operating_table(oc, trial).to_string(index=False))

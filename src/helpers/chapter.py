@@ -20,7 +20,7 @@ from helpers.data.adam import analysis_records, build_adam
 from helpers.data.blinding import mask_export
 from helpers.data.loading import Export, ExportError, Problem, export_from, read_raw, validate_export
 from helpers.data.privacy import Identifiers, identifier_values
-from helpers.data.simulation import simulate_export, write_export
+from helpers.data.simulation import seed_text, simulate_export, write_export
 from helpers.trial import Trial, load_trial
 
 SYNTHETIC = "synthetic"
@@ -64,7 +64,7 @@ class DataRead:
 def source_text(data: str, trial: Trial, seed: int | None) -> str:
     """Where the data come from, and the cut-off at an interim look, as a chapter names it."""
     if data == SYNTHETIC:
-        text = f"synthetic cohort (seed {seed if seed is not None else trial.simulation.get('seed')})"
+        text = f"synthetic cohort (seed {seed_text(trial, seed)})"
     else:
         text = f"site export {Path(data).name}"
     return text + (f", data cut-off {trial.cutoff:%d %B %Y}" if trial.is_interim else "")
@@ -125,9 +125,10 @@ def save_cohort(cohort: Cohort, path: Path) -> Path:
     return path
 
 
-def save_result(table: pd.DataFrame, output_dir: str | Path | None, name: str) -> Path | None:
-    """Write a chapter's tidy result table to <output_dir>/results/<name>.csv; nothing when output_dir is None."""
-    if output_dir is None:
+def save_result(table: pd.DataFrame | None, output_dir: str | Path | None, name: str) -> Path | None:
+    """Write a chapter's tidy result table to <output_dir>/results/<name>.csv; nothing when output_dir or the
+    table is None."""
+    if output_dir is None or table is None:
         return None
     path = Path(output_dir) / "results" / f"{name}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)

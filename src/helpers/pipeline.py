@@ -29,6 +29,7 @@ from helpers.data.blinding import arm_mentions, mask_text
 from helpers.data.loading import ExportError, summary_by_rule, write_validation_report
 from helpers.data.privacy import find_identifiers
 from helpers.data.schema import data_dictionary_markdown
+from helpers.data.simulation import simulation_seed
 from helpers.data.transport import write_xpt
 from helpers.trial import Trial, load_trial
 
@@ -271,7 +272,7 @@ def _run_into(tree: Path, staging: Path, data, trial, seed, cutoff, build_dir: P
     params = {"data": data_param, "trial": trial_param, "seed": seed, "cutoff": cutoff_param, "blinded": blinded,
               "cohort_file": str(cohort_file)}
     shown = {"data": data if data == SYNTHETIC else Path(data_param).name, "trial": os.path.relpath(trial_param, paths.ROOT),
-             "seed": seed if seed is not None else cohort.trial.simulation.get("seed") if data == SYNTHETIC else None,
+             "seed": seed if seed is not None else simulation_seed(cohort.trial) if data == SYNTHETIC else None,
              "cutoff": cutoff_param, "blinded": blinded}
     record = provenance.collect(cohort.trial, read.inputs, shown, cohort.source)
     common = freshness.common_key(data_param, Path(trial_param), params)

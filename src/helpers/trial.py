@@ -161,6 +161,7 @@ class Trial:
     primary_test: str = "fisher"
     background: str = ""
     procedure_terms: tuple[str, ...] = ()
+    adverse_events_collected: bool = True
     masked_from: "Trial | None" = field(default=None, repr=False, compare=False)
     masking_codes: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -329,6 +330,25 @@ def _treatment(raw: dict) -> Treatment:
                      dose_unit=str(t.get("dose_unit", "")), dose_range=_range(t.get("dose_range"), (0.0, float("inf"))))
 
 
+def _safety(raw: dict, path: Path) -> dict:
+    """The ``safety`` section: ``adverse_events_collected`` (default true: the events file's AE rows are the adverse
+    events) and ``procedure_terms`` (verbatim-term fragments of procedure-related events; default none)."""
+    spec = raw.get("safety") or {}
+    if not isinstance(spec, dict):
+        raise TrialFileError(f"{path}: safety must be a mapping, e.g. safety: {{adverse_events_collected: false}}")
+    known = ("adverse_events_collected", "procedure_terms")
+    unknown = sorted(set(spec) - set(known))
+    if unknown:
+        raise TrialFileError(f"{path}: safety: unknown key(s) {', '.join(unknown)} (known: {', '.join(known)})")
+    value = spec.get("adverse_events_collected", True)
+    if not isinstance(value, bool):
+        raise TrialFileError(f"{path}: safety.adverse_events_collected must be true or false, got {value!r}")
+    terms = spec.get("procedure_terms") or []
+    if not isinstance(terms, list):
+        raise TrialFileError(f"{path}: safety.procedure_terms must be a list of terms, got {terms!r}")
+    return {"adverse_events_collected": value, "procedure_terms": tuple(str(t).lower() for t in terms)}
+
+
 _REQUIRED = ("id", "title", "planned_n", "accrual_months", "arms", "control_arm", "randomization",
              "visits", "endpoints", "primary_endpoint")
 
@@ -368,7 +388,7 @@ def load_trial(trial: str | os.PathLike = paths.DEFAULT_TRIAL) -> Trial:
         alpha=float(raw.get("analysis_plan", {}).get("alpha", 0.05)),
         primary_test=raw.get("analysis_plan", {}).get("primary_test", "fisher"),
         background=" ".join(str(raw.get("background", "")).split()),
-        procedure_terms=tuple(str(t).lower() for t in (raw.get("safety") or {}).get("procedure_terms") or ()))
+        **_safety(raw, path))
     _check(trial, path)
     return trial
 

@@ -4,13 +4,14 @@ result table (``randomization_results``, saved as randomization.csv).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
 from helpers.data.loading import Export, first_doses
+from helpers.data.randomization import NO_LIST
 from helpers.trial import Trial
 
 
@@ -29,20 +30,27 @@ def realized_vs_list(randomization: pd.DataFrame, alloc: pd.DataFrame) -> pd.Dat
 
     The sequence is the order of study numbers (assigned in order of randomization, so a wrong
     date cannot reorder it). Columns: subject_id, sequence, rand_date, block, arm, list_block,
-    list_arm, arm_matches, block_matches.
+    list_arm, arm_matches, block_matches. Without any block number in the log, blocks are not compared.
     """
     if "stratum" in alloc:
         raise NotImplementedError("checking a stratified list needs each participant's stratum in the export")
     rand = randomization.sort_values("subject_id", kind="stable").reset_index(drop=True)
     out = pd.DataFrame({"subject_id": rand["subject_id"], "sequence": np.arange(1, len(rand) + 1),
-                        "rand_date": rand["rand_date"], "block": rand["block"].astype("Int64"),
+                        "rand_date": rand["rand_date"],
+                        "block": rand["block"].astype("Int64") if "block" in rand else pd.array([pd.NA] * len(rand), "Int64"),
                         "arm": rand["arm"].astype(str)})
     ref = alloc.set_index("seq").reindex(out["sequence"])
     out["list_block"] = ref["block"].astype("Int64").to_numpy()
     out["list_arm"] = ref["arm"].to_numpy()
     out["arm_matches"] = out["arm"].eq(out["list_arm"]).to_numpy(dtype=bool)
-    out["block_matches"] = out["block"].eq(out["list_block"]).fillna(False).to_numpy(dtype=bool)
+    recorded = out["block"].notna().any()
+    out["block_matches"] = out["block"].eq(out["list_block"]).fillna(not recorded).to_numpy(dtype=bool)
     return out
+
+
+def blocks_recorded(randomization: pd.DataFrame) -> bool:
+    """Whether the randomization log records block numbers (the optional ``block`` column, not all empty)."""
+    return "block" in randomization and randomization["block"].notna().any()
 
 
 def allocation_mismatches(check: pd.DataFrame) -> pd.DataFrame:
@@ -176,21 +184,46 @@ def randomization_results(check: pd.DataFrame, received: pd.DataFrame, ratio: pd
 @dataclass(frozen=True)
 class AllocationCheck:
     """Every check of the realized allocation (``check_allocation``): the results of ``realized_vs_list``,
-    ``received_vs_allocated``, ``allocation_ratio``, ``block_completeness`` and ``chronology``."""
+    ``received_vs_allocated``, ``allocation_ratio``, ``block_completeness`` and ``chronology``, and why a
+    check was not possible (``not_checked``: "list" or "blocks" -> reason)."""
     realized: pd.DataFrame
     received: pd.DataFrame
     ratio: pd.DataFrame
     blocks: pd.DataFrame
     timing: pd.DataFrame
+    not_checked: dict = field(default_factory=dict)
 
     def results(self, balance: pd.DataFrame) -> pd.DataFrame:
         """The tidy result table of every check and of ``balance`` (``randomization_results``)."""
-        return randomization_results(self.realized, self.received, self.ratio, self.blocks, self.timing, balance)
+        table = randomization_results(self.realized, self.received, self.ratio, self.blocks, self.timing, balance)
+        skipped = pd.DataFrame([(check, "all", "", "not checked", reason) for check, reason in self.not_checked.items()],
+                               columns=table.columns)
+        return pd.concat([skipped, table[~table["check"].isin(list(self.not_checked))]], ignore_index=True) \
+            if self.not_checked else table
 
 
-def check_allocation(export: Export, trial: Trial, alloc: pd.DataFrame) -> AllocationCheck:
-    """The realized allocation (export's randomization, screening and dosing files) checked against ``alloc``."""
+def _no_blocks(trial: Trial) -> pd.DataFrame:
+    columns = ["block", "block_size", "randomized", *trial.arm_codes, "complete", "balanced", "finding"]
+    return pd.DataFrame(columns=columns)
+
+
+def check_allocation(export: Export, trial: Trial, alloc: pd.DataFrame | None) -> AllocationCheck:
+    """The realized allocation (export's randomization, screening and dosing files) checked against ``alloc``.
+
+    Without a list (``alloc`` None) the list and block checks are not possible; without block numbers in the
+    log, the block checks are not; ``not_checked`` says why.
+    """
     rand, screening, doses = export["randomization"], export["screening"], export["infusion"]
-    return AllocationCheck(realized=realized_vs_list(rand, alloc), received=received_vs_allocated(rand, doses, trial),
-                           ratio=allocation_ratio(rand, trial), blocks=block_completeness(rand, alloc, trial),
-                           timing=chronology(rand, screening, doses, trial))
+    not_checked = {}
+    if alloc is None:
+        not_checked = {"list": NO_LIST, "blocks": NO_LIST}
+        realized = realized_vs_list(rand, pd.DataFrame(columns=["seq", "block", "block_size", "arm"]))
+        realized = realized.iloc[0:0]
+    else:
+        realized = realized_vs_list(rand, alloc)
+    if alloc is not None and not blocks_recorded(rand):
+        not_checked["blocks"] = "the randomization log records no block numbers, so the blocks cannot be checked"
+    blocks = _no_blocks(trial) if "blocks" in not_checked else block_completeness(rand, alloc, trial)
+    return AllocationCheck(realized=realized, received=received_vs_allocated(rand, doses, trial),
+                           ratio=allocation_ratio(rand, trial), blocks=blocks,
+                           timing=chronology(rand, screening, doses, trial), not_checked=not_checked)

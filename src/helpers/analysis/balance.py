@@ -69,7 +69,8 @@ def baseline_balance(adsl: pd.DataFrame, trial: Trial, variables: list[dict] | N
     Descriptive only: no p-values (CONSORT 2010, item 15).
     """
     variables = baseline_variables(trial, adsl) if variables is None else variables
-    rng = np.random.default_rng(trial.randomization.get("seed", 1) if seed is None else seed)
+    stated = trial.randomization.get("seed")
+    rng = np.random.default_rng((1 if stated is None else stated) if seed is None else seed)
     rows = balance_rows(adsl, variables)
     arms = adsl["ARMCD"].astype(str).to_numpy()
     control = trial.control

@@ -12,6 +12,7 @@ import pandas as pd
 
 from helpers.analysis.summaries import describe
 from helpers.data.schema import load_schema
+from helpers.data.scores import GRADE_UNKNOWN
 from helpers.trial import Trial, label_with_unit
 
 OVERALL = "Overall"
@@ -22,11 +23,13 @@ _LEVEL_LABELS = {"SEX": {"F": "Female", "M": "Male"}}  # CDISC SEX codes
 
 
 def _levels(code: str, values: pd.Series) -> list[str]:
-    """Levels of a categorical row: the schema's allowed values, fixed classes, or the observed ones sorted."""
+    """Levels of a categorical row: the schema's allowed values ("present, grade unknown" only when recorded),
+    fixed classes, or the observed ones sorted."""
     if code in _SCHEMA_LEVELS:
         file, column = _SCHEMA_LEVELS[code]
         col = next(c for c in load_schema()[file].columns if c.name == column)
-        return [str(v) for v in col.allowed]
+        seen = set(values.dropna().astype(str))
+        return [str(v) for v in col.allowed if v != GRADE_UNKNOWN or v in seen]
     if code in _FIXED_LEVELS:
         return list(_FIXED_LEVELS[code])
     return sorted(values.dropna().astype(str).unique())

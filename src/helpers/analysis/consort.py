@@ -37,6 +37,9 @@ def _enrollment(screening: pd.DataFrame, randomized: set, trial: Trial) -> list[
                              (criteria["primary_reason"] == c.title).sum()))
     rows.append(_row("excluded:declined", "excluded", None, "Declined to participate",
                      (excluded["status"] == "declined to participate").sum()))
+    unrecorded = (excluded["status"] == eligibility.CONSENT_NOT_RECORDED).sum()
+    if unrecorded:
+        rows.append(_row("excluded:consent_not_recorded", "excluded", None, "Consent not recorded", unrecorded))
     rows.append(_row("excluded:other", "excluded", None, "Eligible, not randomized (other reasons)",
                      (excluded["status"] == "eligible").sum()))
     return rows

@@ -75,10 +75,11 @@ from scipy import stats
 
 from helpers.analysis import findings, outcomes, survival
 from helpers.data import scores
-from helpers.data.randomization import permuted_blocks
+from helpers.data.randomization import block_sizes, permuted_blocks
 from helpers.data.simulation import (
     _LABS,
     _TRANSPLANT_RATE_24W,
+    DEFAULT_SEED,
     ETIOLOGIES,
     _choice,
     _hazard_scale,
@@ -117,6 +118,23 @@ class Scenario:
 
 # ------------------------------------------------------------------ the trial as designed
 
+DEFAULT_ASSUMPTIONS = {"death_rate_24w": 0.15, "withdrawal_rate": 0.05, "missed_visit_rate": 0.05,
+                       "seed": DEFAULT_SEED}
+ASSUMPTION_NAMES = {"death_rate_24w": "mortality by the horizon without treatment effect",
+                    "withdrawal_rate": "withdrawal rate", "missed_visit_rate": "missed-visit rate", "seed": "seed"}
+
+
+def assumption(trial: Trial, key: str):
+    """A simulation assumption: the trial file's ``simulation.<key>``, else the book's stated default."""
+    stated = trial.simulation.get(key)
+    return DEFAULT_ASSUMPTIONS[key] if stated is None else stated
+
+
+def defaulted_assumptions(trial: Trial) -> list[str]:
+    """The simulation assumptions the trial file does not state (so the book's defaults are used)."""
+    return [k for k in DEFAULT_ASSUMPTIONS if trial.simulation.get(k) is None]
+
+
 def design_trial(trial: Trial) -> Trial:
     """The trial at its final analysis (a data cut-off in the trial file is not part of the design)."""
     return dataclasses.replace(trial, cutoff=None)
@@ -151,10 +169,9 @@ def _people(trial: Trial, scenario: Scenario, rng: np.random.Generator, n: int,
             stratified_deaths: bool) -> dict[str, np.ndarray]:
     """Per participant: arm allocated and received, severity, etiology, delay to day 1, how and when follow-up
     ended (study day) and which follow-up visits were attended (``simulate_participants``' rules)."""
-    sim = trial.simulation
     arms = trial.arm_codes
     ratios = [a.ratio for a in trial.arms]
-    blocks = trial.randomization.get("block_sizes") or [sum(ratios)]
+    blocks = block_sizes(trial)
     allocated = permuted_blocks(arms, ratios, blocks, n, rng)["arm"].to_numpy(dtype=object)[:n]
     etiology = np.array(_choice(rng, ETIOLOGIES, n), dtype=object)
     received = allocated.copy()
@@ -168,9 +185,9 @@ def _people(trial: Trial, scenario: Scenario, rng: np.random.Generator, n: int,
 
     horizon = float(trial.horizon_days)
     hr = np.where(received != trial.control_arm, scenario.hazard_ratio, 1.0)
-    death = _rate(float(sim.get("death_rate_24w", 0.15)), DEATH_LOADING, horizon) * np.exp(DEATH_LOADING * severity) * hr
+    death = _rate(float(assumption(trial, "death_rate_24w")), DEATH_LOADING, horizon) * np.exp(DEATH_LOADING * severity) * hr
     transplant = _rate(_TRANSPLANT_RATE_24W, TRANSPLANT_LOADING, horizon) * np.exp(TRANSPLANT_LOADING * severity)
-    withdrawal = np.full(n, -np.log1p(-float(sim.get("withdrawal_rate", 0.05))) / horizon)
+    withdrawal = np.full(n, -np.log1p(-float(assumption(trial, "withdrawal_rate"))) / horizon)
     rates = np.column_stack([death, transplant, withdrawal])
     uniforms = rng.random((n, 3))
     if stratified_deaths:
@@ -184,7 +201,7 @@ def _people(trial: Trial, scenario: Scenario, rng: np.random.Generator, n: int,
     ended = event_day < end_day
     end = np.where(ended, np.array(["DEATH", "TRANSPLANT", "WITHDRAWAL"], dtype=object)[first], "COMPLETED")
     end_day = np.where(ended, event_day, end_day)
-    missed = rng.random((n, len(followup))) < float(sim.get("missed_visit_rate", 0.05))
+    missed = rng.random((n, len(followup))) < float(assumption(trial, "missed_visit_rate"))
     completed = (end == "COMPLETED")[:, None]
     attended = ~missed & ((days < end_day[:, None]) | (completed & (days <= end_day[:, None])))
     return {"allocated": allocated, "received": received, "severity": severity, "etiology": etiology,
@@ -352,7 +369,7 @@ def death_probability(trial: Trial, hazard_ratio: float) -> float:
     this hazard ratio: 1 - E exp(-rate x HR x exp(0.8 z) x (horizon - delay)), z ~ N(0, 1) by Gauss-Hermite,
     the delay from randomization to day 1 averaged (deaths count from randomization)."""
     h = float(trial.horizon_days)
-    base = _rate(float(trial.simulation.get("death_rate_24w", 0.15)), DEATH_LOADING, h)
+    base = _rate(float(assumption(trial, "death_rate_24w")), DEATH_LOADING, h)
     z, w = np.polynomial.hermite_e.hermegauss(_GH_NODES)
     w = w / w.sum()
     delays = np.arange(MAX_DELAY_DAYS + 1) if trial.treatment.start == "first_dose" else np.array([0])
@@ -438,7 +455,7 @@ def simulate_design(trial: Trial, scenarios: list[Scenario] | None = None, repli
     _check(trial)
     scenarios = default_scenarios(trial) if scenarios is None else list(scenarios)
     n = trial.planned_n if n is None else int(n)
-    seed = trial.simulation.get("seed") if seed is None else seed
+    seed = assumption(trial, "seed") if seed is None else seed
     children = list(enumerate(np.random.SeedSequence(seed).spawn(replicates)))
     chunks = [children[k:k + chunk_size] for k in range(0, replicates, chunk_size)]
     tasks = [(trial, s, sc, chunk, n, tuple(analyses), stratified_deaths)
@@ -501,7 +518,7 @@ def operating_characteristics(reps: pd.DataFrame, trial: Trial, power: float = P
     mean model SE, empirical SE (SD of the estimates), 95% CI coverage, and the N for ``power`` (``required_n``
     from the empirical SE, in whole blocks)."""
     trial = design_trial(trial)
-    block = min(trial.randomization.get("block_sizes") or [sum(a.ratio for a in trial.arms)])
+    block = min(block_sizes(trial))
     rows = []
     for s, d in reps.groupby("scenario", sort=True):
         first = d.iloc[0]

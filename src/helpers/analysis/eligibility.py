@@ -17,6 +17,9 @@ from helpers.trial import Trial
 AGE = "age"
 
 
+CONSENT_NOT_RECORDED = "consent not recorded"
+
+
 @dataclass(frozen=True)
 class Rule:
     """One criterion: ``fails(screening)`` is True for each person it makes ineligible."""
@@ -69,7 +72,8 @@ def evaluate(screening: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     """Per screened person: one True/False column per criterion (True = fails it), eligible, reasons, status.
 
     ``status`` is CONSORT's: "eligible", "declined to participate" (fails only the consent
-    criterion) or "not meeting criteria" (fails any other criterion, with or without consent).
+    criterion), "consent not recorded" (fails only the consent criterion, whose cell is blank: not a
+    refusal) or "not meeting criteria" (fails any other criterion, with or without consent).
     ``reasons`` lists every failed criterion; ``primary_reason`` is the first in the trial file's
     order among those other than consent, so that reason counts add up to the persons excluded.
     """
@@ -85,6 +89,8 @@ def evaluate(screening: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     failed_other = fails[other].any(axis=1)
     out["status"] = "eligible"
     out.loc[fails[consent].any(axis=1) & ~failed_other, "status"] = "declined to participate"
+    refused = fails[consent] & ~screening[consent].isna()
+    out.loc[fails[consent].any(axis=1) & ~refused.any(axis=1) & ~failed_other, "status"] = CONSENT_NOT_RECORDED
     out.loc[failed_other, "status"] = "not meeting criteria"
     return out
 

@@ -120,8 +120,17 @@ def procedure_events(adae: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> pd
     return ae_by_term(adae[is_procedure_term(adae["AETERM"], trial.procedure_terms)], adsl, trial, category="PROCEDURE")
 
 
+NOT_COLLECTED = "not collected"
+AE_CATEGORIES = CATEGORIES[:-1]
+
+
 def adverse_event_results(adae: pd.DataFrame, dth: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
-    """The chapter's tidy export: the summary categories, then every term, then procedure terms."""
+    """The chapter's tidy export: the summary categories, then every term, then procedure terms. When the trial
+    file says adverse events were not collected, only deaths are counted (the AE categories are absent, not 0)."""
+    if not trial.adverse_events_collected:
+        summary = ae_summary(adae.iloc[0:0], dth, adsl, trial)
+        return summary[summary["CATEGORY"] == "DEATH"].reset_index(drop=True).astype(
+            {"N": int, "N_PARTICIPANTS": int, "PCT": float, "N_EVENTS": int})
     parts = [ae_summary(adae, dth, adsl, trial), ae_by_term(adae, adsl, trial), procedure_events(adae, adsl, trial)]
     out = pd.concat([p for p in parts if len(p)], ignore_index=True)
     return out.astype({"N": int, "N_PARTICIPANTS": int, "PCT": float, "N_EVENTS": int})

@@ -103,9 +103,22 @@ def number_at_risk(adtte: pd.DataFrame, trial: Trial, paramcd: str, days) -> pd.
     return out
 
 
-def risk_days(trial: Trial, step_weeks: int = 4) -> list[int]:
-    """Days at which the number at risk is shown: every ``step_weeks`` weeks to the horizon."""
-    return [int(d) for d in np.arange(0, trial.horizon_days + 1, 7 * step_weeks)]
+# Round intervals for the number at risk, in days: 4, 8, 12, 13 and 26 weeks, then 1, 2 and 4 years.
+RISK_STEPS = (28, 56, 84, 91, 182, 365, 730, 1461)
+YEAR_DAYS = 365
+
+
+def risk_step(trial: Trial, max_columns: int = 8) -> int:
+    """The interval (days) of the number-at-risk columns: the shortest round one giving at most ``max_columns``
+    columns from day 0 to the horizon (every 4 weeks for a horizon up to 28 weeks; in years for long ones)."""
+    h = trial.horizon_days
+    step = next((s for s in RISK_STEPS if h // s + 1 <= max_columns), None)
+    return step if step is not None else YEAR_DAYS * int(np.ceil(h / YEAR_DAYS / (max_columns - 1)))
+
+
+def risk_days(trial: Trial, max_columns: int = 8) -> list[int]:
+    """Days at which the number at risk is shown (and the time axis ticked): every ``risk_step`` to the horizon."""
+    return [int(d) for d in np.arange(0, trial.horizon_days + 1, risk_step(trial, max_columns))]
 
 
 def event_counts(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS") -> pd.DataFrame:
@@ -210,11 +223,16 @@ def status_at_horizon(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, par
     return d[["USUBJID", "ARM", "STATUS"]]
 
 
+FISHER_NOT_ESTIMABLE = "not estimable: an arm has no participant whose status at the horizon is known"
+
+
 def fisher_survivors(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, paramcd: str = "OS") -> pd.DataFrame:
     """Event-free (for OS: alive) at the horizon by arm, and Fisher's exact test (two-sided, scipy) of each
     arm vs control on the 2 x 2 table of event-free / event; the odds ratio is of being event-free.
 
-    Participants whose status at the horizon is unknown are left out of the table.
+    Participants whose status at the horizon is unknown are left out of the table. When it leaves an arm with
+    nobody (e.g. at an interim cut-off no one followed to the horizon), the test is not estimable: ODDS_RATIO and
+    PVALUE are NaN and NOT_ESTIMABLE gives the reason (else "").
     """
     st = status_at_horizon(adtte, adsl, trial, paramcd)
     counts = pd.crosstab(st["ARM"], st["STATUS"]).reindex(index=[a.label for a in trial.arms],
@@ -223,11 +241,14 @@ def fisher_survivors(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, para
     rows = []
     for arm in trial.experimental_arms:
         table = counts.loc[[arm.label, control], [EVENT_FREE, EVENT]].to_numpy()
-        odds, p = stats.fisher_exact(table)
+        empty = [a.label for a, row in zip((arm, trial.control), table) if row.sum() == 0]
+        odds, p = stats.fisher_exact(table) if not empty else (np.nan, np.nan)
+        reason = f"{FISHER_NOT_ESTIMABLE} ({' and '.join(empty)})" if empty else ""
         rows.append({"ARM": arm.label, "REFERENCE": control, "EVENT_FREE_ARM": int(table[0, 0]), "EVENT_ARM": int(table[0, 1]),
                      "EVENT_FREE_REF": int(table[1, 0]), "EVENT_REF": int(table[1, 1]),
                      "UNKNOWN_ARM": int(counts.loc[arm.label, UNKNOWN]),
-                     "UNKNOWN_REF": int(counts.loc[control, UNKNOWN]), "ODDS_RATIO": float(odds), "PVALUE": float(p)})
+                     "UNKNOWN_REF": int(counts.loc[control, UNKNOWN]), "ODDS_RATIO": float(odds), "PVALUE": float(p),
+                     "NOT_ESTIMABLE": reason})
     return pd.DataFrame(rows)
 
 

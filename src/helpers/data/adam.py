@@ -164,7 +164,11 @@ def _not_derivable(frame: pd.DataFrame, parts: list[str], trial: Trial) -> pd.Se
     labels.update({"ascites": "ascites grade", "encephalopathy": "encephalopathy grade"})
     miss = pd.DataFrame({labels[c]: frame[c].isna() for c in parts})
     text = miss.apply(lambda r: ", ".join(k for k, v in r.items() if v), axis=1) if len(miss) else pd.Series(dtype=str)
-    return ("not derivable: " + text + " missing").where(text != "", pd.NA)
+    text = (text + " missing").where(text != "", "")
+    for c in (c for c in parts if c in ("ascites", "encephalopathy")):
+        unknown = frame[c].eq(scores.GRADE_UNKNOWN).fillna(False).astype(bool)
+        text = text.where(~unknown, text.where(text == "", text + "; ") + f"{c} {scores.GRADE_UNKNOWN}")
+    return ("not derivable: " + text).where(text != "", pd.NA)
 
 
 def derive_scores_by_visit(labs: pd.DataFrame, clinical: pd.DataFrame, trial: Trial) -> pd.DataFrame:
@@ -186,7 +190,7 @@ def derive_scores_by_visit(labs: pd.DataFrame, clinical: pd.DataFrame, trial: Tr
             m["MELDNA"] = scores.meld_na(m["tbil"], m["inr"], m["creat"], m["sodium"], dialysis=dialysis)
         else:
             parts += ["ascites", "encephalopathy"]
-            has_all = m[parts].notna().all(axis=1)
+            has_all = m[parts].notna().all(axis=1) & ~m[["ascites", "encephalopathy"]].eq(scores.GRADE_UNKNOWN).any(axis=1)
             cp = pd.Series(np.nan, index=m.index)
             if has_all.any():
                 g = m[has_all]

@@ -637,6 +637,22 @@ def _consent(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Tria
     return errors
 
 
+def _adverse_event_collection(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Trial) -> list[Problem]:
+    """Adverse events as the trial file declares them collected or not: none at all when collected, or some when
+    not collected, is worth a look (warnings)."""
+    events = names.get("events", "events.csv")
+    ae = tables["events"].index[tables["events"]["event_type"].eq("AE").fillna(False).astype(bool)]
+    if trial.adverse_events_collected and not len(ae):
+        return [Problem(events, None, "event_type", "no_adverse_events",
+                        "no adverse event (event_type AE): the safety chapter counts none; if the trial did not collect "
+                        "adverse events, say so in the trial file (safety: {adverse_events_collected: false})")]
+    if not trial.adverse_events_collected and len(ae):
+        return [Problem(events, int(ae[0]) + 2, "event_type", "adverse_events_not_collected",
+                        f"{len(ae)} adverse event row(s), but the trial file says adverse events were not collected "
+                        "(safety.adverse_events_collected: false): they are kept out of the safety tables")]
+    return []
+
+
 END_OF_FOLLOW_UP = ("DEATH", "TRANSPLANT", "WITHDRAWAL", "COMPLETED")
 
 
@@ -890,7 +906,7 @@ def validate_export(folder: str | Path, trial: Trial, export_date: dt.date | Non
         errors += mixups + _unit_mixup_columns(tables, names, trial)
         warnings += possible
         errors += _analysable(tables, trial)
-        warnings += plausible
+        warnings += plausible + _adverse_event_collection(tables, names, trial)
     if not errors:
         warnings += _visit_warnings(tables, trial, names)
         tables, late = _apply_cutoff(tables, trial, names)

@@ -92,6 +92,21 @@ def read_allocation_list(path: Path, trial: Trial) -> pd.DataFrame:
     return frame
 
 
+NO_LIST = ("the trial file states neither a randomization seed nor an allocation list file, so there is no "
+           "allocation list to check the randomization log against")
+
+
+def has_allocation_list(trial: Trial) -> bool:
+    """Whether the trial file gives an allocation list: a list file, or a seed to regenerate it from."""
+    source = trial.masked_from or trial
+    return list_file(source) is not None or source.randomization.get("seed") is not None
+
+
+def stated_allocation_list(trial: Trial) -> pd.DataFrame | None:
+    """The trial's allocation list (``allocation_list``), or None when the trial file gives none (``NO_LIST``)."""
+    return allocation_list(trial) if has_allocation_list(trial) else None
+
+
 def allocation_list(trial: Trial, n: int | None = None, seed: int | None = None) -> pd.DataFrame:
     """The trial's allocation list: the supplied list file, else permuted blocks regenerated from the seed.
 

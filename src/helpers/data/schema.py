@@ -96,6 +96,10 @@ RULES = {
                                        "its only other value): perhaps another unit, perhaps a real change; for review"),
     "unit_mixup_column": ("error", "a whole column off the expected range by an accepted unit's factor (its median and "
                                    "the values outside fit once converted) was reported in that unit"),
+    "no_adverse_events": ("warning", "no adverse event in the events file: counted as none; if the trial did not "
+                                     "collect them, the trial file says so (safety: {adverse_events_collected: false})"),
+    "adverse_events_not_collected": ("warning", "adverse events in the events file of a trial whose file says they were "
+                                                "not collected: kept out of the safety tables"),
     "identifier_in_text": ("error", "a name, phone or ID number in a free-text cell would reach the analysis data"),
     "empty_arm": ("error", "an arm without participants cannot be compared"),
     "no_followup_data": ("error", "an endpoint without values after baseline has no change to analyse"),

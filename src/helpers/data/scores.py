@@ -27,6 +27,8 @@ BILIRUBIN_UMOL_PER_MG_DL = 17.1
 CREATININE_UMOL_PER_MG_DL = 88.4
 ALBUMIN_G_L_PER_G_DL = 10.0
 
+# A finding recorded as present without its grade: it scores no Child-Pugh points (the score is not derivable).
+GRADE_UNKNOWN = "present, grade unknown"
 ASCITES_POINTS = {"none": 1, "mild": 2, "moderate-severe": 3}
 ENCEPHALOPATHY_POINTS = {"none": 1, "grade 1-2": 2, "grade 3-4": 3}
 

@@ -49,7 +49,7 @@ import pandas as pd
 from faker import Faker
 from faker.providers.ssn.zh_CN import Provider as _ZhSsn
 
-from helpers.data.randomization import allocation_list
+from helpers.data.randomization import allocation_list, has_allocation_list
 from helpers.data.schema import FileSpec, export_spec
 from helpers.trial import Trial
 
@@ -183,7 +183,7 @@ def simulate_screening(trial: Trial, rng: np.random.Generator, fake: Faker) -> p
     failures += [set() for _ in range(n_rand)]
     failures = [failures[i] for i in rng.permutation(n)]
 
-    start = pd.Timestamp(sim.get("accrual_start", "2025-01-01")).date()
+    start = pd.Timestamp(sim.get("accrual_start") or trial.randomization.get("accrual_start") or "2025-01-01").date()
     days = (_add_months(start, trial.accrual_months) - start).days
     screen_dates = sorted(start + dt.timedelta(days=int(d)) for d in rng.integers(0, max(days - 14, 1), n))
 
@@ -223,20 +223,37 @@ def simulate_screening(trial: Trial, rng: np.random.Generator, fake: Faker) -> p
     return out
 
 
+DEFAULT_SEED = 1
+
+
+def simulation_seed(trial: Trial) -> int:
+    """The synthetic cohort's seed: the trial file's ``simulation.seed``, else the book's stated ``DEFAULT_SEED``."""
+    stated = trial.simulation.get("seed")
+    return DEFAULT_SEED if stated is None else int(stated)
+
+
+def seed_text(trial: Trial, seed: int | None = None) -> str:
+    """The seed as a page names it: the one given, the trial file's, or the default said to be one."""
+    if seed is not None or trial.simulation.get("seed") is not None:
+        return str(simulation_seed(trial) if seed is None else seed)
+    return f"{DEFAULT_SEED}, the book's default: the trial file states no simulation seed"
+
+
 def simulate_randomization(trial: Trial, screening: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     """Randomization log: the eligible people, 1-14 days after screening, in order of randomization.
 
     Study numbers ``SS-NNN`` (site-sequence) follow the order of randomization and take the arm and
     block of the next row of the trial's allocation list (``randomization.allocation_list``, seeded
-    by ``randomization.seed`` in the trial file, independent of the cohort's random stream), as a
-    site opens the next envelope. Stratified lists are not simulated (no stratum membership).
+    by ``randomization.seed`` in the trial file, independent of the cohort's random stream; without a
+    seed or list file, seeded from the cohort's stream), as a site opens the next envelope. Stratified lists are not simulated (no stratum membership).
     """
     if trial.randomization.get("strata"):
         raise NotImplementedError(f"{trial.id}: the simulator does not assign strata; simulate unstratified trials")
     elig = screening[screening["_eligible"]].reset_index(drop=True)
     rand_date = [d + dt.timedelta(days=int(k)) for d, k in zip(elig["screening_date"], rng.integers(1, 15, len(elig)))]
     elig = elig.assign(rand_date=rand_date).sort_values(["rand_date", "screening_id"], kind="stable")
-    alloc = allocation_list(trial, n=len(elig)).head(len(elig))
+    seed = None if has_allocation_list(trial) else int(rng.integers(2**31))
+    alloc = allocation_list(trial, n=len(elig), seed=seed).head(len(elig))
     return pd.DataFrame({
         "subject_id": [f"{SITE_NUMBER:02d}-{k:03d}" for k in range(1, len(elig) + 1)],
         "screening_id": elig["screening_id"].to_numpy(),
@@ -654,7 +671,7 @@ def simulate_export(trial: Trial, seed: int | None = None, effects: dict | None 
     changes the cohort's random draws. No ``infusion`` file when day 1 is the randomization.
     """
     _check_panel(trial)
-    seed = trial.simulation.get("seed") if seed is None else seed
+    seed = simulation_seed(trial) if seed is None else seed
     effects = _check_effects(trial, (trial.simulation.get("effects") or {}) if effects is None else effects)
     cutoff = trial.cutoff if cutoff is None or cutoff == "" else trial.with_cutoff(cutoff).cutoff
     spec = export_spec(trial)

@@ -7,6 +7,7 @@ import pandas as pd
 
 from helpers.analysis import design
 from helpers.analysis.design import KEY, POWER_TARGET, PRIMARY
+from helpers.data.randomization import block_sizes
 from helpers.report.findings import TEST_NAMES
 from helpers.report.prose import whole_weeks
 from helpers.report.tables import JournalTable, fixed, journal_table
@@ -90,11 +91,10 @@ def seed_text(seed) -> str:
 
 
 def simulated_blocks_text(trial: Trial) -> str:
-    """The block sizes the simulation uses: the trial file's, or the allocation ratio total when it states none."""
-    stated = trial.randomization.get("block_sizes") or []
-    if stated:
-        return ", ".join(map(str, stated))
-    return f"{sum(a.ratio for a in trial.arms)} (the allocation ratio total: the trial file states no block sizes)"
+    """The block sizes the simulation uses: the trial file's, or the book's one default rule when it states none."""
+    return ", ".join(map(str, block_sizes(trial))) + ("" if trial.randomization.get("block_sizes") else
+                                                     " (the book's default of twice the ratio total: the trial file "
+                                                     "states no block sizes)")
 
 
 def key_derivation(e) -> str:
@@ -105,10 +105,27 @@ def key_derivation(e) -> str:
     return f"; the {e.label} is one of them"
 
 
+def assumptions_note(trial: Trial) -> str:
+    """What the simulation assumes that the trial file does not state ("" when it states everything)."""
+    missing = design.defaulted_assumptions(trial)
+    if not missing:
+        return ""
+    used = "; ".join(f"{design.ASSUMPTION_NAMES[k]} {_assumption_text(k)}" for k in missing)
+    names = [design.ASSUMPTION_NAMES[k] for k in missing]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
+    return (f"The trial file states no simulation assumption for the {listed}, "
+            f"so this chapter uses the book's defaults: {used}. These are not this trial's own assumptions: "
+            "the power and sample sizes below illustrate the method and are not a design for this trial.")
+
+
+def _assumption_text(key: str) -> str:
+    value = design.DEFAULT_ASSUMPTIONS[key]
+    return str(value) if key == "seed" else pct(value, 0)
+
+
 def chapter_numbers(oc: pd.DataFrame, trial: Trial, replicates: int, seed: int | None = None) -> dict[str, str | int]:
     """Every number and phrase the design chapter's prose glues, from ``operating_characteristics``."""
     t = design.design_trial(trial)
-    sim = t.simulation
     e = t.endpoint(t.key_secondary)
     prim, key = _rows(oc, PRIMARY), _rows(oc, KEY)
     null = design.null_scenario(oc).set_index("endpoint")
@@ -132,12 +149,14 @@ def chapter_numbers(oc: pd.DataFrame, trial: Trial, replicates: int, seed: int |
     sd = design.key_change_sd(t)
     return {
         "n_planned": t.planned_n, "allocation": ratio, "block_sizes": blocks, "replicates": int(replicates),
-        "design_seed": str(sim.get("seed") if seed is None else seed), "n_scenarios": int(oc["scenario"].nunique()),
-        "seed_text": seed_text(sim.get("seed") if seed is None else seed),
+        "design_seed": str(design.assumption(t, "seed") if seed is None else seed), "n_scenarios": int(oc["scenario"].nunique()),
+        "seed_text": seed_text(design.assumption(t, "seed") if seed is None else seed),
         "key_derivation": key_derivation(e),
         "experimental": exp_label, "control": ctl_label,
-        "death_rate": pct(sim.get("death_rate_24w", 0.15), 0), "withdrawal_rate": pct(sim.get("withdrawal_rate", 0.05), 0),
-        "missed_visit_rate": pct(sim.get("missed_visit_rate", 0.05), 0), "cell_missing_rate": pct(design.CELL_MISSING_RATE),
+        "death_rate": pct(design.assumption(t, "death_rate_24w"), 0),
+        "withdrawal_rate": pct(design.assumption(t, "withdrawal_rate"), 0),
+        "missed_visit_rate": pct(design.assumption(t, "missed_visit_rate"), 0), "assumptions_note": assumptions_note(t),
+        "cell_missing_rate": pct(design.CELL_MISSING_RATE),
         "horizon_days": t.horizon_days, "horizon_weeks": whole_weeks(t.horizon_days), "last_visit": t.last_visit.label,
         "primary_test": TEST_NAMES[t.primary_test], "alpha": f"{t.alpha:g}", "power_target": pct(POWER_TARGET, 0),
         "key_label": e.label, "key_scale": "log scale (ratio of geometric means)" if e.log else f"{e.unit} (difference)",

@@ -47,6 +47,8 @@ def chance_text(smallest_arm: int) -> str:
 def allocation_source(trial: Trial) -> str:
     """Where the allocation list comes from, as a phrase for the text ("The allocation list was ...")."""
     path = list_file(trial)
+    if path is None and trial.randomization.get("seed") is None:
+        return "not stated in the trial file (no randomization seed and no list file)"
     if path is not None:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.exists() else "file not found"
         return f"read from the supplied list {path.name} (SHA-256 {digest})"
@@ -55,6 +57,56 @@ def allocation_source(trial: Trial) -> str:
     strata = ", one list per stratum" if trial.randomization.get("strata") else ""
     return (f"regenerated from the trial file (permuted blocks of {blocks}, "
             f"seed {trial.randomization.get('seed')}{strata})")
+
+
+def allocation_text(trial: Trial, alloc: pd.DataFrame | None, checks: AllocationCheck) -> str:
+    """The sentences on the allocation list: where it comes from and what it holds, or why there is none."""
+    if "list" in checks.not_checked:
+        return (f"There is no allocation list: {checks.not_checked['list']}. Each participant's arm is therefore "
+                "not compared with a list, and the blocks are not checked.")
+    return (f"The allocation list was {allocation_source(trial)}: permuted blocks of "
+            f"{' or '.join(map(str, block_sizes(trial)))}, ratio {':'.join(str(a.ratio) for a in trial.arms)}, "
+            f"unstratified, giving {len(alloc)} allocations in whole blocks. Study numbers are issued in order of "
+            "randomization, so participant k should carry the arm and block of row k of the list.")
+
+
+def mismatch_empty(checks: AllocationCheck) -> str:
+    """What the empty mismatch table means: every participant matches, or the comparison was not possible."""
+    if "list" in checks.not_checked:
+        return f"Not checked: {checks.not_checked['list']}."
+    if "blocks" in checks.not_checked:
+        return "Every participant's arm matches the allocation list (blocks not recorded in the log)."
+    return "Every participant's arm and block match the allocation list."
+
+
+def blocks_empty(checks: AllocationCheck) -> str:
+    """What an empty block table means: why the blocks were not checked."""
+    reason = checks.not_checked.get("blocks")
+    return f"Not checked: {reason}." if reason else "None."
+
+
+def block_text(checks: AllocationCheck) -> str:
+    """The sentence on the permuted blocks as used, or why they were not checked."""
+    reason = checks.not_checked.get("blocks")
+    if reason:
+        return f"The permuted blocks are not checked: {reason}"
+    blocks = checks.blocks
+    return (f"Of {len(blocks)} blocks used, {int(blocks['complete'].sum())} are complete; only the last block may be "
+            "incomplete, and every complete block must hold the arms in the planned ratio. Blocks breaking these "
+            f"rules: {int((blocks['finding'] != '').sum())}")
+
+
+def consent_not_recorded(flow: pd.DataFrame) -> str:
+    """The clause on excluded persons whose consent cell is blank ("" when there is none): not a refusal."""
+    n = flow.set_index("box")["n"].get("excluded:consent_not_recorded", 0)
+    return f"; for {n}, consent was not recorded (blank consent cell), which is not counted as declining" if n else ""
+
+
+def age_criterion(trial: Trial) -> str:
+    """The age criterion as the eligibility sentence states it, or that the trial file states none."""
+    if trial.age_range is None:
+        return "age (no bounds: not stated in the trial file)"
+    return f"age {trial.age_range[0]} to {trial.age_range[1]} years at screening"
 
 
 def mismatch_table(checks: AllocationCheck) -> pd.DataFrame:
@@ -95,17 +147,23 @@ def balance_table(balance: pd.DataFrame) -> pd.DataFrame:
                                    "abs_smd": "|SMD|", "chance_p95": "95th percentile by chance"}).round(2)
 
 
-def chapter_numbers(trial: Trial, flow: pd.DataFrame, alloc: pd.DataFrame, checks: AllocationCheck,
+def chapter_numbers(trial: Trial, flow: pd.DataFrame, alloc: pd.DataFrame | None, checks: AllocationCheck,
                     balance: pd.DataFrame) -> dict[str, object]:
     """The numbers chapter 2's text quotes, by glue name: eligibility and flow counts, the allocation list,
-    the checks of the realized allocation, the accrual window and baseline balance."""
+    the checks of the realized allocation, the accrual window and baseline balance. What the trial file
+    does not state, or what could not be checked, is said in words."""
     n = flow.set_index("box")["n"]
     ratio, blocks = checks.ratio, checks.blocks
     window = accrual_window(trial)
+    seed = trial.randomization.get("seed")
+    not_stated = "not stated in the trial file"
     return {
         "n_screened": int(n["assessed"]),
-        "age_min": trial.age_range[0],
-        "age_max": trial.age_range[1],
+        "age_min": trial.age_range[0] if trial.age_range else not_stated,
+        "age_max": trial.age_range[1] if trial.age_range else not_stated,
+        "age_criterion": age_criterion(trial),
+        "allocation_text": allocation_text(trial, alloc, checks),
+        "block_text": block_text(checks),
         "n_exclusions": sum(k.kind == "exclusion" for k in trial.eligibility),
         "criteria_text": criteria_text(trial),
         "chance_text": chance_text(int(ratio["n"].min())) if len(ratio) else chance_text(0),
@@ -113,12 +171,13 @@ def chapter_numbers(trial: Trial, flow: pd.DataFrame, alloc: pd.DataFrame, check
         "n_excluded": int(n["excluded"]),
         "n_criteria": int(n["excluded:criteria"]),
         "n_declined": int(n["excluded:declined"]),
+        "consent_not_recorded": consent_not_recorded(flow),
         "n_randomized": int(n["randomized"]),
         "block_sizes": " or ".join(map(str, block_sizes(trial))),
         "ratio": ":".join(str(a.ratio) for a in trial.arms),
-        "list_seed": str(trial.randomization["seed"]),
-        "list_length": len(alloc),
-        "n_mismatch": len(mismatch_table(checks)),
+        "list_seed": not_stated if seed is None else str(seed),
+        "list_length": 0 if alloc is None else len(alloc),
+        "n_mismatch": "not checked (no allocation list)" if "list" in checks.not_checked else len(mismatch_table(checks)),
         "n_deviation": len(deviation_table(checks)),
         "n_blocks": len(blocks),
         "n_complete": int(blocks["complete"].sum()),

@@ -5,10 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from helpers.analysis.safety import CATEGORIES, counts, procedure_terms, rows_of, safety_n
+from helpers.analysis.safety import (
+    AE_CATEGORIES,
+    CATEGORIES,
+    NOT_COLLECTED,
+    counts,
+    procedure_terms,
+    rows_of,
+    safety_n,
+)
 from helpers.report.tables import fixed, n_pct
 from helpers.trial import Trial
 
+NOT_COLLECTED_SENTENCE = ("Adverse events were not collected in this trial (trial file: "
+                          "safety.adverse_events_collected is false).")
 CATEGORY_LABELS = {
     "ANY": "Any adverse event",
     "SERIOUS": "Serious adverse event",
@@ -35,9 +45,20 @@ def display_table(tidy: pd.DataFrame, header: dict[str, str], first: str = "Adve
     return out
 
 
-def summary_table(results: pd.DataFrame, header: dict[str, str]) -> pd.DataFrame:
-    """``display_table`` of the summary categories (any, serious, related, withdrawal, death)."""
-    return display_table(rows_of(results), header, first="Participants with at least one")
+def summary_table(results: pd.DataFrame, header: dict[str, str], trial: Trial | None = None) -> pd.DataFrame:
+    """``display_table`` of the summary categories (any, serious, related, withdrawal, death); "not collected" in
+    every cell of the adverse-event categories when the trial file says they were not collected."""
+    table = display_table(rows_of(results), header, first="Participants with at least one")
+    if trial is None or trial.adverse_events_collected:
+        return table
+    missing = pd.DataFrame([{c: NOT_COLLECTED for c in table.columns} | {table.columns[0]: CATEGORY_LABELS[code]}
+                            for code in AE_CATEGORIES])
+    return pd.concat([missing, table], ignore_index=True)
+
+
+def empty_text(trial: Trial, otherwise: str) -> str:
+    """What an empty adverse-event table means: none reported (``otherwise``), or not collected."""
+    return otherwise if trial.adverse_events_collected else NOT_COLLECTED_SENTENCE
 
 
 def term_table(results: pd.DataFrame, header: dict[str, str]) -> pd.DataFrame:
@@ -95,14 +116,21 @@ def procedure_notes(trial: Trial) -> tuple[str | None, str]:
 def chapter_numbers(results: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, source: str) -> dict[str, str | int]:
     """Every number and phrase the safety chapter's prose glues, from ``safety.adverse_event_results``."""
     n = counts(results, adsl)
+    collected = trial.adverse_events_collected
+    proc = f"{', '.join(procedure_terms(results)) or 'none'}, {n['n_proc']} event(s) in all"
     return {
         "source": source,
         "n_safety": n["n_safety"],
         "n_safety_arm": ", ".join(f"{k} {label}" for label, k in safety_n(adsl, trial).items()),
         "n_switched": n["n_switched"],
-        "n_ae": n["n_ae"],
-        **{f"ae_{code.lower()}": summary_text(results, code) for code in CATEGORIES},
+        "n_ae": n["n_ae"] if collected else NOT_COLLECTED,
+        **{f"ae_{code.lower()}": summary_text(results, code) if collected or code == "DEATH" else NOT_COLLECTED
+           for code in CATEGORIES},
         "proc_terms": ", ".join(procedure_terms(results)) or "none",
         "proc_matched": procedure_matched(trial),
         "n_proc": n["n_proc"],
+        "ae_text": (f"Of {n['n_ae']} adverse events in all" if collected else
+                    "As adverse events were not collected in this trial (trial file: "
+                    "safety.adverse_events_collected is false)"),
+        "proc_text": proc if collected else NOT_COLLECTED_SENTENCE[:-1],
     }

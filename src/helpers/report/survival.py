@@ -56,7 +56,8 @@ def prose_numbers(results: pd.DataFrame, paramcd: str) -> dict[str, str | int]:
                                                           cox["UCL"])),
         f"{p}_events": int(lr.EVENTS),
         f"{p}_caution": few_events_caution(int(lr.EVENTS)) or ADEQUATE_EVENTS,
-        f"{p}_fisher": "; ".join(f"{a} vs {ref} P = {format_p(pv)}"
+        f"{p}_fisher": "; ".join(f"{a} vs {ref} " + (f"P = {format_p(pv)}" if pd.notna(pv) else
+                                                          f"P {survival.FISHER_NOT_ESTIMABLE}")
                                  for a, ref, pv in zip(fisher["ARM"], fisher["REFERENCE"], fisher["PVALUE"])),
     }
 
@@ -95,8 +96,11 @@ def summary_table(results: pd.DataFrame, paramcd: str) -> pd.DataFrame:
             label, est = "Hazard ratio, Cox model with Efron ties (Wald CI)", estimate_text(r.ESTIMATE, r.LCL, r.UCL)
         else:
             label, est = "Odds ratio of being event-free at the horizon, Fisher's exact test", estimate_text(r.ESTIMATE)
-        rows.append({"Analysis": label, "Arm or comparison": what, "Estimate (95% CI)": est,
-                     "P value": format_p(r.PVALUE), "Events / N": f"{r.EVENTS} / {r.N}"})
+        not_estimable = r.ANALYSIS == survival.FISHER and pd.isna(r.PVALUE)
+        rows.append({"Analysis": label, "Arm or comparison": what,
+                     "Estimate (95% CI)": survival.FISHER_NOT_ESTIMABLE if not_estimable else est,
+                     "P value": "not estimable" if not_estimable else format_p(r.PVALUE),
+                     "Events / N": f"{r.EVENTS} / {r.N}"})
     return pd.DataFrame(rows)
 
 

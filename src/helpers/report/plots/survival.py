@@ -52,8 +52,11 @@ def plot_km(km: pd.DataFrame, at_risk: pd.DataFrame, trial: Trial, n_header: dic
     for side in ("left", "top", "right"):
         tab.spines[side].set_visible(False)
     tab.set_title("Number at risk", loc="left", fontsize="small", pad=4)
-    tab.set_xlabel("Weeks since randomization")
     tab.xaxis.set_major_locator(plt.FixedLocator(weeks))
+    in_years = len(weeks) > 1 and weeks[1] * 7 >= survival.YEAR_DAYS
+    tab.set_xlabel("Years since randomization" if in_years else "Weeks since randomization")
+    if in_years:
+        tab.set_xticks(weeks, [f"{w * 7 / survival.YEAR_DAYS:g}" for w in weeks])
     ax.yaxis.set_major_locator(MaxNLocator(6))
     fig.subplots_adjust(left=0.25, right=0.97, top=0.97, bottom=0.12)
     plt.close(fig)
@@ -62,7 +65,7 @@ def plot_km(km: pd.DataFrame, at_risk: pd.DataFrame, trial: Trial, n_header: dic
 
 def km_figure(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, paramcd: str = "OS"):
     """The chapter's Kaplan-Meier figure of one ADTTE parameter (OS, TFS): curves by arm, N in the legend,
-    number at risk every four weeks to the horizon."""
+    number at risk at round intervals to the horizon (``survival.risk_days``)."""
     return plot_km(survival.km_by_arm(adtte, trial, paramcd),
                    survival.number_at_risk(adtte, trial, paramcd, survival.risk_days(trial)), trial,
                    arm_header(adsl, trial), ylabel=YLABELS[paramcd])
