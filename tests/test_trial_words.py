@@ -104,3 +104,16 @@ def test_key_derivation_is_cited_only_for_a_derived_score(trial):
     assert "kamath2001" not in (pipeline.paths.NOTEBOOKS / "08_design.ipynb").read_text()
     assert design_report.key_derivation(ORAL.endpoint("TBIL")) == "; the Total bilirubin is one of them"
     assert design_report.key_derivation(trial.endpoint("MELD")).startswith(", and the MELD score is derived")
+
+
+def test_the_allocation_sentence_names_the_strata_or_says_unstratified(trial):
+    stratified = dataclasses.replace(trial, randomization=trial.randomization | {"strata": [{"code": "SITE", "levels": [1, 2]}, "AGEGR"]})
+    assert randomization_report.strata_text(trial) == "unstratified"
+    assert randomization_report.strata_text(stratified) == "stratified by SITE, AGEGR"
+
+
+def test_the_trial_page_says_how_transplantation_is_handled_in_plain_words(trial):
+    assert "transplantation censors follow-up" in pipeline.trial_markdown(trial)
+    event = dataclasses.replace(trial, primary_endpoint=trial.primary_endpoint | {"transplant": "event"})
+    page = pipeline.trial_markdown(event)
+    assert "transplantation counts as an event" in page and "evented" not in page and "liver" not in page.split("**Primary")[1].split("\n")[0]

@@ -31,6 +31,7 @@ from helpers.data.privacy import find_identifiers
 from helpers.data.schema import data_dictionary_markdown
 from helpers.data.simulation import simulation_seed
 from helpers.data.transport import write_xpt
+from helpers.report.randomization import strata_text
 from helpers.trial import Trial, load_trial
 
 
@@ -63,9 +64,9 @@ def trial_markdown(trial: Trial) -> str:
 {trial.design.capitalize()} trial in {trial.population}; {trial.planned_n} participants enrolled over
 {trial.accrual_months} months at the {trial.site}, followed for {trial.followup_weeks} weeks.
 Randomization: {trial.randomization.get('method', '')}, {_block_sizes_text(trial)},
-allocation ratio {':'.join(str(a.ratio) for a in trial.arms)}{', stratified by ' + ', '.join(trial.randomization['strata']) if trial.randomization.get('strata') else ', unstratified'}.
+allocation ratio {':'.join(str(a.ratio) for a in trial.arms)}, {strata_text(trial)}.
 
-**Primary endpoint**: {pe.get('label', '')} (horizon {pe.get('horizon_days', '')} days; liver transplantation {pe.get('transplant', 'censor')}ed).
+**Primary endpoint**: {pe.get('label', '')} (horizon {trial.horizon_days} days; transplantation {'censors follow-up' if trial.censors_transplant else 'counts as an event'}).
 
 | Code | Arm | Intervention | Ratio |
 |---|---|---|---|

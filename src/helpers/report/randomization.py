@@ -66,8 +66,14 @@ def allocation_text(trial: Trial, alloc: pd.DataFrame | None, checks: Allocation
                 "not compared with a list, and the blocks are not checked.")
     return (f"The allocation list was {allocation_source(trial)}: permuted blocks of "
             f"{' or '.join(map(str, block_sizes(trial)))}, ratio {':'.join(str(a.ratio) for a in trial.arms)}, "
-            f"unstratified, giving {len(alloc)} allocations in whole blocks. Study numbers are issued in order of "
+            f"{strata_text(trial)}, giving {len(alloc)} allocations in whole blocks. Study numbers are issued in order of "
             "randomization, so participant k should carry the arm and block of row k of the list.")
+
+
+def strata_text(trial: Trial) -> str:
+    """'stratified by SITE, MELD_GROUP' (names or ``{code, levels}`` factors of the trial file), or 'unstratified'."""
+    names = [s["code"] if isinstance(s, dict) else str(s) for s in trial.randomization.get("strata") or []]
+    return f"stratified by {', '.join(names)}" if names else "unstratified"
 
 
 def mismatch_empty(checks: AllocationCheck) -> str:
