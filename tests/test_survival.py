@@ -325,9 +325,9 @@ def test_prose_numbers_quote_the_results_table():
         {"PARAMCD": "OS", "ANALYSIS": "Fisher exact odds ratio (event-free at horizon)", "ARM": "B", "REFERENCE": "A",
          "ESTIMATE": 1.6, "LCL": np.nan, "UCL": np.nan, "PVALUE": 1.0, "EVENTS": 5, "N": 30}])
     out = report.prose_numbers(results, "OS")
-    assert out == {"os_surv": "a 80.0% (50.0 to 93.0)", "os_diff": "b minus a 6.2 (-20.0 to 30.0) percentage points",
-                   "os_logrank": "chi-square 0.26, P = 0.608", "os_hr": "b vs a 0.63 (0.10 to 3.76)", "os_events": 5,
-                   "os_caution": report.few_events_caution(5), "os_fisher": "b vs a P = 1.000"}
+    assert out == {"os_surv": "A 80.0% (50.0 to 93.0)", "os_diff": "B minus A 6.2 (-20.0 to 30.0) percentage points",
+                   "os_logrank": "chi-square 0.26, P = 0.608", "os_hr": "B vs A 0.63 (0.10 to 3.76)", "os_events": 5,
+                   "os_caution": report.few_events_caution(5), "os_fisher": "B vs A P = 1.000"}
 
 
 def test_status_at_the_horizon_is_known_only_when_followed_to_it(trial):
