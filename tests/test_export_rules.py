@@ -246,3 +246,166 @@ def test_the_new_rules_are_errors_listed_in_the_data_dictionary():
     for rule in NEW_RULES:
         assert RULES[rule][0] == "error"
         assert f"| `{rule}` | error |" in text
+
+
+# --- 7. every problem in one pass -------------------------------------------------------------------
+
+def _row_level_errors_everywhere(folder):
+    """A screening number randomized twice, a bilirubin in mg/dL between two in umol/L, an adverse event after
+    death; returns the findings (file, row, column, rule) they must give."""
+    rand = _raw(folder, "randomization")
+    again = rand.iloc[[0]].assign(subject_id="01-099", rand_date=rand["rand_date"].max())
+    _write(folder, "randomization", pd.concat([rand, again], ignore_index=True))
+    labs_rows = _set_trajectory(folder, [300, 320, round(310 / 17.1, 2), 330])
+    ev = _raw(folder, "events")
+    death = ev[ev["event_type"] == "DEATH"].iloc[0]
+    late = (pd.Timestamp(death["start_date"]) + pd.Timedelta(days=3)).strftime("%Y-%m-%d")
+    event_id = str(ev.loc[ev["subject_id"] == death["subject_id"], "event_id"].astype(int).max() + 1)
+    ae = death.copy()
+    ae[:] = ""
+    ae[["subject_id", "event_id", "event_type", "term", "start_date", "serious", "severity", "relatedness",
+        "led_to_withdrawal"]] = [death["subject_id"], event_id, "AE", "infection", late, "N", "mild", "not related", "N"]
+    _write(folder, "events", pd.concat([ev, ae.to_frame().T], ignore_index=True))
+    return {("randomization.csv", len(rand) + 2, "screening_id", "randomized_twice"),
+            ("labs.csv", labs_rows[2] + 2, "tbil", "unit_mixup"),
+            ("events.csv", len(ev) + 2, "start_date", "after_death")}
+
+
+def _no_repeats(errors):
+    cells = [(p.file, p.row, p.column, p.rule) for p in errors]
+    assert len(cells) == len(set(cells))
+
+
+def test_a_missing_column_in_one_file_does_not_hide_row_level_errors_elsewhere(folder):
+    expected = _row_level_errors_everywhere(folder)
+    _write(folder, "clinical", _raw(folder, "clinical").drop(columns=["visit"]))
+    errors, _ = _problems(folder)
+    assert expected | {("clinical.csv", 1, "visit", "columns")} <= _errors(folder)
+    _no_repeats(errors)
+
+
+@pytest.mark.parametrize("name", ["infusion", "screening"])
+def test_an_unreadable_file_does_not_hide_row_level_errors_elsewhere(folder, name):
+    expected = _row_level_errors_everywhere(folder)
+    path = folder / f"{name}.csv"
+    row = len(path.read_text().splitlines()) + 1
+    path.write_bytes(path.read_bytes() + b"\xff\n")
+    errors, _ = _problems(folder)
+    assert expected | {(f"{name}.csv", row, None, "encoding")} <= _errors(folder)
+    _no_repeats(errors)
+
+
+def test_a_bad_lab_date_and_an_identifier_in_an_ae_term_are_both_reported(folder):
+    labs = _raw(folder, "labs")
+    labs.loc[4, "lab_date"] = "2025-02-30"
+    _write(folder, "labs", labs)
+    ev = _raw(folder, "events")
+    i = ev.index[ev["event_type"] == "AE"][0]
+    ev.loc[i, "term"] = f"rash (told {_raw(folder, 'screening').loc[0, 'phone']})"
+    _write(folder, "events", ev)
+    errors, _ = _problems(folder)
+    assert [(p.file, p.row, p.column, p.rule) for p in errors] == [
+        ("labs.csv", 6, "lab_date", "type"), ("events.csv", i + 2, "term", "identifier_in_text")]
+
+
+def test_the_command_line_lists_every_error_of_such_an_export_without_a_traceback(folder, tmp_path, capsys):
+    from helpers.__main__ import main
+
+    _row_level_errors_everywhere(folder)
+    _write(folder, "clinical", _raw(folder, "clinical").drop(columns=["visit"]))
+    code = main(["validate", str(folder), "--report", str(tmp_path / "report")])
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert code == 1 and "Traceback" not in text
+    for rule in ("columns", "randomized_twice", "unit_mixup", "after_death"):
+        assert f"error {rule}:" in text
+
+
+# A cell that failed its own check is missing in its typed table: the rules across files do not report it again.
+
+def test_a_consent_flag_not_allowed_is_one_error_not_also_randomized_without_consent(folder):
+    scr, rand = _raw(folder, "screening"), _raw(folder, "randomization")
+    i = scr.index[scr["screening_id"] == rand.loc[2, "screening_id"]][0]
+    scr.loc[i, "consent"] = "yes"
+    _write(folder, "screening", scr)
+    assert _errors(folder) == {("screening.csv", i + 2, "consent", "allowed")}
+
+
+def test_an_age_outside_its_range_is_one_error_not_also_an_impossible_age(folder):
+    scr = _raw(folder, "screening")
+    scr.insert(scr.columns.get_loc("sex"), "age", "")
+    scr.loc[3, "age"] = "150"
+    _write(folder, "screening", scr)
+    assert _errors(folder) == {("screening.csv", 5, "age", "range")}
+
+
+def test_a_death_of_unknown_type_is_one_error_not_also_a_missing_end_of_follow_up(folder):
+    ev = _raw(folder, "events")
+    i = ev.index[ev["event_type"] == "DEATH"][0]
+    ev.loc[i, "event_type"] = "DAETH"
+    _write(folder, "events", ev)
+    assert _errors(folder) == {("events.csv", i + 2, "event_type", "allowed")}
+
+
+def test_an_impossible_albumin_is_one_error_not_also_a_unit_mixup(folder):
+    labs = _raw(folder, "labs")
+    subject = labs.loc[labs["visit"] == "WEEK24", "subject_id"].iloc[0]
+    rows = [labs.index[(labs["subject_id"] == subject) & (labs["visit"] == v)][0] for v in ("WEEK4", "WEEK12", "WEEK24")]
+    labs.loc[rows, "alb"] = ["12", "0.55", "13"]
+    _write(folder, "labs", labs)
+    assert _errors(folder) == {("labs.csv", rows[1] + 2, "alb", "impossible")}
+
+
+def test_a_randomization_record_exported_twice_is_one_duplicate_not_a_crash_or_a_second_randomization(folder):
+    rand = _raw(folder, "randomization")
+    _write(folder, "randomization", pd.concat([rand, rand.iloc[[3]]], ignore_index=True))
+    assert _errors(folder) == {("randomization.csv", len(rand) + 2, "subject_id", "unique_key")}
+
+
+def test_an_empty_labs_file_is_one_error_not_also_endpoints_without_data(folder):
+    (folder / "labs.csv").write_text("")
+    assert _errors(folder) == {("labs.csv", None, None, "missing_file")}
+
+
+def test_deaths_without_a_participant_are_their_errors_not_also_links_second_deaths_or_ends_of_follow_up(folder):
+    ev = _raw(folder, "events")
+    rows = ev.index[ev["event_type"] == "DEATH"][:2]
+    ev.loc[rows, "subject_id"] = ""
+    _write(folder, "events", ev)
+    assert _errors(folder) == {("events.csv", i + 2, "subject_id", "required") for i in rows}
+
+
+def test_an_event_of_unreadable_type_after_death_is_both_errors(folder):
+    ev = _raw(folder, "events")
+    death = ev[ev["event_type"] == "DEATH"].iloc[0]
+    i = ev.index[(ev["subject_id"] != death["subject_id"]) & (ev["event_type"] == "AE")][0]
+    ev.loc[i, ["subject_id", "event_id", "event_type"]] = [death["subject_id"], "99", "A E"]
+    ev.loc[i, ["start_date", "end_date"]] = [death["start_date"], ""]
+    ev.loc[i, "start_date"] = (pd.Timestamp(death["start_date"]) + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    _write(folder, "events", ev)
+    errors, _ = _problems(folder)
+    assert {(p.row, p.column, p.rule) for p in errors} >= {(i + 2, "event_type", "allowed"), (i + 2, "start_date", "after_death")}
+    assert "an event on" in _by_rule(errors, "after_death")[0].message
+
+
+def test_adverse_events_of_unreadable_type_are_not_also_no_adverse_events(folder):
+    ev = _raw(folder, "events")
+    ev.loc[ev["event_type"] == "AE", "event_type"] = "A E"
+    _write(folder, "events", ev)
+    errors, warnings = _problems(folder)
+    assert {p.rule for p in errors} == {"allowed"} and not _by_rule(warnings, "no_adverse_events")
+
+
+def test_an_arm_of_unreadable_code_is_not_also_an_empty_arm(folder):
+    rand = _raw(folder, "randomization")
+    arm = rand.loc[0, "arm"]
+    rand.loc[rand["arm"] == arm, "arm"] = arm + "?"
+    _write(folder, "randomization", rand)
+    assert {p.rule for p in _problems(folder)[0]} == {"allowed"}
+
+
+def test_follow_up_values_that_are_not_numbers_are_not_also_an_endpoint_without_data(folder):
+    labs = _raw(folder, "labs")
+    labs.loc[labs["visit"] != "BASELINE", "alt"] = "high"
+    _write(folder, "labs", labs)
+    assert {p.rule for p in _problems(folder)[0]} == {"type"}

@@ -436,14 +436,20 @@ def _canonical_keys(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         return key_form(keys).map(canon).fillna(keys)
 
     out = dict(tables)
-    rand = tables["randomization"]
-    out["randomization"] = rand.assign(screening_id=spelled(rand["screening_id"], tables["screening"]["screening_id"]))
+    rand = tables.get("randomization")
+    if rand is None:
+        return out
+    if "screening" in tables:
+        out["randomization"] = rand.assign(screening_id=spelled(rand["screening_id"], tables["screening"]["screening_id"]))
     for name in ("infusion", "labs", "clinical", "events"):
-        out[name] = tables[name].assign(subject_id=spelled(tables[name]["subject_id"], rand["subject_id"]))
+        if name in tables:
+            out[name] = tables[name].assign(subject_id=spelled(tables[name]["subject_id"], rand["subject_id"]))
     return out
 
 
 def _check_file(path: Path, spec: FileSpec, trial: Trial):
+    """One file's typed table, errors and warnings. The table is None (absent for the rules across files) when
+    the file cannot be read, is empty but needed, or lacks a required column."""
     fname = path.name
     read_warnings, read_errors = [], []
     try:
@@ -455,7 +461,7 @@ def _check_file(path: Path, spec: FileSpec, trial: Trial):
     if raw.shape[1] == 0:
         needed = [] if spec.optional else [Problem(fname, None, None, "missing_file",
                                                    "the file is empty and the trial needs it")]
-        return _empty(spec), needed, read_warnings
+        return (None if needed else _empty(spec)), needed, read_warnings
     raw.columns = [str(c).strip() for c in raw.columns]
     missing = [Problem(fname, 1, c.name, "columns", "required column is missing")
                for c in spec.columns if c.name not in raw.columns and not c.optional_column]
@@ -508,33 +514,67 @@ def treatment_start(tables: dict[str, pd.DataFrame], trial: Trial) -> pd.Series:
 
 
 def _at(keys: pd.Series, table: pd.Series) -> pd.Series:
-    """Values of ``table`` (indexed by key) at ``keys``; safe when ``table`` is empty."""
+    """Values of ``table`` (indexed by key) at ``keys``; safe when ``table`` is empty or repeats a key (a
+    duplicate record, reported by its file's checks: the first one counts)."""
+    table = table[~table.index.duplicated()]
     return pd.Series(table.reindex(keys.to_numpy()).to_numpy(), index=keys.index, dtype=table.dtype)
 
 
-def _cross_checks(tables: dict[str, pd.DataFrame], names: dict[str, str]) -> list[Problem]:
-    """Rules across files: links between files, dates in order, nothing after death, transplant or withdrawal."""
+def _needs(*names: str):
+    """Declare the tables a rule across files reads: ``validate_export`` skips it when one is absent (unreadable,
+    or without a required column: that file's error is reported). Tables the rule merely uses if present are not
+    declared."""
+    def mark(rule):
+        rule.needs = names
+        return rule
+    return mark
+
+
+def _failed_in(failed: frozenset, fname: str, *columns: str) -> bool:
+    """Some cell of these columns of a file failed its check (``failed``: (file, row, column))."""
+    return any(f == fname and c in columns for f, _, c in failed)
+
+
+@_needs("randomization")
+def _links(tables: dict[str, pd.DataFrame], names: dict[str, str]) -> list[Problem]:
+    """Links between files: a randomized screening number is in the screening log, every other file's participant
+    was randomized. An empty key is reported by its file's checks (required), not here."""
     errors = []
     rand = tables["randomization"]
-    screened = set(key_form(tables["screening"]["screening_id"]))
-    for i, sid in rand["screening_id"].items():
-        if pd.notna(sid) and key_form(pd.Series([sid])).iloc[0] not in screened:
-            errors.append(Problem(names["randomization"], i + 2, "screening_id", "foreign_key",
-                                  f"{sid!r} is not in the screening log"))
+    if "screening" in tables:
+        screened = set(key_form(tables["screening"]["screening_id"]))
+        for i, sid in rand["screening_id"].items():
+            if pd.notna(sid) and key_form(pd.Series([sid])).iloc[0] not in screened:
+                errors.append(Problem(names["randomization"], i + 2, "screening_id", "foreign_key",
+                                      f"{sid!r} is not in the screening log"))
     subjects = set(key_form(rand["subject_id"]))
     for name in ("infusion", "labs", "clinical", "events"):
+        if name not in tables:
+            continue
         t = tables[name]
-        for i in t.index[~key_form(t["subject_id"]).isin(subjects)]:
+        for i in t.index[t["subject_id"].notna() & ~key_form(t["subject_id"]).isin(subjects)]:
             errors.append(Problem(names.get(name, f"{name}.csv"), i + 2, "subject_id", "foreign_key",
                                   f"{t.at[i, 'subject_id']!r} was never randomized"))
+    return errors
+
+
+@_needs("events")
+def _event_dates(tables: dict[str, pd.DataFrame], names: dict[str, str]) -> list[Problem]:
+    """Events in order: an adverse event ends after it starts, one death, nothing after death; nothing in labs or
+    clinical (where present) after death, transplant or withdrawal; no end of follow-up before randomization
+    (where the randomization log is present)."""
+    errors = []
     ev = tables["events"]
+    events = names.get("events", "events.csv")
     ae_end = ev["end_date"] < ev["start_date"]
     for i in ev.index[ae_end.fillna(False).astype(bool)]:
-        errors.append(Problem(names["events"], i + 2, "end_date", "date_order",
+        errors.append(Problem(events, i + 2, "end_date", "date_order",
                               f"ends ({ev.at[i, 'end_date'].date()}) before it starts ({ev.at[i, 'start_date'].date()})"))
     ends = ev[ev["event_type"].isin(["DEATH", "TRANSPLANT", "WITHDRAWAL"])]
     end_date = ends.groupby("subject_id")["start_date"].min()
     for name, date_col in (("labs", "lab_date"), ("clinical", "assessment_date")):
+        if name not in tables:
+            continue
         t = tables[name]
         limit = _at(t["subject_id"], end_date)
         for i in t.index[(t[date_col] > limit).fillna(False).astype(bool)]:
@@ -542,26 +582,31 @@ def _cross_checks(tables: dict[str, pd.DataFrame], names: dict[str, str]) -> lis
                                   f"{t.at[i, date_col].date()} is after the participant's death, transplant or "
                                   f"withdrawal ({limit[i].date()})"))
     deaths = ev[ev["event_type"] == "DEATH"]
-    for i in deaths.index[deaths["subject_id"].duplicated()]:
-        errors.append(Problem(names["events"], i + 2, "event_type", "one_death", "second DEATH record"))
+    for i in deaths.index[deaths["subject_id"].notna() & deaths["subject_id"].duplicated()]:
+        errors.append(Problem(events, i + 2, "event_type", "one_death", "second DEATH record"))
     death_date = _at(ev["subject_id"], deaths.groupby("subject_id")["start_date"].min())
     for i in ev.index[((ev["start_date"] > death_date) & ev["event_type"].ne("DEATH")).fillna(False).astype(bool)]:
-        errors.append(Problem(names["events"], i + 2, "start_date", "after_death",
-                              f"{ev.at[i, 'event_type']} on {ev.at[i, 'start_date'].date()}, after the participant's "
+        kind = "an event" if pd.isna(ev.at[i, "event_type"]) else ev.at[i, "event_type"]
+        errors.append(Problem(events, i + 2, "start_date", "after_death",
+                              f"{kind} on {ev.at[i, 'start_date'].date()}, after the participant's "
                               f"death ({death_date[i].date()})"))
-    rand_date = _at(ev["subject_id"], rand.set_index("subject_id")["rand_date"])
+    if "randomization" not in tables:
+        return errors
+    rand_date = _at(ev["subject_id"], tables["randomization"].set_index("subject_id")["rand_date"])
     ending = ev["event_type"].isin(["DEATH", "TRANSPLANT", "WITHDRAWAL", "COMPLETED"])
     for i in ev.index[(ending & (ev["start_date"] < rand_date)).fillna(False).astype(bool)]:
-        errors.append(Problem(names["events"], i + 2, "start_date", "date_order",
+        errors.append(Problem(events, i + 2, "start_date", "date_order",
                               f"{ev.at[i, 'event_type']} on {ev.at[i, 'start_date'].date()}, before randomization "
                               f"({rand_date[i].date()}): survival time would be negative"))
     return errors
 
 
+@_needs()
 def _plausibility(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Trial,
                   export_date: dt.date) -> tuple[list[Problem], list[Problem]]:
-    """Dates after the export date, impossible ages (errors); randomized participants outside the
-    protocol's age bounds (warnings: protocol deviations)."""
+    """Dates after the export date, impossible ages derived from the birth date (errors; an age column outside
+    [0, 120] is its file's range error); randomized participants outside the protocol's age bounds (warnings:
+    protocol deviations)."""
     errors, warnings = [], []
     limit = pd.Timestamp(export_date)
     for name, spec in export_spec(trial).items():
@@ -572,13 +617,16 @@ def _plausibility(tables: dict[str, pd.DataFrame], names: dict[str, str], trial:
             for i in t.index[(t[col] > limit).fillna(False).astype(bool)]:
                 errors.append(Problem(names.get(name, f"{name}.csv"), i + 2, col, "future_date",
                                       f"{t.at[i, col].date()} is after the export date ({export_date}): a typing error?"))
-    scr = tables["screening"]
+    scr = tables.get("screening")
+    if scr is None:
+        return errors, warnings
     age = derive_age(scr)
-    for i in scr.index[((age < 0) | (age > 120)).fillna(False).astype(bool)]:
-        column = "age" if "age" in scr and pd.notna(scr.at[i, "age"]) else "birth_date"
-        errors.append(Problem(names["screening"], i + 2, column, "impossible", f"age {age[i]} years at screening"))
-    randomized = key_form(scr["screening_id"]).isin(set(key_form(tables["randomization"]["screening_id"])))
-    if trial.age_range:
+    given = scr["age"].notna() if "age" in scr else pd.Series(False, index=scr.index)
+    impossible = ((age < 0) | (age > 120)).fillna(False).astype(bool)
+    for i in scr.index[impossible & ~given]:
+        errors.append(Problem(names["screening"], i + 2, "birth_date", "impossible", f"age {age[i]} years at screening"))
+    if trial.age_range and "randomization" in tables:
+        randomized = _randomized(tables) & ~impossible
         lo, hi = trial.age_range
         for i in scr.index[randomized & ((age < lo) | (age > hi)).fillna(False).astype(bool)]:
             warnings.append(Problem(names["screening"], i + 2, "age", "eligibility",
@@ -591,24 +639,29 @@ def _randomized(tables: dict[str, pd.DataFrame]) -> pd.Series:
     return key_form(tables["screening"]["screening_id"]).isin(set(key_form(tables["randomization"]["screening_id"])))
 
 
+@_needs("randomization")
 def _randomized_twice(tables: dict[str, pd.DataFrame], names: dict[str, str]) -> list[Problem]:
     """One person randomized twice: a screening number twice in the randomization log, or two randomized
-    screening numbers with one ID number, or with one name and birth date (space and case ignored)."""
+    screening numbers with one ID number, or with one name and birth date (space and case ignored). A record
+    repeated under its own key (its file's unique_key error) is not a second randomization."""
     errors = []
-    rand, scr = tables["randomization"], tables["screening"]
+    rand, scr = tables["randomization"], tables.get("screening")
     sids = key_form(rand["screening_id"])
-    for i in rand.index[sids.notna() & sids.duplicated(keep="first")]:
+    repeated = pd.DataFrame({"s": sids, "p": key_form(rand["subject_id"])}).duplicated()
+    for i in rand.index[sids.notna() & sids.duplicated(keep="first") & ~repeated]:
         first = rand.index[sids == sids[i]][0]
         errors.append(Problem(names["randomization"], i + 2, "screening_id", "randomized_twice",
                               f"screening number {rand.at[i, 'screening_id']} was randomized on row {first + 2} "
                               f"({rand.at[first, 'subject_id']}) and again here ({rand.at[i, 'subject_id']})"))
+    if scr is None:
+        return errors
     identities, what = {}, {"id_number": "ID number", "name": "name and birth date"}
     if "id_number" in scr:
         identities["id_number"] = scr["id_number"].astype("string").str.replace(r"[^0-9A-Za-z]", "", regex=True).str.upper()
     if "name" in scr and "birth_date" in scr:
         name = scr["name"].astype("string").str.replace(r"\s+", "", regex=True).str.casefold()
         identities["name"] = name + "|" + scr["birth_date"].dt.strftime("%Y-%m-%d").astype("string")
-    randomized, reported = _randomized(tables), set()
+    randomized, reported = _randomized(tables) & ~key_form(scr["screening_id"]).duplicated(), set()
     for column, key in identities.items():
         key = key.where((randomized & key.notna() & (key != "") & ~key.str.startswith("|")).fillna(False).astype(bool))
         for i in scr.index[key.notna() & key.duplicated(keep="first")]:
@@ -621,8 +674,11 @@ def _randomized_twice(tables: dict[str, pd.DataFrame], names: dict[str, str]) ->
     return errors
 
 
-def _consent(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Trial) -> list[Problem]:
-    """Every randomized participant gave informed consent: the screening log's consent flag is Y."""
+@_needs("screening", "randomization")
+def _consent(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Trial,
+             failed: frozenset = frozenset()) -> list[Problem]:
+    """Every randomized participant gave informed consent: the screening log's consent flag is Y. A flag already
+    reported (a value not allowed: ``failed`` cells, as (file, row, column)) is not reported again."""
     scr, rand = tables["screening"], tables["randomization"]
     subject = pd.Series(rand["subject_id"].to_numpy(), index=key_form(rand["screening_id"]).to_numpy())
     subject = subject[~subject.index.duplicated()]
@@ -630,6 +686,8 @@ def _consent(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Tria
     errors = []
     for c in (c for c in trial.eligibility if c.consent and c.column in scr):
         for i in scr.index[_randomized(tables) & ~scr[c.column].eq("Y").fillna(False).astype(bool)]:
+            if (names["screening"], i + 2, c.column) in failed:
+                continue
             value = "empty" if pd.isna(scr.at[i, c.column]) else f"= {scr.at[i, c.column]}"
             errors.append(Problem(names["screening"], i + 2, c.column, "randomized_without_consent",
                                   f"randomized as {subject.get(screening_key[i], '?')} with {c.column} {value}: "
@@ -637,12 +695,15 @@ def _consent(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Tria
     return errors
 
 
-def _adverse_event_collection(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Trial) -> list[Problem]:
+@_needs("events")
+def _adverse_event_collection(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Trial,
+                              failed: frozenset = frozenset()) -> list[Problem]:
     """Adverse events as the trial file declares them collected or not: none at all when collected, or some when
-    not collected, is worth a look (warnings)."""
+    not collected, is worth a look (warnings). "None at all" is not said when an event type failed its check
+    (``failed`` cells): it may be an adverse event."""
     events = names.get("events", "events.csv")
     ae = tables["events"].index[tables["events"]["event_type"].eq("AE").fillna(False).astype(bool)]
-    if trial.adverse_events_collected and not len(ae):
+    if trial.adverse_events_collected and not len(ae) and not _failed_in(failed, events, "event_type"):
         return [Problem(events, None, "event_type", "no_adverse_events",
                         "no adverse event (event_type AE): the safety chapter counts none; if the trial did not collect "
                         "adverse events, say so in the trial file (safety: {adverse_events_collected: false})")]
@@ -656,14 +717,21 @@ def _adverse_event_collection(tables: dict[str, pd.DataFrame], names: dict[str, 
 END_OF_FOLLOW_UP = ("DEATH", "TRANSPLANT", "WITHDRAWAL", "COMPLETED")
 
 
-def _follow_up_ends(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Trial) -> list[Problem]:
+@_needs("randomization", "events")
+def _follow_up_ends(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Trial,
+                    failed: frozenset = frozenset()) -> list[Problem]:
     """In a final analysis (no cut-off) every randomized participant's follow-up ends in the events file: death,
-    transplant, withdrawal or completion. At an interim look a participant without one is ongoing."""
+    transplant, withdrawal or completion. At an interim look a participant without one is ongoing. A participant
+    with an event whose type failed its check (``failed`` cells) may have one: not reported; an event without
+    a participant could be anyone's: the rule is skipped."""
     if trial.cutoff is not None:
         return []
     rand, ev = tables["randomization"], tables["events"]
     events = names.get("events", "events.csv")
-    ended = set(key_form(ev.loc[ev["event_type"].isin(END_OF_FOLLOW_UP), "subject_id"]))
+    if _failed_in(failed, events, "subject_id"):
+        return []
+    unknown = ev.index.map(lambda i: (events, i + 2, "event_type") in failed).to_numpy(dtype=bool)
+    ended = set(key_form(ev.loc[ev["event_type"].isin(END_OF_FOLLOW_UP) | unknown, "subject_id"]))
     missing = rand.index[~key_form(rand["subject_id"]).isin(ended)]
     if len(missing) and len(missing) == len(rand):
         return [Problem(events, None, "event_type", "no_end_of_follow_up",
@@ -676,6 +744,7 @@ def _follow_up_ends(tables: dict[str, pd.DataFrame], names: dict[str, str], tria
             for i in missing]
 
 
+@_needs("randomization")
 def _cutoff_before_randomization(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Trial) -> list[Problem]:
     """A data cut-off before the first randomization leaves nobody to analyse."""
     first = tables["randomization"]["rand_date"].min()
@@ -702,12 +771,14 @@ def _neighbours(dates: pd.Series, position: int) -> list[int]:
     return [i for i in ((1, 2) if position == 0 else (n - 2, n - 3)) if 0 <= i < n and i != position]
 
 
+@_needs("labs")
 def _unit_mixups(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Trial
                  ) -> tuple[list[Problem], list[Problem]]:
     """A lab value off by an accepted unit's factor from the values measured just before and after it, which it
     fits once converted: most likely reported in that unit without saying so. An error when both neighbours
     agree; a warning (``unit_mixup_possible``) when only the nearest does, or the value has one neighbour. Results
-    beyond a limit ("<5", ">2000") are limits, not measurements: left out."""
+    beyond a limit ("<5", ">2000") are limits, not measurements, and impossible values are their file's errors:
+    both left out."""
     labs = tables["labs"]
     fname = names.get("labs", "labs.csv")
     errors, warnings = [], []
@@ -718,7 +789,10 @@ def _unit_mixups(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: 
             continue
         measured = labs[test.column + CENS].isna() if test.column + CENS in labs else True
         data = labs.loc[measured, ["subject_id", "lab_date", test.column]].dropna()
-        data = data[data[test.column].astype(float) > 0].sort_values(["subject_id", "lab_date"], kind="stable")
+        lo, hi = test.impossible
+        possible = (data[test.column].astype(float) >= (-np.inf if lo is None else lo)) & \
+                   (data[test.column].astype(float) <= (np.inf if hi is None else hi))
+        data = data[(data[test.column].astype(float) > 0) & possible].sort_values(["subject_id", "lab_date"], kind="stable")
         for sid, g in data.groupby("subject_id", sort=False):
             values = g[test.column].astype(float)
             if len(values) < 2:
@@ -745,6 +819,7 @@ UNIT_COLUMN_SHARE = 0.2
 UNIT_COLUMN_MIN_VALUES = 5
 
 
+@_needs("labs")
 def _unit_mixup_columns(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Trial) -> list[Problem]:
     """A whole lab column in another accepted unit without saying so: converted by the unit's factor, its median
     is inside the trial file's expected range and nearer its geometric middle, and the values outside that range
@@ -780,24 +855,34 @@ def _unit_mixup_columns(tables: dict[str, pd.DataFrame], names: dict[str, str], 
     return errors
 
 
-def _analysable(tables: dict[str, pd.DataFrame], trial: Trial) -> list[Problem]:
-    """The analyses are possible: every arm has participants and every lab endpoint a value after baseline."""
-    errors = []
+@_needs("randomization")
+def _empty_arms(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Trial,
+                failed: frozenset = frozenset()) -> list[Problem]:
+    """Every arm has participants (else the arms cannot be compared); not said when an arm cell failed its check."""
     rand = tables["randomization"]
-    for arm in trial.arms:
-        if not rand["arm"].eq(arm.code).any():
-            errors.append(Problem("randomization.csv", None, "arm", "empty_arm",
-                                  f"no participant in arm {arm.code} ({arm.label}): the arms cannot be compared"))
+    fname = names.get("randomization", "randomization.csv")
+    if _failed_in(failed, fname, "arm"):
+        return []
+    return [Problem(fname, None, "arm", "empty_arm", f"no participant in arm {arm.code} ({arm.label}): the arms "
+                    "cannot be compared") for arm in trial.arms if not rand["arm"].eq(arm.code).any()]
+
+
+@_needs("labs")
+def _followup_data(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Trial,
+                   failed: frozenset = frozenset()) -> list[Problem]:
+    """Every lab endpoint has a value after baseline; not said when a value or visit of it failed its check."""
     labs = tables["labs"]
+    fname = names.get("labs", "labs.csv")
     after = labs[labs["visit"].ne(trial.baseline_visit.code)]
-    for e in trial.lab_endpoints:
-        if e.code.lower() in after and after[e.code.lower()].notna().sum() == 0:
-            errors.append(Problem("labs.csv", None, e.code.lower(), "no_followup_data",
-                                  f"{e.label}: no value after baseline, so no change can be analysed "
-                                  "(remove the endpoint from the trial file, or check the export)"))
-    return errors
+    return [Problem(fname, None, e.code.lower(), "no_followup_data",
+                    f"{e.label}: no value after baseline, so no change can be analysed "
+                    "(remove the endpoint from the trial file, or check the export)")
+            for e in trial.lab_endpoints
+            if e.code.lower() in after and after[e.code.lower()].notna().sum() == 0
+            and not _failed_in(failed, fname, e.code.lower(), "visit")]
 
 
+@_needs()
 def _identifiers_in_free_text(tables, names, trial: Trial) -> list[Problem]:
     """Free-text cells (AE terms, causes of death, withdrawal reasons) that hold a name, phone or ID number
     of the screening or randomization log: an error, so that no identifier reaches ADaM. The message names
@@ -812,7 +897,9 @@ def _identifiers_in_free_text(tables, names, trial: Trial) -> list[Problem]:
 
 
 def _visit_warnings(tables, trial: Trial, names) -> list[Problem]:
-    """Visits outside their window, unscheduled samples and repeated samples: listed, kept, and flagged in ADLB."""
+    """Visits outside their window, unscheduled samples and repeated samples: listed, kept, and flagged in ADLB.
+    On a valid export only: with errors, a duplicate record would reappear as a repeated visit and a wrong
+    first-dose date as visits out of window."""
     day1 = treatment_start(tables, trial)
     out = []
     for name, date_col in (("labs", "lab_date"), ("clinical", "assessment_date")):
@@ -842,7 +929,8 @@ def _visit_warnings(tables, trial: Trial, names) -> list[Problem]:
 
 def _apply_cutoff(tables, trial: Trial, names) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
     """Records dated after the data cut-off are left out of the analysis (a warning each); participants
-    randomized after it are left out whole."""
+    randomized after it are left out whole. On a valid export only: an export with errors is not analysed, and
+    its tables are returned as read so that every error can be seen."""
     if trial.cutoff is None:
         return tables, []
     cut = pd.Timestamp(trial.cutoff)
@@ -873,6 +961,11 @@ def validate_export(folder: str | Path, trial: Trial, export_date: dt.date | Non
                     ) -> tuple[dict[str, pd.DataFrame], list[Problem], list[Problem]]:
     """Typed tables (identifiers still in, cut-off applied), errors and warnings for an export folder.
 
+    Every problem is found in one pass: each file is checked, then every rule across files whose tables are
+    present (a file that cannot be read, or lacks a required column, is absent; its error is reported). A cell
+    that failed its check is missing in its typed table, and rules do not report it again. Visit warnings and
+    the cut-off run on a valid export only: on one with errors a duplicate record or a wrong first-dose date
+    would reappear as repeated or out-of-window visits, and the tables are not analysed anyway.
     ``export_date`` (default: today) is the last day a record may carry.
     """
     folder = Path(folder)
@@ -896,17 +989,20 @@ def validate_export(folder: str | Path, trial: Trial, export_date: dt.date | Non
         warnings += warns
         if table is not None:
             tables[name] = table
-    if not errors:
-        tables = _canonical_keys(tables)
-        errors = _cross_checks(tables, names) + _identifiers_in_free_text(tables, names, trial)
-        found, plausible = _plausibility(tables, names, trial, export_date or dt.date.today())
-        errors += found + _randomized_twice(tables, names) + _consent(tables, names, trial)
-        errors += _follow_up_ends(tables, names, trial) + _cutoff_before_randomization(tables, names, trial)
-        mixups, possible = _unit_mixups(tables, names, trial)
-        errors += mixups + _unit_mixup_columns(tables, names, trial)
-        warnings += possible
-        errors += _analysable(tables, trial)
-        warnings += plausible + _adverse_event_collection(tables, names, trial)
+    tables = _canonical_keys(tables)
+    failed = frozenset((p.file, p.row, p.column) for p in errors)
+
+    def run(rule, *args, skipped=None):
+        return rule(tables, *args) if all(n in tables for n in rule.needs) else (skipped or [])
+
+    errors += run(_links, names) + run(_event_dates, names) + run(_identifiers_in_free_text, names, trial)
+    found, plausible = run(_plausibility, names, trial, export_date or dt.date.today())
+    errors += found + run(_randomized_twice, names) + run(_consent, names, trial, failed)
+    errors += run(_follow_up_ends, names, trial, failed) + run(_cutoff_before_randomization, names, trial)
+    mixups, possible = run(_unit_mixups, names, trial, skipped=([], []))
+    errors += mixups + run(_unit_mixup_columns, names, trial)
+    errors += run(_empty_arms, names, trial, failed) + run(_followup_data, names, trial, failed)
+    warnings += possible + plausible + run(_adverse_event_collection, names, trial, failed)
     if not errors:
         warnings += _visit_warnings(tables, trial, names)
         tables, late = _apply_cutoff(tables, trial, names)
