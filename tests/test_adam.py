@@ -100,7 +100,7 @@ def test_adtte_events_equal_raw_deaths_within_horizon(adam, trial, clean_dir):
     deaths = events[events["event_type"] == "DEATH"]
     days = (pd.to_datetime(deaths["start_date"]) - pd.to_datetime(deaths["subject_id"].map(rand["rand_date"]))).dt.days + 1
     os_ = adam["adtte"][adam["adtte"]["PARAMCD"] == "OS"]
-    assert int((os_["CNSR"] == 0).sum()) == int((days <= trial.primary_endpoint["horizon_days"]).sum())
+    assert int((os_["CNSR"] == 0).sum()) == int((days <= trial.primary_endpoint.horizon_days).sum())
 
 
 def test_written_adam_holds_no_identifier(adam, tmp_path, clean_dir):

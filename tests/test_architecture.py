@@ -69,3 +69,55 @@ def test_the_rule_catches_a_backward_import(tmp_path):
             test_dependencies_point_one_way(bad)
     finally:
         bad.unlink()
+
+
+# ------------------------------------------------------------------ the trial file is read in one place
+
+PLAN_SECTIONS = {"randomization", "primary_endpoint", "simulation", "baseline_covariates", "treatment", "eligibility",
+                 "lab_panel", "endpoints", "visits", "arms"}
+DICT_METHODS = {"get", "items", "keys", "values", "pop", "setdefault"}
+NOTEBOOKS = sorted((paths.ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _dict_reads(tree: ast.AST) -> list[str]:
+    """``<x>.<section>[...]`` or ``<x>.<section>.get(...)``: a trial section read as a raw mapping."""
+    found = []
+    for node in ast.walk(tree):
+        inner = node.value if isinstance(node, (ast.Subscript, ast.Attribute)) else None
+        if not (isinstance(inner, ast.Attribute) and inner.attr in PLAN_SECTIONS):
+            continue
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+            found.append(f"line {node.lineno}: .{inner.attr}[{node.slice.value!r}]")
+        elif isinstance(node, ast.Attribute) and node.attr in DICT_METHODS:
+            found.append(f"line {node.lineno}: .{inner.attr}.{node.attr}(...)")
+    return sorted(found)
+
+
+def _notebook_code(path: Path) -> str:
+    import nbformat
+    cells = nbformat.read(path, as_version=4).cells
+    return "\n".join(c.source for c in cells if c.cell_type == "code" and not c.source.lstrip().startswith("%"))
+
+
+@pytest.mark.parametrize("path", [p for p in MODULES if p.name != "trial.py"] + NOTEBOOKS,
+                         ids=lambda p: p.name if p.suffix == ".ipynb" else str(p.relative_to(PACKAGE)))
+def test_trial_sections_are_read_through_the_typed_plan(path):
+    code = _notebook_code(path) if path.suffix == ".ipynb" else path.read_text(encoding="utf-8")
+    reads = _dict_reads(ast.parse(code))
+    assert not reads, f"{path.name} reads the trial file as a dict ({'; '.join(reads)}): use the typed plan in trial.py"
+
+
+def test_the_plan_rule_catches_a_dict_read():
+    assert _dict_reads(ast.parse("seed = trial.randomization.get('seed')\nx = t.primary_endpoint['code']")) == [
+        "line 1: .randomization.get(...)", "line 2: .primary_endpoint['code']"]
+    assert _dict_reads(ast.parse("seed = trial.randomization.seed")) == []
+
+
+def test_every_section_of_the_plan_is_typed():
+    import dataclasses
+    import typing
+
+    from helpers.trial import Trial
+    hints = typing.get_type_hints(Trial)
+    raw = [f.name for f in dataclasses.fields(Trial) if typing.get_origin(hints[f.name]) is dict or hints[f.name] is dict]
+    assert raw == ["masking_codes"], f"Trial fields held as raw dicts: {raw}"

@@ -40,7 +40,7 @@ def tableone_describe(adsl, variables, group):
 def test_rows_follow_trial_file(trial, adsl):
     variables = baseline.baseline_variables(trial, adsl)
     codes = [v["code"] for v in variables]
-    assert codes[:len(trial.baseline_covariates)] == [c["code"] for c in trial.baseline_covariates]
+    assert codes[:len(trial.baseline_covariates)] == [c.code for c in trial.baseline_covariates]
     assert codes[len(trial.baseline_covariates):] == ["ALT", "AST", "ALP", "TBIL", "ALB", "PT", "INR"]
     labels = {v["code"]: v["label"] for v in variables}
     assert labels["AGE"] == "Age (years)" and labels["TBIL"] == "Total bilirubin (umol/L)" and labels["SEX"] == "Sex"

@@ -86,7 +86,7 @@ def test_the_key_endpoint_follows_the_books_own_analysis_data(trial, tmp_path):
 
 
 def test_truths(trial):
-    assert design.death_probability(trial, 1.0) == pytest.approx(trial.simulation["death_rate_24w"], abs=0.003)
+    assert design.death_probability(trial, 1.0) == pytest.approx(trial.simulation.death_rate_24w, abs=0.003)
     assert design.death_probability(trial, 0.0) == 0.0
     t = design.true_values(trial, ALT)
     q = design.SWITCH_PROBABILITY / trial.planned_n

@@ -13,6 +13,7 @@ from scipy import stats
 from helpers.analysis import mmrm, outcomes
 from helpers.data.adam import analysis_records, build_adam
 from helpers.data.loading import load_export
+from helpers.trial import Stratum
 from helpers.data.simulation import simulate_export, write_export
 from helpers.report import outcomes as report
 from helpers.report.prose import format_p
@@ -129,7 +130,7 @@ def test_ancova_log_endpoint_is_ratio_of_geometric_means(trial):
 
 
 def test_ancova_adjusts_for_strata(trial):
-    stratified = dataclasses.replace(trial, randomization=dict(trial.randomization, strata=["SEX"]))
+    stratified = dataclasses.replace(trial, randomization=dataclasses.replace(trial.randomization, strata=(Stratum("SEX"),)))
     adlb = _random_adlb(trial, "ALB", 24, seed=3)
     subjects = adlb["USUBJID"].unique()
     adsl = pd.DataFrame({"USUBJID": subjects, "SEX": ["F" if i % 3 else "M" for i in range(len(subjects))]})

@@ -1,10 +1,11 @@
 """Permuted-block allocation lists, the simulator drawing from them, and the check of the realized allocation."""
+import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
 
 from helpers.data.randomization import allocation_list, permuted_blocks
-from helpers.trial import load_trial
+from helpers.trial import Stratum, load_trial
 
 
 def _complete_blocks(frame):
@@ -71,7 +72,7 @@ def test_allocation_list_uses_trial_defaults():
     trial = load_trial("NCT06984497")
     frame = allocation_list(trial)
     assert len(frame) >= trial.planned_n and set(frame["block_size"]) == {4}
-    pd.testing.assert_frame_equal(frame, allocation_list(trial, seed=trial.randomization["seed"]))
+    pd.testing.assert_frame_equal(frame, allocation_list(trial, seed=trial.randomization.seed))
     assert not frame.equals(allocation_list(trial, seed=1))
 
 
@@ -84,7 +85,7 @@ def test_allocation_list_sister_trial():
 
 def test_allocation_list_one_list_per_stratum():
     trial = load_trial("NCT06984497")
-    strat = dict(trial.randomization, strata=[{"code": "CP", "levels": ["B", "C"]}])
+    strat = dataclasses.replace(trial.randomization, strata=(Stratum("CP", ("B", "C")),))
     trial = type(trial)(**{**trial.__dict__, "randomization": strat})
     frame = allocation_list(trial, n=12, seed=3)
     assert list(frame.columns) == ["stratum", "seq", "block", "block_size", "arm"]
@@ -107,8 +108,7 @@ def test_simulated_arms_follow_the_list_in_order(tid, seed):
 
 def test_allocation_list_needs_a_seed():
     trial = load_trial("NCT06984497")
-    unseeded = type(trial)(**{**trial.__dict__, "randomization": {k: v for k, v in trial.randomization.items()
-                                                                   if k != "seed"}})
+    unseeded = dataclasses.replace(trial, randomization=dataclasses.replace(trial.randomization, seed=None))
     with pytest.raises(ValueError, match="seed"):
         allocation_list(unseeded)
 
@@ -260,7 +260,7 @@ def test_balance_figure_holds_the_numbers(adam, trial):
 
 def test_accrual_window_from_the_trial_file(trial):
     start, end = A.accrual_window(trial)
-    assert start == pd.Timestamp(trial.randomization["accrual_start"])
+    assert start == pd.Timestamp(trial.randomization.accrual_start)
     assert end == start + pd.DateOffset(months=trial.accrual_months)
 
 
@@ -273,7 +273,7 @@ from dataclasses import replace  # noqa: E402
 def _with_list(tmp_path, text, name="alloc.csv"):
     trial = load_trial("NCT06984497")
     (tmp_path / name).write_text(text)
-    return replace(trial, source=tmp_path / "trial.yaml", randomization=dict(trial.randomization, list_file=name))
+    return replace(trial, source=tmp_path / "trial.yaml", randomization=replace(trial.randomization, list_file=name))
 
 
 def test_supplied_list_is_read_and_named_with_its_hash(tmp_path):
@@ -299,7 +299,7 @@ def test_bad_supplied_list_rejected_naming_the_file(tmp_path, text, match):
 
 def test_missing_supplied_list_rejected(tmp_path):
     trial = load_trial("NCT06984497")
-    trial = replace(trial, source=tmp_path / "t.yaml", randomization=dict(trial.randomization, list_file="none.csv"))
+    trial = replace(trial, source=tmp_path / "t.yaml", randomization=replace(trial.randomization, list_file="none.csv"))
     with pytest.raises(ValueError, match="none.csv"):
         R.allocation_list(trial)
 
@@ -364,7 +364,7 @@ def test_balance_defaults_to_table_one_rows_and_the_trial_seed(adam, trial):
     adsl = adam["adsl"]
     pd.testing.assert_frame_equal(
         B.baseline_balance(adsl, trial, n_perm=50),
-        B.baseline_balance(adsl, trial, baseline_variables(trial, adsl), n_perm=50, seed=trial.randomization["seed"]))
+        B.baseline_balance(adsl, trial, baseline_variables(trial, adsl), n_perm=50, seed=trial.randomization.seed))
     assert set(B.baseline_balance(adsl, trial, n_perm=10)["comparison"]) == \
         {f"{a.label} vs {trial.control.label}" for a in trial.experimental_arms}
 

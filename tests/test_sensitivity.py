@@ -203,7 +203,7 @@ def test_worst_rank_scores_hand_case(trial):
 
 def test_worst_rank_ranks_transplant_when_the_trial_file_says_so(trial):
     adsl, wide = _worst_rank_case(trial)
-    as_event = dataclasses.replace(trial, primary_endpoint=trial.primary_endpoint | {"transplant": "event"})
+    as_event = dataclasses.replace(trial, primary_endpoint=dataclasses.replace(trial.primary_endpoint, transplant="event"))
     s = worst_rank.worst_rank_scores(wide, adsl, as_event, PARAM).set_index("USUBJID")
     assert s.loc["E4", "CATEGORY"] == "transplant" and s.loc["C3", "SCORE"] > s.loc["E4", "SCORE"] > s.loc["E3", "SCORE"]
     # E4 (day 50) adds one win (against C3, day 30) in 3 pairs: 7 of 12

@@ -165,7 +165,7 @@ def test_clean_export_is_byte_identical_to_the_previous_generator(written):
 
 def test_screening_volume_and_every_failure_reason():
     t, sc = trial(), export()["screening"]
-    assert abs(len(sc) - t.simulation["screened_per_randomized"] * t.planned_n) <= 1
+    assert abs(len(sc) - t.simulation.screened_per_randomized * t.planned_n) <= 1
     ages = _ages(sc)
     assert (ages < 18).any() and (ages > 80).any()
     assert (sc["esld"] == "N").any() and (sc["consent"] == "N").any()
@@ -208,12 +208,12 @@ def test_randomization_log():
     gap = (rand["rand_date"] - rand["screening_id"].map(sc["screening_date"]).to_numpy()).dt.days
     assert gap.between(1, 14).all()
     assert (rand["name"].to_numpy() == rand["screening_id"].map(sc["name"]).to_numpy()).all()
-    start = pd.Timestamp(t.simulation["accrual_start"])
+    start = pd.Timestamp(t.simulation.accrual_start)
     end = start + pd.DateOffset(months=t.accrual_months)
     assert rand["rand_date"].between(start, end).all()
     assert (rand["rand_date"].dt.to_period("M").nunique()) >= t.accrual_months - 1
     counts = rand["arm"].value_counts()
-    assert abs(counts["HA"] - counts["PV"]) <= max(t.randomization["block_sizes"]) // 2
+    assert abs(counts["HA"] - counts["PV"]) <= max(t.block_sizes) // 2
     for _, block in rand.groupby("block"):
         if len(block) == 4:
             assert block["arm"].value_counts().tolist() == [2, 2]
@@ -380,7 +380,7 @@ def test_death_rate_default_and_over_seeds():
     assert 0.05 <= rate(export()) <= 0.30
     rates = [rate(export(seed=s)) for s in range(20)]
     assert 0.10 <= np.mean(rates) <= 0.20
-    assert abs(np.mean(rates) - t.simulation["death_rate_24w"]) < 0.05
+    assert abs(np.mean(rates) - t.simulation.death_rate_24w) < 0.05
 
 
 def test_sicker_patients_die_more():
@@ -408,7 +408,7 @@ def test_same_seed_byte_identical_other_seed_differs(tmp_path, tid):
 
 def test_default_seed_is_the_trial_seed():
     t = trial()
-    assert simulate_export(t)["labs"].equals(simulate_export(t, seed=t.simulation["seed"])["labs"])
+    assert simulate_export(t)["labs"].equals(simulate_export(t, seed=t.simulation.seed)["labs"])
 
 
 # --- effects ------------------------------------------------------------------------------------

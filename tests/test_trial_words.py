@@ -9,7 +9,7 @@ from helpers.report import findings as findings_report
 from helpers.report import randomization as randomization_report
 from helpers.report import safety as safety_report
 from helpers.report.prose import population_text, whole_weeks
-from helpers.trial import load_trial
+from helpers.trial import Stratum, load_trial
 from test_findings import mmrm_rows, survival_rows
 
 ORAL = load_trial("DEMO-ORAL")
@@ -58,14 +58,14 @@ def test_survival_chapter_names_the_registered_primary_test(adam, trial):
 
 def test_block_sizes_are_stated_or_said_to_be_missing():
     assert "block sizes 2 or 4," in pipeline.trial_markdown(ORAL)
-    none = dataclasses.replace(ORAL, randomization={k: v for k, v in ORAL.randomization.items() if k != "block_sizes"})
+    none = dataclasses.replace(ORAL, randomization=dataclasses.replace(ORAL.randomization, stated_block_sizes=()))
     page = pipeline.trial_markdown(none)
     assert "block sizes not stated in the trial file," in page and "block size(s)" not in page
 
 
 def test_design_chapter_states_its_block_sizes():
     assert design_report.simulated_blocks_text(ORAL) == "2, 4"
-    none = dataclasses.replace(ORAL, randomization={k: v for k, v in ORAL.randomization.items() if k != "block_sizes"})
+    none = dataclasses.replace(ORAL, randomization=dataclasses.replace(ORAL.randomization, stated_block_sizes=()))
     assert design_report.simulated_blocks_text(none).startswith("4 (the book's default of twice the ratio total")
 
 
@@ -107,13 +107,13 @@ def test_key_derivation_is_cited_only_for_a_derived_score(trial):
 
 
 def test_the_allocation_sentence_names_the_strata_or_says_unstratified(trial):
-    stratified = dataclasses.replace(trial, randomization=trial.randomization | {"strata": [{"code": "SITE", "levels": [1, 2]}, "AGEGR"]})
+    stratified = dataclasses.replace(trial, randomization=dataclasses.replace(trial.randomization, strata=(Stratum("SITE", ("1", "2")), Stratum("AGEGR"))))
     assert randomization_report.strata_text(trial) == "unstratified"
     assert randomization_report.strata_text(stratified) == "stratified by SITE, AGEGR"
 
 
 def test_the_trial_page_says_how_transplantation_is_handled_in_plain_words(trial):
     assert "transplantation censors follow-up" in pipeline.trial_markdown(trial)
-    event = dataclasses.replace(trial, primary_endpoint=trial.primary_endpoint | {"transplant": "event"})
+    event = dataclasses.replace(trial, primary_endpoint=dataclasses.replace(trial.primary_endpoint, transplant="event"))
     page = pipeline.trial_markdown(event)
     assert "transplantation counts as an event" in page and "evented" not in page and "liver" not in page.split("**Primary")[1].split("\n")[0]

@@ -63,10 +63,10 @@ def trial_markdown(trial: Trial) -> str:
 
 {trial.design.capitalize()} trial in {trial.population}; {trial.planned_n} participants enrolled over
 {trial.accrual_months} months at the {trial.site}, followed for {trial.followup_weeks} weeks.
-Randomization: {trial.randomization.get('method', '')}, {_block_sizes_text(trial)},
+Randomization: {trial.randomization.method or 'method not stated in the trial file'}, {_block_sizes_text(trial)},
 allocation ratio {':'.join(str(a.ratio) for a in trial.arms)}, {strata_text(trial)}.
 
-**Primary endpoint**: {pe.get('label', '')} (horizon {trial.horizon_days} days; transplantation {'censors follow-up' if trial.censors_transplant else 'counts as an event'}).
+**Primary endpoint**: {pe.label} (horizon {trial.horizon_days} days; transplantation {'censors follow-up' if trial.censors_transplant else 'counts as an event'}).
 
 | Code | Arm | Intervention | Ratio |
 |---|---|---|---|
@@ -80,7 +80,7 @@ allocation ratio {':'.join(str(a.ratio) for a in trial.arms)}, {strata_text(tria
 
 {background}## Outcomes
 
-The primary endpoint is {pe.get('label', '').lower()}.{key} The other secondary endpoints are {others}, at
+The primary endpoint is {pe.label.lower()}.{key} The other secondary endpoints are {others}, at
 {visits_text}.
 
 | Code | Endpoint | Unit | Analysis scale | Better |
@@ -99,7 +99,7 @@ def data_source_markdown(data: str, source: str) -> str:
 
 def _block_sizes_text(trial: Trial) -> str:
     """'block sizes 2 or 4' as the trial file states them, or that it does not."""
-    sizes = trial.randomization.get("block_sizes") or []
+    sizes = trial.randomization.stated_block_sizes
     if not sizes:
         return "block sizes not stated in the trial file"
     return f"block size{'s' if len(sizes) > 1 else ''} {' or '.join(map(str, sizes))}"

@@ -106,6 +106,87 @@ class Treatment:
     dose_range: tuple[float, float] = (0.0, float("inf"))
 
 
+@dataclass(frozen=True)
+class Stratum:
+    """A stratification factor: an ADSL column, with its levels when the allocation list crosses them."""
+    code: str
+    levels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Randomization:
+    """How participants were allocated. Every field is optional: what the trial file does not state is None or
+    empty, and the book says so instead of inventing it."""
+    method: str = ""
+    stated_block_sizes: tuple[int, ...] = ()
+    seed: int | None = None
+    accrual_start: dt.date | None = None
+    strata: tuple[Stratum, ...] = ()
+    list_file: str | None = None
+
+    @property
+    def strata_codes(self) -> list[str]:
+        return [s.code for s in self.strata]
+
+
+@dataclass(frozen=True)
+class PrimaryEndpoint:
+    """The primary endpoint: ``kind`` "time_to_event" (``code`` is the ADTTE parameter, tested at ``horizon_days``
+    by the plan's primary test) or "continuous" (``code`` is an endpoint, tested by the MMRM contrast at ``visit``).
+    ``transplant``: how a transplant record is handled in the time-to-event analysis ("censor" or "event")."""
+    code: str
+    label: str
+    kind: str = "time_to_event"
+    horizon_days: int | None = None
+    visit: str | None = None
+    transplant: str = "censor"
+
+    @property
+    def is_time_to_event(self) -> bool:
+        return self.kind == "time_to_event"
+
+
+@dataclass(frozen=True)
+class Covariate:
+    """A row of Table 1: an ADSL variable (``code``), its label and unit, continuous or categorical."""
+    code: str
+    label: str
+    type: str = "continuous"
+    unit: str = ""
+
+
+# The simulator's assumptions when the trial file states none (the book names each one it had to assume).
+SIMULATION_DEFAULTS = {"seed": 1, "accrual_start": None, "screened_per_randomized": 1.5, "death_rate_24w": 0.15,
+                       "withdrawal_rate": 0.05, "missed_visit_rate": 0.05}
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """Assumptions of the synthetic cohort (used only on simulated data and by the design chapter). ``stated``:
+    the keys the trial file gives; any other assumption is the book's default (``SIMULATION_DEFAULTS``)."""
+    seed: int = SIMULATION_DEFAULTS["seed"]
+    accrual_start: dt.date | None = None
+    screened_per_randomized: float = SIMULATION_DEFAULTS["screened_per_randomized"]
+    death_rate_24w: float = SIMULATION_DEFAULTS["death_rate_24w"]
+    withdrawal_rate: float = SIMULATION_DEFAULTS["withdrawal_rate"]
+    missed_visit_rate: float = SIMULATION_DEFAULTS["missed_visit_rate"]
+    effects: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
+    doses_per_arm: tuple[tuple[str, int], ...] = ()
+    stated: frozenset = frozenset()
+
+    def effect_map(self) -> dict[str, dict[str, float]]:
+        """Each non-control arm's effect on each endpoint (change at the last visit vs control)."""
+        return {arm: dict(e) for arm, e in self.effects}
+
+    def doses(self, arm: str) -> int:
+        return dict(self.doses_per_arm).get(arm, 1)
+
+    @property
+    def defaulted(self) -> list[str]:
+        """The assumptions the trial file does not state (so the book's defaults are used)."""
+        return [k for k in SIMULATION_DEFAULTS if k not in self.stated]
+
+
 # Components each derived score needs from the panel (and clinical grades for Child-Pugh).
 SCORE_COMPONENTS = {
     "MELD": ("TBIL", "INR", "CREAT"),
@@ -144,13 +225,13 @@ class Trial:
     followup_weeks: int
     arms: tuple[Arm, ...]
     control_arm: str
-    randomization: dict
+    randomization: Randomization
     visits: tuple[Visit, ...]
     endpoints: tuple[Endpoint, ...]
-    primary_endpoint: dict
-    baseline_covariates: tuple[dict, ...]
+    primary_endpoint: PrimaryEndpoint
+    baseline_covariates: tuple[Covariate, ...]
     key_secondary: str | None = None
-    simulation: dict = field(default_factory=dict)
+    simulation: Simulation = Simulation()
     source: Path | None = None
     lab_panel: tuple[LabTest, ...] = ()
     eligibility: tuple[Criterion, ...] = ()
@@ -184,13 +265,42 @@ class Trial:
     @property
     def horizon_days(self) -> int:
         """The primary endpoint's horizon in days (trial file), else the follow-up in weeks x 7."""
-        return int(self.primary_endpoint.get("horizon_days", 7 * self.followup_weeks))
+        stated = self.primary_endpoint.horizon_days
+        return int(7 * self.followup_weeks if stated is None else stated)
 
     @property
     def censors_transplant(self) -> bool:
         """True when liver transplantation censors overall survival (the trial file's default), False when it
         is an event with death."""
-        return self.primary_endpoint.get("transplant", "censor") == "censor"
+        return self.primary_endpoint.transplant == "censor"
+
+    @property
+    def block_sizes(self) -> list[int]:
+        """The trial file's block sizes; without any, blocks of twice the allocation ratio total."""
+        return list(self.randomization.stated_block_sizes) or [2 * sum(a.ratio for a in self.arms)]
+
+    @property
+    def strata(self) -> list[str]:
+        """The stratification factors' codes (ADSL columns), in the trial file's order."""
+        return self.randomization.strata_codes
+
+    @property
+    def has_dosing_file(self) -> bool:
+        """Whether the export must carry the dosing file: only when day 1 is the first dose."""
+        return self.treatment.start == "first_dose"
+
+    @property
+    def accrual_start(self) -> dt.date | None:
+        """First day of randomization: the randomization section's, else the simulation's, else not stated."""
+        return self.randomization.accrual_start or self.simulation.accrual_start
+
+    @property
+    def primary_visit(self) -> Visit | None:
+        """The visit of a continuous primary endpoint's contrast (default: the last visit); None for time to event."""
+        pe = self.primary_endpoint
+        if pe.is_time_to_event:
+            return None
+        return self.visit(pe.visit) if pe.visit else self.last_visit
 
     @property
     def last_visit(self) -> Visit:
@@ -211,7 +321,7 @@ class Trial:
         """Each arm code's masked code (A, B, ...), shuffled by ``key`` (default: the randomization seed), so that
         the trial file alone does not say which letter is which arm, nor which is the control."""
         letters = [chr(ord("A") + i) for i in range(len(self.arms))]
-        digest = hashlib.sha256(str(key or self.randomization.get("seed")).encode()).digest()
+        digest = hashlib.sha256(str(key or self.randomization.seed).encode()).digest()
         random.Random(digest).shuffle(letters)
         return {a.code: letter for a, letter in zip(self.arms, letters)}
 
@@ -224,7 +334,7 @@ class Trial:
                             key=lambda a: a.code))
         return replace(self, arms=arms, control_arm=arms[0].code, title="Blinded data review",
                        short_title="blinded data review", background="",
-                       simulation={k: v for k, v in self.simulation.items() if k != "effects"}, masked_from=self,
+                       simulation=replace(self.simulation, effects=()), masked_from=self,
                        masking_codes=codes)
 
     @property
@@ -349,6 +459,73 @@ def _safety(raw: dict, path: Path) -> dict:
     return {"adverse_events_collected": value, "procedure_terms": tuple(str(t).lower() for t in terms)}
 
 
+def _strata(value, path) -> tuple[Stratum, ...]:
+    out = []
+    for s in value or []:
+        if isinstance(s, dict):
+            if "code" not in s:
+                raise TrialFileError(f"{path}: randomization.strata: a factor needs a code, got {s!r}")
+            out.append(Stratum(str(s["code"]), tuple(str(v) for v in s.get("levels") or ())))
+        else:
+            out.append(Stratum(str(s)))
+    return tuple(out)
+
+
+def _known_keys(spec: dict, known, where: str, path) -> None:
+    unknown = sorted(set(spec) - set(known))
+    if unknown:
+        raise TrialFileError(f"{path}: {where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(known)})")
+
+
+def _randomization(raw: dict, path) -> Randomization:
+    spec = raw.get("randomization") or {}
+    _known_keys(spec, ("method", "block_sizes", "seed", "accrual_start", "strata", "list_file"), "randomization", path)
+    return Randomization(method=str(spec.get("method") or ""),
+                         stated_block_sizes=tuple(int(b) for b in spec.get("block_sizes") or ()),
+                         seed=None if spec.get("seed") is None else int(spec["seed"]),
+                         accrual_start=_date(spec["accrual_start"], path, "randomization.accrual_start")
+                         if spec.get("accrual_start") else None,
+                         strata=_strata(spec.get("strata"), path),
+                         list_file=None if spec.get("list_file") is None else str(spec["list_file"]))
+
+
+PRIMARY_KINDS = ("time_to_event", "continuous")
+
+
+def _primary_endpoint(raw: dict, path) -> PrimaryEndpoint:
+    spec = raw["primary_endpoint"] or {}
+    _known_keys(spec, ("code", "label", "kind", "horizon_days", "visit", "transplant"), "primary_endpoint", path)
+    if "code" not in spec:
+        raise TrialFileError(f"{path}: primary_endpoint.code is missing")
+    return PrimaryEndpoint(code=str(spec["code"]), label=str(spec.get("label") or spec["code"]),
+                           kind=str(spec.get("kind", "time_to_event")),
+                           horizon_days=None if spec.get("horizon_days") is None else int(spec["horizon_days"]),
+                           visit=None if spec.get("visit") is None else str(spec["visit"]),
+                           transplant=str(spec.get("transplant", "censor")))
+
+
+def _covariates(raw: dict, path) -> tuple[Covariate, ...]:
+    out = []
+    for c in raw.get("baseline_covariates") or []:
+        _known_keys(c, ("code", "label", "type", "unit"), f"baseline_covariates ({c.get('code')})", path)
+        out.append(Covariate(str(c["code"]), str(c.get("label", c["code"])), str(c.get("type", "continuous")),
+                             str(c.get("unit") or "")))
+    return tuple(out)
+
+
+def _simulation(raw: dict, path) -> Simulation:
+    spec = raw.get("simulation") or {}
+    known = tuple(SIMULATION_DEFAULTS) + ("effects", "doses_per_arm")
+    _known_keys(spec, known, "simulation", path)
+    stated = {k: spec[k] for k in SIMULATION_DEFAULTS if spec.get(k) is not None}
+    if "accrual_start" in stated:
+        stated["accrual_start"] = _date(stated["accrual_start"], path, "simulation.accrual_start")
+    effects = tuple((str(arm), tuple((str(c), float(v)) for c, v in (e or {}).items()))
+                    for arm, e in (spec.get("effects") or {}).items())
+    doses = tuple((str(arm), int(n)) for arm, n in (spec.get("doses_per_arm") or {}).items())
+    return Simulation(**stated, effects=effects, doses_per_arm=doses, stated=frozenset(stated))
+
+
 _REQUIRED = ("id", "title", "planned_n", "accrual_months", "arms", "control_arm", "randomization",
              "visits", "endpoints", "primary_endpoint")
 
@@ -378,11 +555,11 @@ def load_trial(trial: str | os.PathLike = paths.DEFAULT_TRIAL) -> Trial:
         site=raw.get("site", ""), population=raw.get("population", ""), design=raw.get("design", ""),
         planned_n=int(raw["planned_n"]), accrual_months=int(raw["accrual_months"]),
         followup_weeks=int(raw.get("followup_weeks", max(v.week for v in visits))),
-        arms=arms, control_arm=raw["control_arm"], randomization=raw["randomization"],
-        visits=visits, endpoints=endpoints, primary_endpoint=raw["primary_endpoint"],
-        baseline_covariates=tuple(raw.get("baseline_covariates", [])),
+        arms=arms, control_arm=raw["control_arm"], randomization=_randomization(raw, path),
+        visits=visits, endpoints=endpoints, primary_endpoint=_primary_endpoint(raw, path),
+        baseline_covariates=_covariates(raw, path),
         key_secondary=raw.get("key_secondary"),
-        simulation=raw.get("simulation", {}), source=path,
+        simulation=_simulation(raw, path), source=path,
         lab_panel=_lab_panel(raw), eligibility=criteria, age_range=age_range, treatment=_treatment(raw),
         cutoff=_date(raw["cutoff"], path, "cutoff") if raw.get("cutoff") else None,
         alpha=float(raw.get("analysis_plan", {}).get("alpha", 0.05)),
@@ -403,7 +580,7 @@ def _check(trial: Trial, path: Path) -> None:
         if not v.window[0] <= v.day <= v.window[1]:
             problems.append(f"visit {v.code}: target day {v.day} outside its window {list(v.window)}")
     block_unit = sum(a.ratio for a in trial.arms)
-    for b in trial.randomization.get("block_sizes", []):
+    for b in trial.randomization.stated_block_sizes:
         if b % block_unit:
             problems.append(f"block size {b} is not a multiple of the allocation ratio total {block_unit}")
     if trial.key_secondary is not None and trial.key_secondary not in [e.code for e in trial.endpoints]:
@@ -423,6 +600,21 @@ def _check(trial: Trial, path: Path) -> None:
             problems.append(f"lab {t.code}: expected range {list(t.expected)} must lie inside the impossible limits")
     if trial.treatment.start not in ("first_dose", "randomization"):
         problems.append("treatment.start must be 'first_dose' or 'randomization'")
+    pe = trial.primary_endpoint
+    if pe.kind not in PRIMARY_KINDS:
+        problems.append(f"primary_endpoint.kind must be one of {list(PRIMARY_KINDS)}, got {pe.kind!r}")
+    if pe.transplant not in ("censor", "event"):
+        problems.append(f"primary_endpoint.transplant must be 'censor' or 'event', got {pe.transplant!r}")
+    if pe.kind == "continuous":
+        if pe.code not in [e.code for e in trial.endpoints]:
+            problems.append(f"primary_endpoint.code {pe.code!r}: a continuous primary endpoint must be one of the "
+                            f"endpoints {[e.code for e in trial.endpoints]}")
+        if pe.visit is not None and pe.visit not in trial.visit_codes:
+            problems.append(f"primary_endpoint.visit {pe.visit!r} is not one of the visits {trial.visit_codes}")
+        if pe.visit is not None and pe.visit == trial.baseline_visit.code:
+            problems.append("primary_endpoint.visit cannot be the baseline visit")
+        if trial.key_secondary == pe.code:
+            problems.append(f"key_secondary {pe.code!r} is the primary endpoint")
     if trial.primary_test not in PRIMARY_TESTS:
         problems.append(f"analysis_plan.primary_test must be one of {list(PRIMARY_TESTS)}")
     if not 0 < trial.alpha < 1:

@@ -18,7 +18,7 @@ from helpers.trial import Trial
 def accrual_window(trial: Trial) -> tuple[pd.Timestamp, pd.Timestamp]:
     """First and last day randomization was allowed: ``randomization.accrual_start`` (else the
     simulation's) and ``accrual_months`` later."""
-    start = trial.randomization.get("accrual_start", trial.simulation.get("accrual_start"))
+    start = trial.accrual_start
     if start is None:
         raise ValueError(f"{trial.id}: no randomization.accrual_start in the trial file")
     start = pd.Timestamp(start)

@@ -69,7 +69,7 @@ def baseline_balance(adsl: pd.DataFrame, trial: Trial, variables: list[dict] | N
     Descriptive only: no p-values (CONSORT 2010, item 15).
     """
     variables = baseline_variables(trial, adsl) if variables is None else variables
-    stated = trial.randomization.get("seed")
+    stated = trial.randomization.seed
     rng = np.random.default_rng((1 if stated is None else stated) if seed is None else seed)
     rows = balance_rows(adsl, variables)
     arms = adsl["ARMCD"].astype(str).to_numpy()

@@ -42,8 +42,8 @@ def baseline_variables(trial: Trial, adsl: pd.DataFrame) -> list[dict]:
     """
     out = []
     for cov in trial.baseline_covariates:
-        code, kind = cov["code"], cov.get("type", "continuous")
-        out.append({"code": code, "column": code, "label": label_with_unit(cov["label"], cov.get("unit")), "type": kind,
+        code, kind = cov.code, cov.type
+        out.append({"code": code, "column": code, "label": label_with_unit(cov.label, cov.unit), "type": kind,
                     "levels": _levels(code, adsl[code]) if kind == "categorical" else [],
                     "level_labels": _LEVEL_LABELS.get(code, {})})
     seen = {v["code"] for v in out}

@@ -75,11 +75,10 @@ from scipy import stats
 
 from helpers.analysis import findings, outcomes, survival
 from helpers.data import scores
-from helpers.data.randomization import block_sizes, permuted_blocks
+from helpers.data.randomization import permuted_blocks
 from helpers.data.simulation import (
     _LABS,
     _TRANSPLANT_RATE_24W,
-    DEFAULT_SEED,
     ETIOLOGIES,
     _choice,
     _hazard_scale,
@@ -118,21 +117,18 @@ class Scenario:
 
 # ------------------------------------------------------------------ the trial as designed
 
-DEFAULT_ASSUMPTIONS = {"death_rate_24w": 0.15, "withdrawal_rate": 0.05, "missed_visit_rate": 0.05,
-                       "seed": DEFAULT_SEED}
 ASSUMPTION_NAMES = {"death_rate_24w": "mortality by the horizon without treatment effect",
                     "withdrawal_rate": "withdrawal rate", "missed_visit_rate": "missed-visit rate", "seed": "seed"}
 
 
 def assumption(trial: Trial, key: str):
     """A simulation assumption: the trial file's ``simulation.<key>``, else the book's stated default."""
-    stated = trial.simulation.get(key)
-    return DEFAULT_ASSUMPTIONS[key] if stated is None else stated
+    return getattr(trial.simulation, key)
 
 
 def defaulted_assumptions(trial: Trial) -> list[str]:
-    """The simulation assumptions the trial file does not state (so the book's defaults are used)."""
-    return [k for k in DEFAULT_ASSUMPTIONS if trial.simulation.get(k) is None]
+    """The design's assumptions the trial file does not state (so the book's defaults are used)."""
+    return [k for k in ASSUMPTION_NAMES if k not in trial.simulation.stated]
 
 
 def design_trial(trial: Trial) -> Trial:
@@ -141,7 +137,7 @@ def design_trial(trial: Trial) -> Trial:
 
 
 def _check(trial: Trial) -> None:
-    if trial.randomization.get("strata"):
+    if trial.strata:
         raise NotImplementedError(f"{trial.id}: stratified randomization is not simulated (as in the cohort generator)")
     if trial.key_secondary is not None:
         e = trial.endpoint(trial.key_secondary)
@@ -171,7 +167,7 @@ def _people(trial: Trial, scenario: Scenario, rng: np.random.Generator, n: int,
     ended (study day) and which follow-up visits were attended (``simulate_participants``' rules)."""
     arms = trial.arm_codes
     ratios = [a.ratio for a in trial.arms]
-    blocks = block_sizes(trial)
+    blocks = trial.block_sizes
     allocated = permuted_blocks(arms, ratios, blocks, n, rng)["arm"].to_numpy(dtype=object)[:n]
     etiology = np.array(_choice(rng, ETIOLOGIES, n), dtype=object)
     received = allocated.copy()
@@ -220,7 +216,7 @@ def _analysis_times(trial: Trial, p: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     beyond = aval > h
     desc = np.where(death, "DEATH", np.where((p["end"] == "TRANSPLANT") & trial.censors_transplant,
                                              "LIVER TRANSPLANT", "LAST KNOWN ALIVE"))
-    adtte = pd.DataFrame({"USUBJID": ids, "TRT01P": arm, "PARAMCD": trial.primary_endpoint["code"],
+    adtte = pd.DataFrame({"USUBJID": ids, "TRT01P": arm, "PARAMCD": trial.primary_endpoint.code,
                           "AVAL": np.minimum(aval, h).astype(int), "CNSR": np.where(death & ~beyond, 0, 1),
                           "EVNTDESC": np.where(beyond, "ALIVE AT HORIZON", desc)})
     adsl = pd.DataFrame({"USUBJID": ids, "TRT01P": arm,
@@ -302,7 +298,7 @@ def simulate_cohort(trial: Trial, scenario: Scenario, rng: np.random.Generator, 
 
 def _primary_p(trial: Trial, adtte: pd.DataFrame, adsl: pd.DataFrame) -> float:
     """The p-value of the registered primary test, from the survival chapter's helper (first experimental arm)."""
-    code = trial.primary_endpoint["code"]
+    code = trial.primary_endpoint.code
     if trial.primary_test == "fisher":
         return float(survival.fisher_survivors(adtte, adsl, trial, code)["PVALUE"].iloc[0])
     if trial.primary_test == "logrank":
@@ -315,7 +311,7 @@ def analyse_cohort(trial: Trial, data: dict[str, pd.DataFrame], analyses=ANALYSE
     MMRM at the last visit, and the fixed-sequence decisions (``findings.decisions``)."""
     trial = design_trial(trial)
     adsl, adtte, adlb = data["adsl"], data["adtte"], data["adlb"]
-    code = trial.primary_endpoint["code"]
+    code = trial.primary_endpoint.code
     row = {}
     p1 = np.nan
     if PRIMARY in analyses:
@@ -518,7 +514,7 @@ def operating_characteristics(reps: pd.DataFrame, trial: Trial, power: float = P
     mean model SE, empirical SE (SD of the estimates), 95% CI coverage, and the N for ``power`` (``required_n``
     from the empirical SE, in whole blocks)."""
     trial = design_trial(trial)
-    block = min(block_sizes(trial))
+    block = min(trial.block_sizes)
     rows = []
     for s, d in reps.groupby("scenario", sort=True):
         first = d.iloc[0]

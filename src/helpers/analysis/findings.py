@@ -29,7 +29,7 @@ class Decision:
 
 def primary_p(results: pd.DataFrame, trial: Trial) -> float:
     """The p-value of the primary endpoint's registered test (first experimental arm against control)."""
-    rows = results[(results["PARAMCD"] == trial.primary_endpoint["code"])
+    rows = results[(results["PARAMCD"] == trial.primary_endpoint.code)
                    & (results["ANALYSIS"] == PRIMARY_ANALYSIS[trial.primary_test])]
     return float(rows["PVALUE"].iloc[0]) if len(rows) else np.nan
 
@@ -43,7 +43,7 @@ def key_secondary_row(mmrm: pd.DataFrame, trial: Trial) -> pd.Series | None:
 def decisions(survival_results: pd.DataFrame, mmrm: pd.DataFrame, trial: Trial) -> list[Decision]:
     """The fixed-sequence decisions: primary, then the key secondary endpoint only if the primary was met."""
     p1 = primary_p(survival_results, trial)
-    first = Decision(trial.primary_endpoint["code"], p1, trial.alpha,
+    first = Decision(trial.primary_endpoint.code, p1, trial.alpha,
                      NOT_ESTIMABLE if np.isnan(p1) else MET if p1 < trial.alpha else NOT_MET)
     if trial.key_secondary is None:
         return [first]
@@ -67,7 +67,7 @@ def key_results(survival_results: pd.DataFrame, mmrm: pd.DataFrame, holm: pd.Dat
                 ae: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     """The summary page's table in tidy form, one row per finding: ROLE, ENDPOINT, ANALYSIS, ARM, REFERENCE,
     ESTIMATE, LCL, UCL, PVALUE, N, EVENTS (the report layer words it)."""
-    pe = trial.primary_endpoint["code"]
+    pe = trial.primary_endpoint.code
     s = survival_results[survival_results["PARAMCD"] == pe]
     rows = [{"ROLE": "primary", "ENDPOINT": pe, "ANALYSIS": r.ANALYSIS, "ARM": r.ARM, "REFERENCE": r.REFERENCE,
              "ESTIMATE": r.ESTIMATE, "LCL": r.LCL, "UCL": r.UCL, "PVALUE": r.PVALUE, "N": r.N, "EVENTS": r.EVENTS}

@@ -100,7 +100,7 @@ def analysis_data(adlb: pd.DataFrame, trial: Trial, paramcd: str, adsl: pd.DataF
         d["CHG"] = np.log(d["AVAL"]) - np.log(d["BASE"])
         d["BASE"] = np.log(d["BASE"])
     d["TRT01P"] = pd.Categorical(d["TRT01P"], categories=[a.label for a in trial.arm_order])
-    strata = list(trial.randomization.get("strata") or [])
+    strata = trial.strata
     if strata:
         if adsl is None or not set(strata) <= set(adsl.columns):
             raise ValueError(f"stratification factors {strata} must be columns of ADSL")
@@ -109,7 +109,7 @@ def analysis_data(adlb: pd.DataFrame, trial: Trial, paramcd: str, adsl: pd.DataF
 
 
 def _strata_terms(trial: Trial) -> str:
-    return "".join(f" + C({s})" for s in trial.randomization.get("strata") or [])
+    return "".join(f" + C({s})" for s in trial.strata)
 
 
 def ancova_formula(trial: Trial) -> str:

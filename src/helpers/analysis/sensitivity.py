@@ -46,9 +46,9 @@ def change_wide(adlb: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, paramcd: s
     itt = adsl[adsl["ITTFL"].eq("Y")] if "ITTFL" in adsl else adsl
     base = adlb[(adlb["PARAMCD"] == paramcd) & (adlb["AVISITN"] == 0)].dropna(subset=["AVAL"])
     base = base.drop_duplicates("USUBJID").set_index("USUBJID")["AVAL"]
-    post = outcomes.analysis_data(adlb, trial, paramcd, adsl if trial.randomization.get("strata") else None)
+    post = outcomes.analysis_data(adlb, trial, paramcd, adsl if trial.strata else None)
     wide = post.pivot(index="USUBJID", columns="AVISIT", values="CHG")
-    strata = list(trial.randomization.get("strata") or [])
+    strata = trial.strata
     out = itt[["USUBJID", "TRT01P"] + strata].copy()
     out = out[out["USUBJID"].isin(base.index)]
     out["BASE"] = np.log(out["USUBJID"].map(base)) if e.log else out["USUBJID"].map(base)

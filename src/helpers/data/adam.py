@@ -336,7 +336,7 @@ def build_adtte(adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     rows = []
     os_event = adsl["DTHDT"].notna() & ~(censor_at_tx & (adsl["LTXDT"] < adsl["DTHDT"]))
     os_cens_date = adsl["LTXDT"].where(censor_at_tx & adsl["LTXDT"].notna(), last_contact)
-    rows.append(_tte("OS", trial.primary_endpoint.get("label", "Overall survival"), adsl, start,
+    rows.append(_tte("OS", trial.primary_endpoint.label, adsl, start,
                      os_event, adsl["DTHDT"].where(os_event, os_cens_date), horizon,
                      np.where(os_event, "DEATH", np.where(censor_at_tx & adsl["LTXDT"].notna(),
                                                           "LIVER TRANSPLANT", alive))))

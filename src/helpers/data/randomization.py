@@ -47,17 +47,17 @@ def permuted_blocks(arms: list[str], ratios: list[int], block_sizes: list[int], 
     return frame.astype({"seq": "int64", "block": "int64", "block_size": "int64"})
 
 
-def _stratum_labels(strata: list) -> list[str]:
-    """Stratum names: plain strings as given, or every combination of ``{code, levels}`` factors."""
-    if all(isinstance(s, str) for s in strata):
-        return [str(s) for s in strata]
-    factors = [[f"{f['code']}={lvl}" for lvl in f["levels"]] for f in strata]
+def _stratum_labels(strata) -> list[str]:
+    """Stratum names: the codes as given when no factor lists levels, else every combination of the levels."""
+    if not any(s.levels for s in strata):
+        return [s.code for s in strata]
+    factors = [[f"{f.code}={lvl}" for lvl in f.levels] for f in strata if f.levels]
     return ["/".join(combo) for combo in itertools.product(*factors)]
 
 
 def list_file(trial: Trial) -> Path | None:
     """The supplied allocation list (``randomization.list_file``, relative to the trial file), if any."""
-    name = trial.randomization.get("list_file")
+    name = trial.randomization.list_file
     if not name:
         return None
     base = trial.source.parent if trial.source is not None else Path.cwd()
@@ -99,7 +99,7 @@ NO_LIST = ("the trial file states neither a randomization seed nor an allocation
 def has_allocation_list(trial: Trial) -> bool:
     """Whether the trial file gives an allocation list: a list file, or a seed to regenerate it from."""
     source = trial.masked_from or trial
-    return list_file(source) is not None or source.randomization.get("seed") is not None
+    return list_file(source) is not None or source.randomization.seed is not None
 
 
 def stated_allocation_list(trial: Trial) -> pd.DataFrame | None:
@@ -124,14 +124,14 @@ def allocation_list(trial: Trial, n: int | None = None, seed: int | None = None)
     if path is not None and seed is None:
         return read_allocation_list(path, trial)
     n = trial.planned_n if n is None else int(n)
-    seed = trial.randomization.get("seed") if seed is None else seed
+    seed = trial.randomization.seed if seed is None else seed
     if seed is None:
         raise ValueError(f"{trial.id}: no randomization.seed in the trial file; the allocation list must be seeded")
     rng = np.random.default_rng(seed)
     arms = [a.code for a in trial.arms]
     ratios = [a.ratio for a in trial.arms]
-    sizes = block_sizes(trial)
-    strata = trial.randomization.get("strata") or []
+    sizes = trial.block_sizes
+    strata = trial.randomization.strata
     if not strata:
         return permuted_blocks(arms, ratios, sizes, n, rng)
     lists = []
@@ -141,7 +141,3 @@ def allocation_list(trial: Trial, n: int | None = None, seed: int | None = None)
         lists.append(one)
     return pd.concat(lists, ignore_index=True)
 
-
-def block_sizes(trial: Trial) -> list[int]:
-    """The trial file's block sizes; without any, blocks of twice the allocation ratio total."""
-    return [int(b) for b in trial.randomization.get("block_sizes") or [sum(a.ratio for a in trial.arms) * 2]]

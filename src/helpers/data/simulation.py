@@ -51,7 +51,7 @@ from faker.providers.ssn.zh_CN import Provider as _ZhSsn
 
 from helpers.data.randomization import allocation_list, has_allocation_list
 from helpers.data.schema import FileSpec, export_spec
-from helpers.trial import Trial
+from helpers.trial import SIMULATION_DEFAULTS, Trial
 
 SITE_NUMBER = 1
 
@@ -173,7 +173,7 @@ def simulate_screening(trial: Trial, rng: np.random.Generator, fake: Faker) -> p
     n_rand = trial.planned_n
     weights = _failure_weights(trial)
     all_reasons = list(weights)
-    n_fail = max(int(round(sim.get("screened_per_randomized", 1.5) * n_rand)) - n_rand, len(all_reasons))
+    n_fail = max(int(round(sim.screened_per_randomized * n_rand)) - n_rand, len(all_reasons))
     n = n_rand + n_fail
     reasons = list(rng.permutation(np.array(all_reasons, dtype=object)))
     reasons += _choice(rng, weights, n_fail - len(all_reasons))
@@ -183,7 +183,7 @@ def simulate_screening(trial: Trial, rng: np.random.Generator, fake: Faker) -> p
     failures += [set() for _ in range(n_rand)]
     failures = [failures[i] for i in rng.permutation(n)]
 
-    start = pd.Timestamp(sim.get("accrual_start") or trial.randomization.get("accrual_start") or "2025-01-01").date()
+    start = trial.accrual_start or DEFAULT_ACCRUAL_START
     days = (_add_months(start, trial.accrual_months) - start).days
     screen_dates = sorted(start + dt.timedelta(days=int(d)) for d in rng.integers(0, max(days - 14, 1), n))
 
@@ -223,18 +223,18 @@ def simulate_screening(trial: Trial, rng: np.random.Generator, fake: Faker) -> p
     return out
 
 
-DEFAULT_SEED = 1
+DEFAULT_SEED = SIMULATION_DEFAULTS["seed"]
+DEFAULT_ACCRUAL_START = dt.date(2025, 1, 1)
 
 
 def simulation_seed(trial: Trial) -> int:
     """The synthetic cohort's seed: the trial file's ``simulation.seed``, else the book's stated ``DEFAULT_SEED``."""
-    stated = trial.simulation.get("seed")
-    return DEFAULT_SEED if stated is None else int(stated)
+    return int(trial.simulation.seed)
 
 
 def seed_text(trial: Trial, seed: int | None = None) -> str:
     """The seed as a page names it: the one given, the trial file's, or the default said to be one."""
-    if seed is not None or trial.simulation.get("seed") is not None:
+    if seed is not None or "seed" in trial.simulation.stated:
         return str(simulation_seed(trial) if seed is None else seed)
     return f"{DEFAULT_SEED}, the book's default: the trial file states no simulation seed"
 
@@ -247,7 +247,7 @@ def simulate_randomization(trial: Trial, screening: pd.DataFrame, rng: np.random
     by ``randomization.seed`` in the trial file, independent of the cohort's random stream; without a
     seed or list file, seeded from the cohort's stream), as a site opens the next envelope. Stratified lists are not simulated (no stratum membership).
     """
-    if trial.randomization.get("strata"):
+    if trial.strata:
         raise NotImplementedError(f"{trial.id}: the simulator does not assign strata; simulate unstratified trials")
     elig = screening[screening["_eligible"]].reset_index(drop=True)
     rand_date = [d + dt.timedelta(days=int(k)) for d, k in zip(elig["screening_date"], rng.integers(1, 15, len(elig)))]
@@ -304,9 +304,9 @@ def simulate_participants(trial: Trial, screening: pd.DataFrame, randomization: 
 
     horizon = float(trial.horizon_days)
     hr = np.array([effects.get(a, {}).get("OS_HR", 1.0) for a in received], dtype=float)
-    death_rate = _hazard_scale(sim.get("death_rate_24w", 0.15), 0.8, horizon) * np.exp(0.8 * severity) * hr
+    death_rate = _hazard_scale(sim.death_rate_24w, 0.8, horizon) * np.exp(0.8 * severity) * hr
     transplant_rate = _hazard_scale(_TRANSPLANT_RATE_24W, 1.0, horizon) * np.exp(1.0 * severity)
-    withdrawal_rate = np.full(n, -np.log1p(-sim.get("withdrawal_rate", 0.05)) / horizon)
+    withdrawal_rate = np.full(n, -np.log1p(-sim.withdrawal_rate) / horizon)
     rates = np.column_stack([death_rate, transplant_rate, withdrawal_rate])
     uniforms = rng.random((n, 3))
     uniforms[:, 0] = (rng.permutation(n) + uniforms[:, 0]) / max(n, 1)
@@ -325,15 +325,15 @@ def simulate_participants(trial: Trial, screening: pd.DataFrame, randomization: 
         "etiology": randomization["screening_id"].map(screening.set_index("screening_id")["etiology"]).to_numpy(),
     })
     for v in trial.visits:
-        missed = (rng.random(n) < sim.get("missed_visit_rate", 0.05)) & (not v.is_baseline)
+        missed = (rng.random(n) < sim.missed_visit_rate) & (not v.is_baseline)
         out[f"day_{v.code}"] = days[v.code]
         out[f"done_{v.code}"] = ~missed & ((days[v.code] < end_day) | ((ends == "COMPLETED") & (days[v.code] <= end_day)))
     return out
 
 
 def _infusion_count(trial: Trial, arm: str) -> int:
-    """Infusions a regimen gives: the trial's ``infusions_per_arm``, else 2 for DOUBLE, 1 otherwise."""
-    return int(trial.simulation.get("infusions_per_arm", {}).get(arm, 2 if arm == "DOUBLE" else 1))
+    """Doses a regimen gives: the trial file's ``simulation.doses_per_arm``, else 1."""
+    return trial.simulation.doses(arm)
 
 
 def simulate_infusion(trial: Trial, people: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
@@ -672,7 +672,7 @@ def simulate_export(trial: Trial, seed: int | None = None, effects: dict | None 
     """
     _check_panel(trial)
     seed = simulation_seed(trial) if seed is None else seed
-    effects = _check_effects(trial, (trial.simulation.get("effects") or {}) if effects is None else effects)
+    effects = _check_effects(trial, trial.simulation.effect_map() if effects is None else effects)
     cutoff = trial.cutoff if cutoff is None or cutoff == "" else trial.with_cutoff(cutoff).cutoff
     spec = export_spec(trial)
     rng = np.random.default_rng(seed)

@@ -7,11 +7,10 @@ import pandas as pd
 
 from helpers.analysis import design
 from helpers.analysis.design import KEY, POWER_TARGET, PRIMARY
-from helpers.data.randomization import block_sizes
 from helpers.report.findings import TEST_NAMES
 from helpers.report.prose import whole_weeks
 from helpers.report.tables import JournalTable, fixed, journal_table
-from helpers.trial import Trial, shown_unit
+from helpers.trial import SIMULATION_DEFAULTS, Trial, shown_unit
 
 NOT_APPLICABLE = "–"
 
@@ -92,7 +91,7 @@ def seed_text(seed) -> str:
 
 def simulated_blocks_text(trial: Trial) -> str:
     """The block sizes the simulation uses: the trial file's, or the book's one default rule when it states none."""
-    return ", ".join(map(str, block_sizes(trial))) + ("" if trial.randomization.get("block_sizes") else
+    return ", ".join(map(str, trial.block_sizes)) + ("" if trial.randomization.stated_block_sizes else
                                                      " (the book's default of twice the ratio total: the trial file "
                                                      "states no block sizes)")
 
@@ -119,7 +118,7 @@ def assumptions_note(trial: Trial) -> str:
 
 
 def _assumption_text(key: str) -> str:
-    value = design.DEFAULT_ASSUMPTIONS[key]
+    value = SIMULATION_DEFAULTS[key]
     return str(value) if key == "seed" else pct(value, 0)
 
 

@@ -28,7 +28,7 @@ def primary_sentence(d: Decision, surv: pd.DataFrame, trial: Trial) -> str:
     """'The primary endpoint was not met: survival at day 168 was ... ; Fisher's exact test P = ... (two-sided
     level 0.05).'"""
     pe = trial.primary_endpoint
-    km = surv[(surv["PARAMCD"] == pe["code"]) & surv["ANALYSIS"].str.startswith(survival.KM_SURVIVAL)]
+    km = surv[(surv["PARAMCD"] == pe.code) & surv["ANALYSIS"].str.startswith(survival.KM_SURVIVAL)]
     order = [a.label for a in trial.experimental_arms] + [trial.control.label]
     km = km.set_index("ARM").loc[order].reset_index()
     by_arm = " versus ".join(f"{estimate_text(r.ESTIMATE, r.LCL, r.UCL, scale=100, digits=1, unit='%', ci_label='95% CI')}"
@@ -36,7 +36,7 @@ def primary_sentence(d: Decision, surv: pd.DataFrame, trial: Trial) -> str:
     verdict = {MET: "was met", NOT_MET: "was not met", NOT_ESTIMABLE: "could not be assessed"}[d.outcome]
     test = f"{TEST_NAMES[trial.primary_test]} {p_text(d.p_value)}" if not np.isnan(d.p_value) else \
         f"{TEST_NAMES[trial.primary_test]} not estimable"
-    return (f"The primary endpoint ({pe['label'].lower()}) {verdict}: survival at day {trial.horizon_days} was "
+    return (f"The primary endpoint ({pe.label.lower()}) {verdict}: survival at day {trial.horizon_days} was "
             f"{by_arm}; {test} (two-sided level {trial.alpha:g}).")
 
 
@@ -71,7 +71,7 @@ def verdicts(surv: pd.DataFrame, mmrm: pd.DataFrame, trial: Trial) -> dict[str, 
 
 def chapter_verdict(adtte: pd.DataFrame, adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> str:
     """The sentence that opens a chapter: the plan's verdicts, from the primary analysis and the key MMRM."""
-    surv = survival.survival_results(adtte, adsl, trial, paramcds=(trial.primary_endpoint["code"],))
+    surv = survival.survival_results(adtte, adsl, trial, paramcds=(trial.primary_endpoint.code,))
     return verdicts(surv, findings.key_mmrm(adlb, adsl, trial), trial)["verdict"]
 
 
@@ -148,7 +148,7 @@ def summary_numbers(trial: Trial, adsl: pd.DataFrame, source: str, surv: pd.Data
         "trial_what": f"{trial.id}: {trial.title}.",
         "trial_design": (f"{trial.design.capitalize()} trial in {trial.population}; {len(adsl)} participants "
                          f"randomized to {arms}."),
-        "trial_endpoint": (f"Primary endpoint: {trial.primary_endpoint['label'].lower()}, tested by "
+        "trial_endpoint": (f"Primary endpoint: {trial.primary_endpoint.label.lower()}, tested by "
                            f"{TEST_NAMES[trial.primary_test]} at two-sided level {trial.alpha:g}"
                            + (f"; key secondary endpoint: change in {trial.endpoint(trial.key_secondary).label} "
                               f"to {trial.last_visit.label}, tested only if the primary endpoint is met."

@@ -180,7 +180,7 @@ def chapter_numbers(results: dict[str, pd.DataFrame], adsl: pd.DataFrame, trial:
         "followup": ", ".join(v.label.lower() for v in trial.followup_visits),
         "last_visit": last.lower(),
         "n_endpoints": len(trial.endpoints),
-        "primary_label": trial.primary_endpoint["label"].lower(),
+        "primary_label": trial.primary_endpoint.label.lower(),
         "key_label": (f"the change in {trial.endpoint(trial.key_secondary).label} at {last.lower()}" if trial.key_secondary
                       else "none"),
         "log_endpoints": ", ".join(e.label.lower() for e in trial.endpoints if e.log),

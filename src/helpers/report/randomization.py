@@ -12,7 +12,7 @@ from helpers.analysis.allocation import (
     accrual_window,
     allocation_mismatches,
 )
-from helpers.data.randomization import block_sizes, list_file
+from helpers.data.randomization import list_file
 from helpers.trial import Trial
 
 
@@ -47,16 +47,16 @@ def chance_text(smallest_arm: int) -> str:
 def allocation_source(trial: Trial) -> str:
     """Where the allocation list comes from, as a phrase for the text ("The allocation list was ...")."""
     path = list_file(trial)
-    if path is None and trial.randomization.get("seed") is None:
+    if path is None and trial.randomization.seed is None:
         return "not stated in the trial file (no randomization seed and no list file)"
     if path is not None:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.exists() else "file not found"
         return f"read from the supplied list {path.name} (SHA-256 {digest})"
-    sizes = block_sizes(trial)
+    sizes = trial.block_sizes
     blocks = str(sizes[0]) if len(sizes) == 1 else ", ".join(map(str, sizes[:-1])) + f" or {sizes[-1]}"
-    strata = ", one list per stratum" if trial.randomization.get("strata") else ""
+    strata = ", one list per stratum" if trial.strata else ""
     return (f"regenerated from the trial file (permuted blocks of {blocks}, "
-            f"seed {trial.randomization.get('seed')}{strata})")
+            f"seed {trial.randomization.seed}{strata})")
 
 
 def allocation_text(trial: Trial, alloc: pd.DataFrame | None, checks: AllocationCheck) -> str:
@@ -65,14 +65,14 @@ def allocation_text(trial: Trial, alloc: pd.DataFrame | None, checks: Allocation
         return (f"There is no allocation list: {checks.not_checked['list']}. Each participant's arm is therefore "
                 "not compared with a list, and the blocks are not checked.")
     return (f"The allocation list was {allocation_source(trial)}: permuted blocks of "
-            f"{' or '.join(map(str, block_sizes(trial)))}, ratio {':'.join(str(a.ratio) for a in trial.arms)}, "
+            f"{' or '.join(map(str, trial.block_sizes))}, ratio {':'.join(str(a.ratio) for a in trial.arms)}, "
             f"{strata_text(trial)}, giving {len(alloc)} allocations in whole blocks. Study numbers are issued in order of "
             "randomization, so participant k should carry the arm and block of row k of the list.")
 
 
 def strata_text(trial: Trial) -> str:
     """'stratified by SITE, MELD_GROUP' (names or ``{code, levels}`` factors of the trial file), or 'unstratified'."""
-    names = [s["code"] if isinstance(s, dict) else str(s) for s in trial.randomization.get("strata") or []]
+    names = trial.strata
     return f"stratified by {', '.join(names)}" if names else "unstratified"
 
 
@@ -161,7 +161,7 @@ def chapter_numbers(trial: Trial, flow: pd.DataFrame, alloc: pd.DataFrame | None
     n = flow.set_index("box")["n"]
     ratio, blocks = checks.ratio, checks.blocks
     window = accrual_window(trial)
-    seed = trial.randomization.get("seed")
+    seed = trial.randomization.seed
     not_stated = "not stated in the trial file"
     return {
         "n_screened": int(n["assessed"]),
@@ -179,7 +179,7 @@ def chapter_numbers(trial: Trial, flow: pd.DataFrame, alloc: pd.DataFrame | None
         "n_declined": int(n["excluded:declined"]),
         "consent_not_recorded": consent_not_recorded(flow),
         "n_randomized": int(n["randomized"]),
-        "block_sizes": " or ".join(map(str, block_sizes(trial))),
+        "block_sizes": " or ".join(map(str, trial.block_sizes)),
         "ratio": ":".join(str(a.ratio) for a in trial.arms),
         "list_seed": not_stated if seed is None else str(seed),
         "list_length": 0 if alloc is None else len(alloc),
