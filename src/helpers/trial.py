@@ -147,6 +147,32 @@ class PrimaryEndpoint:
 
 
 @dataclass(frozen=True)
+class EventType:
+    """A kind of record of the events file that ends follow-up (``role`` "death", "intercurrent", "withdrawal" or
+    "completed"), named as the export writes it (``code``) and as prose names it (``label``, e.g. "Kidney failure")."""
+    code: str
+    label: str
+    role: str
+
+
+# Every trial's end-of-follow-up vocabulary; a trial file adds its intercurrent events (``events.intercurrent``).
+STANDARD_EVENTS = (EventType("DEATH", "Death", "death"), EventType("WITHDRAWAL", "Withdrawal", "withdrawal"),
+                   EventType("COMPLETED", "Completed the study", "completed"))
+ADVERSE_EVENT = "AE"
+
+
+@dataclass(frozen=True)
+class TimeToEvent:
+    """A time-to-event parameter (ADTTE PARAMCD ``code``): time from study day 1 to the first of ``events``
+    (event types), censored at the first of ``censors`` (intercurrent events that end the participant's follow-up for
+    this endpoint), at the last contact, at the horizon or at the data cut-off."""
+    code: str
+    label: str
+    events: tuple[str, ...]
+    censors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Covariate:
     """A row of Table 1: an ADSL variable (``code``), its label and unit, continuous or categorical."""
     code: str
@@ -243,6 +269,8 @@ class Trial:
     background: str = ""
     procedure_terms: tuple[str, ...] = ()
     adverse_events_collected: bool = True
+    events: tuple[EventType, ...] = STANDARD_EVENTS
+    time_to_event: tuple[TimeToEvent, ...] = ()
     masked_from: "Trial | None" = field(default=None, repr=False, compare=False)
     masking_codes: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -288,6 +316,22 @@ class Trial:
     def has_dosing_file(self) -> bool:
         """Whether the export must carry the dosing file: only when day 1 is the first dose."""
         return self.treatment.start == "first_dose"
+
+    @property
+    def intercurrent_events(self) -> list[EventType]:
+        """The trial's intercurrent events (e.g. a transplant, kidney failure), in the trial file's order."""
+        return [e for e in self.events if e.role == "intercurrent"]
+
+    def event_type(self, code: str) -> EventType:
+        return next(e for e in self.events if e.code == code)
+
+    @property
+    def end_of_follow_up_codes(self) -> list[str]:
+        """Event types that end a participant's follow-up: death, the intercurrent events, withdrawal, completion."""
+        return [e.code for e in self.events]
+
+    def tte(self, code: str) -> TimeToEvent:
+        return next(t for t in self.time_to_event if t.code == code)
 
     @property
     def accrual_start(self) -> dt.date | None:
@@ -492,6 +536,40 @@ def _randomization(raw: dict, path) -> Randomization:
 PRIMARY_KINDS = ("time_to_event", "continuous")
 
 
+def _events(raw: dict, path) -> tuple[EventType, ...]:
+    """The standard end-of-follow-up events plus the trial's intercurrent events (``events.intercurrent``: a list of
+    ``{code, label}``, codes as the events file writes them)."""
+    spec = raw.get("events") or {}
+    _known_keys(spec, ("intercurrent",), "events", path)
+    extra = []
+    for e in spec.get("intercurrent") or []:
+        if not isinstance(e, dict) or "code" not in e or "label" not in e:
+            raise TrialFileError(f"{path}: events.intercurrent: each event needs a code and a label, got {e!r}")
+        extra.append(EventType(str(e["code"]), str(e["label"]), "intercurrent"))
+    return STANDARD_EVENTS[:1] + tuple(extra) + STANDARD_EVENTS[1:]
+
+
+def _time_to_event(raw: dict, path) -> tuple[TimeToEvent, ...]:
+    """``time_to_event``: a list of ``{code, label, events, censors}``; without it, overall survival (code and label of
+    a time-to-event primary endpoint, else OS), with death the event and no other censoring than the end of follow-up."""
+    spec = raw.get("time_to_event")
+    if spec is None:
+        pe = raw.get("primary_endpoint") or {}
+        tte = (pe.get("kind", "time_to_event") == "time_to_event")
+        return (TimeToEvent(str(pe.get("code", "OS")) if tte else "OS",
+                            str(pe.get("label") or "Overall survival") if tte else "Overall survival", ("DEATH",)),)
+    out = []
+    for t in spec:
+        if not isinstance(t, dict):
+            raise TrialFileError(f"{path}: time_to_event: each endpoint is a mapping {{code, label, events, censors}}")
+        _known_keys(t, ("code", "label", "events", "censors"), f"time_to_event ({t.get('code')})", path)
+        if not t.get("code") or not t.get("events"):
+            raise TrialFileError(f"{path}: time_to_event: {t!r} needs a code and a list of events")
+        out.append(TimeToEvent(str(t["code"]), str(t.get("label") or t["code"]), tuple(map(str, t["events"])),
+                               tuple(map(str, t.get("censors") or ()))))
+    return tuple(out)
+
+
 def _primary_endpoint(raw: dict, path) -> PrimaryEndpoint:
     spec = raw["primary_endpoint"] or {}
     _known_keys(spec, ("code", "label", "kind", "horizon_days", "visit", "transplant"), "primary_endpoint", path)
@@ -565,6 +643,7 @@ def load_trial(trial: str | os.PathLike = paths.DEFAULT_TRIAL) -> Trial:
         alpha=float(raw.get("analysis_plan", {}).get("alpha", 0.05)),
         primary_test=raw.get("analysis_plan", {}).get("primary_test", "fisher"),
         background=" ".join(str(raw.get("background", "")).split()),
+        events=_events(raw, path), time_to_event=_time_to_event(raw, path),
         **_safety(raw, path))
     _check(trial, path)
     return trial
@@ -615,6 +694,17 @@ def _check(trial: Trial, path: Path) -> None:
             problems.append("primary_endpoint.visit cannot be the baseline visit")
         if trial.key_secondary == pe.code:
             problems.append(f"key_secondary {pe.code!r} is the primary endpoint")
+    known_events = trial.end_of_follow_up_codes
+    for t in trial.time_to_event:
+        for code in t.events + t.censors:
+            if code not in known_events:
+                problems.append(f"time_to_event {t.code}: {code!r} is not an event type (known: {known_events}; "
+                                "declare intercurrent events under events.intercurrent)")
+        if set(t.events) & set(t.censors):
+            problems.append(f"time_to_event {t.code}: an event type cannot both count as an event and censor")
+    if pe.is_time_to_event and pe.code not in [t.code for t in trial.time_to_event]:
+        problems.append(f"primary_endpoint.code {pe.code!r} is not one of the time_to_event endpoints "
+                        f"{[t.code for t in trial.time_to_event]}")
     if trial.primary_test not in PRIMARY_TESTS:
         problems.append(f"analysis_plan.primary_test must be one of {list(PRIMARY_TESTS)}")
     if not 0 < trial.alpha < 1:
