@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import os
 import random
 import unicodedata
@@ -187,9 +188,130 @@ SIMULATION_DEFAULTS = {"seed": 1, "accrual_start": None, "screened_per_randomize
 
 
 @dataclass(frozen=True)
+class LabModel:
+    """The synthetic cohort's model of one laboratory test (``simulation.labs.<CODE>``).
+
+    On the analysis scale (log when ``log``): baseline ``median`` + ``severity`` x the participant's latent severity
+    (SD units) + a random intercept (SD ``between_sd``) + a serially correlated residual (SD ``within_sd``) + the
+    common change ``trend`` by the last visit, clipped to ``low``-``high`` on the natural scale. ``correlated``:
+    (another test, r), the correlation of the two random intercepts; ``shift``: (a baseline category column,
+    ((level, shift on the analysis scale), ...)); ``below_limit``: the lowest result is reported below a limit in a
+    realistic export. A test ``source``d from another is ``factor`` x that test + N(0, ``within_sd``).
+    ``stated``: False for the book's generic default (``defaulted_lab_model``), made up from the panel's range."""
+    code: str
+    log: bool = True
+    median: float = 1.0
+    severity: float = 0.0
+    between_sd: float = 0.0
+    within_sd: float = 0.0
+    trend: float = 0.0
+    low: float = float("-inf")
+    high: float = float("inf")
+    correlated: tuple[str, float] | None = None
+    shift: tuple[str, tuple[tuple[str, float], ...]] | None = None
+    below_limit: bool = False
+    source: str | None = None
+    factor: float = 1.0
+    stated: bool = True
+
+
+# Share of the expected range's width (log scale when its lower end is positive) taken as the SD between participants
+# in a lab model the trial file does not state; the SD within a participant is half of it.
+DEFAULT_LAB_SPREAD = 1 / 12
+
+
+def defaulted_lab_model(test: "LabTest") -> LabModel | None:
+    """The book's generic model for a panel test the trial file gives no model for, from its ``expected`` range (else
+    its finite ``impossible`` limits): log-normal with the median at the geometric middle of the range when it is
+    positive (normal around the arithmetic middle otherwise), between-participant SD a twelfth of the range's width
+    on that scale, within-participant SD half that, no severity loading, no trend, clipped to the range. None when
+    the panel gives no finite range."""
+    lo, hi = test.expected or test.impossible
+    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+        return None
+    log = lo > 0
+    width = math.log(hi / lo) if log else hi - lo
+    return LabModel(test.code, log=log, median=math.sqrt(lo * hi) if log else (lo + hi) / 2,
+                    between_sd=DEFAULT_LAB_SPREAD * width, within_sd=DEFAULT_LAB_SPREAD * width / 2,
+                    low=lo, high=hi, stated=False)
+
+
+@dataclass(frozen=True)
+class Grade:
+    """A clinical grade of the clinical file (``simulation.clinical.grades.<column>``): a latent score ``severity`` x
+    the participant's severity at the visit + N(0, ``between_sd``) per participant + N(0, ``within_sd``) per visit,
+    cut at ``cuts`` into ``levels`` (one more level than cuts)."""
+    column: str
+    severity: float
+    between_sd: float
+    within_sd: float
+    cuts: tuple[float, ...]
+    levels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ClinicalFlag:
+    """A Y/N column of the clinical file (``simulation.clinical.flags.<column>``): Y with ``probability`` when the
+    lab test ``lab`` is above ``above``, and with ``otherwise`` at any visit."""
+    column: str
+    lab: str
+    above: float
+    probability: float
+    otherwise: float = 0.0
+
+
+@dataclass(frozen=True)
+class ClinicalModel:
+    """The clinical file's model (``simulation.clinical``): the severity at a visit is the baseline severity moved by
+    the change of the lab test ``follows`` (over its severity loading); grades and flags follow it."""
+    follows: str
+    grades: tuple[Grade, ...] = ()
+    flags: tuple[ClinicalFlag, ...] = ()
+
+
+@dataclass(frozen=True)
+class EventModel:
+    """An intercurrent event of the synthetic cohort (``simulation.event_rates.<CODE>``): probability ``rate`` by the
+    horizon without treatment, hazard rising by ``severity`` per SD of latent severity; ``term`` as the events file
+    writes it (default: the event's label). ``stated``: False when the trial file gives no rate (the book's default)."""
+    code: str
+    rate: float
+    severity: float = 1.0
+    term: str = ""
+    stated: bool = True
+
+
+# Probability of an intercurrent event by the horizon when the trial file states none (the book says it assumed it).
+DEFAULT_EVENT_RATE = 0.05
+
+
+@dataclass(frozen=True)
+class AdverseEventModel:
+    """Adverse events of the synthetic cohort (``simulation.adverse_events``): after each dose, a Poisson number
+    (mean ``after_dose_rate``) of ``after_dose`` terms (term, weight); per dose of an arm, each of its ``by_arm``
+    terms (term, probability); over follow-up, a Poisson number (mean ``per_24_weeks`` per 24 weeks at average
+    severity) of ``during_follow_up`` terms (term, weight, probability serious)."""
+    after_dose_rate: float = 0.0
+    after_dose: tuple[tuple[str, float], ...] = ()
+    by_arm: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
+    per_24_weeks: float = 0.0
+    during_follow_up: tuple[tuple[str, float, float], ...] = ()
+
+    def arm_terms(self, arm: str) -> dict[str, float]:
+        return dict(dict(self.by_arm).get(arm, ()))
+
+
+@dataclass(frozen=True)
 class Simulation:
     """Assumptions of the synthetic cohort (used only on simulated data and by the design chapter). ``stated``:
-    the keys the trial file gives; any other assumption is the book's default (``SIMULATION_DEFAULTS``)."""
+    the keys the trial file gives; any other assumption is the book's default (``SIMULATION_DEFAULTS``).
+
+    The disease as the cohort models it also comes from here: ``baseline`` (categorical columns of the screening log,
+    (column, ((level, relative frequency), ...))), ``labs`` (``LabModel`` per test, in drawing order),
+    ``clinical`` (grades and flags of the clinical file; None: no clinical file), ``events`` (an ``EventModel`` per
+    intercurrent event), ``death_causes`` ((cause, weight), ...), ``adverse_events``, ``screen_failures`` (relative
+    frequency of a screen failure by a criterion's column), ``unscheduled_reasons`` (comments of unscheduled
+    samples), the age (mean, SD in years), the share of women, and the typical ``dose`` (in the dose unit)."""
     seed: int = SIMULATION_DEFAULTS["seed"]
     accrual_start: dt.date | None = None
     screened_per_randomized: float = SIMULATION_DEFAULTS["screened_per_randomized"]
@@ -199,6 +321,17 @@ class Simulation:
     effects: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
     doses_per_arm: tuple[tuple[str, int], ...] = ()
     stated: frozenset = frozenset()
+    baseline: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
+    labs: tuple[LabModel, ...] = ()
+    clinical: ClinicalModel | None = None
+    events: tuple[EventModel, ...] = ()
+    death_causes: tuple[tuple[str, float], ...] = ()
+    adverse_events: AdverseEventModel = AdverseEventModel()
+    screen_failures: tuple[tuple[str, float], ...] = ()
+    unscheduled_reasons: tuple[str, ...] = ("suspected infection", "clinical worsening", "repeat test requested")
+    age: tuple[float, float] = (54.0, 11.0)
+    female: float = 0.3
+    dose: float = 1.0
 
     def effect_map(self) -> dict[str, dict[str, float]]:
         """Each non-control arm's effect on each endpoint (change at the last visit vs control)."""
@@ -591,9 +724,141 @@ def _covariates(raw: dict, path) -> tuple[Covariate, ...]:
     return tuple(out)
 
 
+def _weights(value, where: str, path) -> tuple[tuple[str, float], ...]:
+    """A mapping of names to non-negative numbers (relative frequencies, weights, probabilities), in file order."""
+    if not isinstance(value, dict) or not value:
+        raise TrialFileError(f"{path}: {where} must be a mapping of names to numbers, got {value!r}")
+    out = []
+    for k, v in value.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            raise TrialFileError(f"{path}: {where}.{k} must be a number >= 0, got {v!r}")
+        out.append((str(k), float(v)))
+    return tuple(out)
+
+
+def _number(spec: dict, key: str, where: str, path, default=None) -> float:
+    value = spec.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TrialFileError(f"{path}: {where}.{key} must be a number, got {value!r}")
+    return float(value)
+
+
+LAB_MODEL_KEYS = ("log", "median", "severity", "between_sd", "within_sd", "trend", "low", "high", "correlated", "shift",
+                  "below_limit", "from", "factor")
+
+
+def _lab_model(code: str, spec, path) -> LabModel:
+    where = f"simulation.labs.{code}"
+    if not isinstance(spec, dict):
+        raise TrialFileError(f"{path}: {where} must be a mapping, e.g. {{log: true, median: 60, between_sd: 0.3, "
+                             "within_sd: 0.2, low: 3, high: 900}")
+    _known_keys(spec, LAB_MODEL_KEYS, where, path)
+    low, high = (_number(spec, k, where, path, d) for k, d in (("low", float("-inf")), ("high", float("inf"))))
+    if spec.get("from") is not None:
+        return LabModel(code, log=False, within_sd=_number(spec, "within_sd", where, path, 0.0), low=low, high=high,
+                        source=str(spec["from"]), factor=_number(spec, "factor", where, path, 1.0),
+                        below_limit=bool(spec.get("below_limit", False)))
+    missing = [k for k in ("median", "between_sd", "within_sd") if k not in spec]
+    if missing:
+        raise TrialFileError(f"{path}: {where}: missing {', '.join(missing)}")
+    correlated = spec.get("correlated")
+    if correlated is not None:
+        pairs = _weights(correlated, f"{where}.correlated", path)
+        if len(pairs) != 1 or not pairs[0][1] < 1:
+            raise TrialFileError(f"{path}: {where}.correlated must name one test and a correlation in [0, 1), "
+                                 f"e.g. {{ALT: 0.6}}, got {correlated!r}")
+        correlated = pairs[0]
+    shift = spec.get("shift")
+    if shift is not None:
+        if not isinstance(shift, dict) or len(shift) != 1:
+            raise TrialFileError(f"{path}: {where}.shift must name one baseline column and a shift per level, e.g. "
+                                 f"{{etiology: {{PBC: 0.6}}}}, got {shift!r}")
+        (column, levels), = shift.items()
+        shift = (str(column), tuple((str(k), float(v)) for k, v in (levels or {}).items()))
+    median = _number(spec, "median", where, path)
+    log = bool(spec.get("log", True))
+    if log and median <= 0:
+        raise TrialFileError(f"{path}: {where}.median must be positive on the log scale, got {median}")
+    return LabModel(code, log=log, median=median, severity=_number(spec, "severity", where, path, 0.0),
+                    between_sd=_number(spec, "between_sd", where, path), within_sd=_number(spec, "within_sd", where, path),
+                    trend=_number(spec, "trend", where, path, 0.0), low=low, high=high, correlated=correlated,
+                    shift=shift, below_limit=bool(spec.get("below_limit", False)))
+
+
+def _clinical_model(spec, path) -> ClinicalModel:
+    where = "simulation.clinical"
+    if not isinstance(spec, dict):
+        raise TrialFileError(f"{path}: {where} must be a mapping {{follows, grades, flags}}")
+    _known_keys(spec, ("follows", "grades", "flags"), where, path)
+    if not spec.get("follows"):
+        raise TrialFileError(f"{path}: {where}.follows must name the lab test the severity at a visit follows")
+    grades = []
+    for column, g in (spec.get("grades") or {}).items():
+        w = f"{where}.grades.{column}"
+        _known_keys(g or {}, ("severity", "between_sd", "within_sd", "cuts", "levels"), w, path)
+        cuts, levels = tuple(float(c) for c in g.get("cuts") or ()), tuple(str(v) for v in g.get("levels") or ())
+        if len(levels) != len(cuts) + 1 or list(cuts) != sorted(cuts):
+            raise TrialFileError(f"{path}: {w}: needs increasing cuts and one level more than cuts, got {cuts} "
+                                 f"and {levels}")
+        grades.append(Grade(str(column), *(_number(g, k, w, path) for k in ("severity", "between_sd", "within_sd")),
+                            cuts, levels))
+    flags = []
+    for column, f in (spec.get("flags") or {}).items():
+        w = f"{where}.flags.{column}"
+        _known_keys(f or {}, ("lab", "above", "probability", "otherwise"), w, path)
+        if not f.get("lab"):
+            raise TrialFileError(f"{path}: {w}.lab must name a lab test")
+        flags.append(ClinicalFlag(str(column), str(f["lab"]), _number(f, "above", w, path),
+                                  _number(f, "probability", w, path), _number(f, "otherwise", w, path, 0.0)))
+    return ClinicalModel(str(spec["follows"]), tuple(grades), tuple(flags))
+
+
+def _event_models(spec, path) -> tuple[EventModel, ...]:
+    out = []
+    for code, e in (spec or {}).items():
+        where = f"simulation.event_rates.{code}"
+        if isinstance(e, dict):
+            _known_keys(e, ("rate", "severity", "term"), where, path)
+            rate, severity, term = _number(e, "rate", where, path), _number(e, "severity", where, path, 1.0), e.get("term")
+        else:
+            rate, severity, term = _number({"rate": e}, "rate", where, path), 1.0, None
+        if not 0 <= rate < 1:
+            raise TrialFileError(f"{path}: {where}: a probability by the horizon lies in [0, 1), got {rate}")
+        out.append(EventModel(str(code), rate, severity, "" if term is None else str(term)))
+    return tuple(out)
+
+
+def _adverse_event_model(spec, path) -> AdverseEventModel:
+    where = "simulation.adverse_events"
+    if not isinstance(spec, dict):
+        raise TrialFileError(f"{path}: {where} must be a mapping {{after_dose, by_arm, during_follow_up}}")
+    _known_keys(spec, ("after_dose", "by_arm", "during_follow_up"), where, path)
+    after = spec.get("after_dose") or {}
+    _known_keys(after, ("rate", "terms"), f"{where}.after_dose", path)
+    during = spec.get("during_follow_up") or {}
+    _known_keys(during, ("per_24_weeks", "terms"), f"{where}.during_follow_up", path)
+    terms = []
+    for term, t in (during.get("terms") or {}).items():
+        w = f"{where}.during_follow_up.terms.{term}"
+        if not isinstance(t, dict):
+            raise TrialFileError(f"{path}: {w} must be {{weight: <relative frequency>, serious: <probability>}}")
+        _known_keys(t, ("weight", "serious"), w, path)
+        terms.append((str(term), _number(t, "weight", w, path), _number(t, "serious", w, path, 0.0)))
+    return AdverseEventModel(
+        after_dose_rate=_number(after, "rate", f"{where}.after_dose", path, 0.0),
+        after_dose=_weights(after["terms"], f"{where}.after_dose.terms", path) if after.get("terms") else (),
+        by_arm=tuple((str(arm), _weights(t, f"{where}.by_arm.{arm}", path))
+                     for arm, t in (spec.get("by_arm") or {}).items()),
+        per_24_weeks=_number(during, "per_24_weeks", f"{where}.during_follow_up", path, 0.0), during_follow_up=tuple(terms))
+
+
+SIMULATION_MODEL_KEYS = ("effects", "doses_per_arm", "baseline", "labs", "clinical", "event_rates", "death_causes",
+                         "adverse_events", "screen_failures", "unscheduled_reasons", "age", "female", "dose")
+
+
 def _simulation(raw: dict, path) -> Simulation:
     spec = raw.get("simulation") or {}
-    known = tuple(SIMULATION_DEFAULTS) + ("effects", "doses_per_arm")
+    known = tuple(SIMULATION_DEFAULTS) + SIMULATION_MODEL_KEYS
     _known_keys(spec, known, "simulation", path)
     stated = {k: spec[k] for k in SIMULATION_DEFAULTS if spec.get(k) is not None}
     if "accrual_start" in stated:
@@ -601,7 +866,32 @@ def _simulation(raw: dict, path) -> Simulation:
     effects = tuple((str(arm), tuple((str(c), float(v)) for c, v in (e or {}).items()))
                     for arm, e in (spec.get("effects") or {}).items())
     doses = tuple((str(arm), int(n)) for arm, n in (spec.get("doses_per_arm") or {}).items())
-    return Simulation(**stated, effects=effects, doses_per_arm=doses, stated=frozenset(stated))
+    models = {}
+    if spec.get("baseline"):
+        models["baseline"] = tuple((str(col), _weights(levels, f"simulation.baseline.{col}", path))
+                                   for col, levels in spec["baseline"].items())
+    if spec.get("labs"):
+        models["labs"] = tuple(_lab_model(str(code), m, path) for code, m in spec["labs"].items())
+    if spec.get("clinical"):
+        models["clinical"] = _clinical_model(spec["clinical"], path)
+    if spec.get("event_rates"):
+        models["events"] = _event_models(spec["event_rates"], path)
+    if spec.get("death_causes"):
+        models["death_causes"] = _weights(spec["death_causes"], "simulation.death_causes", path)
+    if spec.get("adverse_events"):
+        models["adverse_events"] = _adverse_event_model(spec["adverse_events"], path)
+    if spec.get("screen_failures"):
+        models["screen_failures"] = _weights(spec["screen_failures"], "simulation.screen_failures", path)
+    if spec.get("unscheduled_reasons"):
+        models["unscheduled_reasons"] = tuple(str(r) for r in spec["unscheduled_reasons"])
+    if spec.get("age") is not None:
+        _known_keys(spec["age"], ("mean", "sd"), "simulation.age", path)
+        models["age"] = (_number(spec["age"], "mean", "simulation.age", path),
+                         _number(spec["age"], "sd", "simulation.age", path))
+    for key in ("female", "dose"):
+        if spec.get(key) is not None:
+            models[key] = _number(spec, key, "simulation", path)
+    return Simulation(**stated, effects=effects, doses_per_arm=doses, stated=frozenset(stated), **models)
 
 
 _REQUIRED = ("id", "title", "planned_n", "accrual_months", "arms", "control_arm", "randomization",
@@ -705,9 +995,38 @@ def _check(trial: Trial, path: Path) -> None:
     if pe.is_time_to_event and pe.code not in [t.code for t in trial.time_to_event]:
         problems.append(f"primary_endpoint.code {pe.code!r} is not one of the time_to_event endpoints "
                         f"{[t.code for t in trial.time_to_event]}")
+    problems += _simulation_problems(trial)
     if trial.primary_test not in PRIMARY_TESTS:
         problems.append(f"analysis_plan.primary_test must be one of {list(PRIMARY_TESTS)}")
     if not 0 < trial.alpha < 1:
         problems.append("analysis_plan.alpha must lie between 0 and 1")
     if problems:
         raise TrialFileError(f"{path}: " + "; ".join(problems))
+
+
+def _simulation_problems(trial: Trial) -> list[str]:
+    """References of the simulation section that name nothing: an event rate of an event the trial does not declare,
+    a lab model drawn from or correlated with a test not modelled before it, a shift by a baseline column the section
+    does not simulate, a clinical model following a test that is not simulated."""
+    sim = trial.simulation
+    problems = []
+    intercurrent = [e.code for e in trial.intercurrent_events]
+    for e in sim.events:
+        if e.code not in intercurrent:
+            problems.append(f"simulation.event_rates.{e.code}: not an intercurrent event of the trial "
+                            f"(events.intercurrent: {intercurrent})")
+    seen, columns = [], [c for c, _ in sim.baseline]
+    for m in sim.labs:
+        for other, key in ((m.source, "from"), (m.correlated[0] if m.correlated else None, "correlated")):
+            if other is not None and other not in seen:
+                problems.append(f"simulation.labs.{m.code}.{key}: {other!r} is not a test modelled before it {seen}")
+        if m.shift and m.shift[0] not in columns:
+            problems.append(f"simulation.labs.{m.code}.shift: {m.shift[0]!r} is not a column of simulation.baseline "
+                            f"{columns}")
+        seen.append(m.code)
+    if sim.clinical is not None:
+        simulated = seen + [t.code for t in trial.lab_panel]
+        for lab, key in [(sim.clinical.follows, "follows")] + [(f.lab, f"flags.{f.column}.lab") for f in sim.clinical.flags]:
+            if lab not in simulated:
+                problems.append(f"simulation.clinical.{key}: {lab!r} is not a simulated lab test {simulated}")
+    return problems
