@@ -175,11 +175,13 @@ class TimeToEvent:
 
 @dataclass(frozen=True)
 class Covariate:
-    """A row of Table 1: an ADSL variable (``code``), its label and unit, continuous or categorical."""
+    """A row of Table 1: an ADSL variable (``code``), its label and unit, continuous or categorical, and a categorical
+    variable's ``levels`` when the trial file lists them (the export's codes for it, e.g. causes of disease)."""
     code: str
     label: str
     type: str = "continuous"
     unit: str = ""
+    levels: tuple[str, ...] = ()
 
 
 # The simulator's assumptions when the trial file states none (the book names each one it had to assume).
@@ -718,9 +720,9 @@ def _primary_endpoint(raw: dict, path) -> PrimaryEndpoint:
 def _covariates(raw: dict, path) -> tuple[Covariate, ...]:
     out = []
     for c in raw.get("baseline_covariates") or []:
-        _known_keys(c, ("code", "label", "type", "unit"), f"baseline_covariates ({c.get('code')})", path)
+        _known_keys(c, ("code", "label", "type", "unit", "levels"), f"baseline_covariates ({c.get('code')})", path)
         out.append(Covariate(str(c["code"]), str(c.get("label", c["code"])), str(c.get("type", "continuous")),
-                             str(c.get("unit") or "")))
+                             str(c.get("unit") or ""), tuple(str(v) for v in c.get("levels") or ())))
     return tuple(out)
 
 

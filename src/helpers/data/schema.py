@@ -35,6 +35,9 @@ class Column:
             return tuple(trial.arm_codes)
         if self.allowed_from == "visits":
             return tuple(trial.visit_codes) + (UNSCHEDULED,)
+        if self.allowed_from == "covariate":
+            levels = next((c.levels for c in trial.baseline_covariates if c.code == self.name.upper()), ())
+            return levels or self.allowed
         if self.type == "flag":
             return ("Y", "N")
         return self.allowed

@@ -40,7 +40,9 @@ it, AE end dates after it left empty (so follow-up still running has no end even
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
+import math
 from functools import lru_cache
 from pathlib import Path
 
@@ -51,45 +53,31 @@ from faker.providers.ssn.zh_CN import Provider as _ZhSsn
 
 from helpers.data.randomization import allocation_list, has_allocation_list
 from helpers.data.schema import FileSpec, export_spec
-from helpers.trial import SIMULATION_DEFAULTS, Trial
+from helpers.trial import (
+    DEFAULT_EVENT_RATE,
+    SIMULATION_DEFAULTS,
+    EventModel,
+    LabModel,
+    Trial,
+    defaulted_lab_model,
+)
 
 SITE_NUMBER = 1
 
-# Relative frequency of screen-failure reasons (others 1): age above the range, an inclusion criterion
-# not met (consent declined 3), and some exclusion flags by column name.
+# Relative frequency of screen-failure reasons: age above the range (below it 1), an inclusion criterion not met,
+# consent declined, an exclusion criterion (1 unless the trial file's simulation.screen_failures names its column).
 _AGE_HIGH, _AGE_LOW = ">age", "<age"
-_FAILURE_WEIGHTS = {_AGE_HIGH: 1.5, "inclusion": 4, "consent": 3, "tumour": 4, "hcc": 4, "other_unsuitable": 2,
-                    "serious_cardiopulmonary": 2, "life_limiting_disease": 2}
+_FAILURE_WEIGHTS = {_AGE_LOW: 1.0, _AGE_HIGH: 1.5, "inclusion": 4.0, "consent": 3.0, "exclusion": 1.0}
 _PREGNANT = "pregnant_or_breastfeeding"
-ETIOLOGIES = {"HBV": 0.55, "Alcohol": 0.15, "HCV": 0.06, "Autoimmune": 0.05, "PBC": 0.05,
-              "Cryptogenic": 0.08, "Other": 0.06}
 
-# Lab model, per analysis scale (log for log labs): population median at baseline, loading on the
-# latent severity, random-intercept SD, residual SD, common change by the last week, clip range.
-_LABS = {
-    "tbil": dict(log=True, mid=60.0, sev=0.70, u=0.30, e=0.22, trend=-0.05, lo=3.0, hi=900.0),
-    "alb": dict(log=False, mid=29.5, sev=-3.2, u=2.0, e=1.6, trend=0.5, lo=15.0, hi=50.0),
-    "inr": dict(log=True, mid=1.6, sev=0.15, u=0.06, e=0.05, trend=-0.02, lo=0.9, hi=5.0),
-    "alt": dict(log=True, mid=50.0, sev=0.15, u=0.45, e=0.30, trend=-0.05, lo=5.0, hi=3000.0),
-    "ast": dict(log=True, mid=80.0, sev=0.20, u=0.40, e=0.28, trend=-0.05, lo=8.0, hi=3000.0),
-    "alp": dict(log=True, mid=130.0, sev=0.10, u=0.35, e=0.20, trend=0.0, lo=30.0, hi=2000.0),
-    "creat": dict(log=True, mid=80.0, sev=0.20, u=0.28, e=0.12, trend=0.0, lo=35.0, hi=900.0),
-    "sodium": dict(log=False, mid=135.0, sev=-2.2, u=2.0, e=1.8, trend=0.0, lo=118.0, hi=146.0),
-}
-_MODELLED = set(_LABS) | {"pt"}
 _RESIDUAL_WEEKS = 12.0  # correlation of residuals decays as exp(-|weeks apart| / 12)
-
-_INFUSION_AES = {"fever": 3.0, "fatigue": 1.5, "nausea": 1.0, "rash": 0.6, "headache": 0.6}
-_ROUTE_AES = {"puncture-site haematoma": 0.25, "post-embolization-like pain": 0.35}
-# term: (weight, probability serious)
-_DISEASE_AES = {"abdominal pain": (1.2, 0.05), "diarrhoea": (1.0, 0.02), "infection": (0.8, 0.3),
-                "gastrointestinal bleeding": (0.5, 0.8), "worsening ascites": (0.9, 0.2),
-                "hepatic encephalopathy": (0.6, 0.4), "hepatorenal syndrome": (0.25, 0.8),
-                "spontaneous bacterial peritonitis": (0.3, 0.7), "pruritus": (0.5, 0.0), "insomnia": (0.4, 0.0)}
-_DEATH_CAUSES = {"liver failure": 0.4, "gastrointestinal bleeding": 0.2, "hepatorenal syndrome": 0.15,
-                 "sepsis": 0.15, "hepatic encephalopathy": 0.1}
+DEATH_SEVERITY = 0.8  # log hazard of death per SD of latent severity
+AE_SEVERITY = 0.35  # log rate of adverse events during follow-up per SD of latent severity
+VISIT_JITTER_SD = 2.5  # days around a follow-up visit's target day
+MAX_DELAY_DAYS = 3  # study day 1 (first dose) 0-3 days after randomization
+SWITCH_PROBABILITY = 0.5  # probability that one participant of the cohort receives another arm than allocated
+CELL_MISSING_RATE = 0.025  # lab cells missing in the realistic export
 _WITHDRAWAL_TERMS = {"withdrew consent": 0.5, "lost to follow-up": 0.3, "physician decision": 0.2}
-_TRANSPLANT_RATE_24W = 0.03
 
 
 @lru_cache(maxsize=1)
@@ -98,12 +86,57 @@ def _faker() -> Faker:
     return Faker("zh_CN")
 
 
-def _choice(rng: np.random.Generator, weights: dict, size=None):
-    """Keys of ``weights`` drawn with probability proportional to the values."""
+def choose(rng: np.random.Generator, weights: dict[str, float], size=None):
+    """Keys of ``weights`` drawn with probability proportional to the values (one key, or a list of ``size``)."""
     keys = list(weights)
-    p = np.array([weights[k] if np.isscalar(weights[k]) else weights[k][0] for k in keys], dtype=float)
+    p = np.array([weights[k] for k in keys], dtype=float)
     idx = rng.choice(len(keys), size=size, p=p / p.sum())
     return keys[idx] if size is None else [keys[i] for i in idx]
+
+
+# ------------------------------------------------------------------ the trial file's disease model, with defaults
+
+def lab_models(trial: Trial) -> dict[str, LabModel]:
+    """Every simulated lab test's model, keyed by code, in drawing order: the trial file's ``simulation.labs`` (tests
+    outside the panel included: they are drawn, others may follow them, but not exported), then the book's generic
+    model (``trial.defaulted_lab_model``, from the panel's expected range) for each panel test the trial file gives
+    no model for. ValueError names a panel test with neither a model nor a finite range."""
+    out = {m.code: m for m in trial.simulation.labs}
+    for t in trial.lab_panel:
+        if t.code not in out:
+            model = defaulted_lab_model(t)
+            if model is None:
+                raise ValueError(f"{trial.id}: lab test {t.code} of the lab_panel has no simulation model "
+                                 f"(simulation.labs.{t.code}) and no finite expected range to assume one from")
+            out[t.code] = model
+    return out
+
+
+def assumed_lab_models(trial: Trial) -> list[LabModel]:
+    """The panel tests whose model the book assumed (the trial file's simulation section gives none)."""
+    return [m for m in lab_models(trial).values() if not m.stated]
+
+
+def event_models(trial: Trial) -> list[EventModel]:
+    """One model per intercurrent event of the trial, in its order: the trial file's ``simulation.event_rates``, else
+    the book's default probability ``DEFAULT_EVENT_RATE`` by the horizon (``stated`` False); the term written is the
+    model's, else the event's label."""
+    stated = {e.code: e for e in trial.simulation.events}
+    out = []
+    for e in trial.intercurrent_events:
+        m = stated.get(e.code) or EventModel(e.code, DEFAULT_EVENT_RATE, stated=False)
+        out.append(m if m.term else dataclasses.replace(m, term=e.label))
+    return out
+
+
+def baseline_categories(trial: Trial) -> dict[str, dict[str, float]]:
+    """The screening log's categorical columns the cohort draws (``simulation.baseline``): column -> level -> weight."""
+    return {col: dict(levels) for col, levels in trial.simulation.baseline}
+
+
+def draw_baseline(trial: Trial, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """The baseline categories of ``n`` participants, column by column (the draws of ``n`` single draws)."""
+    return {col: np.array(choose(rng, w, n), dtype=object) for col, w in baseline_categories(trial).items()}
 
 
 def _add_months(d: dt.date, months: int) -> dt.date:
@@ -126,7 +159,8 @@ def _id_number(area: str, birth: dt.date, sex: str, order: int) -> str:
     return body + "10X98765432"[total % 11]
 
 
-def _hazard_scale(target: float, beta: float, days: float) -> float:
+@lru_cache(maxsize=256)
+def hazard_scale(target: float, beta: float, days: float) -> float:
     """Baseline rate so that, with rate x exp(beta z), z ~ N(0,1), P(event by ``days``) = ``target``."""
     if target <= 0:
         return 0.0
@@ -140,24 +174,95 @@ def _hazard_scale(target: float, beta: float, days: float) -> float:
     return float(np.exp((lo + hi) / 2))
 
 
+def _hazard_ratio_keys(trial: Trial) -> dict[str, tuple[str, ...]]:
+    """Effect keys of hazard ratios, ``<CODE>_HR`` per time-to-event endpoint, with the event types they act on."""
+    return {f"{t.code}_HR": t.events for t in trial.time_to_event}
+
+
+def event_codes(trial: Trial) -> list[str]:
+    """The competing ends of follow-up the cohort draws, in the columns of ``event_hazards``: death, each intercurrent
+    event of the trial file, withdrawal (completion is what happens without any of them)."""
+    return ["DEATH"] + [m.code for m in event_models(trial)] + ["WITHDRAWAL"]
+
+
+def event_hazards(trial: Trial, severity: np.ndarray, hazard_ratios: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Per participant (rows) the constant hazard per day of each end of follow-up (columns: ``event_codes``).
+
+    Death is calibrated to ``death_rate_24w`` by the horizon, each intercurrent event to its rate (``event_models``),
+    both rising with the latent severity (death by ``DEATH_SEVERITY``, an intercurrent event by its loading) and
+    multiplied by ``hazard_ratios[code]`` (per participant, e.g. the arm received); withdrawal has a constant hazard
+    (``withdrawal_rate`` by the horizon)."""
+    hazard_ratios = hazard_ratios or {}
+    horizon = float(trial.horizon_days)
+    columns = [hazard_scale(trial.simulation.death_rate_24w, DEATH_SEVERITY, horizon)
+               * np.exp(DEATH_SEVERITY * severity) * hazard_ratios.get("DEATH", 1.0)]
+    for m in event_models(trial):
+        rate = hazard_scale(m.rate, m.severity, horizon) * np.exp(m.severity * severity)
+        columns.append(rate * hazard_ratios[m.code] if m.code in hazard_ratios else rate)
+    columns.append(np.full(len(severity), -np.log1p(-trial.simulation.withdrawal_rate) / horizon))
+    return np.column_stack(columns)
+
+
+def event_uniforms(rng: np.random.Generator, n: int, k: int, stratified: bool) -> np.ndarray:
+    """Uniforms for the competing event times (``n`` x ``k``); ``stratified``: death's are spread over the n-tiles
+    (one per n-tile, shuffled), so one cohort's death count stays near the assumed rate."""
+    uniforms = rng.random((n, k))
+    if stratified:
+        uniforms[:, 0] = (rng.permutation(n) + uniforms[:, 0]) / max(n, 1)
+    return uniforms
+
+
+def end_of_follow_up(trial: Trial, rates: np.ndarray, uniforms: np.ndarray,
+                     last_day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How (``event_codes``, else COMPLETED) and on which study day (float) each participant's follow-up ends: the first
+    of the competing exponential event times (day 2 at the earliest), if before the last visit's day ``last_day``."""
+    with np.errstate(divide="ignore"):
+        times = np.where(rates > 0, -np.log1p(-uniforms) / np.where(rates > 0, rates, 1.0), np.inf)
+    n = len(rates)
+    first = np.argmin(times, axis=1)
+    event_day = np.maximum(np.ceil(times[np.arange(n), first]), 2)
+    ended = event_day < last_day
+    ends = np.where(ended, np.array(event_codes(trial), dtype=object)[first], "COMPLETED")
+    return ends, np.where(ended, event_day, last_day).astype(float)
+
+
+def day1_delays(trial: Trial, rng: np.random.Generator, n: int) -> np.ndarray:
+    """Days from randomization to study day 1: 0 to ``MAX_DELAY_DAYS`` to the first dose, 0 when day 1 is the
+    randomization (the draws are made either way)."""
+    return rng.integers(0, MAX_DELAY_DAYS + 1, n) * (trial.treatment.start == "first_dose")
+
+
+def visit_days(visit, rng: np.random.Generator, n: int) -> np.ndarray:
+    """Study days of ``n`` participants' samples at a visit, inside its window: baseline 0-5 days before its target
+    day, a follow-up visit around its target day (SD ``VISIT_JITTER_SD`` days)."""
+    if visit.is_baseline:
+        d = visit.day - rng.integers(0, 6, n)
+    else:
+        d = visit.day + np.rint(rng.normal(0, VISIT_JITTER_SD, n)).astype(int)
+    return np.clip(d, *visit.window)
+
+
 def _check_effects(trial: Trial, effects: dict) -> dict:
     """Effects as {arm: {code: value}}; unknown arms or endpoints raise instead of being ignored."""
-    lab_codes = {e.code for e in trial.lab_endpoints}
+    lab_codes = {e.code for e in trial.lab_endpoints} | set(_hazard_ratio_keys(trial))
     for arm, eff in effects.items():
         if arm not in trial.arm_codes or arm == trial.control_arm:
             raise ValueError(f"effects: {arm!r} is not a non-control arm of {trial.id} ({trial.arm_codes})")
-        bad = [k for k in eff if k not in lab_codes and k != "OS_HR"]
+        bad = [k for k in eff if k not in lab_codes]
         if bad:
-            raise ValueError(f"effects[{arm!r}]: {bad} are not lab endpoints of {trial.id} nor OS_HR")
+            raise ValueError(f"effects[{arm!r}]: {bad} are not lab endpoints of {trial.id} nor hazard ratios "
+                             f"({sorted(_hazard_ratio_keys(trial))})")
     return {arm: dict(eff) for arm, eff in effects.items()}
 
 
 def _failure_weights(trial: Trial) -> dict[str, float]:
-    """Screen-failure reasons in a fixed order (age below, above the range; then each criterion's column), with weights."""
-    out = {_AGE_LOW: 1.0, _AGE_HIGH: _FAILURE_WEIGHTS[_AGE_HIGH]} if trial.age_range else {}
+    """Screen-failure reasons in a fixed order (age below, above the range; then each criterion's column), with weights:
+    the trial file's ``simulation.screen_failures`` for a column it names, else by the criterion's kind."""
+    out = {_AGE_LOW: _FAILURE_WEIGHTS[_AGE_LOW], _AGE_HIGH: _FAILURE_WEIGHTS[_AGE_HIGH]} if trial.age_range else {}
+    stated = dict(trial.simulation.screen_failures)
     for c in trial.eligibility:
-        kind = "consent" if c.consent else c.kind if c.kind == "inclusion" else c.column
-        out[c.column] = float(_FAILURE_WEIGHTS.get(kind, 1.0))
+        kind = "consent" if c.consent else c.kind
+        out[c.column] = float(stated.get(c.column, _FAILURE_WEIGHTS[kind]))
     return out
 
 
@@ -172,14 +277,15 @@ def simulate_screening(trial: Trial, rng: np.random.Generator, fake: Faker) -> p
     sim = trial.simulation
     n_rand = trial.planned_n
     weights = _failure_weights(trial)
+    categories = baseline_categories(trial)
     all_reasons = list(weights)
     n_fail = max(int(round(sim.screened_per_randomized * n_rand)) - n_rand, len(all_reasons))
     n = n_rand + n_fail
     reasons = list(rng.permutation(np.array(all_reasons, dtype=object)))
-    reasons += _choice(rng, weights, n_fail - len(all_reasons))
+    reasons += choose(rng, weights, n_fail - len(all_reasons))
     exclusions = [c.column for c in trial.eligibility if c.kind == "exclusion"]
     second = {r: 1.0 for r in exclusions if r != _PREGNANT}
-    failures = [{r} | ({_choice(rng, second)} if rng.random() < 0.12 else set()) for r in reasons]
+    failures = [{r} | ({choose(rng, second)} if rng.random() < 0.12 else set()) for r in reasons]
     failures += [set() for _ in range(n_rand)]
     failures = [failures[i] for i in rng.permutation(n)]
 
@@ -193,7 +299,7 @@ def simulate_screening(trial: Trial, rng: np.random.Generator, fake: Faker) -> p
     rows = []
     for i, (fail, sdate) in enumerate(zip(failures, screen_dates)):
         pregnant = _PREGNANT in fail
-        sex = "F" if pregnant or rng.random() < 0.3 else "M"
+        sex = "F" if pregnant or rng.random() < sim.female else "M"
         if _AGE_LOW in fail:
             age = rng.uniform(lo - 1.9, lo - 0.1)
         elif _AGE_HIGH in fail:
@@ -201,7 +307,7 @@ def simulate_screening(trial: Trial, rng: np.random.Generator, fake: Faker) -> p
         elif pregnant:
             age = rng.uniform(22.0, 44.0)
         else:
-            age = float(np.clip(rng.normal(54.0, 11.0), lo + 1.0, hi - 0.5))
+            age = float(np.clip(rng.normal(*sim.age), lo + 1.0, hi - 0.5))
         birth = sdate - dt.timedelta(days=int(age * 365.25))
         area = str(fake.random_element(liaoning if rng.random() < 0.8 else area_codes))
         flags = {c.column: ("N" if c.column in fail else "Y") if c.kind == "inclusion" else
@@ -212,7 +318,7 @@ def simulate_screening(trial: Trial, rng: np.random.Generator, fake: Faker) -> p
             "phone": fake.phone_number(),
             "id_number": _id_number(area, birth, sex, int(rng.integers(0, 500))),
             "birth_date": birth, "sex": sex, "screening_date": sdate,
-            "etiology": _choice(rng, ETIOLOGIES),
+            **{col: choose(rng, w) for col, w in categories.items()},
             **flags,
             "_eligible": not fail,
         })
@@ -264,6 +370,20 @@ def simulate_randomization(trial: Trial, screening: pd.DataFrame, rng: np.random
     })
 
 
+def _hazard_ratios(trial: Trial, received: np.ndarray, effects: dict) -> dict[str, np.ndarray]:
+    """Per event type, each participant's hazard ratio: the product of the received arm's ``<CODE>_HR`` effects of
+    the time-to-event endpoints that count that event type (1 without any)."""
+    keys = _hazard_ratio_keys(trial)
+    out = {}
+    for code in event_codes(trial)[:-1]:
+        acting = [k for k, events in keys.items() if code in events]
+        hr = np.ones(len(received))
+        for k in acting:
+            hr = hr * np.array([effects.get(a, {}).get(k, 1.0) for a in received], dtype=float)
+        out[code] = hr
+    return out
+
+
 def simulate_participants(trial: Trial, screening: pd.DataFrame, randomization: pd.DataFrame,
                           rng: np.random.Generator, effects: dict) -> pd.DataFrame:
     """Per-participant hidden state: severity, arm received, study day 1, visit days and how follow-up ends.
@@ -271,58 +391,41 @@ def simulate_participants(trial: Trial, screening: pd.DataFrame, randomization: 
     Study day 1 (``first_infusion``) is the first infusion, 0-3 days after randomization, or the
     randomization date itself when the trial's ``treatment.start`` is ``randomization``.
 
-    Death and transplant hazards rise with severity (death calibrated to ``death_rate_24w``, the
-    arm's ``OS_HR`` multiplying it); withdrawal has a constant hazard (``withdrawal_rate``). Death
-    times use stratified uniforms (one per n-tile, shuffled), so each cohort's death count stays
-    near the assumed rate instead of varying binomially. Follow-up
-    ends at the first of these or at the last scheduled visit (completion). One participant at most
-    (half of the cohorts) receives another arm than allocated.
+    Death and each intercurrent event of the trial file end follow-up with hazards rising with severity
+    (``event_hazards``: calibrated to ``death_rate_24w`` and ``simulation.event_rates``; an arm's hazard ratio
+    ``<CODE>_HR`` of a time-to-event endpoint multiplies the hazards of that endpoint's events); withdrawal has a
+    constant hazard (``withdrawal_rate``). Death times use stratified uniforms (one per n-tile, shuffled), so each
+    cohort's death count stays near the assumed rate instead of varying binomially. Follow-up ends at the first of
+    these or at the last scheduled visit (completion). One participant at most (half of the cohorts) receives
+    another arm than allocated. The baseline categories of the screening log (``simulation.baseline``) are carried.
     """
     sim = trial.simulation
     n = len(randomization)
     arms = trial.arm_codes
     received = randomization["arm"].to_numpy(dtype=object).copy()
-    if n and rng.random() < 0.5:
+    if n and rng.random() < SWITCH_PROBABILITY:
         k = int(rng.integers(n))
         received[k] = arms[(arms.index(received[k]) + 1) % len(arms)]
     severity = rng.normal(size=n)
-    delay = rng.integers(0, 4, n) * (trial.treatment.start == "first_dose")
+    delay = day1_delays(trial, rng, n)
     first_inf = [d + dt.timedelta(days=int(k)) for d, k in zip(randomization["rand_date"], delay)]
 
-    days = {}
-    for v in trial.visits:
-        lo, hi = v.window
-        if v.is_baseline:
-            d = v.day - rng.integers(0, 6, n)
-        else:
-            d = v.day + np.rint(rng.normal(0, 2.5, n)).astype(int)
-        days[v.code] = np.clip(d, lo, hi)
+    days = {v.code: visit_days(v, rng, n) for v in trial.visits}
     screen_day = {s: d for s, d in zip(screening["screening_id"], screening["screening_date"])}
     lower = np.array([(screen_day[s] - f).days + 1 for s, f in zip(randomization["screening_id"], first_inf)])
     base = trial.baseline_visit.code
     days[base] = np.maximum(days[base], lower)
 
-    horizon = float(trial.horizon_days)
-    hr = np.array([effects.get(a, {}).get("OS_HR", 1.0) for a in received], dtype=float)
-    death_rate = _hazard_scale(sim.death_rate_24w, 0.8, horizon) * np.exp(0.8 * severity) * hr
-    transplant_rate = _hazard_scale(_TRANSPLANT_RATE_24W, 1.0, horizon) * np.exp(1.0 * severity)
-    withdrawal_rate = np.full(n, -np.log1p(-sim.withdrawal_rate) / horizon)
-    rates = np.column_stack([death_rate, transplant_rate, withdrawal_rate])
-    uniforms = rng.random((n, 3))
-    uniforms[:, 0] = (rng.permutation(n) + uniforms[:, 0]) / max(n, 1)
-    times = -np.log1p(-uniforms) / np.where(rates > 0, rates, np.nan)
-    times = np.nan_to_num(times, nan=np.inf)
-    last = trial.last_visit.code
-    end_day = days[last].astype(float)
-    first = np.argmin(times, axis=1)
-    event_day = np.maximum(np.ceil(times[np.arange(n), first]), 2)
-    ends = np.where(event_day < end_day, np.array(["DEATH", "TRANSPLANT", "WITHDRAWAL"])[first], "COMPLETED")
-    end_day = np.where(ends == "COMPLETED", end_day, event_day).astype(int)
+    rates = event_hazards(trial, severity, _hazard_ratios(trial, received, effects))
+    uniforms = event_uniforms(rng, n, rates.shape[1], stratified=True)
+    ends, end_day = end_of_follow_up(trial, rates, uniforms, days[trial.last_visit.code].astype(float))
+    end_day = end_day.astype(int)
 
+    scr = screening.set_index("screening_id")
     out = pd.DataFrame({
         "subject_id": randomization["subject_id"], "arm": randomization["arm"], "arm_received": received,
         "severity": severity, "first_infusion": first_inf, "end": ends, "end_day": end_day,
-        "etiology": randomization["screening_id"].map(screening.set_index("screening_id")["etiology"]).to_numpy(),
+        **{col: randomization["screening_id"].map(scr[col]).to_numpy() for col in baseline_categories(trial)},
     })
     for v in trial.visits:
         missed = (rng.random(n) < sim.missed_visit_rate) & (not v.is_baseline)
@@ -331,26 +434,23 @@ def simulate_participants(trial: Trial, screening: pd.DataFrame, randomization: 
     return out
 
 
-def _infusion_count(trial: Trial, arm: str) -> int:
-    """Doses a regimen gives: the trial file's ``simulation.doses_per_arm``, else 1."""
-    return trial.simulation.doses(arm)
-
-
 def simulate_infusion(trial: Trial, people: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
-    """One row per infusion given: the regimen's infusions 4 weeks apart, none after follow-up ends.
+    """One row per dose given: the regimen's doses (``simulation.doses_per_arm``, else 1) 4 weeks apart, none after
+    follow-up ends.
 
-    Dose about 1.0 (x 10^6 cells/kg), clipped to the trial's dose range; a few infusions stop early
-    (completed N, lower dose).
+    Dose about the trial file's ``simulation.dose`` (SD 4%), clipped to the trial's dose range; a few doses stop
+    early (completed N, 40-80% of the dose).
     """
     lo, hi = trial.treatment.dose_range
+    typical = trial.simulation.dose
     rows = []
     for p in people.itertuples(index=False):
-        for k in range(_infusion_count(trial, p.arm_received)):
+        for k in range(trial.simulation.doses(p.arm_received)):
             day = 1 + 28 * k + (int(rng.integers(0, 3)) if k else 0)
             if k and day >= p.end_day:
                 break
             stopped = rng.random() < 0.04
-            dose = rng.uniform(0.4, 0.8) if stopped else rng.normal(1.0, 0.04)
+            dose = rng.uniform(0.4 * typical, 0.8 * typical) if stopped else rng.normal(typical, 0.04 * typical)
             rows.append({"subject_id": p.subject_id, "infusion_no": k + 1,
                          "infusion_date": p.first_infusion + dt.timedelta(days=day - 1),
                          "arm_received": p.arm_received, "dose": round(float(np.clip(dose, lo, hi)), 1),
@@ -358,12 +458,22 @@ def simulate_infusion(trial: Trial, people: pd.DataFrame, rng: np.random.Generat
     return pd.DataFrame(rows, columns=export_spec(trial)["infusion"].column_names)
 
 
-def _lab_trajectories(trial: Trial, people: pd.DataFrame, rng: np.random.Generator, effects: dict) -> dict:
-    """Each lab on its natural scale, shape (participants, visits), before dropping missed visits.
+def _effect_on_log_scale(trial: Trial, model: LabModel) -> bool:
+    """Whether an effect on this test is a shift on the log scale: the endpoint's analysis scale (``log`` of the trial
+    file's endpoint), else the model's."""
+    endpoint = next((e for e in trial.lab_endpoints if e.code == model.code), None)
+    return model.log if endpoint is None else endpoint.log
 
-    Analysis-scale value = median + loading x severity + random intercept + correlated residual
-    + common trend x w + effect x w, with w = week / last week. PT is 12 s x INR plus noise,
-    shifted so that its own effect is the one requested.
+
+def simulate_lab_values(trial: Trial, people: pd.DataFrame, rng: np.random.Generator, effects: dict) -> dict:
+    """Each simulated lab test (``lab_models``) on its natural scale, keyed by its column (code in lower case), shape
+    (participants, visits), before dropping missed visits.
+
+    ``people`` gives each participant's ``severity``, ``arm_received`` and the baseline columns a model shifts by.
+    Analysis-scale value = median + loading x severity + random intercept + residual correlated between visits
+    (exp(-weeks apart / 12)) + shift + common trend x w, with w = week / last follow-up week, clipped; the arm's
+    effect x w is added on the endpoint's analysis scale (log or natural). A test ``from`` another is factor x that
+    test + N(0, within_sd), plus its own effect less the one passed on from the other test (factor x its effect).
     """
     n = len(people)
     weeks = np.array([v.week for v in trial.visits], dtype=float)
@@ -372,35 +482,65 @@ def _lab_trajectories(trial: Trial, people: pd.DataFrame, rng: np.random.Generat
     chol = np.linalg.cholesky(corr)
     sev = people["severity"].to_numpy()[:, None]
     eff = [effects.get(a, {}) for a in people["arm_received"]]
-    cholestatic = people["etiology"].isin(["PBC", "Autoimmune"]).to_numpy()[:, None]
+    models = lab_models(trial)
     intercepts = {}
     out = {}
-    for lab, m in _LABS.items():
-        u = rng.normal(0, m["u"], (n, 1))
-        if lab == "ast":
-            u = 0.6 * intercepts["alt"] * m["u"] / _LABS["alt"]["u"] + 0.8 * u
-        intercepts[lab] = u
-        resid = rng.normal(0, m["e"], (n, len(weeks))) @ chol.T
-        centre = np.log(m["mid"]) if m["log"] else m["mid"]
-        shift = 0.6 * cholestatic if lab == "alp" else 0.0
-        code = lab.upper()
+    for code, m in models.items():
+        if m.source is not None:
+            shift = np.array([e.get(code, 0.0) - m.factor * e.get(m.source, 0.0) for e in eff])[:, None]
+            src = out[m.source.lower()]
+            out[code.lower()] = np.clip(m.factor * src + rng.normal(0, m.within_sd, src.shape) + shift * ramp,
+                                        m.low, m.high)
+            continue
+        u = rng.normal(0, m.between_sd, (n, 1))
+        if m.correlated is not None:
+            other, r = m.correlated
+            u = r * intercepts[other] * m.between_sd / models[other].between_sd + math.sqrt(1 - r * r) * u
+        intercepts[code] = u
+        resid = rng.normal(0, m.within_sd, (n, len(weeks))) @ chol.T
+        centre = np.log(m.median) if m.log else m.median
+        shift = 0.0
+        if m.shift is not None:
+            column, levels = m.shift
+            shift = np.array([dict(levels).get(v, 0.0) for v in people[column]], dtype=float)[:, None]
         effect = np.array([e.get(code, 0.0) for e in eff])[:, None]
-        y = centre + m["sev"] * sev + u + resid + shift + m["trend"] * ramp
-        if lab == "inr":
-            value = np.exp(y) + effect * ramp
+        y = centre + m.severity * sev + u + resid + shift + m.trend * ramp
+        on_log = _effect_on_log_scale(trial, m)
+        if m.log:
+            value = np.exp(y + effect * ramp) if on_log else np.exp(y) + effect * ramp
         else:
-            value = (np.exp(y + effect * ramp) if m["log"] else y + effect * ramp)
-        out[lab] = np.clip(value, m["lo"], m["hi"])
-    pt_shift = np.array([e.get("PT", 0.0) - 12.0 * e.get("INR", 0.0) for e in eff])[:, None]
-    out["pt"] = np.clip(12.0 * out["inr"] + rng.normal(0, 0.6, out["inr"].shape) + pt_shift * ramp, 9.0, 80.0)
+            value = y * np.exp(effect * ramp) if on_log else y + effect * ramp
+        out[code.lower()] = np.clip(value, m.low, m.high)
     return out
 
 
-def _check_panel(trial: Trial) -> None:
-    unknown = [t.code for t in trial.lab_panel if t.column not in _MODELLED]
-    if unknown:
-        raise ValueError(f"{trial.id}: the simulator has no model for lab test(s) {unknown} of the lab_panel "
-                         f"(it simulates {sorted(c.upper() for c in _MODELLED)})")
+def simulate_clinical_values(trial: Trial, severity: np.ndarray, labs: dict, rng: np.random.Generator) -> dict:
+    """The clinical file's grades (categories) and flags (booleans), shape (participants, visits), by the trial file's
+    ``simulation.clinical`` model; {} (and no draws) when it declares none.
+
+    Severity at a visit is the baseline severity moved by the change of the followed test (log scale for a log
+    model) over that test's severity loading, so a participant who improves (by time or treatment) tends to move to
+    a milder grade; a person-level propensity keeps grades stable within a participant. A flag is Y with its
+    probability when its test is above the threshold, and rarely otherwise.
+    """
+    model = trial.simulation.clinical
+    if model is None:
+        return {}
+    follows = lab_models(trial)[model.follows]
+    if follows.severity == 0:
+        raise ValueError(f"{trial.id}: simulation.clinical.follows {model.follows}: its lab model has no severity loading")
+    x = labs[model.follows.lower()]
+    n, nv = x.shape
+    change = np.log(x / x[:, :1]) if follows.log else x - x[:, :1]
+    sev_t = np.asarray(severity)[:, None] + change / follows.severity
+    out = {}
+    for g in model.grades:
+        latent = g.severity * sev_t + rng.normal(0, g.between_sd, (n, 1)) + rng.normal(0, g.within_sd, (n, nv))
+        out[g.column] = np.select([latent < c for c in g.cuts], list(g.levels[:-1]), g.levels[-1])
+    for f in model.flags:
+        out[f.column] = (labs[f.lab.lower()] > f.above) & (rng.random((n, nv)) < f.probability) | (
+            rng.random((n, nv)) < f.otherwise)
+    return out
 
 
 def simulate_labs(trial: Trial, people: pd.DataFrame, labs: dict) -> pd.DataFrame:
@@ -424,29 +564,22 @@ def simulate_labs(trial: Trial, people: pd.DataFrame, labs: dict) -> pd.DataFram
     return out
 
 
-def simulate_clinical(trial: Trial, people: pd.DataFrame, labs: dict, rng: np.random.Generator) -> pd.DataFrame:
-    """Ascites, encephalopathy and dialysis at each attended visit, following severity and bilirubin.
-
-    Severity at a visit is the baseline severity moved by the change in log bilirubin, so a patient
-    whose liver improves (by time or treatment) tends to lose ascites; a person-level propensity
-    keeps grades stable within a patient. Dialysis only with high creatinine, and rarely.
-    """
-    n, nv = labs["tbil"].shape
-    sev_t = people["severity"].to_numpy()[:, None] + np.log(labs["tbil"] / labs["tbil"][:, :1]) / _LABS["tbil"]["sev"]
-    asc = 0.9 * sev_t + rng.normal(0, 0.45, (n, 1)) + rng.normal(0, 0.3, (n, nv))
-    enc = 0.8 * sev_t + rng.normal(0, 0.5, (n, 1)) + rng.normal(0, 0.3, (n, nv))
-    asc_cat = np.select([asc < -1.1, asc < 0.7], ["none", "mild"], "moderate-severe")
-    enc_cat = np.select([enc < 0.9, enc < 2.3], ["none", "grade 1-2"], "grade 3-4")
-    dialysis = (labs["creat"] > 265) & (rng.random((n, nv)) < 0.5) | (rng.random((n, nv)) < 0.003)
+def simulate_clinical(trial: Trial, people: pd.DataFrame, labs: dict, rng: np.random.Generator) -> pd.DataFrame | None:
+    """The clinical file: the grades and flags of ``simulate_clinical_values`` at each attended visit; None (no file)
+    when the trial file's simulation section declares no clinical model."""
+    values = simulate_clinical_values(trial, people["severity"].to_numpy(), labs, rng)
+    if trial.simulation.clinical is None:
+        return None
+    flags = {f.column for f in trial.simulation.clinical.flags}
     rows = []
     for j, v in enumerate(trial.visits):
         for i in np.flatnonzero(people[f"done_{v.code}"].to_numpy()):
             p = people.iloc[i]
             rows.append({"subject_id": p["subject_id"], "visit": v.code,
                          "assessment_date": p["first_infusion"] + dt.timedelta(days=int(p[f"day_{v.code}"]) - 1),
-                         "ascites": asc_cat[i, j], "encephalopathy": enc_cat[i, j],
-                         "dialysis": "Y" if dialysis[i, j] else "N"})
-    return pd.DataFrame(rows, columns=export_spec(trial)["clinical"].column_names)
+                         **{c: ("Y" if x[i, j] else "N") if c in flags else x[i, j] for c, x in values.items()}})
+    contract = export_spec(trial)["clinical"].column_names
+    return pd.DataFrame(rows, columns=contract + [c for c in values if c not in contract])
 
 
 def _ae(rng: np.random.Generator, term: str, start: dt.date, end_limit: dt.date, serious: bool,
@@ -455,7 +588,7 @@ def _ae(rng: np.random.Generator, term: str, start: dt.date, end_limit: dt.date,
     if serious:
         severity = "severe" if rng.random() < 0.7 else "moderate"
     else:
-        severity = _choice(rng, {"mild": 0.65, "moderate": 0.3, "severe": 0.05})
+        severity = choose(rng, {"mild": 0.65, "moderate": 0.3, "severe": 0.05})
     if end is None:
         end = start + dt.timedelta(days=int(np.ceil(duration)))
         end = end if end <= end_limit else None
@@ -466,50 +599,59 @@ def _ae(rng: np.random.Generator, term: str, start: dt.date, end_limit: dt.date,
 
 def simulate_events(trial: Trial, people: pd.DataFrame, infusion: pd.DataFrame | None,
                     rng: np.random.Generator) -> pd.DataFrame:
-    """Adverse events, then how follow-up ended (DEATH, TRANSPLANT, WITHDRAWAL or COMPLETED).
+    """Adverse events, then how follow-up ended (DEATH, an intercurrent event of the trial file, WITHDRAWAL or
+    COMPLETED), by the trial file's ``simulation.adverse_events`` and ``death_causes``.
 
-    Infusion reactions cluster in the days after each infusion; route AEs only after hepatic-artery
-    infusions; disease AEs arrive over follow-up, more often in sicker patients. A death comes
-    with a serious AE of its cause; a physician's withdrawal is sometimes due to an AE. Without an
-    infusion file (``infusion`` None) there are no infusion reactions.
+    Reactions cluster in the days after each dose; an arm's own terms (``by_arm``) only after its doses; events of the
+    disease (``during_follow_up``) arrive over follow-up, more often in sicker participants. A death comes with a
+    serious AE of its cause (when the trial file names causes); an intercurrent event is written with its term; a
+    physician's withdrawal is sometimes due to an AE of the disease. Without a dosing file (``infusion`` None) there
+    are no reactions to doses.
     """
     last_week = max(v.week for v in trial.visits)
     inf_dates = {} if infusion is None else infusion.groupby("subject_id")["infusion_date"].apply(list).to_dict()
+    model = trial.simulation.adverse_events
+    after_dose = dict(model.after_dose)
+    during = {term: weight for term, weight, _ in model.during_follow_up}
+    serious = {term: p for term, _, p in model.during_follow_up}
+    causes = dict(trial.simulation.death_causes)
+    terms = {m.code: m.term for m in event_models(trial)}
     rows = []
     for p in people.itertuples(index=False):
         start = p.first_infusion
         end = start + dt.timedelta(days=int(p.end_day) - 1)
         ev = []
         for d in inf_dates.get(p.subject_id, []):
-            for term in _choice(rng, _INFUSION_AES, rng.poisson(0.8)):
+            for term in choose(rng, after_dose, rng.poisson(model.after_dose_rate)) if after_dose else ():
                 onset = min(d + dt.timedelta(days=int(rng.integers(0, 3))), end)
                 ev.append(_ae(rng, term, onset, end, rng.random() < 0.02,
-                              _choice(rng, {"possible": 0.5, "probable": 0.3, "unlikely": 0.2}), rng.exponential(2)))
-            if p.arm_received == "HA":
-                for term, prob in _ROUTE_AES.items():
-                    if rng.random() < prob:
-                        onset = min(d + dt.timedelta(days=int(rng.integers(0, 2))), end)
-                        ev.append(_ae(rng, term, onset, end, False,
-                                      _choice(rng, {"probable": 0.6, "definite": 0.4}), rng.exponential(3)))
+                              choose(rng, {"possible": 0.5, "probable": 0.3, "unlikely": 0.2}), rng.exponential(2)))
+            for term, prob in model.arm_terms(p.arm_received).items():
+                if rng.random() < prob:
+                    onset = min(d + dt.timedelta(days=int(rng.integers(0, 2))), end)
+                    ev.append(_ae(rng, term, onset, end, False,
+                                  choose(rng, {"probable": 0.6, "definite": 0.4}), rng.exponential(3)))
         span = max((end - start).days, 1)
-        for term in _choice(rng, _DISEASE_AES, rng.poisson(2.0 * np.exp(0.35 * p.severity) * span / 168)):
+        n_during = rng.poisson(model.per_24_weeks * np.exp(AE_SEVERITY * p.severity) * span / 168) if during else 0
+        for term in choose(rng, during, n_during) if during else ():
             onset = start + dt.timedelta(days=int(rng.integers(0, span + 1)))
-            ev.append(_ae(rng, term, onset, end, rng.random() < _DISEASE_AES[term][1],
-                          _choice(rng, {"not related": 0.7, "unlikely": 0.25, "possible": 0.05}), rng.exponential(10)))
+            ev.append(_ae(rng, term, onset, end, rng.random() < serious[term],
+                          choose(rng, {"not related": 0.7, "unlikely": 0.25, "possible": 0.05}), rng.exponential(10)))
         term = ""
         if p.end == "DEATH":
-            term = _choice(rng, _DEATH_CAUSES)
-            onset = max(end - dt.timedelta(days=int(rng.integers(0, 8))), start)
-            ae = _ae(rng, term, onset, end, True, _choice(rng, {"not related": 0.8, "unlikely": 0.2}), 0, end=end)
-            ev.append({**ae, "severity": "severe"})
-        elif p.end == "TRANSPLANT":
-            term = "liver transplantation"
+            if causes:
+                term = choose(rng, causes)
+                onset = max(end - dt.timedelta(days=int(rng.integers(0, 8))), start)
+                ae = _ae(rng, term, onset, end, True, choose(rng, {"not related": 0.8, "unlikely": 0.2}), 0, end=end)
+                ev.append({**ae, "severity": "severe"})
+        elif p.end in terms:
+            term = terms[p.end]
         elif p.end == "WITHDRAWAL":
-            term = _choice(rng, _WITHDRAWAL_TERMS)
-            if term == "physician decision" and rng.random() < 0.5:
+            term = choose(rng, _WITHDRAWAL_TERMS)
+            if term == "physician decision" and rng.random() < 0.5 and during:
                 onset = max(end - dt.timedelta(days=int(rng.integers(0, 6))), start)
-                ev.append(_ae(rng, _choice(rng, _DISEASE_AES), onset, end, True,
-                              _choice(rng, {"not related": 0.6, "unlikely": 0.3, "possible": 0.1}),
+                ev.append(_ae(rng, choose(rng, during), onset, end, True,
+                              choose(rng, {"not related": 0.6, "unlikely": 0.3, "possible": 0.1}),
                               rng.exponential(10), led_to_withdrawal=True))
         else:
             term = f"completed week {last_week}"
@@ -529,9 +671,13 @@ class SimulatedExport(dict):
 
 
 def _typed(frame: pd.DataFrame, spec: FileSpec, trial: Trial) -> pd.DataFrame:
-    """Contract column order; dates as datetime64; categories (incl. arms, visits) as ordered categoricals."""
+    """Contract column order; dates as datetime64; categories (incl. arms, visits) as ordered categoricals. A contract
+    column the cohort does not model (e.g. a clinical grade the trial file does not simulate) is left empty; columns
+    beyond the contract (a baseline category or grade of the trial file) follow it; hidden ones (``_...``) are dropped."""
+    frame = frame.assign(**{c.name: None for c in spec.columns if c.name not in frame and not c.optional_column})
     cols = [c for c in spec.columns if c.name in frame]
-    out = frame[[c.name for c in cols]].copy()
+    extra = [c for c in frame.columns if c not in spec.column_names and not str(c).startswith("_")]
+    out = frame[[c.name for c in cols] + extra].copy()
     for c in cols:
         if c.type == "date":
             out[c.name] = pd.to_datetime(out[c.name])
@@ -561,10 +707,10 @@ def _truncate(frames: dict, cutoff: dt.date) -> dict:
     return {name: t.reset_index(drop=True) for name, t in out.items()}
 
 
-def _sample_limits(frames: dict, people: pd.DataFrame, cutoff: dt.date | None) -> pd.DataFrame:
+def _sample_limits(trial: Trial, frames: dict, people: pd.DataFrame, cutoff: dt.date | None) -> pd.DataFrame:
     """Per participant still in the export: study day 1 and the last date a sample may have."""
     ev = frames["events"]
-    ends = ev[ev["event_type"].isin(["DEATH", "TRANSPLANT", "WITHDRAWAL", "COMPLETED"])].set_index("subject_id")
+    ends = ev[ev["event_type"].isin(trial.end_of_follow_up_codes)].set_index("subject_id")
     stop = ends["start_date"] - pd.to_timedelta((ends["event_type"] != "COMPLETED").astype(int), unit="D")
     p = people.set_index("subject_id").loc[frames["randomization"]["subject_id"]]
     last = stop.reindex(p.index).fillna(pd.Timestamp(cutoff) if cutoff else pd.NaT)
@@ -601,7 +747,7 @@ def _extra_samples(trial: Trial, labs: pd.DataFrame, limits: pd.DataFrame, rng: 
             before = own[own["lab_date"] < date]
             row = (before if len(before) else own).iloc[-1]
             rows.append(_resample(row, date, "UNSCHEDULED", rng, decimals))
-            comments.append(str(_choice(rng, {"suspected infection": 1, "jaundice worsening": 1, "ascites tapped": 1})))
+            comments.append(str(choose(rng, dict.fromkeys(trial.simulation.unscheduled_reasons, 1))))
     followup = labs[labs["visit"].astype(str) != trial.baseline_visit.code]
     for k in rng.permutation(len(followup)):
         row = followup.iloc[k]
@@ -623,11 +769,11 @@ def _add_quirks(trial: Trial, frames: dict, people: pd.DataFrame, rng: np.random
     out = dict(frames)
     labs = frames["labs"].assign(lab_comment=None)
     if len(labs):
-        extra = _extra_samples(trial, labs, _sample_limits(frames, people, cutoff), rng)
+        extra = _extra_samples(trial, labs, _sample_limits(trial, frames, people, cutoff), rng)
         labs = pd.concat([labs, extra.astype({"visit": labs["visit"].dtype})], ignore_index=True)
     tests = [t.column for t in trial.lab_panel]
     labs[tests] = labs[tests].astype(object)
-    miss = rng.random((len(labs), len(tests))) < 0.025
+    miss = rng.random((len(labs), len(tests))) < CELL_MISSING_RATE
     for i in np.flatnonzero(miss.all(axis=1)):
         miss[i, rng.integers(len(tests))] = False
     codes = rng.choice(["", "ND", "HEMOLYZED"], size=int(miss.sum()), p=[0.75, 0.17, 0.08])
@@ -637,19 +783,21 @@ def _add_quirks(trial: Trial, frames: dict, people: pd.DataFrame, rng: np.random
         labs.iat[i, labs.columns.get_loc(tests[j])] = str(code) or None
         if code == "HEMOLYZED":
             labs.iat[i, labs.columns.get_loc("lab_comment")] = "haemolysed sample"
-    for col in [c for c in ("alt", "ast", "alp") if c in tests]:
+    for col in [code.lower() for code, m in lab_models(trial).items() if m.below_limit and code.lower() in tests]:
         values = pd.to_numeric(labs[col].where(labs[col].map(lambda v: not isinstance(v, str))), errors="coerce")
         if values.notna().any():
             i = values.idxmin()
             labs.at[i, col] = f"<{5 * (int(values[i] // 5) + 1)}"
     out["labs"] = labs.sort_values(["subject_id", "visit", "lab_date"], kind="stable").reset_index(drop=True)
 
-    clinical = frames["clinical"].copy()
-    if len(clinical):
-        clinical[["ascites", "encephalopathy"]] = clinical[["ascites", "encephalopathy"]].astype(object)
-        for i in rng.choice(len(clinical), size=min(int(rng.integers(1, 3)), len(clinical)), replace=False):
-            clinical.at[i, str(rng.choice(["ascites", "encephalopathy"]))] = "ND"
-    out["clinical"] = clinical
+    if "clinical" in frames:
+        clinical = frames["clinical"].copy()
+        grades = [g.column for g in trial.simulation.clinical.grades]
+        if len(clinical) and grades:
+            clinical[grades] = clinical[grades].astype(object)
+            for i in rng.choice(len(clinical), size=min(int(rng.integers(1, 3)), len(clinical)), replace=False):
+                clinical.at[i, str(rng.choice(grades))] = "ND"
+        out["clinical"] = clinical
 
     scr = frames["screening"].copy()
     given = rng.random(len(scr)) < 0.1
@@ -670,7 +818,7 @@ def simulate_export(trial: Trial, seed: int | None = None, effects: dict | None 
     (module docstring); ``cutoff`` (default: the trial's) truncates the export to that date. Neither
     changes the cohort's random draws. No ``infusion`` file when day 1 is the randomization.
     """
-    _check_panel(trial)
+    lab_models(trial)
     seed = simulation_seed(trial) if seed is None else seed
     effects = _check_effects(trial, trial.simulation.effect_map() if effects is None else effects)
     cutoff = trial.cutoff if cutoff is None or cutoff == "" else trial.with_cutoff(cutoff).cutoff
@@ -682,7 +830,7 @@ def simulate_export(trial: Trial, seed: int | None = None, effects: dict | None 
     randomization = simulate_randomization(trial, screening, rng)
     people = simulate_participants(trial, screening, randomization, rng, effects)
     infusion = simulate_infusion(trial, people, rng) if trial.treatment.start == "first_dose" else None
-    labs = _lab_trajectories(trial, people, rng, effects)
+    labs = simulate_lab_values(trial, people, rng, effects)
     frames = {
         "screening": screening,
         "randomization": randomization,
