@@ -74,26 +74,10 @@ import pandas as pd
 from scipy import stats
 
 from helpers.analysis import findings, outcomes, survival
-from helpers.data import scores
+from helpers.data import scores, simulation
 from helpers.data.randomization import permuted_blocks
-from helpers.data.simulation import (
-    _LABS,
-    _TRANSPLANT_RATE_24W,
-    ETIOLOGIES,
-    _choice,
-    _hazard_scale,
-    _lab_trajectories,
-)
+from helpers.data.simulation import CELL_MISSING_RATE, SWITCH_PROBABILITY
 from helpers.trial import SCORE_COMPONENTS, Trial
-
-# Mirrored from helpers.data.simulation.simulate_participants / simulate_clinical / _add_quirks.
-DEATH_LOADING = 0.8  # log hazard of death per SD of latent severity
-TRANSPLANT_LOADING = 1.0  # log hazard of transplant per SD of latent severity
-VISIT_JITTER_SD = 2.5  # days around a follow-up visit's target day
-MAX_DELAY_DAYS = 3  # study day 1 (first dose) 0-3 days after randomization
-SWITCH_PROBABILITY = 0.5  # probability that one participant of the cohort receives another arm
-CELL_MISSING_RATE = 0.025  # lab cells missing in the realistic export
-LAB_COLUMNS = tuple(_LABS) + ("pt",)
 
 PRIMARY, KEY = "primary", "key secondary"
 ANALYSES = (PRIMARY, KEY)
@@ -145,11 +129,6 @@ def _check(trial: Trial) -> None:
             raise ValueError(f"{trial.id}: key secondary {e.code} cannot be derived from the lab panel")
 
 
-@functools.cache
-def _rate(target: float, beta: float, days: float) -> float:
-    return _hazard_scale(target, beta, days)
-
-
 def _ramp(trial: Trial) -> np.ndarray:
     """Fraction of the full effect at each visit (the generator's linear ramp to the last follow-up week)."""
     weeks = np.array([v.week for v in trial.visits], dtype=float)
@@ -161,63 +140,59 @@ def _subject_ids(study: str, n: int) -> np.ndarray:
     return np.array([f"{study}-01-{k:03d}" for k in range(1, n + 1)], dtype=object)
 
 
+def _primary_events(trial: Trial) -> tuple[str, ...]:
+    """The event types that count as events of the primary time-to-event endpoint (the trial file's time_to_event)."""
+    return trial.tte(trial.primary_endpoint.code).events
+
+
 def _people(trial: Trial, scenario: Scenario, rng: np.random.Generator, n: int,
             stratified_deaths: bool) -> dict[str, np.ndarray]:
-    """Per participant: arm allocated and received, severity, etiology, delay to day 1, how and when follow-up
-    ended (study day) and which follow-up visits were attended (``simulate_participants``' rules)."""
+    """Per participant: arm allocated and received, severity, baseline categories, delay to day 1, how and when
+    follow-up ended (study day) and which follow-up visits were attended, by the cohort generator's public rules
+    (``simulation.draw_baseline``, ``day1_delays``, ``visit_days``, ``event_hazards``, ``end_of_follow_up``); the
+    scenario's hazard ratio multiplies the hazards of the primary endpoint's events on an experimental arm."""
     arms = trial.arm_codes
     ratios = [a.ratio for a in trial.arms]
-    blocks = trial.block_sizes
-    allocated = permuted_blocks(arms, ratios, blocks, n, rng)["arm"].to_numpy(dtype=object)[:n]
-    etiology = np.array(_choice(rng, ETIOLOGIES, n), dtype=object)
+    allocated = permuted_blocks(arms, ratios, trial.block_sizes, n, rng)["arm"].to_numpy(dtype=object)[:n]
+    baseline = simulation.draw_baseline(trial, rng, n)
     received = allocated.copy()
     switch, k = rng.random() < SWITCH_PROBABILITY, int(rng.integers(n))
     if switch:
         received[k] = arms[(arms.index(received[k]) + 1) % len(arms)]
     severity = rng.normal(size=n)
-    delay = rng.integers(0, MAX_DELAY_DAYS + 1, n) * (trial.treatment.start == "first_dose")
+    delay = simulation.day1_delays(trial, rng, n)
     followup = trial.followup_visits
-    days = np.column_stack([np.clip(v.day + np.rint(rng.normal(0, VISIT_JITTER_SD, n)), *v.window) for v in followup])
+    days = np.column_stack([simulation.visit_days(v, rng, n) for v in followup])
 
-    horizon = float(trial.horizon_days)
     hr = np.where(received != trial.control_arm, scenario.hazard_ratio, 1.0)
-    death = _rate(float(assumption(trial, "death_rate_24w")), DEATH_LOADING, horizon) * np.exp(DEATH_LOADING * severity) * hr
-    transplant = _rate(_TRANSPLANT_RATE_24W, TRANSPLANT_LOADING, horizon) * np.exp(TRANSPLANT_LOADING * severity)
-    withdrawal = np.full(n, -np.log1p(-float(assumption(trial, "withdrawal_rate"))) / horizon)
-    rates = np.column_stack([death, transplant, withdrawal])
-    uniforms = rng.random((n, 3))
-    if stratified_deaths:
-        uniforms[:, 0] = (rng.permutation(n) + uniforms[:, 0]) / n
-    with np.errstate(divide="ignore"):
-        times = np.where(rates > 0, -np.log1p(-uniforms) / np.where(rates > 0, rates, 1.0), np.inf)
+    rates = simulation.event_hazards(trial, severity, dict.fromkeys(_primary_events(trial), hr))
+    uniforms = simulation.event_uniforms(rng, n, rates.shape[1], stratified_deaths)
     last = int(np.argmax([v.week for v in followup]))
-    end_day = days[:, last].copy()
-    first = np.argmin(times, axis=1)
-    event_day = np.maximum(np.ceil(times[np.arange(n), first]), 2)
-    ended = event_day < end_day
-    end = np.where(ended, np.array(["DEATH", "TRANSPLANT", "WITHDRAWAL"], dtype=object)[first], "COMPLETED")
-    end_day = np.where(ended, event_day, end_day)
+    end, end_day = simulation.end_of_follow_up(trial, rates, uniforms, days[:, last].astype(float))
     missed = rng.random((n, len(followup))) < float(assumption(trial, "missed_visit_rate"))
     completed = (end == "COMPLETED")[:, None]
     attended = ~missed & ((days < end_day[:, None]) | (completed & (days <= end_day[:, None])))
-    return {"allocated": allocated, "received": received, "severity": severity, "etiology": etiology,
+    return {"allocated": allocated, "received": received, "severity": severity, "baseline": baseline,
             "delay": delay, "end": end, "end_day": end_day, "attended": attended}
 
 
 def _analysis_times(trial: Trial, p: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """ADSL (disposition) and the ADTTE record of the primary endpoint, by ``adam.build_adtte``'s rules: time from
-    randomization (day 1) to death, else censored at transplant or last contact, administratively at the horizon."""
+    """ADSL (disposition) and the ADTTE record of the primary endpoint, by the trial file's time-to-event rule: time
+    from randomization (day 1) to the first of its events, else censored at an intercurrent event or last contact,
+    administratively at the horizon."""
     n = len(p["end"])
     ids = _subject_ids(trial.id, n)
     arm = pd.Series(p["allocated"]).map(trial.arm_labels).to_numpy(dtype=object)
     h = trial.horizon_days
+    tte = trial.tte(trial.primary_endpoint.code)
     aval = p["delay"] + p["end_day"]
-    death = p["end"] == "DEATH"
+    event = np.isin(p["end"], tte.events)
     beyond = aval > h
-    desc = np.where(death, "DEATH", np.where((p["end"] == "TRANSPLANT") & trial.censors_transplant,
-                                             "LIVER TRANSPLANT", "LAST KNOWN ALIVE"))
-    adtte = pd.DataFrame({"USUBJID": ids, "TRT01P": arm, "PARAMCD": trial.primary_endpoint.code,
-                          "AVAL": np.minimum(aval, h).astype(int), "CNSR": np.where(death & ~beyond, 0, 1),
+    censored = np.select([p["end"] == c for c in tte.censors],
+                         [trial.event_type(c).label.upper() for c in tte.censors], "LAST KNOWN ALIVE")
+    desc = np.where(event, p["end"], censored)
+    adtte = pd.DataFrame({"USUBJID": ids, "TRT01P": arm, "PARAMCD": tte.code,
+                          "AVAL": np.minimum(aval, h).astype(int), "CNSR": np.where(event & ~beyond, 0, 1),
                           "EVNTDESC": np.where(beyond, "ALIVE AT HORIZON", desc)})
     adsl = pd.DataFrame({"USUBJID": ids, "TRT01P": arm,
                          "EOSSTT": np.where(p["end"] == "COMPLETED", "COMPLETED", "DISCONTINUED")})
@@ -225,37 +200,35 @@ def _analysis_times(trial: Trial, p: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _key_values(trial: Trial, scenario: Scenario, p: dict, rng: np.random.Generator) -> np.ndarray:
-    """The key secondary endpoint at every visit (participants x visits) as the export and ADaM would give it:
+    """The key secondary endpoint at every visit (participants x visits) as the export and ADaM would give it: the
+    generator's lab values and clinical grades (``simulation.simulate_lab_values``, ``simulate_clinical_values``),
     labs rounded to the panel's decimals, cells missing at random, scores from ``helpers.data.scores``."""
     e = trial.endpoint(trial.key_secondary)
     experimental = [a.code for a in trial.experimental_arms]
     lab_effects = {a: {e.code: scenario.key_effect} for a in experimental} if e.source == "lab" else {}
-    people = pd.DataFrame({"severity": p["severity"], "arm_received": p["received"], "etiology": p["etiology"]})
-    labs = _lab_trajectories(trial, people, rng, lab_effects)
-    n, nv = labs["tbil"].shape
-    # simulate_clinical's grades and dialysis, from the unrounded labs
-    sev_t = p["severity"][:, None] + np.log(labs["tbil"] / labs["tbil"][:, :1]) / _LABS["tbil"]["sev"]
-    asc = 0.9 * sev_t + rng.normal(0, 0.45, (n, 1)) + rng.normal(0, 0.3, (n, nv))
-    enc = 0.8 * sev_t + rng.normal(0, 0.5, (n, 1)) + rng.normal(0, 0.3, (n, nv))
-    dialysis = (labs["creat"] > 265) & (rng.random((n, nv)) < 0.5) | (rng.random((n, nv)) < 0.003)
-    missing = rng.random((n, nv, len(LAB_COLUMNS))) < CELL_MISSING_RATE
+    people = pd.DataFrame({"severity": p["severity"], "arm_received": p["received"], **p["baseline"]})
+    labs = simulation.simulate_lab_values(trial, people, rng, lab_effects)
+    n, nv = len(people), len(trial.visits)
+    grades = simulation.simulate_clinical_values(trial, p["severity"], labs, rng)
+    missing = rng.random((n, nv, len(labs))) < CELL_MISSING_RATE
     decimals = {t.column: t.decimals for t in trial.lab_panel}
     value = {c: np.where(missing[:, :, j], np.nan, np.round(labs[c], decimals.get(c, 2)))
-             for j, c in enumerate(LAB_COLUMNS)}
+             for j, c in enumerate(labs)}
     if e.source == "lab":
         return value[trial.lab(e.code).column]
     if e.code == "MELD":
-        y = scores.meld(value["tbil"], value["inr"], value["creat"], dialysis=dialysis)
+        y = scores.meld(value["tbil"], value["inr"], value["creat"], dialysis=grades.get("dialysis", False))
     elif e.code == "MELDNA":
-        y = scores.meld_na(value["tbil"], value["inr"], value["creat"], value["sodium"], dialysis=dialysis)
-    elif e.code == "CPSCORE":
-        asc_cat = np.select([asc < -1.1, asc < 0.7], ["none", "mild"], "moderate-severe")
-        enc_cat = np.select([enc < 0.9, enc < 2.3], ["none", "grade 1-2"], "grade 3-4")
+        y = scores.meld_na(value["tbil"], value["inr"], value["creat"], value["sodium"],
+                           dialysis=grades.get("dialysis", False))
+    elif e.code == "CPSCORE" and {"ascites", "encephalopathy"} <= set(grades):
         ok = ~np.isnan(value["tbil"] + value["alb"] + value["inr"])
         y = np.full((n, nv), np.nan)
-        y[ok] = scores.child_pugh_points(value["tbil"][ok], value["alb"][ok], value["inr"][ok], asc_cat[ok], enc_cat[ok])
+        y[ok] = scores.child_pugh_points(value["tbil"][ok], value["alb"][ok], value["inr"][ok],
+                                         grades["ascites"][ok], grades["encephalopathy"][ok])
     else:
-        raise NotImplementedError(f"no simulation model for derived endpoint {e.code} ({sorted(SCORE_COMPONENTS)})")
+        raise NotImplementedError(f"no simulation model for derived endpoint {e.code} ({sorted(SCORE_COMPONENTS)}; "
+                                  "the clinical grades it needs come from the trial file's simulation.clinical)")
     treated = (p["received"] != trial.control_arm)[:, None]
     return np.asarray(y, dtype=float) + scenario.key_effect * _ramp(trial)[None, :] * treated
 
@@ -360,17 +333,23 @@ def _run_chunk(trial: Trial, scenario_index: int, scenario: Scenario, seeds: lis
 
 # ------------------------------------------------------------------ truth
 
-def death_probability(trial: Trial, hazard_ratio: float) -> float:
-    """P(death by the horizon) with no transplant and no withdrawal, for a participant receiving an arm with
-    this hazard ratio: 1 - E exp(-rate x HR x exp(0.8 z) x (horizon - delay)), z ~ N(0, 1) by Gauss-Hermite,
-    the delay from randomization to day 1 averaged (deaths count from randomization)."""
+def event_probability(trial: Trial, hazard_ratio: float) -> float:
+    """P(an event of the primary endpoint by the horizon) with no intercurrent event and no withdrawal, for a
+    participant receiving an arm with this hazard ratio: 1 - E exp(-sum_k rate_k x HR x exp(b_k z) x (horizon -
+    delay)) over the endpoint's event types k (``simulation.hazard_parameters``), z ~ N(0, 1) by Gauss-Hermite, the
+    delay from randomization to day 1 averaged (events count from randomization). For overall survival: death."""
     h = float(trial.horizon_days)
-    base = _rate(float(assumption(trial, "death_rate_24w")), DEATH_LOADING, h)
+    parameters = simulation.hazard_parameters(trial)
+    terms = [(simulation.hazard_scale(*parameters[code], h), parameters[code][1]) for code in _primary_events(trial)]
     z, w = np.polynomial.hermite_e.hermegauss(_GH_NODES)
     w = w / w.sum()
-    delays = np.arange(MAX_DELAY_DAYS + 1) if trial.treatment.start == "first_dose" else np.array([0])
-    surv = [np.sum(w * np.exp(-base * hazard_ratio * np.exp(DEATH_LOADING * z) * (h - d))) for d in delays]
+    delays = np.arange(simulation.MAX_DELAY_DAYS + 1) if trial.treatment.start == "first_dose" else np.array([0])
+    surv = [np.sum(w * np.exp(-sum(base * hazard_ratio * np.exp(loading * z) for base, loading in terms) * (h - d)))
+            for d in delays]
     return float(1 - np.mean(surv))
+
+
+death_probability = event_probability
 
 
 def _treated_share(trial: Trial, n: int) -> dict[str, float]:
@@ -389,7 +368,7 @@ def true_values(trial: Trial, scenario: Scenario, n: int | None = None) -> dict[
     n = trial.planned_n if n is None else int(n)
     control, first = trial.control_arm, trial.experimental_arms[0].code
     share = _treated_share(trial, n)
-    p_treated, p_untreated = death_probability(trial, scenario.hazard_ratio), death_probability(trial, 1.0)
+    p_treated, p_untreated = event_probability(trial, scenario.hazard_ratio), event_probability(trial, 1.0)
     d_exp = share[first] * p_treated + (1 - share[first]) * p_untreated
     d_ctl = share[control] * p_treated + (1 - share[control]) * p_untreated
     return {"death_control": d_ctl, "death_experimental": d_exp, "primary_truth": d_ctl - d_exp,

@@ -185,20 +185,25 @@ def event_codes(trial: Trial) -> list[str]:
     return ["DEATH"] + [m.code for m in event_models(trial)] + ["WITHDRAWAL"]
 
 
+def hazard_parameters(trial: Trial) -> dict[str, tuple[float, float]]:
+    """Per event type that a hazard ends follow-up with (death, each intercurrent event): (probability by the horizon
+    without treatment, log hazard per SD of latent severity)."""
+    return {"DEATH": (trial.simulation.death_rate_24w, DEATH_SEVERITY)} | {
+        m.code: (m.rate, m.severity) for m in event_models(trial)}
+
+
 def event_hazards(trial: Trial, severity: np.ndarray, hazard_ratios: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Per participant (rows) the constant hazard per day of each end of follow-up (columns: ``event_codes``).
 
     Death is calibrated to ``death_rate_24w`` by the horizon, each intercurrent event to its rate (``event_models``),
-    both rising with the latent severity (death by ``DEATH_SEVERITY``, an intercurrent event by its loading) and
-    multiplied by ``hazard_ratios[code]`` (per participant, e.g. the arm received); withdrawal has a constant hazard
-    (``withdrawal_rate`` by the horizon)."""
+    both rising with the latent severity (``hazard_parameters``) and multiplied by ``hazard_ratios[code]`` (per
+    participant, e.g. by the arm received); withdrawal has a constant hazard (``withdrawal_rate`` by the horizon)."""
     hazard_ratios = hazard_ratios or {}
     horizon = float(trial.horizon_days)
-    columns = [hazard_scale(trial.simulation.death_rate_24w, DEATH_SEVERITY, horizon)
-               * np.exp(DEATH_SEVERITY * severity) * hazard_ratios.get("DEATH", 1.0)]
-    for m in event_models(trial):
-        rate = hazard_scale(m.rate, m.severity, horizon) * np.exp(m.severity * severity)
-        columns.append(rate * hazard_ratios[m.code] if m.code in hazard_ratios else rate)
+    columns = []
+    for code, (target, loading) in hazard_parameters(trial).items():
+        rate = hazard_scale(target, loading, horizon) * np.exp(loading * severity)
+        columns.append(rate * hazard_ratios[code] if code in hazard_ratios else rate)
     columns.append(np.full(len(severity), -np.log1p(-trial.simulation.withdrawal_rate) / horizon))
     return np.column_stack(columns)
 
