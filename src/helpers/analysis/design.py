@@ -2,30 +2,28 @@
 
 The trial is simulated as designed, from its trial file: ``planned_n`` participants allocated by the
 trial's permuted blocks in its arm ratio, its visits and windows, and the ``simulation`` block's death,
-withdrawal and missed-visit rates. Each scenario sets the true effect of the experimental arm(s) on the
-primary endpoint (a hazard ratio of death, reported also as the 24-week death probabilities it implies)
-and on the key secondary endpoint (``trial.key_secondary``: a shift in its change from baseline at the
-last visit, on its analysis scale: log scale for ``log: true`` endpoints, points for scores). Every
-replicate is then analysed by the book's own helpers, exactly as the chapters call them:
+intercurrent-event, withdrawal and missed-visit rates and its disease model. Each scenario sets the true effect
+of the experimental arm(s) on the primary endpoint (a hazard ratio of its events, reported also as the event
+probabilities by the horizon it implies) and on the key secondary endpoint (``trial.key_secondary``: a shift in
+its change from baseline at the last visit, on its analysis scale: log scale for ``log: true`` endpoints, points
+for scores). Every replicate is then analysed by the book's own helpers, exactly as the chapters call them:
 
 * the primary test the trial file names (``trial.primary_test``: ``survival.fisher_survivors``,
-  ``survival.logrank`` or ``survival.cox_hr``), and the Kaplan-Meier difference in survival at the
+  ``survival.logrank`` or ``survival.cox_hr``), and the Kaplan-Meier difference in event-free survival at the
   horizon with its Greenwood standard error (``survival.survival_at_horizon``) as the primary estimate;
 * the key secondary MMRM (``findings.key_mmrm``: ``outcomes.mmrm_table(..., codes=[key])``) at the last
   visit;
 * the fixed-sequence decisions of the analysis plan (``findings.decisions``).
 
-What is reused from ``helpers.data.simulation`` (the generator of the book's synthetic cohort): the lab
-model as it is (``_lab_trajectories``: latent severity, random intercept, serially correlated residual,
-common trend, effects ramping in to the last week, clipping), the hazard calibration (``_hazard_scale``),
-the transplant rate, the etiology mix, and the allocation list generator (``permuted_blocks``, drawn afresh
-for each replicate); the score definitions are ``helpers.data.scores``. Mirrored formula for formula,
-vectorized, from ``simulate_participants`` and ``simulate_clinical`` (they work row by row on dated
-records): study day 1 0-3 days after randomization, visit days jittered within their windows, death
-(hazard rising with severity, times the scenario's hazard ratio), transplant and withdrawal as competing
-risks, follow-up ending at the first of them or at the last visit, missed visits, at most one participant in
-half of the cohorts receiving another arm than allocated, and dialysis (MELD), ascites and encephalopathy
-(Child-Pugh). From the realistic export's quirks: about 2.5% of lab cells missing at random.
+The cohort is drawn by the public functions of ``helpers.data.simulation`` (the generator of the book's synthetic
+cohort), so both follow one model: the baseline categories (``draw_baseline``), study day 1 (``day1_delays``),
+visit days within their windows (``visit_days``), the competing hazards of death, each intercurrent event and
+withdrawal (``event_hazards``, calibrated by ``hazard_scale``), the end of follow-up (``event_uniforms``,
+``end_of_follow_up``), the lab values (``simulate_lab_values``) and the clinical grades
+(``simulate_clinical_values``), the share of lab cells missing (``CELL_MISSING_RATE``) and of cohorts with one
+participant receiving another arm (``SWITCH_PROBABILITY``); the allocation list generator is ``permuted_blocks``,
+drawn afresh for each replicate, and the score definitions are ``helpers.data.scores``. Vectorized here (the
+generator works row by row on dated records): the draw of the switched participant and of missed visits.
 
 What is simplified, and why it does not change the analysed numbers:
 
@@ -33,27 +31,28 @@ What is simplified, and why it does not change the analysed numbers:
   PARAMCD, AVAL, CNSR, EVNTDESC``; ADLB of the key endpoint: ``USUBJID, TRT01P, PARAMCD, AVISIT, AVISITN,
   AVAL, BASE, CHG``, one record per visit), not through the CSV export, validation and the ADaM derivation:
   these are the columns the three analyses read, derived by the same rules (times from randomization, the
-  horizon, transplant censoring, completion, baseline and change);
-* no dates, screening log, identities, adverse events or infusion records (nothing analysed here reads
+  horizon, the events and censoring events of the trial file's time-to-event endpoint, completion, baseline and
+  change);
+* no dates, screening log, identities, adverse events or dosing records (nothing analysed here reads
   them); accrual changes no analysed number at the final analysis (every time is counted from
   randomization), so calendar time is not simulated and a data cut-off in the trial file is ignored: the
   design is evaluated at the final analysis;
 * unscheduled and repeated samples and results below a limit (quirks of the realistic export) are left
-  out: the analyses use the record nearest each visit's target day, and the censored results are ALT, AST
-  and ALP only;
-* death times are drawn independently for each participant. The synthetic cohort generator spreads them
+  out: the analyses use the record nearest each visit's target day, and censored results concern only the
+  lowest result of a few tests;
+* event times are drawn independently for each participant. The synthetic cohort generator spreads death times
   over stratified uniforms so that one cohort's death count stays near the assumed rate; a real trial's
   death count varies binomially, and that variation is what operating characteristics are about
   (``stratified_deaths=True`` restores the generator's rule);
-* an effect on a derived score (MELD, MELD-Na, Child-Pugh) is added to the score, ramping in as the
-  generator's lab effects do (so the score is no longer a whole number; the MMRM treats it as continuous),
-  and an effect on a lab endpoint goes through the lab model as in the generator.
+* an effect on a derived score is added to the score, ramping in as the generator's lab effects do (so the score
+  is no longer a whole number; the MMRM treats it as continuous), and an effect on a lab endpoint goes through
+  the lab model as in the generator.
 
 The truth each estimate is compared with is the estimand's value in the simulated population, under the
-intention-to-treat rule the analyses follow (arms as randomized): the difference in survival at the horizon
-with no transplant and no withdrawal (the hypothetical strategy of the survival chapter), from the death
-model by Gauss-Hermite quadrature, and the key secondary effect; both diluted by the occasional participant
-who receives the other arm.
+intention-to-treat rule the analyses follow (arms as randomized): the difference in event-free survival at the
+horizon with no intercurrent event and no withdrawal (the hypothetical strategy of the survival chapter), from
+the hazard model by Gauss-Hermite quadrature, and the key secondary effect; both diluted by the occasional
+participant who receives the other arm.
 
 Replicates run in parallel through joblib (``n_jobs``), or on a Dask distributed cluster (``scheduler``
 "tcp://host:port", or the ``DASK_SCHEDULER`` environment variable). Replicate i is seeded by the i-th child
@@ -113,6 +112,11 @@ def assumption(trial: Trial, key: str):
 def defaulted_assumptions(trial: Trial) -> list[str]:
     """The design's assumptions the trial file does not state (so the book's defaults are used)."""
     return [k for k in ASSUMPTION_NAMES if k not in trial.simulation.stated]
+
+
+def assumed_models(trial: Trial) -> list[str]:
+    """The parts of the disease model the book assumed for want of the trial file's (``simulation.assumed_models``)."""
+    return simulation.assumed_models(trial)
 
 
 def design_trial(trial: Trial) -> Trial:

@@ -1,32 +1,36 @@
 """A synthetic site export for a trial: the files of export_schema.yaml, as the site would send them.
 
 The cohort is driven by the trial file (arms, ratios, block sizes, visits and windows, planned n,
-accrual) and its ``simulation`` block (seed, screening ratio, death, withdrawal and missed-visit
-rates, treatment effects). Everything is drawn from one ``numpy`` generator and one seeded
-``Faker("zh_CN")``, so a seed gives the same files byte for byte.
+accrual, intercurrent events) and its ``simulation`` block: seed, screening ratio, death, withdrawal and
+missed-visit rates, treatment effects, and the disease as the cohort models it, so the code knows no disease:
 
-Rules fixed here rather than in the trial file:
+* ``labs``: one model per lab test (``trial.LabModel``; tests outside the panel may be drawn for others to
+  follow); a panel test without one gets the book's generic model from its expected range
+  (``trial.defaulted_lab_model``; ``assumed_lab_models`` lists them, and the book says it assumed them);
+* ``baseline``: the screening log's categorical columns and their frequencies (e.g. the cause of disease);
+* ``clinical``: the clinical file's grades and flags (no clinical file without it);
+* ``event_rates``: each intercurrent event's probability by the horizon (else ``DEFAULT_EVENT_RATE``, said to be
+  assumed), its severity loading and the term written; ``death_causes``; ``adverse_events`` after each dose,
+  by arm and over follow-up; ``screen_failures``, ``unscheduled_reasons``, age, sex and the typical dose.
+  Doses per participant are ``simulation.doses_per_arm`` (else 1), 4 weeks apart.
 
-* infusions per participant: ``simulation.infusions_per_arm[arm]`` if given, else 2 for an arm
-  coded ``DOUBLE`` (the second 4 weeks after the first) and 1 otherwise;
-* route-specific adverse events (puncture-site haematoma, post-embolization-like pain) for an
-  arm coded ``HA`` (hepatic artery);
-* one latent severity per participant drives the baseline labs, ascites, encephalopathy, the AE
-  rate and the hazards of death and transplant;
+Everything is drawn from one ``numpy`` generator and one seeded ``Faker("zh_CN")``, so a seed gives the same
+files byte for byte. Rules fixed here rather than in the trial file:
+
+* one latent severity per participant drives the baseline labs, the clinical grades, the AE rate and the
+  hazards of death and of each intercurrent event;
 * treatment effects act on the arm actually received and ramp in linearly (full at the last
   follow-up week); lab values follow a random intercept plus a serially correlated residual;
-* the files follow the trial file: one labs column per test of its ``lab_panel`` (rounded to the
-  test's decimals; bilirubin, albumin, INR, creatinine and sodium are simulated whether or not the
-  panel carries them, since PT, grades and dialysis depend on them), one screening flag per
-  ``eligibility`` criterion, and no infusion file when ``treatment.start`` is ``randomization``
-  (study day 1 is then the randomization date).
+* the files follow the trial file: one labs column per test of its ``lab_panel`` (rounded to the test's
+  decimals), one screening flag per ``eligibility`` criterion, event types from its intercurrent events, and no
+  dosing file when ``treatment.start`` is ``randomization`` (study day 1 is then the randomization date).
 
 ``realistic=True`` (the default) then adds, from a second generator seeded from the seed (so the
 clean part is unchanged), the quirks real exports contain and the loader accepts:
 
 * about 2.5% of lab cells missing, never a whole row: mostly empty, some ``ND``, a few ``HEMOLYZED``;
 * one or two clinical grades written ``ND``;
-* the lowest ALT, AST and ALP result (those in the panel) reported below a limit, e.g. ``<10``;
+* the lowest result of each test whose model says ``below_limit`` reported below a limit, e.g. ``<10``;
 * one or two ``UNSCHEDULED`` lab samples between scheduled visits, outside every visit window;
 * one retest: a second sample of a scheduled visit 1-2 days later, inside the window;
 * a column the contract does not name, ``lab_comment`` (mostly empty), after the labs columns;
@@ -126,6 +130,24 @@ def event_models(trial: Trial) -> list[EventModel]:
     for e in trial.intercurrent_events:
         m = stated.get(e.code) or EventModel(e.code, DEFAULT_EVENT_RATE, stated=False)
         out.append(m if m.term else dataclasses.replace(m, term=e.label))
+    return out
+
+
+def assumed_models(trial: Trial) -> list[str]:
+    """What the cohort's disease model takes from the book's generic defaults because the trial file's simulation
+    section does not state it, one phrase each (empty when it states everything the cohort needs)."""
+    out = []
+    labs = assumed_lab_models(trial)
+    if labs:
+        codes = ", ".join(m.code for m in labs)
+        out.append(f"the laboratory model of {codes} (log-normal around the geometric middle of the lab panel's "
+                   "expected range, or normal around its middle when the range starts at zero or below, with a "
+                   "between-participant SD of a twelfth of the range's width on that scale and half that within a "
+                   "participant, no trend, clipped to the range)")
+    for m in event_models(trial):
+        if not m.stated:
+            out.append(f"the probability of the intercurrent event {trial.event_type(m.code).label} by the horizon "
+                       f"({100 * m.rate:g}%)")
     return out
 
 
@@ -818,8 +840,8 @@ def simulate_export(trial: Trial, seed: int | None = None, effects: dict | None 
     """All files of the export for a synthetic cohort of ``trial``, keyed by file name.
 
     ``seed`` defaults to the trial's simulation seed, ``effects`` to its simulation effects
-    ({arm: {LAB_CODE: effect at the last week vs control on the analysis scale, "OS_HR": hazard
-    ratio}}); ``effects={}`` is the null scenario. ``realistic`` adds the quirks of a real export
+    ({arm: {LAB_CODE: effect at the last week vs control on the analysis scale, "<CODE>_HR": hazard
+    ratio of the events of a time-to-event endpoint, e.g. OS_HR}}); ``effects={}`` is the null scenario. ``realistic`` adds the quirks of a real export
     (module docstring); ``cutoff`` (default: the trial's) truncates the export to that date. Neither
     changes the cohort's random draws. No ``infusion`` file when day 1 is the randomization.
     """

@@ -105,16 +105,23 @@ def key_derivation(e) -> str:
 
 
 def assumptions_note(trial: Trial) -> str:
-    """What the simulation assumes that the trial file does not state ("" when it states everything)."""
+    """What the simulation assumes that the trial file does not state ("" when it states everything): the book's
+    default rates and seed, and the generic parts of the disease model (``design.assumed_models``)."""
     missing = design.defaulted_assumptions(trial)
-    if not missing:
+    models = design.assumed_models(trial)
+    if not missing and not models:
         return ""
-    used = "; ".join(f"{design.ASSUMPTION_NAMES[k]} {_assumption_text(k)}" for k in missing)
-    names = [design.ASSUMPTION_NAMES[k] for k in missing]
-    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
-    return (f"The trial file states no simulation assumption for the {listed}, "
-            f"so this chapter uses the book's defaults: {used}. These are not this trial's own assumptions: "
-            "the power and sample sizes below illustrate the method and are not a design for this trial.")
+    text = ""
+    if missing:
+        used = "; ".join(f"{design.ASSUMPTION_NAMES[k]} {_assumption_text(k)}" for k in missing)
+        names = [design.ASSUMPTION_NAMES[k] for k in missing]
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
+        text = (f"The trial file states no simulation assumption for the {listed}, "
+                f"so this chapter uses the book's defaults: {used}. ")
+    if models:
+        text += f"The trial file's simulation section does not state {'; nor '.join(models)}: the book assumed it. "
+    return text + ("These are not this trial's own assumptions: "
+                   "the power and sample sizes below illustrate the method and are not a design for this trial.")
 
 
 def _assumption_text(key: str) -> str:
