@@ -192,9 +192,10 @@ def _analysis_times(trial: Trial, p: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     aval = p["delay"] + p["end_day"]
     event = np.isin(p["end"], tte.events)
     beyond = aval > h
-    censored = np.select([p["end"] == c for c in tte.censors],
-                         [trial.event_type(c).label.upper() for c in tte.censors], "LAST KNOWN ALIVE")
-    desc = np.where(event, p["end"], censored)
+    desc = np.full(n, "LAST KNOWN ALIVE", dtype=object)
+    for code in tte.censors:
+        desc[p["end"] == code] = trial.event_type(code).label.upper()
+    desc = np.where(event, p["end"], desc)
     adtte = pd.DataFrame({"USUBJID": ids, "TRT01P": arm, "PARAMCD": tte.code,
                           "AVAL": np.minimum(aval, h).astype(int), "CNSR": np.where(event & ~beyond, 0, 1),
                           "EVNTDESC": np.where(beyond, "ALIVE AT HORIZON", desc)})

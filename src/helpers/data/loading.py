@@ -731,15 +731,15 @@ def _follow_up_ends(tables: dict[str, pd.DataFrame], names: dict[str, str], tria
     if _failed_in(failed, events, "subject_id"):
         return []
     unknown = ev.index.map(lambda i: (events, i + 2, "event_type") in failed).to_numpy(dtype=bool)
-    ended = set(key_form(ev.loc[ev["event_type"].isin(END_OF_FOLLOW_UP) | unknown, "subject_id"]))
+    ended = set(key_form(ev.loc[ev["event_type"].isin(trial.end_of_follow_up_codes) | unknown, "subject_id"]))
     missing = rand.index[~key_form(rand["subject_id"]).isin(ended)]
     if len(missing) and len(missing) == len(rand):
         return [Problem(events, None, "event_type", "no_end_of_follow_up",
                         f"{events} has no end of follow-up for any of the {len(rand)} randomized participants: "
-                        f"a final analysis needs one per participant ({', '.join(END_OF_FOLLOW_UP)}); "
+                        f"a final analysis needs one per participant ({', '.join(trial.end_of_follow_up_codes)}); "
                         "for an interim look give a cut-off")]
     return [Problem(names["randomization"], i + 2, "subject_id", "no_end_of_follow_up",
-                    f"{rand.at[i, 'subject_id']} has no end of follow-up in {events} ({', '.join(END_OF_FOLLOW_UP)}): "
+                    f"{rand.at[i, 'subject_id']} has no end of follow-up in {events} ({', '.join(trial.end_of_follow_up_codes)}): "
                     "a final analysis needs one per participant; for an interim look give a cut-off")
             for i in missing]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from helpers.trial import Trial, shown_unit
+from helpers.trial import ADVERSE_EVENT, Trial, shown_unit
 
 SCHEMA_FILE = Path(__file__).with_name("export_schema.yaml")
 
@@ -35,6 +35,8 @@ class Column:
             return tuple(trial.arm_codes)
         if self.allowed_from == "visits":
             return tuple(trial.visit_codes) + (UNSCHEDULED,)
+        if self.allowed_from == "events":
+            return (ADVERSE_EVENT, *trial.end_of_follow_up_codes)
         if self.allowed_from == "covariate":
             levels = next((c.levels for c in trial.baseline_covariates if c.code == self.name.upper()), ())
             return levels or self.allowed
