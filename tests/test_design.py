@@ -240,3 +240,57 @@ def test_power_figure(small_oc, trial):
     assert left.xaxis_inverted() and "Hazard ratio" in left.get_xlabel()
     assert trial.endpoint(trial.key_secondary).label in right.get_xlabel()
     assert plots.plot_design_power(small_oc.iloc[0:0], trial).axes[0].texts  # placeholder says why
+
+
+# ------------------------------------------------------------------ one model: the cohort generator's public functions
+
+def test_the_design_uses_the_generators_public_functions_not_copies():
+    """design.py imports nothing private from the generator and redefines none of its constants."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(design.__file__).read_text(encoding="utf-8"))
+    private = [a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "helpers.data.simulation"
+               for a in n.names if a.name.startswith("_")]
+    private += [n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
+                and n.value.id == "simulation" and n.attr.startswith("_")]
+    assert not private, private
+    constants = {n.targets[0].id for n in tree.body if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name)}
+    shared = {k for k, v in vars(simulation).items() if k.isupper() and isinstance(v, (int, float))}
+    assert not constants & shared, sorted(constants & shared)
+
+
+@pytest.fixture(scope="module")
+def ckd():
+    from helpers.trial import load_trial
+
+    return load_trial("DEMO-CKD")
+
+
+def test_the_design_runs_for_a_trial_in_another_disease(ckd):
+    """DEMO-CKD: the primary endpoint is kidney failure or death (log-rank), the key secondary UACR on the log scale."""
+    reps = design.simulate_design(ckd, [NULL, design.Scenario(0.5, -0.4, "alt")], replicates=3, n_jobs=1)
+    assert len(reps) == 6 and reps["primary_p"].notna().all() and reps["key_estimate"].notna().all()
+    data = design.simulate_cohort(ckd, NULL, np.random.default_rng(1), n=2000)
+    adtte = data["adtte"]
+    assert set(adtte["PARAMCD"]) == {"KFD"}
+    events = adtte.loc[adtte["CNSR"] == 0, "EVNTDESC"].value_counts()
+    assert set(events.index) == {"KIDNEY_FAILURE", "DEATH"} and events["KIDNEY_FAILURE"] > events["DEATH"]
+    assert set(data["adlb"]["PARAMCD"]) == {"UACR"}
+
+
+def test_the_truth_of_a_composite_endpoint_counts_each_of_its_events(ckd):
+    """P(kidney failure or death by the horizon) with independent hazards each calibrated to its own probability
+    (10% and 4%): at least the larger, at most their sum, and the hazard ratio acts on both."""
+    p = design.event_probability(ckd, 1.0)
+    assert 0.10 < p < 0.14
+    assert design.event_probability(ckd, 0.0) == 0.0
+    assert design.event_probability(ckd, 0.5) < 0.6 * p
+
+
+def test_the_design_chapter_says_which_models_the_book_assumed(ckd):
+    from helpers.report import design as report
+
+    note = report.assumptions_note(ckd)
+    assert "laboratory model of SODIUM" in note and "the book assumed it" in note
+    assert note.endswith("are not a design for this trial.")

@@ -3,6 +3,7 @@ import dataclasses
 import hashlib
 import re
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,8 +12,12 @@ import pytest
 from helpers.data import scores
 from helpers.data.loading import validate_export
 from helpers.data.schema import UNSCHEDULED, export_spec, missing_codes
+import yaml
+
+from helpers import paths
+from helpers.data import simulation
 from helpers.data.simulation import simulate_export, write_export
-from helpers.trial import LabTest, load_trial
+from helpers.trial import DEFAULT_EVENT_RATE, LabTest, TrialFileError, load_trial
 
 TERMINAL = ["DEATH", "TRANSPLANT", "WITHDRAWAL", "COMPLETED"]
 # SHA-256 of the clean export (realistic=False) of NCT06984497 at its default seed: the files committed
@@ -582,11 +587,130 @@ def test_write_export_wants_contract_columns_first(tmp_path):
         write_export(dict(export()), tmp_path)
 
 
-def test_panel_test_without_a_model_is_rejected():
+def test_panel_test_without_a_model_or_a_range_is_rejected():
     t = trial()
     odd = dataclasses.replace(t, lab_panel=t.lab_panel + (LabTest("GGT", "Gamma-glutamyl transferase", "U/L"),))
     with pytest.raises(ValueError, match="GGT"):
         simulate_export(odd, seed=1)
+
+
+def test_panel_test_without_a_model_gets_the_generic_one_from_its_expected_range():
+    """Log-normal around the geometric middle of the expected range (sqrt(10 x 1000) = 100 U/L), clipped to it, the
+    between-participant SD a twelfth of log(1000 / 10) = 0.384; named as assumed, the other tests unchanged."""
+    t = trial()
+    ggt = LabTest("GGT", "Gamma-glutamyl transferase", "U/L", expected=(10.0, 1000.0), decimals=0)
+    odd = dataclasses.replace(t, lab_panel=t.lab_panel + (ggt,))
+    model = simulation.lab_models(odd)["GGT"]
+    assert (model.log, model.median, model.low, model.high) == (True, pytest.approx(100.0), 10.0, 1000.0)
+    assert model.between_sd == pytest.approx(np.log(100) / 12) and model.within_sd == pytest.approx(np.log(100) / 24)
+    assert [m.code for m in simulation.assumed_lab_models(odd)] == ["GGT"]
+    assert "GGT" in simulation.assumed_models(odd)[0]
+    assert simulation.assumed_models(t) == []
+    labs = simulate_export(odd, realistic=False)["labs"]
+    base = labs.loc[labs["visit"] == "BASELINE", "ggt"]
+    assert labs["ggt"].between(10, 1000).all()
+    assert abs(np.log(base).mean() - np.log(100)) < 3 * np.log(100) / 12 * np.sqrt(2) / np.sqrt(len(base))
+    same = ["tbil", "alb", "inr", "creat"]
+    assert labs[same].equals(export()["labs"][same]), "the other tests' draws come first and are unchanged"
+
+
+# --- a trial in another disease, from its trial file alone --------------------------------------------
+
+LIVER_WORDS = re.compile(r"liver|hepat|ascites|encephalopathy|bilirubin|jaundice|cirrho|varice|HBV|HCV|MELD|Child",
+                         re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def ckd(tmp_path_factory):
+    t = load_trial("DEMO-CKD")
+    folder = tmp_path_factory.mktemp("ckd")
+    frames = simulate_export(t)
+    return t, frames, folder, write_export(frames, folder)
+
+
+def test_a_trial_in_another_disease_validates_with_no_errors(ckd):
+    from helpers.data.loading import load_export
+
+    t, frames, folder, paths = ckd
+    _, errors, warnings = validate_export(folder, t)
+    assert errors == []
+    assert {w.rule for w in warnings} <= QUIRK_WARNINGS
+    loaded = load_export(folder, t)
+    assert len(loaded["randomization"]) == t.planned_n
+
+
+def test_a_trial_in_another_disease_follows_its_trial_file(ckd):
+    t, frames, folder, paths = ckd
+    assert sorted(frames) == ["events", "labs", "randomization", "screening"], "no dosing file, no clinical file"
+    assert list(frames["labs"].columns[3:]) == ["creat", "uacr", "hgb", "k", "sodium", "lab_comment"]
+    ev = frames["events"]
+    assert set(ev["event_type"].astype(str)) == {"AE", "DEATH", "KIDNEY_FAILURE", "WITHDRAWAL", "COMPLETED"}
+    assert set(ev.loc[ev["event_type"] == "KIDNEY_FAILURE", "term"]) == {"dialysis started"}
+    deaths = ev[ev["event_type"] == "DEATH"]
+    causes = ev[(ev["event_type"] == "AE") & ev["subject_id"].isin(deaths["subject_id"]) & (ev["serious"] == "Y")]
+    assert set(causes["term"]) & set(dict(t.simulation.death_causes))
+    levels = next(c.levels for c in t.baseline_covariates if c.code == "ETIOLOGY")
+    assert set(frames["screening"]["etiology"].astype(str)) == set(levels)
+    assert set(frames["labs"]["lab_comment"].dropna()) - {"retest", "first sample insufficient, redrawn",
+                                                         "haemolysed sample"} <= set(t.simulation.unscheduled_reasons)
+    for path in paths:
+        words = LIVER_WORDS.findall(path.read_text(encoding="utf-8"))
+        assert not words, f"{path.name}: {sorted(set(words))}"
+
+
+def test_a_trial_in_another_disease_simulates_its_own_lab_models(ckd):
+    """Baseline medians near the trial file's (CREAT 180, UACR 600) and, for SODIUM, which has no model there, near
+    the geometric middle of its expected range, sqrt(115 x 160) = 135.6 mmol/L; the drug lowers UACR."""
+    t, frames, folder, paths = ckd
+    clean = simulate_export(t, realistic=False)["labs"]
+    base = clean[clean["visit"] == "BASELINE"]
+    assert np.exp(np.log(base["creat"]).mean()) == pytest.approx(180, rel=0.15)
+    assert np.exp(np.log(base["uacr"]).mean()) == pytest.approx(600, rel=0.35)
+    assert base["sodium"].median() == pytest.approx(135.6, abs=2)
+    assert [m.code for m in simulation.assumed_lab_models(t)] == ["SODIUM"]
+
+
+def test_an_intercurrent_event_without_a_rate_is_assumed_and_named(tmp_path):
+    raw = yaml.safe_load((paths.TRIALS / "DEMO-CKD.yaml").read_text(encoding="utf-8"))
+    del raw["simulation"]["event_rates"]
+    (tmp_path / "T.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    t = load_trial(tmp_path / "T.yaml")
+    (m,) = simulation.event_models(t)
+    assert (m.code, m.rate, m.stated, m.term) == ("KIDNEY_FAILURE", DEFAULT_EVENT_RATE, False,
+                                                  "Kidney failure (dialysis or kidney transplant)")
+    assert any("Kidney failure (dialysis or kidney transplant) by the horizon (5%)" in a
+               for a in simulation.assumed_models(t))
+
+
+@pytest.mark.parametrize("section, match", [
+    ({"event_rates": {"TRANSPLANT": 0.1}}, "simulation.event_rates.TRANSPLANT: not an intercurrent event"),
+    ({"labs": {"CREAT": {"median": 100, "between_sd": 0.3}}}, r"simulation.labs.CREAT: missing within_sd"),
+    ({"labs": {"CREAT": {"median": 100, "between_sd": 0.3, "within_sd": 0.1, "sd": 1}}}, "unknown key.*sd"),
+    ({"labs": {"PT": {"from": "INR", "factor": 12}}}, r"simulation.labs.PT.from: 'INR' is not a test modelled"),
+    ({"clinical": {"follows": "TBIL"}}, r"simulation.clinical.follows: 'TBIL' is not a simulated lab test"),
+    ({"baseline": {"etiology": {"Diabetes": -1}}}, r"simulation.baseline.etiology.Diabetes must be a number >= 0"),
+])
+def test_a_wrong_simulation_section_names_the_key(tmp_path, section, match):
+    raw = yaml.safe_load((paths.TRIALS / "DEMO-CKD.yaml").read_text(encoding="utf-8"))
+    raw["simulation"] = {k: v for k, v in raw["simulation"].items() if k not in section} | section
+    (tmp_path / "T.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(TrialFileError, match=match):
+        load_trial(tmp_path / "T.yaml")
+
+
+def test_the_simulator_names_no_arm_code_and_no_disease():
+    """Arm codes, event codes and lab codes of the trial files are not written in the simulator's code."""
+    import ast
+
+    source = Path(simulation.__file__).read_text(encoding="utf-8")
+    literals = {n.value for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    codes = set()
+    for tid in ("NCT06984497", "NCT06242405", "DEMO-ORAL", "DEMO-CKD"):
+        t = load_trial(tid)
+        codes |= set(t.arm_codes) | {e.code for e in t.intercurrent_events} | {c.lower() for c in t.lab_codes}
+        codes |= set(t.lab_codes)
+    assert not literals & codes, sorted(literals & codes)
+    assert not LIVER_WORDS.search(source.split('"""', 2)[2])
 
 
 # --- a trial with another panel, eligibility and day 1 at randomization ---------------------------
