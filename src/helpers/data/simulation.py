@@ -555,7 +555,8 @@ def simulate_clinical_values(trial: Trial, severity: np.ndarray, labs: dict, rng
         return {}
     follows = lab_models(trial)[model.follows]
     if follows.severity == 0:
-        raise ValueError(f"{trial.id}: simulation.clinical.follows {model.follows}: its lab model has no severity loading")
+        raise ValueError(f"{trial.id}: simulation.clinical.follows {model.follows}: its lab model has no severity "
+                         "loading, so a change in it cannot move the severity")
     x = labs[model.follows.lower()]
     n, nv = x.shape
     change = np.log(x / x[:, :1]) if follows.log else x - x[:, :1]
@@ -839,11 +840,11 @@ def simulate_export(trial: Trial, seed: int | None = None, effects: dict | None 
                     cutoff: str | dt.date | None = None) -> SimulatedExport:
     """All files of the export for a synthetic cohort of ``trial``, keyed by file name.
 
-    ``seed`` defaults to the trial's simulation seed, ``effects`` to its simulation effects
-    ({arm: {LAB_CODE: effect at the last week vs control on the analysis scale, "<CODE>_HR": hazard
-    ratio of the events of a time-to-event endpoint, e.g. OS_HR}}); ``effects={}`` is the null scenario. ``realistic`` adds the quirks of a real export
-    (module docstring); ``cutoff`` (default: the trial's) truncates the export to that date. Neither
-    changes the cohort's random draws. No ``infusion`` file when day 1 is the randomization.
+    ``seed`` defaults to the trial's simulation seed, ``effects`` to its simulation effects ({arm: {LAB_CODE: effect
+    at the last week vs control on the analysis scale, "<CODE>_HR": hazard ratio of the events of the time-to-event
+    endpoint CODE, e.g. OS_HR}}); ``effects={}`` is the null scenario. ``realistic`` adds the quirks of a real export
+    (module docstring); ``cutoff`` (default: the trial's) truncates the export to that date. Neither changes the
+    cohort's random draws. No dosing file when day 1 is the randomization, no clinical file without a clinical model.
     """
     lab_models(trial)
     seed = simulation_seed(trial) if seed is None else seed
