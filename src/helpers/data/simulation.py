@@ -415,7 +415,7 @@ def simulate_participants(trial: Trial, screening: pd.DataFrame, randomization: 
                           rng: np.random.Generator, effects: dict) -> pd.DataFrame:
     """Per-participant hidden state: severity, arm received, study day 1, visit days and how follow-up ends.
 
-    Study day 1 (``first_infusion``) is the first infusion, 0-3 days after randomization, or the
+    Study day 1 (``day1_date``) is the first dose, 0-3 days after randomization, or the
     randomization date itself when the trial's ``treatment.start`` is ``randomization``.
 
     Death and each intercurrent event of the trial file end follow-up with hazards rising with severity
@@ -451,7 +451,7 @@ def simulate_participants(trial: Trial, screening: pd.DataFrame, randomization: 
     scr = screening.set_index("screening_id")
     out = pd.DataFrame({
         "subject_id": randomization["subject_id"], "arm": randomization["arm"], "arm_received": received,
-        "severity": severity, "first_infusion": first_inf, "end": ends, "end_day": end_day,
+        "severity": severity, "day1_date": first_inf, "end": ends, "end_day": end_day,
         **{col: randomization["screening_id"].map(scr[col]).to_numpy() for col in baseline_categories(trial)},
     })
     for v in trial.visits:
@@ -461,7 +461,7 @@ def simulate_participants(trial: Trial, screening: pd.DataFrame, randomization: 
     return out
 
 
-def simulate_infusion(trial: Trial, people: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+def simulate_dosing(trial: Trial, people: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     """One row per dose given: the regimen's doses (``simulation.doses_per_arm``, else 1) 4 weeks apart, none after
     follow-up ends.
 
@@ -479,7 +479,7 @@ def simulate_infusion(trial: Trial, people: pd.DataFrame, rng: np.random.Generat
             stopped = rng.random() < 0.04
             dose = rng.uniform(0.4 * typical, 0.8 * typical) if stopped else rng.normal(typical, 0.04 * typical)
             rows.append({"subject_id": p.subject_id, "infusion_no": k + 1,
-                         "infusion_date": p.first_infusion + dt.timedelta(days=day - 1),
+                         "infusion_date": p.day1_date + dt.timedelta(days=day - 1),
                          "arm_received": p.arm_received, "dose": round(float(np.clip(dose, lo, hi)), 1),
                          "completed": "N" if stopped else "Y"})
     return pd.DataFrame(rows, columns=export_spec(trial)["infusion"].column_names)
@@ -582,7 +582,7 @@ def simulate_labs(trial: Trial, people: pd.DataFrame, labs: dict) -> pd.DataFram
         for i in np.flatnonzero(done):
             p = people.iloc[i]
             row = {"subject_id": p["subject_id"], "visit": v.code,
-                   "lab_date": p["first_infusion"] + dt.timedelta(days=int(p[f"day_{v.code}"]) - 1)}
+                   "lab_date": p["day1_date"] + dt.timedelta(days=int(p[f"day_{v.code}"]) - 1)}
             row.update({c: round(float(labs[c][i, j]), d) for c, d in decimals.items()})
             rows.append(row)
     out = pd.DataFrame(rows, columns=cols)
@@ -604,7 +604,7 @@ def simulate_clinical(trial: Trial, people: pd.DataFrame, labs: dict, rng: np.ra
         for i in np.flatnonzero(people[f"done_{v.code}"].to_numpy()):
             p = people.iloc[i]
             rows.append({"subject_id": p["subject_id"], "visit": v.code,
-                         "assessment_date": p["first_infusion"] + dt.timedelta(days=int(p[f"day_{v.code}"]) - 1),
+                         "assessment_date": p["day1_date"] + dt.timedelta(days=int(p[f"day_{v.code}"]) - 1),
                          **{c: ("Y" if x[i, j] else "N") if c in flags else x[i, j] for c, x in values.items()}})
     contract = export_spec(trial)["clinical"].column_names
     return pd.DataFrame(rows, columns=contract + [c for c in values if c not in contract])
@@ -625,7 +625,7 @@ def _ae(rng: np.random.Generator, term: str, start: dt.date, end_limit: dt.date,
             "led_to_withdrawal": "Y" if led_to_withdrawal else "N"}
 
 
-def simulate_events(trial: Trial, people: pd.DataFrame, infusion: pd.DataFrame | None,
+def simulate_events(trial: Trial, people: pd.DataFrame, dosing: pd.DataFrame | None,
                     rng: np.random.Generator) -> pd.DataFrame:
     """Adverse events, then how follow-up ended (DEATH, an intercurrent event of the trial file, WITHDRAWAL or
     COMPLETED), by the trial file's ``simulation.adverse_events`` and ``death_causes``.
@@ -633,11 +633,11 @@ def simulate_events(trial: Trial, people: pd.DataFrame, infusion: pd.DataFrame |
     Reactions cluster in the days after each dose; an arm's own terms (``by_arm``) only after its doses; events of the
     disease (``during_follow_up``) arrive over follow-up, more often in sicker participants. A death comes with a
     serious AE of its cause (when the trial file names causes); an intercurrent event is written with its term; a
-    physician's withdrawal is sometimes due to an AE of the disease. Without a dosing file (``infusion`` None) there
+    physician's withdrawal is sometimes due to an AE of the disease. Without a dosing file (``dosing`` None) there
     are no reactions to doses.
     """
     last_week = max(v.week for v in trial.visits)
-    inf_dates = {} if infusion is None else infusion.groupby("subject_id")["infusion_date"].apply(list).to_dict()
+    dose_dates = {} if dosing is None else dosing.groupby("subject_id")["infusion_date"].apply(list).to_dict()
     model = trial.simulation.adverse_events
     after_dose = dict(model.after_dose)
     during = {term: weight for term, weight, _ in model.during_follow_up}
@@ -646,10 +646,10 @@ def simulate_events(trial: Trial, people: pd.DataFrame, infusion: pd.DataFrame |
     terms = {m.code: m.term for m in event_models(trial)}
     rows = []
     for p in people.itertuples(index=False):
-        start = p.first_infusion
+        start = p.day1_date
         end = start + dt.timedelta(days=int(p.end_day) - 1)
         ev = []
-        for d in inf_dates.get(p.subject_id, []):
+        for d in dose_dates.get(p.subject_id, []):
             for term in choose(rng, after_dose, rng.poisson(model.after_dose_rate)) if after_dose else ():
                 onset = min(d + dt.timedelta(days=int(rng.integers(0, 3))), end)
                 ev.append(_ae(rng, term, onset, end, rng.random() < 0.02,
@@ -744,7 +744,7 @@ def _sample_limits(trial: Trial, frames: dict, people: pd.DataFrame, cutoff: dt.
     last = stop.reindex(p.index).fillna(pd.Timestamp(cutoff) if cutoff else pd.NaT)
     if cutoff:
         last = last.clip(upper=pd.Timestamp(cutoff))
-    return pd.DataFrame({"day1": pd.to_datetime(p["first_infusion"]), "last": last})
+    return pd.DataFrame({"day1": pd.to_datetime(p["day1_date"]), "last": last})
 
 
 def _resample(row: pd.Series, date, visit: str, rng: np.random.Generator, decimals: dict) -> dict:
@@ -857,15 +857,15 @@ def simulate_export(trial: Trial, seed: int | None = None, effects: dict | None 
     screening = simulate_screening(trial, rng, fake)
     randomization = simulate_randomization(trial, screening, rng)
     people = simulate_participants(trial, screening, randomization, rng, effects)
-    infusion = simulate_infusion(trial, people, rng) if trial.treatment.start == "first_dose" else None
+    dosing = simulate_dosing(trial, people, rng) if trial.has_dosing_file else None
     labs = simulate_lab_values(trial, people, rng, effects)
     frames = {
         "screening": screening,
         "randomization": randomization,
-        "infusion": infusion,
+        "infusion": dosing,
         "labs": simulate_labs(trial, people, labs),
         "clinical": simulate_clinical(trial, people, labs, rng),
-        "events": simulate_events(trial, people, infusion, rng),
+        "events": simulate_events(trial, people, dosing, rng),
     }
     frames = {name: _typed(frames[name], spec[name], trial) for name in spec if frames[name] is not None}
     if cutoff is not None:
