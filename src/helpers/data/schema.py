@@ -30,13 +30,13 @@ class Column:
     why: str = ""
 
     def allowed_values(self, trial: Trial) -> tuple[str, ...] | None:
-        """Allowed codes, from the schema or (for arms and visits) from the trial file."""
+        """Allowed codes, from the schema or (for arms, visits and event types) from the trial file."""
+        if self.allowed_from == "event_types":
+            return (ADVERSE_EVENT,) + tuple(trial.end_of_follow_up_codes)
         if self.allowed_from == "arms":
             return tuple(trial.arm_codes)
         if self.allowed_from == "visits":
             return tuple(trial.visit_codes) + (UNSCHEDULED,)
-        if self.allowed_from == "events":
-            return (ADVERSE_EVENT, *trial.end_of_follow_up_codes)
         if self.allowed_from == "covariate":
             levels = next((c.levels for c in trial.baseline_covariates if c.code == self.name.upper()), ())
             return levels or self.allowed
