@@ -204,36 +204,44 @@ def _analysis_times(trial: Trial, p: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     return adsl, adtte
 
 
+def _derived_values(trial: Trial, code: str, value: dict, grades: dict, shape: tuple[int, int]) -> np.ndarray:
+    """Derived parameter ``code`` on participants x visits, from lab values (by panel column) and the clinical file's
+    grades and flags (by column; flags "Y"/"N"), as ADLB derives it (``helpers.data.scores``)."""
+    dialysis = np.asarray(grades.get("dialysis", np.full(shape, "N"))) == "Y"
+    if code == "MELD":
+        return scores.meld(value["tbil"], value["inr"], value["creat"], dialysis=dialysis)
+    if code == "MELDNA":
+        return scores.meld_na(value["tbil"], value["inr"], value["creat"], value["sodium"], dialysis=dialysis)
+    if code == "CPSCORE" and {"ascites", "encephalopathy"} <= set(grades):
+        ok = ~np.isnan(value["tbil"] + value["alb"] + value["inr"])
+        y = np.full(shape, np.nan)
+        y[ok] = scores.child_pugh_points(value["tbil"][ok], value["alb"][ok], value["inr"][ok],
+                                         grades["ascites"][ok], grades["encephalopathy"][ok])
+        return y
+    raise NotImplementedError(f"no simulation model for derived endpoint {code} ({sorted(SCORE_COMPONENTS)}; the "
+                              "clinical grades it needs come from the trial file's simulation.clinical)")
+
+
 def _key_values(trial: Trial, scenario: Scenario, p: dict, rng: np.random.Generator) -> np.ndarray:
     """The key secondary endpoint at every visit (participants x visits) as the export and ADaM would give it: the
-    generator's lab values and clinical grades (``simulation.simulate_lab_values``, ``simulate_clinical_values``),
-    labs rounded to the panel's decimals, cells missing at random, scores from ``helpers.data.scores``."""
+    generator's lab values and clinical file (``simulation.simulate_lab_values``, ``simulate_clinical_values``),
+    labs rounded to the panel's decimals, cells missing at random, derived parameters by ``_derived_values``."""
     e = trial.endpoint(trial.key_secondary)
     experimental = [a.code for a in trial.experimental_arms]
     lab_effects = {a: {e.code: scenario.key_effect} for a in experimental} if e.source == "lab" else {}
     people = pd.DataFrame({"severity": p["severity"], "arm_received": p["received"], **p["baseline"]})
     labs = simulation.simulate_lab_values(trial, people, rng, lab_effects)
     n, nv = len(people), len(trial.visits)
-    grades = simulation.simulate_clinical_values(trial, p["severity"], labs, rng)
+    clinical = simulation.simulate_clinical_values(trial, p["severity"], labs, rng)
+    flags = {f.column for f in trial.simulation.clinical.flags} if trial.simulation.clinical else set()
+    grades = {c: np.where(x, "Y", "N") if c in flags else x for c, x in clinical.items()}
     missing = rng.random((n, nv, len(labs))) < CELL_MISSING_RATE
     decimals = {t.column: t.decimals for t in trial.lab_panel}
     value = {c: np.where(missing[:, :, j], np.nan, np.round(labs[c], decimals.get(c, 2)))
              for j, c in enumerate(labs)}
     if e.source == "lab":
         return value[trial.lab(e.code).column]
-    if e.code == "MELD":
-        y = scores.meld(value["tbil"], value["inr"], value["creat"], dialysis=grades.get("dialysis", False))
-    elif e.code == "MELDNA":
-        y = scores.meld_na(value["tbil"], value["inr"], value["creat"], value["sodium"],
-                           dialysis=grades.get("dialysis", False))
-    elif e.code == "CPSCORE" and {"ascites", "encephalopathy"} <= set(grades):
-        ok = ~np.isnan(value["tbil"] + value["alb"] + value["inr"])
-        y = np.full((n, nv), np.nan)
-        y[ok] = scores.child_pugh_points(value["tbil"][ok], value["alb"][ok], value["inr"][ok],
-                                         grades["ascites"][ok], grades["encephalopathy"][ok])
-    else:
-        raise NotImplementedError(f"no simulation model for derived endpoint {e.code} ({sorted(SCORE_COMPONENTS)}; "
-                                  "the clinical grades it needs come from the trial file's simulation.clinical)")
+    y = _derived_values(trial, e.code, value, grades, (n, nv))
     treated = (p["received"] != trial.control_arm)[:, None]
     return np.asarray(y, dtype=float) + scenario.key_effect * _ramp(trial)[None, :] * treated
 
@@ -348,7 +356,7 @@ def event_probability(trial: Trial, hazard_ratio: float) -> float:
     terms = [(simulation.hazard_scale(*parameters[code], h), parameters[code][1]) for code in _primary_events(trial)]
     z, w = np.polynomial.hermite_e.hermegauss(_GH_NODES)
     w = w / w.sum()
-    delays = np.arange(simulation.MAX_DELAY_DAYS + 1) if trial.treatment.start == "first_dose" else np.array([0])
+    delays = np.arange(simulation.MAX_DELAY_DAYS + 1) if trial.has_dosing_file else np.array([0])
     surv = [np.sum(w * np.exp(-sum(base * hazard_ratio * np.exp(loading * z) for base, loading in terms) * (h - d)))
             for d in delays]
     return float(1 - np.mean(surv))

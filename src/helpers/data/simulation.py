@@ -256,7 +256,7 @@ def end_of_follow_up(trial: Trial, rates: np.ndarray, uniforms: np.ndarray,
 def day1_delays(trial: Trial, rng: np.random.Generator, n: int) -> np.ndarray:
     """Days from randomization to study day 1: 0 to ``MAX_DELAY_DAYS`` to the first dose, 0 when day 1 is the
     randomization (the draws are made either way)."""
-    return rng.integers(0, MAX_DELAY_DAYS + 1, n) * (trial.treatment.start == "first_dose")
+    return rng.integers(0, MAX_DELAY_DAYS + 1, n) * trial.has_dosing_file
 
 
 def visit_days(visit, rng: np.random.Generator, n: int) -> np.ndarray:
