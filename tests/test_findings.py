@@ -139,7 +139,7 @@ def continuous_trial_file(folder, code="ALB", visit="WEEK24", key="MELD", primar
     start = text.index("primary_endpoint:\n")
     end = text.index("baseline_covariates:")
     text = (text[:start] + f"primary_endpoint:\n  code: {code}\n  kind: continuous\n  visit: {visit}\n"
-            f"  label: Change in {code} to {visit}\n" + text[end:])
+            f"  label: Change in {code.lower()} to week {visit[4:]}\n" + text[end:])
     if not primary_test:
         text = text.replace("  primary_test: fisher\n", "")
     text = text.replace("key_secondary: MELD\n", f"key_secondary: {key}\n" if key else "")
@@ -256,11 +256,13 @@ def test_key_results_list_a_continuous_primary_as_the_primary(adam, export, cont
 def test_the_trial_page_describes_a_continuous_primary(continuous):
     page = pipeline.trial_markdown(continuous)
     line = next(x for x in page.splitlines() if x.startswith("**Primary endpoint**"))
-    assert line == ("**Primary endpoint**: Change in ALB to WEEK24: the change in Albumin from baseline to Week 24, "
+    assert line == ("**Primary endpoint**: Change in alb to week 24: the change in Albumin from baseline to Week 24, "
                     "analysed by the MMRM contrast at that visit (difference, experimental arm against control), at "
                     "two-sided level 0.05.")
-    others = next(x for x in page.split("The other secondary endpoints are ")[1:])
-    assert "Albumin" not in others.split(", at")[0] and "MELD" not in others.split(", at")[0]
+    assert "The primary endpoint is the change in Albumin from baseline to Week 24. The key secondary endpoint" in page
+    others = page.split("The other secondary endpoints are ")[1].split(", at")[0]
+    assert "Albumin" not in others and "MELD" not in others and "Total bilirubin" in others
+    assert not {"horizon", "Fisher", "transplantation"} & set(line.replace(";", " ").split())
 
 
 def test_a_continuous_primary_refuses_a_survival_test_in_the_trial_file(tmp_path):
@@ -312,3 +314,22 @@ def test_a_build_computes_the_verdict_once_and_its_chapters_read_it(tmp_path, mo
     expected = report.chapter_verdict(c)
     for name in ("01_one", "02_two"):
         assert (tmp_path / "_build" / "results" / f"{name}.txt").read_text() == expected
+
+
+def test_the_design_chapter_says_it_does_not_simulate_a_continuous_primary(continuous, trial):
+    """The design simulation models a time-to-event primary only: for a continuous primary it stands in the trial's
+    first time-to-event endpoint, and the chapter says so in words; a time-to-event trial's chapter is unchanged."""
+    from helpers.analysis import design
+    from helpers.report import design as design_report
+
+    view = design.design_trial(continuous)
+    assert view.primary_endpoint.is_time_to_event and view.primary_endpoint.code == "OS"
+    assert not design.simulates_trial_primary(continuous) and design.simulates_trial_primary(trial)
+    row = design.analyse_cohort(continuous, design.simulate_cohort(continuous, design.Scenario(),
+                                                                   np.random.default_rng(1)))
+    assert row["primary_outcome"] in (findings.MET, findings.NOT_MET) and "key_outcome" in row
+    note = design_report.scope_note(continuous)
+    assert note.startswith("This trial's primary endpoint is continuous (change in Albumin from baseline to Week 24, "
+                           "tested by the MMRM contrast at Week 24)")
+    assert "overall survival to week 24" in note and "not simulated here" in note
+    assert design_report.scope_note(trial) == ""

@@ -31,7 +31,7 @@ from helpers.data.privacy import find_identifiers
 from helpers.data.schema import data_dictionary_markdown
 from helpers.data.simulation import simulation_seed
 from helpers.data.transport import write_xpt
-from helpers.report.findings import change_text
+from helpers.report.findings import change_text, primary_what
 from helpers.report.randomization import strata_text
 from helpers.trial import Trial, load_trial
 
@@ -81,7 +81,7 @@ allocation ratio {':'.join(str(a.ratio) for a in trial.arms)}, {strata_text(tria
 
 {background}## Outcomes
 
-The primary endpoint is {pe.label.lower()}.{key} The other secondary endpoints are {others}, at
+The primary endpoint is {'' if pe.is_time_to_event else 'the '}{primary_what(trial)}.{key} The other secondary endpoints are {others}, at
 {visits_text}.
 
 | Code | Endpoint | Unit | Analysis scale | Better |
