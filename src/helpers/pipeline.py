@@ -31,7 +31,7 @@ from helpers.data.privacy import find_identifiers
 from helpers.data.schema import data_dictionary_markdown
 from helpers.data.simulation import simulation_seed
 from helpers.data.transport import write_xpt
-from helpers.report.findings import change_text, primary_what
+from helpers.report.prose import change_text, primary_what
 from helpers.report.randomization import strata_text
 from helpers.trial import Trial, load_trial
 

@@ -7,8 +7,8 @@ import pandas as pd
 
 from helpers.analysis import design
 from helpers.analysis.design import KEY, POWER_TARGET, PRIMARY
-from helpers.report.findings import TEST_NAMES, primary_test_text, primary_what
-from helpers.report.prose import whole_weeks
+from helpers.report.findings import TEST_NAMES, primary_test_text
+from helpers.report.prose import primary_what, whole_weeks
 from helpers.report.tables import JournalTable, fixed, journal_table
 from helpers.trial import SIMULATION_DEFAULTS, Trial, shown_unit
 

@@ -11,7 +11,7 @@ import pandas as pd
 from helpers.analysis import findings, outcomes, survival
 from helpers.analysis.findings import MET, NOT_ESTIMABLE, NOT_MET, Decision
 from helpers.report.outcomes import effect_text
-from helpers.report.prose import estimate_text, format_p, p_text
+from helpers.report.prose import change_text, estimate_text, format_p, p_text, primary_what
 from helpers.report.tables import fixed
 from helpers.trial import Trial
 
@@ -25,17 +25,6 @@ def _pct(x: float) -> str:
 
 
 VERDICT_WORDS = {MET: "was met", NOT_MET: "was not met", NOT_ESTIMABLE: "could not be assessed"}
-
-
-def change_text(code: str, visit: str, trial: Trial) -> str:
-    """'change in MELD score from baseline to Week 24': what a continuous endpoint's MMRM contrast compares."""
-    return f"change in {trial.endpoint(code).label} from baseline to {visit}"
-
-
-def primary_what(trial: Trial) -> str:
-    """The primary endpoint as prose names it: its label (time to event) or the change it tests (continuous)."""
-    pe = trial.primary_endpoint
-    return pe.label.lower() if pe.is_time_to_event else change_text(pe.code, trial.primary_visit.label, trial)
 
 
 def primary_test_text(trial: Trial) -> str:
