@@ -244,6 +244,8 @@ def test_key_results_list_a_continuous_primary_as_the_primary(adam, export, cont
     assert shown["Finding"].iloc[0] == "Primary: Albumin (g/L), change to Week 24: difference"
     assert shown["P"].iloc[0] == f"{alb['p_value']:.3f}"
     assert not shown["Finding"].str.contains("survival|horizon|Fisher").any()
+    text = report.key_results_csv(key)["TEXT"]
+    assert set(text) <= set(shown.drop(columns="Finding").to_numpy().ravel()) and "" not in set(text)
     f = findings.confirmatory_findings(adam["adtte"], adsl, adlb, continuous)
     assert f.survival.empty and sorted(set(f.mmrm["PARAMCD"])) == ["ALB", "MELD"]
     decided = findings.decisions(f.survival, f.mmrm, continuous)

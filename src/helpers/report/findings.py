@@ -42,7 +42,7 @@ def _contrast_text(row: pd.Series | None, code: str, trial: Trial) -> str:
     return f"{row['TRT01P']} versus {trial.control.label}, {effect_text(row, trial.endpoint(code).unit)}"
 
 
-def primary_sentence(d: Decision, surv: pd.DataFrame, trial: Trial, mmrm: pd.DataFrame | None = None) -> str:
+def primary_sentence(d: Decision, surv: pd.DataFrame, mmrm: pd.DataFrame, trial: Trial) -> str:
     """'The primary endpoint was not met: survival at day 168 was ... ; Fisher's exact test P = ... (two-sided
     level 0.05).' For a continuous primary endpoint: 'The primary endpoint (change in X from baseline to Week 24)
     was met (MMRM, two-sided level 0.05): <arm> versus <control>, difference ... (95% CI ...; P = ...).'"""
@@ -83,7 +83,7 @@ def verdicts(surv: pd.DataFrame, mmrm: pd.DataFrame, trial: Trial) -> dict[str, 
     ``verdict``, both together as every chapter opens. ``surv``: the survival results of a time-to-event primary
     endpoint; ``mmrm``: the MMRM of the endpoints tested by MMRM (``findings.key_mmrm``)."""
     ds = findings.decisions(surv, mmrm, trial)
-    out = {"verdict_primary": interim_prefix(trial) + primary_sentence(ds[0], surv, trial, mmrm),
+    out = {"verdict_primary": interim_prefix(trial) + primary_sentence(ds[0], surv, mmrm, trial),
            "verdict_key": key_secondary_sentence(ds[1], mmrm, trial) if len(ds) > 1 else ""}
     out["verdict"] = " ".join(v for v in out.values() if v)
     return out
