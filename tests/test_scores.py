@@ -1,11 +1,11 @@
-"""Tests for helpers.data.scores: expected values are computed by hand, not by the code under test."""
+"""Tests for helpers.scores.liver: expected values are computed by hand, not by the code under test."""
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.data.scores import (
+from helpers.scores.liver import (
     _round_half_up,
     child_pugh_class,
     child_pugh_points,
