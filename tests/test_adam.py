@@ -57,7 +57,7 @@ def test_adlb_rows_match_raw_labs_by_hand(adam, trial, clean_dir):
 
 
 def test_adlb_derived_scores_match_scores_module(adam, clean_dir):
-    from helpers.data import scores
+    from helpers.scores import liver as scores
 
     labs = read_raw(clean_dir / "labs.csv").iloc[0]
     meld = scores.meld(float(labs["tbil"]), float(labs["inr"]), float(labs["creat"]))
