@@ -125,3 +125,66 @@ def test_derivations_leave_their_input_unchanged(adam, export, trial):
         derive(*args)
         for f, b in zip(frames, before):
             pd.testing.assert_frame_equal(f, b)
+
+
+# ------------------------------------------------------------------ derived parameters and covariates from the trial file
+
+def test_egfr_is_derived_from_each_sample_with_the_participants_age_and_sex(trial):
+    """eGFR (kidney plug-in) on the trial's panel, creatinine in umol/L: 79.56 umol/L = 0.9 mg/dL; a man of 40 with
+    Scr 0.9 has 142 x 0.9938^40 = 110.726 (tests/test_scores.py). Missing creatinine or age: not derivable."""
+    import dataclasses
+
+    from helpers.data.adam import derive_scores_by_visit
+    egfr_trial = dataclasses.replace(trial, derived_parameters=("EGFR",), baseline_covariates=(), endpoints=tuple(
+        e for e in trial.endpoints if e.source != "derived"))
+    assert egfr_trial.derived_scores == ["EGFR"]
+    labs = pd.DataFrame({"subject_id": ["01-001", "01-001", "01-002"], "visit": ["BASELINE", "WEEK4", "BASELINE"],
+                         "lab_date": pd.to_datetime(["2025-01-01", "2025-01-29", "2025-01-02"]),
+                         "creat": [79.56, np.nan, 88.4]})
+    clinical = pd.DataFrame({"subject_id": pd.Series(dtype=str), "visit": pd.Series(dtype=str),
+                             "assessment_date": pd.Series(dtype="datetime64[ns]")})
+    people = pd.DataFrame({"SUBJID": ["01-001", "01-002"], "AGE": [40, np.nan], "SEX": ["M", "F"]})
+    out = derive_scores_by_visit(labs, clinical, egfr_trial, people)
+    assert out["EGFR"].iloc[0] == pytest.approx(110.726, abs=0.001)
+    assert out["EGFR__reason"].tolist()[1:] == ["not derivable: creatinine missing", "not derivable: AGE missing"]
+    with pytest.raises(ValueError, match="needs the participant variable AGE"):
+        derive_scores_by_visit(labs, clinical, egfr_trial)
+
+
+def test_baseline_covariates_come_from_their_sources(adam, trial, clean_dir):
+    """ADSL's covariates follow the trial file: derived (MELD, CPSCORE at baseline, whole numbers), the class of a
+    derived parameter (CPCLASS from CPSCORE by its registry classes), a clinical grade at baseline, a screening column."""
+    adsl, adlb = adam["adsl"], adam["adlb"]
+    sources = {c.code: c.source for c in trial.baseline_covariates}
+    assert sources["CPCLASS"] == "class.CPSCORE" and sources["MELD"] == "derived"
+    base = adlb[(adlb["ABLFL"] == "Y") & (adlb["PARAMCD"] == "CPSCORE")].set_index("USUBJID")["AVAL"]
+    points = adsl["USUBJID"].map(base)
+    assert (adsl["CPSCORE"].astype("Float64") == points.astype("Float64")).fillna(True).all()
+    expected = np.select([points <= 6, points <= 9, points <= 15], ["A", "B", "C"], "")
+    assert (adsl["CPCLASS"].fillna("") == np.where(points.isna(), "", expected)).all()
+    clinical = read_raw(clean_dir / "clinical.csv")
+    first = clinical[clinical["visit"] == "BASELINE"].drop_duplicates("subject_id").set_index("subject_id")
+    assert adsl["ASCITES"].tolist() == adsl["SUBJID"].map(first["ascites"]).tolist()
+    screening = read_raw(clean_dir / "screening.csv").set_index("screening_id")
+    rand = read_raw(clean_dir / "randomization.csv").set_index("subject_id")
+    assert adsl["ETIOLOGY"].tolist() == adsl["SUBJID"].map(rand["screening_id"]).map(screening["etiology"]).tolist()
+
+
+def test_trial_file_covariate_sources_are_checked(tmp_path):
+    import yaml
+
+    from helpers.trial import TrialFileError, load_trial
+    raw = yaml.safe_load(open(load_trial().source, encoding="utf-8"))
+    raw["baseline_covariates"] += [{"code": "X", "label": "X", "source": "lab.x"},
+                                   {"code": "Y", "label": "Y", "type": "categorical", "source": "class.MELD"},
+                                   {"code": "Z", "label": "Z", "levels": ["a"]}]
+    raw["derived_parameters"] = ["MELD", "NOPE"]
+    path = tmp_path / "trial.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(TrialFileError) as err:
+        load_trial(path)
+    text = str(err.value)
+    assert "baseline_covariates (X): source 'lab.x' must be one of adsl, screening.<column>" in text
+    assert "baseline_covariates (Y): source 'class.MELD': MELD has no classes" in text
+    assert "baseline_covariates (Z): levels are for a categorical covariate" in text
+    assert "derived parameter NOPE: not in the registry (helpers.scores: CPSCORE, EGFR, MELD, MELDNA)" in text
