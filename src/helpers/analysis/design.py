@@ -45,7 +45,7 @@ What is simplified, and why it does not change the analysed numbers:
   over stratified uniforms so that one cohort's death count stays near the assumed rate; a real trial's
   death count varies binomially, and that variation is what operating characteristics are about
   (``stratified_deaths=True`` restores the generator's rule);
-* an effect on a derived score (MELD, MELD-Na, Child-Pugh) is added to the score, ramping in as the
+* an effect on a derived parameter (the registry's, ``helpers.scores``) is added to its value, ramping in as the
   generator's lab effects do (so the score is no longer a whole number; the MMRM treats it as continuous),
   and an effect on a lab endpoint goes through the lab model as in the generator.
 
@@ -240,7 +240,8 @@ def _derived_values(trial: Trial, code: str, value: dict, grades: dict, shape: t
 
 def _key_values(trial: Trial, scenario: Scenario, p: dict, rng: np.random.Generator) -> np.ndarray:
     """The key secondary endpoint at every visit (participants x visits) as the export and ADaM would give it:
-    labs rounded to the panel's decimals, cells missing at random, derived parameters from the registry ``helpers.scores``."""
+    labs rounded to the panel's decimals, cells missing at random, derived parameters from the registry
+    ``helpers.scores``."""
     e = trial.endpoint(trial.key_secondary)
     experimental = [a.code for a in trial.experimental_arms]
     lab_effects = {a: {e.code: scenario.key_effect} for a in experimental} if e.source == "lab" else {}

@@ -1,6 +1,6 @@
 """Outcomes at each timepoint: lab-by-visit summaries, ANCOVA per visit, MMRM per endpoint,
-the class shift of derived parameters that have classes, Holm adjustment, intercurrent-event counts, and the tidy result tables the
-chapter exports (their report layouts and prose: ``helpers.report.outcomes``).
+the class shift of derived parameters that have classes, Holm adjustment, intercurrent-event counts,
+and the tidy result tables the chapter exports (their report layouts and prose: ``helpers.report.outcomes``).
 
 Every treatment comparison is each non-control arm minus the trial's control arm. Endpoints the
 trial file marks ``log: true`` are analysed as log(AVAL) - log(BASE) adjusted for log(BASE) and
@@ -294,7 +294,8 @@ def proportion_best_class(adlb: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, 
         for v in trial.visits:
             assessed = int((c[v.label] != NOT_ASSESSED).sum())
             n_best = int((c[v.label] == best).sum())
-            lo, hi = proportion_confint(n_best, assessed, alpha=1 - level, method="wilson") if assessed else (np.nan, np.nan)
+            lo, hi = (proportion_confint(n_best, assessed, alpha=1 - level, method="wilson") if assessed
+                      else (np.nan, np.nan))
             rows.append({"TRT01P": arm.label, "AVISIT": v.label, "AVISITN": v.week, "n_assessed": assessed,
                          "n_class_a": n_best, "proportion": n_best / assessed if assessed else np.nan,
                          "lower": lo, "upper": hi})
