@@ -188,3 +188,33 @@ def test_trial_file_covariate_sources_are_checked(tmp_path):
     assert "baseline_covariates (Y): source 'class.MELD': MELD has no classes" in text
     assert "baseline_covariates (Z): levels are for a categorical covariate" in text
     assert "derived parameter NOPE: not in the registry (helpers.scores: CPSCORE, EGFR, MELD, MELDNA)" in text
+
+
+def test_clinical_assessments_come_from_the_trial_file_and_match_the_scores_that_read_them(tmp_path, trial):
+    """The clinical file's grade columns are the trial file's (levels, "present, grade unknown" only where
+    accepted, flags Y/N); a derived parameter's grade must be declared with the levels it scores."""
+    import yaml
+
+    from helpers.data.schema import export_spec
+    from helpers.trial import TrialFileError, load_trial
+    cols = {c.name: c for c in export_spec(trial)["clinical"].columns}
+    assert list(cols) == ["subject_id", "visit", "assessment_date", "ascites", "encephalopathy", "dialysis"]
+    assert cols["ascites"].allowed == ("none", "mild", "moderate-severe", "present, grade unknown")
+    assert cols["dialysis"].type == "flag" and cols["dialysis"].allowed_values(trial) == ("Y", "N")
+    raw = yaml.safe_load(open(trial.source, encoding="utf-8"))
+    raw["clinical_assessments"] = [{"column": "ascites", "label": "Ascites", "levels": ["none", "present"]},
+                                   {"column": "dialysis", "label": "Dialysis"}]
+    path = tmp_path / "trial.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(TrialFileError) as err:
+        load_trial(path)
+    text = str(err.value)
+    assert "clinical_assessments (ascites): levels ['none', 'present'] are not those CPSCORE scores" in text
+    assert "derived parameter CPSCORE: needs the clinical assessment 'encephalopathy'" in text
+    assert "baseline_covariates (HEPENC): source 'clinical.encephalopathy': no clinical_assessments column" in text
+    raw["clinical_assessments"][0] = {"column": "ascites", "label": "Ascites", "levels": ["none", "mild", "moderate-severe"]}
+    raw["clinical_assessments"].append({"column": "encephalopathy", "levels": ["none", "grade 1-2", "grade 3-4"]})
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    strict = load_trial(path)
+    assert {c.name: c.allowed for c in export_spec(strict)["clinical"].columns}["ascites"] == (
+        "none", "mild", "moderate-severe")

@@ -172,6 +172,28 @@ class TimeToEvent:
     censors: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class ClinicalAssessment:
+    """A column of the clinical-assessment file (clinical.csv): a graded finding (``levels``, best first) or, with
+    no levels, a Y/N flag. ``unknown``: the finding may be recorded as "present, grade unknown" (a score that
+    needs the grade is then not derivable)."""
+    column: str
+    label: str
+    levels: tuple[str, ...] = ()
+    unknown: bool = False
+
+    @property
+    def is_flag(self) -> bool:
+        return not self.levels
+
+    @property
+    def allowed(self) -> tuple[str, ...]:
+        """The values the export may hold (Y/N for a flag), "present, grade unknown" last when accepted."""
+        if self.is_flag:
+            return ("Y", "N")
+        return self.levels + ((scores.GRADE_UNKNOWN,) if self.unknown else ())
+
+
 COVARIATE_SOURCES = ("adsl", "screening.<column>", "clinical.<column>", "derived", "class.<PARAMCD>")
 
 
@@ -269,6 +291,7 @@ class Trial:
     source: Path | None = None
     lab_panel: tuple[LabTest, ...] = ()
     derived_parameters: tuple[str, ...] = ()
+    clinical_assessments: tuple[ClinicalAssessment, ...] = ()
     eligibility: tuple[Criterion, ...] = ()
     age_range: tuple[int, int] | None = None
     treatment: Treatment = Treatment()
@@ -408,6 +431,10 @@ class Trial:
         named = list(self.derived_parameters) + [e.code for e in self.endpoints if e.source == "derived"]
         named += [c.origin[1] for c in self.baseline_covariates if c.origin[0] in ("derived", "class")]
         return list(dict.fromkeys(named))
+
+    def clinical_assessment(self, column: str) -> ClinicalAssessment | None:
+        """The clinical-assessment column of that name, None if the trial file declares none."""
+        return next((a for a in self.clinical_assessments if a.column == column), None)
 
     def derived(self, code: str) -> scores.DerivedParameter:
         """The registry's definition of a derived parameter of this trial."""
@@ -618,6 +645,17 @@ def _primary_endpoint(raw: dict, path) -> PrimaryEndpoint:
                            transplant=str(spec.get("transplant", "censor")))
 
 
+def _clinical_assessments(raw: dict, path) -> tuple[ClinicalAssessment, ...]:
+    out = []
+    for a in raw.get("clinical_assessments") or []:
+        if not isinstance(a, dict) or not a.get("column"):
+            raise TrialFileError(f"{path}: clinical_assessments: each is a mapping {{column, label, levels, unknown}}")
+        _known_keys(a, ("column", "label", "levels", "unknown"), f"clinical_assessments ({a['column']})", path)
+        out.append(ClinicalAssessment(str(a["column"]), str(a.get("label") or a["column"]),
+                                      tuple(map(str, a.get("levels") or ())), bool(a.get("unknown", False))))
+    return tuple(out)
+
+
 def _covariates(raw: dict, path) -> tuple[Covariate, ...]:
     out = []
     for c in raw.get("baseline_covariates") or []:
@@ -677,6 +715,7 @@ def load_trial(trial: str | os.PathLike = paths.DEFAULT_TRIAL) -> Trial:
         key_secondary=raw.get("key_secondary"),
         simulation=_simulation(raw, path), source=path,
         lab_panel=_lab_panel(raw), derived_parameters=tuple(map(str, raw.get("derived_parameters") or ())),
+        clinical_assessments=_clinical_assessments(raw, path),
         eligibility=criteria, age_range=age_range, treatment=_treatment(raw),
         cutoff=_date(raw["cutoff"], path, "cutoff") if raw.get("cutoff") else None,
         alpha=float(raw.get("analysis_plan", {}).get("alpha", 0.05)),
@@ -700,6 +739,14 @@ def _derived_problems(trial: Trial) -> list[str]:
             trial.component_factors(code)
         except ValueError as err:
             problems.append(f"derived parameter {err}")
+        for g in trial.derived(code).grades:
+            a = trial.clinical_assessment(g.column)
+            if a is None:
+                problems.append(f"derived parameter {code}: needs the clinical assessment {g.column!r} "
+                                f"(clinical_assessments)")
+            elif tuple(x.lower() for x in a.levels) != tuple(x.lower() for x in g.levels):
+                problems.append(f"clinical_assessments ({g.column}): levels {list(a.levels)} are not those {code} "
+                                f"scores {list(g.levels) or 'a Y/N flag'}")
     for c in trial.baseline_covariates:
         kind, name = c.origin
         where = f"baseline_covariates ({c.code}): source {c.source!r}"
@@ -707,6 +754,8 @@ def _derived_problems(trial: Trial) -> list[str]:
             problems.append(f"{where} must be one of {', '.join(COVARIATE_SOURCES)}")
         elif kind == "class" and name in scores.REGISTRY and scores.get(name).classes is None:
             problems.append(f"{where}: {name} has no classes")
+        elif kind == "clinical" and trial.clinical_assessment(name) is None:
+            problems.append(f"{where}: no clinical_assessments column {name!r}")
         if c.type not in ("continuous", "categorical"):
             problems.append(f"baseline_covariates ({c.code}): type must be continuous or categorical, got {c.type!r}")
         if c.levels and c.type != "categorical":

@@ -20,14 +20,16 @@ _LEVEL_LABELS = {"SEX": {"F": "Female", "M": "Male"}}  # CDISC SEX codes
 
 
 def _levels(cov: Covariate, trial: Trial, values: pd.Series) -> list[str]:
-    """Levels of a categorical row, in display order: the trial file's ``levels``, else the export schema's allowed
-    values of its source column, the class levels of a derived parameter, or the observed ones sorted. "Present,
+    """Levels of a categorical row, in display order: the trial file's ``levels``, else the allowed values of its
+    source column (the trial file's clinical assessment, the export schema's screening column), the class levels of a derived parameter, or the observed ones sorted. "Present,
     grade unknown" is shown only when recorded."""
     kind, name = cov.origin
     seen = set(values.dropna().astype(str))
     if cov.levels:
         stated = list(cov.levels)
-    elif kind in ("screening", "clinical"):
+    elif kind == "clinical" and trial.clinical_assessment(name) is not None:
+        stated = list(trial.clinical_assessment(name).allowed)
+    elif kind == "screening":
         col = next((c for c in load_schema()[kind].columns if c.name == name), None)
         stated = [str(v) for v in col.allowed] if col is not None and col.allowed else sorted(seen)
     elif kind == "class":
