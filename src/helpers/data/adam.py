@@ -93,28 +93,29 @@ def derive_disposition(adsl: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame
 
 def derive_baseline_covariates(adsl: pd.DataFrame, adlb: pd.DataFrame, clinical: pd.DataFrame,
                                trial: Trial) -> pd.DataFrame:
-    """ADSL with baseline labs (``<PARAMCD>BL``) and the trial file's baseline covariates, each from its source.
+    """ADSL with baseline labs (``<PARAMCD>BL``), derived parameters and the trial file's baseline covariates.
 
-    Rule: the analysed record of the baseline visit (ADLB ABLFL = Y) for each parameter; a covariate with
-    ``source: derived`` is that parameter's baseline value under its own name (whole numbers kept as integers), one
-    with ``class.<PARAMCD>`` the registry's class of it; ``clinical.<column>`` the baseline clinical assessment's
-    grade (``screening.<column>`` covariates are set by ``build_adsl``). Why: Table 1 and the balance check read one
-    subject-level row per participant.
+    Rule: the analysed record of the baseline visit (ADLB ABLFL = Y) for each parameter; a derived parameter's
+    baseline keeps its own name (``MELD``; whole numbers kept as integers), which a covariate with
+    ``source: derived`` reads; one with ``class.<PARAMCD>`` is the registry's class of it; ``clinical.<column>``
+    the baseline clinical assessment's grade (``screening.<column>`` covariates are set by ``build_adsl``).
+    Why: Table 1 and the balance check read one subject-level row per participant.
     """
     out = adsl.copy()
     base = adlb[adlb["ABLFL"] == "Y"].pivot(index="USUBJID", columns="PARAMCD", values="AVAL")
+    derived = set(trial.derived_scores)
     for paramcd in base.columns:
-        out[f"{paramcd}BL"] = out["USUBJID"].map(base[paramcd])
+        value = out["USUBJID"].map(base[paramcd])
+        whole = paramcd in derived and value.dropna().map(float.is_integer).all()
+        out[paramcd if paramcd in derived else f"{paramcd}BL"] = value.astype("Int64") if whole else value
     cl = clinical[clinical["visit"] == trial.baseline_visit.code].drop_duplicates("subject_id").set_index("subject_id")
+    missing = pd.Series(np.nan, index=out.index)
     for cov in trial.baseline_covariates:
         kind, name = cov.origin
-        if kind == "derived":
-            value = out.pop(f"{name}BL") if f"{name}BL" in out else pd.Series(np.nan, index=out.index)
-            whole = value.dropna().map(float.is_integer).all()
-            out[cov.code] = value.astype("Int64") if whole else value
+        if kind == "derived" and name not in out:
+            out[name] = missing
         elif kind == "class":
-            value = out[f"{name}BL"] if f"{name}BL" in out else out.get(name, pd.Series(np.nan, index=out.index))
-            out[cov.code] = trial.derived(name).classes.of(value.astype("Float64"))
+            out[cov.code] = trial.derived(name).classes.of(out.get(name, missing).astype("Float64"))
         elif kind == "clinical":
             out[cov.code] = out["SUBJID"].map(cl[name]) if name in cl else pd.NA
     return out

@@ -87,7 +87,8 @@ _TRANSLITERATE = str.maketrans({"µ": "u", "μ": "u", "≤": "<=", "≥": ">=", 
 
 
 def baseline_variables(adlb: pd.DataFrame) -> dict[str, tuple[str, str]]:
-    """Labels of ADSL's ``<PARAMCD>BL`` columns (the baseline value of each ADLB parameter, a numeric).
+    """Labels of ADSL's ``<PARAMCD>BL`` columns (the baseline value of each ADLB parameter, a numeric), and of
+    ``<PARAMCD>`` (a derived parameter's baseline keeps its own name).
 
     Rule: "Baseline " and the parameter with its unit; when that passes 40 characters, the code and unit.
     """
@@ -95,7 +96,8 @@ def baseline_variables(adlb: pd.DataFrame) -> dict[str, tuple[str, str]]:
     out = {}
     for code, row in params.iterrows():
         label = f"Baseline {row['PARAM']}"
-        out[f"{code}BL"] = (label if len(label) <= LABEL_MAX else f"Baseline {code} ({row['AVALU']})", "N")
+        spec = (label if len(label) <= LABEL_MAX else f"Baseline {code} ({row['AVALU']})", "N")
+        out[f"{code}BL"] = out[code] = spec
     return out
 
 
