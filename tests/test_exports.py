@@ -92,6 +92,12 @@ def test_xpt_dates_are_sas_dates_and_labels_are_cdisc(written):
     assert lb.column_names_to_labels["AVAL"] == "Analysis Value"
     assert tte.column_names_to_labels["CNSR"] == "Censor"
     assert meta.column_names_to_labels["TBILBL"] == "Baseline Total bilirubin (umol/L)"
+    # the trial file's covariates (a baseline value for a derived, class or clinical source) and a derived
+    # parameter that is no covariate (its baseline under its own code)
+    assert meta.column_names_to_labels["ASCITES"] == "Baseline Ascites"
+    assert meta.column_names_to_labels["CPCLASS"] == "Baseline Child-Pugh class"
+    assert meta.column_names_to_labels["ETIOLOGY"] == "Etiology"
+    assert meta.column_names_to_labels["MELDNA"] == "Baseline MELD-Na score (points)"
 
 
 def test_xpt_is_byte_reproducible_and_records_the_given_time(adam, trial, tmp_path):
