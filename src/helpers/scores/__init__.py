@@ -110,11 +110,6 @@ def get(code: str) -> DerivedParameter:
     return REGISTRY[code]
 
 
-def by_class_code(code: str) -> DerivedParameter | None:
-    """The parameter whose classes are called ``code`` (e.g. the class code of a points score), or None."""
-    return next((p for p in REGISTRY.values() if p.classes is not None and p.classes.code == code), None)
-
-
 def conversion(component: Component, lab) -> float | None:
     """Factor that takes a value in the panel test's unit (``lab``: a ``helpers.trial.LabTest``) to the unit
     the component needs; None when neither the component nor the panel states one."""
