@@ -10,7 +10,7 @@ from helpers import paths
 
 PACKAGE = paths.ROOT / "src" / "helpers"
 RANK = {"core": 0, "data": 1, "analysis": 2, "report": 3, "top": 4}
-CORE = {"helpers", "helpers.trial", "helpers.paths"}
+CORE = {"helpers", "helpers.trial", "helpers.paths", "helpers.scores"}  # helpers.scores: the registry and its plug-ins
 DISPLAY = ("matplotlib", "seaborn", "IPython", "myst_nb")
 
 
@@ -20,7 +20,7 @@ def _module(path: Path) -> str:
 
 
 def _layer(module: str) -> str:
-    if module in CORE:
+    if module in CORE or module.startswith("helpers.scores."):
         return "core"
     part = module.split(".")[1]
     return part if part in ("data", "analysis", "report") else "top"

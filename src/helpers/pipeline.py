@@ -270,7 +270,7 @@ def _run_into(tree: Path, staging: Path, data, trial, seed, cutoff, build_dir: P
     if blinded:
         mask_files(tree / "validation", cohort.trial)
     write_adam(cohort.adam, tree / "data")
-    write_xpt(cohort.adam, tree / "data")
+    write_xpt(cohort.adam, tree / "data", trial=cohort.trial)
     cohort_file = save_cohort(cohort, staging / "cohort.pickle")
     log(f"[data] {cohort.source}: {len(cohort.adsl)} participants, {len(read.warnings)} warning(s), ADaM written "
         f"({time.perf_counter() - t0:.1f} s)")

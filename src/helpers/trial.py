@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from helpers import paths
+from helpers import paths, scores
 
 
 @dataclass(frozen=True)
@@ -173,12 +173,52 @@ class TimeToEvent:
 
 
 @dataclass(frozen=True)
+class ClinicalAssessment:
+    """A column of the clinical-assessment file (clinical.csv): a graded finding (``levels``, best first) or, with
+    no levels, a Y/N flag. ``unknown``: the finding may be recorded as "present, grade unknown" (a score that
+    needs the grade is then not derivable)."""
+    column: str
+    label: str
+    levels: tuple[str, ...] = ()
+    unknown: bool = False
+
+    @property
+    def is_flag(self) -> bool:
+        return not self.levels
+
+    @property
+    def allowed(self) -> tuple[str, ...]:
+        """The values the export may hold (Y/N for a flag), "present, grade unknown" last when accepted."""
+        if self.is_flag:
+            return ("Y", "N")
+        return self.levels + ((scores.GRADE_UNKNOWN,) if self.unknown else ())
+
+
+COVARIATE_SOURCES = ("adsl", "screening.<column>", "clinical.<column>", "derived", "class.<PARAMCD>")
+
+
+@dataclass(frozen=True)
 class Covariate:
-    """A row of Table 1: an ADSL variable (``code``), its label and unit, continuous or categorical."""
+    """A row of Table 1: an ADSL variable (``code``), its label and unit, continuous or categorical.
+
+    ``source``: where ADSL takes it from: "adsl" (a standard ADSL variable, e.g. AGE, SEX), "screening.<column>"
+    (the screening log's column), "clinical.<column>" (the baseline clinical assessment's column), "derived" (the
+    baseline value of the derived parameter ``code``) or "class.<PARAMCD>" (the class of that derived parameter at
+    baseline). ``levels``: a categorical row's levels in display order (empty: the export schema's or the class's
+    levels, else those observed)."""
     code: str
     label: str
     type: str = "continuous"
     unit: str = ""
+    source: str = "adsl"
+    levels: tuple[str, ...] = ()
+
+    @property
+    def origin(self) -> tuple[str, str]:
+        """(kind, name): ("adsl", code), ("screening", column), ("clinical", column), ("derived", code) or
+        ("class", PARAMCD)."""
+        kind, _, name = self.source.partition(".")
+        return kind, name or self.code
 
 
 # The simulator's assumptions when the trial file states none (the book names each one it had to assume).
@@ -211,16 +251,6 @@ class Simulation:
     def defaulted(self) -> list[str]:
         """The assumptions the trial file does not state (so the book's defaults are used)."""
         return [k for k in SIMULATION_DEFAULTS if k not in self.stated]
-
-
-# Components each derived score needs from the panel (and clinical grades for Child-Pugh).
-SCORE_COMPONENTS = {
-    "MELD": ("TBIL", "INR", "CREAT"),
-    "MELDNA": ("TBIL", "INR", "CREAT", "SODIUM"),
-    "CPSCORE": ("TBIL", "ALB", "INR"),
-}
-SCORE_LABELS = {"MELD": ("MELD score", "points"), "MELDNA": ("MELD-Na score", "points"),
-                "CPSCORE": ("Child-Pugh score", "points")}
 
 
 @dataclass(frozen=True)
@@ -260,6 +290,8 @@ class Trial:
     simulation: Simulation = Simulation()
     source: Path | None = None
     lab_panel: tuple[LabTest, ...] = ()
+    derived_parameters: tuple[str, ...] = ()
+    clinical_assessments: tuple[ClinicalAssessment, ...] = ()
     eligibility: tuple[Criterion, ...] = ()
     age_range: tuple[int, int] | None = None
     treatment: Treatment = Treatment()
@@ -394,8 +426,39 @@ class Trial:
 
     @property
     def derived_scores(self) -> list[str]:
-        """The scores (MELD, MELD-Na, Child-Pugh) whose components the panel measures."""
-        return [s for s, parts in SCORE_COMPONENTS.items() if set(parts) <= set(self.lab_codes)]
+        """The derived parameters ADLB holds: those the trial file lists (``derived_parameters``), then any other
+        that an endpoint (``source: derived``) or a baseline covariate (``derived``, ``class.<PARAMCD>``) names."""
+        named = list(self.derived_parameters) + [e.code for e in self.endpoints if e.source == "derived"]
+        named += [c.origin[1] for c in self.baseline_covariates if c.origin[0] in ("derived", "class")]
+        return list(dict.fromkeys(named))
+
+    def clinical_assessment(self, column: str) -> ClinicalAssessment | None:
+        """The clinical-assessment column of that name, None if the trial file declares none."""
+        return next((a for a in self.clinical_assessments if a.column == column), None)
+
+    def derived(self, code: str) -> scores.DerivedParameter:
+        """The registry's definition of a derived parameter of this trial."""
+        return scores.get(code)
+
+    @property
+    def classed_scores(self) -> list[scores.DerivedParameter]:
+        """The derived parameters of this trial that have classes (e.g. a points score and its grades)."""
+        return [p for p in map(scores.get, self.derived_scores) if p.classes is not None]
+
+    def component_factors(self, code: str) -> dict[str, float]:
+        """Each laboratory component of derived parameter ``code`` -> the factor from the panel unit to the unit
+        the parameter needs; raises ValueError naming what the lab panel lacks."""
+        p = scores.get(code)
+        out, lacks = {}, []
+        for c in p.components:
+            factor = scores.conversion(c, self.lab(c.code)) if c.code in self.lab_codes else None
+            if factor is None:
+                lacks.append(f"{c.code} in {c.unit}" if c.code in self.lab_codes else c.code)
+            out[c.code] = factor
+        if lacks:
+            raise ValueError(f"{code} cannot be derived from the lab_panel: it lacks {', '.join(lacks)} "
+                             f"(needs {p.needs()})")
+        return out
 
     @property
     def arm_codes(self) -> list[str]:
@@ -587,12 +650,25 @@ def _primary_endpoint(raw: dict, path) -> PrimaryEndpoint:
                            transplant=str(spec.get("transplant", "censor")))
 
 
+def _clinical_assessments(raw: dict, path) -> tuple[ClinicalAssessment, ...]:
+    out = []
+    for a in raw.get("clinical_assessments") or []:
+        if not isinstance(a, dict) or not a.get("column"):
+            raise TrialFileError(f"{path}: clinical_assessments: each is a mapping {{column, label, levels, unknown}}")
+        _known_keys(a, ("column", "label", "levels", "unknown"), f"clinical_assessments ({a['column']})", path)
+        out.append(ClinicalAssessment(str(a["column"]), str(a.get("label") or a["column"]),
+                                      tuple(map(str, a.get("levels") or ())), bool(a.get("unknown", False))))
+    return tuple(out)
+
+
 def _covariates(raw: dict, path) -> tuple[Covariate, ...]:
     out = []
     for c in raw.get("baseline_covariates") or []:
-        _known_keys(c, ("code", "label", "type", "unit"), f"baseline_covariates ({c.get('code')})", path)
+        _known_keys(c, ("code", "label", "type", "unit", "source", "levels"), f"baseline_covariates ({c.get('code')})",
+                    path)
         out.append(Covariate(str(c["code"]), str(c.get("label", c["code"])), str(c.get("type", "continuous")),
-                             str(c.get("unit") or "")))
+                             str(c.get("unit") or ""), str(c.get("source") or "adsl"),
+                             tuple(map(str, c.get("levels") or ()))))
     return tuple(out)
 
 
@@ -643,7 +719,9 @@ def load_trial(trial: str | os.PathLike = paths.DEFAULT_TRIAL) -> Trial:
         baseline_covariates=_covariates(raw, path),
         key_secondary=raw.get("key_secondary"),
         simulation=_simulation(raw, path), source=path,
-        lab_panel=_lab_panel(raw), eligibility=criteria, age_range=age_range, treatment=_treatment(raw),
+        lab_panel=_lab_panel(raw), derived_parameters=tuple(map(str, raw.get("derived_parameters") or ())),
+        clinical_assessments=_clinical_assessments(raw, path),
+        eligibility=criteria, age_range=age_range, treatment=_treatment(raw),
         cutoff=_date(raw["cutoff"], path, "cutoff") if raw.get("cutoff") else None,
         alpha=float(raw.get("analysis_plan", {}).get("alpha", 0.05)),
         primary_test=raw.get("analysis_plan", {}).get("primary_test", "fisher"),
@@ -652,6 +730,42 @@ def load_trial(trial: str | os.PathLike = paths.DEFAULT_TRIAL) -> Trial:
         **_safety(raw, path))
     _check(trial, path)
     return trial
+
+
+def _derived_problems(trial: Trial) -> list[str]:
+    """Derived parameters that are not registered or that the lab panel cannot give; covariate sources."""
+    problems = []
+    for code in trial.derived_scores:
+        if code not in scores.REGISTRY:
+            problems.append(f"derived parameter {code}: not in the registry (helpers.scores: "
+                            f"{', '.join(sorted(scores.REGISTRY))})")
+            continue
+        try:
+            trial.component_factors(code)
+        except ValueError as err:
+            problems.append(f"derived parameter {err}")
+        for g in trial.derived(code).grades:
+            a = trial.clinical_assessment(g.column)
+            if a is None:
+                problems.append(f"derived parameter {code}: needs the clinical assessment {g.column!r} "
+                                f"(clinical_assessments)")
+            elif tuple(x.lower() for x in a.levels) != tuple(x.lower() for x in g.levels):
+                problems.append(f"clinical_assessments ({g.column}): levels {list(a.levels)} are not those {code} "
+                                f"scores {list(g.levels) or 'a Y/N flag'}")
+    for c in trial.baseline_covariates:
+        kind, name = c.origin
+        where = f"baseline_covariates ({c.code}): source {c.source!r}"
+        if kind not in ("adsl", "screening", "clinical", "derived", "class") or (kind == "derived" and name != c.code):
+            problems.append(f"{where} must be one of {', '.join(COVARIATE_SOURCES)}")
+        elif kind == "class" and name in scores.REGISTRY and scores.get(name).classes is None:
+            problems.append(f"{where}: {name} has no classes")
+        elif kind == "clinical" and trial.clinical_assessment(name) is None:
+            problems.append(f"{where}: no clinical_assessments column {name!r}")
+        if c.type not in ("continuous", "categorical"):
+            problems.append(f"baseline_covariates ({c.code}): type must be continuous or categorical, got {c.type!r}")
+        if c.levels and c.type != "categorical":
+            problems.append(f"baseline_covariates ({c.code}): levels are for a categorical covariate")
+    return problems
 
 
 def _check(trial: Trial, path: Path) -> None:
@@ -675,9 +789,7 @@ def _check(trial: Trial, path: Path) -> None:
     for e in trial.endpoints:
         if e.source == "lab" and e.code not in trial.lab_codes:
             problems.append(f"endpoint {e.code}: not a test of the lab_panel {trial.lab_codes}")
-        if e.source == "derived" and e.code not in trial.derived_scores:
-            needs = ", ".join(SCORE_COMPONENTS.get(e.code, ("?",)))
-            problems.append(f"endpoint {e.code}: cannot be derived from the lab_panel (needs {needs})")
+    problems += _derived_problems(trial)
     for t in trial.lab_panel:
         lo, hi = t.impossible
         if t.expected and not (lo <= t.expected[0] <= t.expected[1] <= hi):

@@ -19,7 +19,7 @@ What is reused from ``helpers.data.simulation`` (the generator of the book's syn
 model as it is (``_lab_trajectories``: latent severity, random intercept, serially correlated residual,
 common trend, effects ramping in to the last week, clipping), the hazard calibration (``_hazard_scale``),
 the transplant rate, the etiology mix, and the allocation list generator (``permuted_blocks``, drawn afresh
-for each replicate); the score definitions are ``helpers.data.scores``. Mirrored formula for formula,
+for each replicate); the score definitions are the registry ``helpers.scores``. Mirrored formula for formula,
 vectorized, from ``simulate_participants`` and ``simulate_clinical`` (they work row by row on dated
 records): study day 1 0-3 days after randomization, visit days jittered within their windows, death
 (hazard rising with severity, times the scenario's hazard ratio), transplant and withdrawal as competing
@@ -45,7 +45,7 @@ What is simplified, and why it does not change the analysed numbers:
   over stratified uniforms so that one cohort's death count stays near the assumed rate; a real trial's
   death count varies binomially, and that variation is what operating characteristics are about
   (``stratified_deaths=True`` restores the generator's rule);
-* an effect on a derived score (MELD, MELD-Na, Child-Pugh) is added to the score, ramping in as the
+* an effect on a derived parameter (the registry's, ``helpers.scores``) is added to its value, ramping in as the
   generator's lab effects do (so the score is no longer a whole number; the MMRM treats it as continuous),
   and an effect on a lab endpoint goes through the lab model as in the generator.
 
@@ -74,7 +74,7 @@ import pandas as pd
 from scipy import stats
 
 from helpers.analysis import findings, outcomes, survival
-from helpers.data import scores
+from helpers import scores
 from helpers.data.randomization import permuted_blocks
 from helpers.data.simulation import (
     _LABS,
@@ -84,7 +84,7 @@ from helpers.data.simulation import (
     _hazard_scale,
     _lab_trajectories,
 )
-from helpers.trial import SCORE_COMPONENTS, Trial
+from helpers.trial import Trial
 
 # Mirrored from helpers.data.simulation.simulate_participants / simulate_clinical / _add_quirks.
 DEATH_LOADING = 0.8  # log hazard of death per SD of latent severity
@@ -239,9 +239,24 @@ def _analysis_times(trial: Trial, p: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     return adsl, adtte
 
 
+def _derived_values(trial: Trial, code: str, value: dict, grades: dict, shape: tuple[int, int]) -> np.ndarray:
+    """Derived parameter ``code`` (the registry's) on participants x visits, from lab values (by panel column) in the
+    panel's units and clinical grades (by column), as ADLB derives it."""
+    p = trial.derived(code)
+    missing = [v for v in p.participant] + [g.column for g in p.grades if g.column not in grades]
+    if missing:
+        raise NotImplementedError(f"no simulation model for derived endpoint {code}: the design does not simulate "
+                                  f"{', '.join(missing)}")
+    frame = pd.DataFrame({c: value[trial.lab(c).column].ravel() * f for c, f in trial.component_factors(code).items()})
+    for g in p.grades:
+        frame[g.column] = np.asarray(grades[g.column]).ravel()
+    return scores.derive(p, frame).to_numpy().reshape(shape)
+
+
 def _key_values(trial: Trial, scenario: Scenario, p: dict, rng: np.random.Generator) -> np.ndarray:
     """The key secondary endpoint at every visit (participants x visits) as the export and ADaM would give it:
-    labs rounded to the panel's decimals, cells missing at random, scores from ``helpers.data.scores``."""
+    labs rounded to the panel's decimals, cells missing at random, derived parameters from the registry
+    ``helpers.scores``."""
     e = trial.endpoint(trial.key_secondary)
     experimental = [a.code for a in trial.experimental_arms]
     lab_effects = {a: {e.code: scenario.key_effect} for a in experimental} if e.source == "lab" else {}
@@ -259,18 +274,10 @@ def _key_values(trial: Trial, scenario: Scenario, p: dict, rng: np.random.Genera
              for j, c in enumerate(LAB_COLUMNS)}
     if e.source == "lab":
         return value[trial.lab(e.code).column]
-    if e.code == "MELD":
-        y = scores.meld(value["tbil"], value["inr"], value["creat"], dialysis=dialysis)
-    elif e.code == "MELDNA":
-        y = scores.meld_na(value["tbil"], value["inr"], value["creat"], value["sodium"], dialysis=dialysis)
-    elif e.code == "CPSCORE":
-        asc_cat = np.select([asc < -1.1, asc < 0.7], ["none", "mild"], "moderate-severe")
-        enc_cat = np.select([enc < 0.9, enc < 2.3], ["none", "grade 1-2"], "grade 3-4")
-        ok = ~np.isnan(value["tbil"] + value["alb"] + value["inr"])
-        y = np.full((n, nv), np.nan)
-        y[ok] = scores.child_pugh_points(value["tbil"][ok], value["alb"][ok], value["inr"][ok], asc_cat[ok], enc_cat[ok])
-    else:
-        raise NotImplementedError(f"no simulation model for derived endpoint {e.code} ({sorted(SCORE_COMPONENTS)})")
+    grades = {"ascites": np.select([asc < -1.1, asc < 0.7], ["none", "mild"], "moderate-severe"),
+              "encephalopathy": np.select([enc < 0.9, enc < 2.3], ["none", "grade 1-2"], "grade 3-4"),
+              "dialysis": np.where(dialysis, "Y", "N")}
+    y = _derived_values(trial, e.code, value, grades, (n, nv))
     treated = (p["received"] != trial.control_arm)[:, None]
     return np.asarray(y, dtype=float) + scenario.key_effect * _ramp(trial)[None, :] * treated
 
