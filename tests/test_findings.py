@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pandas as pd
@@ -137,7 +138,7 @@ def continuous_trial_file(folder, code="ALB", visit="WEEK24", key="MELD", primar
     ``key`` (None: none), and the primary test line removed unless ``primary_test``."""
     text = paths.trial_file(paths.DEFAULT_TRIAL).read_text(encoding="utf-8")
     start = text.index("primary_endpoint:\n")
-    end = text.index("baseline_covariates:")
+    end = re.search(r"^[^ \n]", text[start + len("primary_endpoint:\n"):], re.M).start() + start + len("primary_endpoint:\n")
     text = (text[:start] + f"primary_endpoint:\n  code: {code}\n  kind: continuous\n  visit: {visit}\n"
             f"  label: Change in {code.lower()} to week {visit[4:]}\n" + text[end:])
     if not primary_test:
