@@ -34,6 +34,35 @@ class Visit:
     def is_baseline(self) -> bool:
         return self.week == 0
 
+    def holds(self, day):
+        """Whether a study day (a number, or a pandas Series of them) lies in the visit's window, ends included:
+        the one rule that assigns a sample to a visit window (missing days: missing)."""
+        return (day >= self.window[0]) & (day <= self.window[1])
+
+    def target_on(self, day_one):
+        """The date of the visit's target day, given study day 1 (a date or a pandas Series of dates)."""
+        return date_of_study_day(day_one, self.day)
+
+    def opens_on(self, day_one):
+        """The date the visit's window opens, given study day 1."""
+        return date_of_study_day(day_one, self.window[0])
+
+    def closes_on(self, day_one):
+        """The date the visit's window closes (its last day), given study day 1."""
+        return date_of_study_day(day_one, self.window[1])
+
+
+def study_day(date, day_one):
+    """CDISC study day of a date (pandas Series) given study day 1: day 1 is day one, the day before it day -1
+    (there is no day 0)."""
+    delta = (date - day_one).dt.days
+    return (delta + (delta >= 0)).astype("Int64")
+
+
+def date_of_study_day(day_one, day: int):
+    """The date of a study day (the inverse of ``study_day``: no day 0), given study day 1 (a date or a Series)."""
+    return day_one + dt.timedelta(days=day - 1 if day > 0 else day)
+
 
 def shown_unit(unit: str | None) -> str:
     """The unit as a reader sees it: empty for unitless quantities ("1" or none)."""
@@ -297,6 +326,20 @@ class Trial:
         return int(7 * self.followup_weeks if stated is None else stated)
 
     @property
+    def horizon_visit(self) -> Visit | None:
+        """The visit that assesses the status at the horizon: the one whose window holds the horizon day (the
+        earliest-opening one if several do); None when no window holds it."""
+        holding = [v for v in self.visits if v.holds(self.horizon_days)]
+        return min(holding, key=lambda v: v.window[0]) if holding else None
+
+    @property
+    def horizon_assessed_from(self) -> int:
+        """The first day of follow-up on which a completer's last contact assesses the status at the horizon: the
+        window start of the horizon visit, else the horizon itself."""
+        v = self.horizon_visit
+        return min(v.window[0], self.horizon_days) if v else self.horizon_days
+
+    @property
     def censors_transplant(self) -> bool:
         """True when liver transplantation censors overall survival (the trial file's default), False when it
         is an event with death."""
@@ -314,8 +357,19 @@ class Trial:
 
     @property
     def has_dosing_file(self) -> bool:
-        """Whether the export must carry the dosing file: only when day 1 is the first dose."""
+        """Whether the export must carry the dosing file: only when day 1 is the first dose (``treatment.start``)."""
         return self.treatment.start == "first_dose"
+
+    def doses_recorded(self, dose_records: int) -> bool:
+        """Whether what each participant received is recorded: the trial has a dosing file, or the export carries
+        dose records although the trial needs none. Otherwise everyone is taken to have started the allocated
+        treatment on the day of randomization, and the book says so."""
+        return self.has_dosing_file or dose_records > 0
+
+    def day_one(self, first_dose, randomized):
+        """Study day 1 per participant (pandas Series, aligned): the first dose (ADSL TRTSDT), else, before any
+        dose or when the trial's day 1 is randomization (``treatment.start``), the randomization date (RANDDT)."""
+        return first_dose.fillna(randomized) if self.has_dosing_file else randomized
 
     @property
     def intercurrent_events(self) -> list[EventType]:

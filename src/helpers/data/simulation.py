@@ -286,7 +286,7 @@ def simulate_participants(trial: Trial, screening: pd.DataFrame, randomization: 
         k = int(rng.integers(n))
         received[k] = arms[(arms.index(received[k]) + 1) % len(arms)]
     severity = rng.normal(size=n)
-    delay = rng.integers(0, 4, n) * (trial.treatment.start == "first_dose")
+    delay = rng.integers(0, 4, n) * trial.has_dosing_file
     first_inf = [d + dt.timedelta(days=int(k)) for d, k in zip(randomization["rand_date"], delay)]
 
     days = {}
@@ -681,7 +681,7 @@ def simulate_export(trial: Trial, seed: int | None = None, effects: dict | None 
     screening = simulate_screening(trial, rng, fake)
     randomization = simulate_randomization(trial, screening, rng)
     people = simulate_participants(trial, screening, randomization, rng, effects)
-    infusion = simulate_infusion(trial, people, rng) if trial.treatment.start == "first_dose" else None
+    infusion = simulate_infusion(trial, people, rng) if trial.has_dosing_file else None
     labs = _lab_trajectories(trial, people, rng, effects)
     frames = {
         "screening": screening,
