@@ -337,7 +337,7 @@ class Trial:
         """The first day of follow-up on which a completer's last contact assesses the status at the horizon: the
         window start of the horizon visit, else the horizon itself."""
         v = self.horizon_visit
-        return min(v.window[0], self.horizon_days) if v else self.horizon_days
+        return v.window[0] if v else self.horizon_days
 
     @property
     def censors_transplant(self) -> bool:

@@ -316,7 +316,7 @@ def holm_table(model: pd.DataFrame, visit: str) -> pd.DataFrame:
     return t
 
 
-def holm_significant(holm: pd.DataFrame, alpha: float = 0.05) -> list[str]:
+def holm_significant(holm: pd.DataFrame, alpha: float) -> list[str]:
     """Endpoint codes (PARAMCD) of the rows of ``holm_table`` significant after Holm's adjustment."""
     return holm.loc[holm["p_holm"] < alpha, "PARAMCD"].tolist()
 

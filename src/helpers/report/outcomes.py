@@ -170,7 +170,7 @@ def chapter_numbers(results: dict[str, pd.DataFrame], adsl: pd.DataFrame, trial:
     """Every number and phrase the outcomes chapter's prose glues, from ``outcomes.outcome_results``."""
     mmrm, holm = results["mmrm"], results["holm"]
     last = trial.last_visit.label
-    significant = [trial.endpoint(code).label.lower() for code in holm_significant(holm)]
+    significant = [trial.endpoint(code).label.lower() for code in holm_significant(holm, trial.alpha)]
     return {
         "source": source,
         "population": population_text(trial),
@@ -189,5 +189,6 @@ def chapter_numbers(results: dict[str, pd.DataFrame], adsl: pd.DataFrame, trial:
         "fallback_sentence": fallback_sentence(mmrm),
         "n_holm": len(holm),
         "holm_significant": ", ".join(significant) or "none",
+        "alpha_level": f"{100 * trial.alpha:g}%",
         "class_a_last": class_a_text(results, last),
     }
