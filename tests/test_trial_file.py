@@ -182,3 +182,47 @@ def test_the_schema_knows_every_simulation_assumption():
 def test_the_three_trial_files_fit_the_schema():
     for name in ("NCT06984497", "NCT06242405", "DEMO-ORAL"):
         assert load_trial(name).id == name
+
+
+# --- rules of the plan, each one method ------------------------------------------------------------------------
+
+def test_study_day_one_is_the_first_dose_else_randomization():
+    import dataclasses
+
+    import pandas as pd
+
+    trial = load_trial()
+    dose = pd.Series(pd.to_datetime(["2025-07-03", None]), index=["S1", "S2"])
+    rand = pd.Series(pd.to_datetime(["2025-07-01", "2025-07-02"]), index=["S1", "S2"])
+    assert trial.day_one(dose, rand).dt.strftime("%d").tolist() == ["03", "02"], "first dose; not dosed: randomization"
+    oral = dataclasses.replace(trial, treatment=dataclasses.replace(trial.treatment, start="randomization"))
+    assert oral.day_one(dose, rand).dt.strftime("%d").tolist() == ["01", "02"]
+    assert trial.has_dosing_file and not oral.has_dosing_file
+    assert trial.doses_recorded(0) and not oral.doses_recorded(0) and oral.doses_recorded(3)
+
+
+def test_study_days_and_window_dates_have_no_day_zero():
+    import pandas as pd
+
+    from helpers.trial import date_of_study_day, study_day
+
+    day1 = pd.Series(pd.to_datetime(["2025-07-10"] * 4))
+    dates = pd.Series(pd.to_datetime(["2025-07-10", "2025-07-09", "2025-08-07", "2025-06-26"]))
+    assert study_day(dates, day1).tolist() == [1, -1, 29, -14]
+    for day in (1, -1, 29, -14):
+        assert study_day(date_of_study_day(day1, day), day1).tolist() == [day] * 4
+    visit = load_trial().visit("WEEK4")  # day 29, window [22, 36]
+    assert str(visit.target_on(pd.Timestamp("2025-07-10")).date()) == "2025-08-07"
+    assert str(visit.opens_on(pd.Timestamp("2025-07-10")).date()) == "2025-07-31"
+    assert str(visit.closes_on(pd.Timestamp("2025-07-10")).date()) == "2025-08-14"
+    assert [visit.holds(d) for d in (21, 22, 36, 37)] == [False, True, True, False]
+    assert visit.holds(pd.Series([21, 22, None], dtype="Int64")).tolist() == [False, True, pd.NA]
+
+
+def test_the_horizon_is_assessed_by_the_visit_whose_window_holds_it():
+    import dataclasses
+
+    trial = load_trial()
+    assert trial.horizon_visit.code == "WEEK24" and trial.horizon_assessed_from == 155
+    beyond = dataclasses.replace(trial, primary_endpoint=dataclasses.replace(trial.primary_endpoint, horizon_days=200))
+    assert beyond.horizon_visit is None and beyond.horizon_assessed_from == 200
