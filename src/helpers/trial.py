@@ -701,7 +701,8 @@ EFFECTS = _mapping_of("a mapping of arm code to {endpoint code: effect}", _text,
                       lambda e: e is None or (isinstance(e, dict) and all(_text(k) and _number(x) for k, x in e.items())))
 STRATA = _Kind("a list of factors, each a code or {code, levels}",
                lambda v: isinstance(v, list) and all(_text(s) or (isinstance(s, dict) and "code" in s
-                                                                    and set(s) <= {"code", "levels"}) for s in v))
+                                                                    and set(s) <= {"code", "levels"}
+                                                                    and TEXTS.ok(s.get("levels") or [])) for s in v))
 
 
 def _req(kind):
