@@ -391,7 +391,7 @@ def test_covariance_names_read_codes_and_leave_the_rest():
 
 def test_holm_significant_gives_endpoint_codes():
     holm = pd.DataFrame({"PARAMCD": ["TBIL", "ALB", "MELD"], "p_holm": [0.01, 0.2, np.nan]})
-    assert outcomes.holm_significant(holm) == ["TBIL"]
+    assert outcomes.holm_significant(holm, 0.05) == ["TBIL"]
     assert outcomes.holm_significant(holm, alpha=0.5) == ["TBIL", "ALB"]
 
 
@@ -409,8 +409,9 @@ def test_chapter_numbers_glue_every_phrase_of_the_chapter(adam, trial):
     assert list(numbers) == ["source", "population", "n_per_arm", "control", "experimental", "followup", "last_visit", "n_endpoints",
                              "primary_label", "key_label", "log_endpoints", "n_deaths", "n_transplants", "n_withdrawn", "key_effect", "key_covariance",
                              "fallback_sentence", "n_holm", "holm_significant", "class_name", "best_class",
-                             "class_a_last"]
+                             "alpha_level", "class_a_last"]
     assert numbers["control"] == trial.control.label
+    assert numbers["alpha_level"] == "5%"
     assert numbers["last_visit"] == trial.last_visit.label.lower()
     assert numbers["key_label"] == "the change in MELD score at week 24"
     assert numbers["n_holm"] == len(res["holm"]) and numbers["n_endpoints"] == len(trial.endpoints)

@@ -118,7 +118,7 @@ def _block_sizes_text(trial: Trial) -> str:
 
 
 def _day_one(trial: Trial) -> str:
-    if trial.treatment.start == "randomization":
+    if not trial.has_dosing_file:
         return "Study day 1 is the day of randomization."
     return f"Study day 1 is the day of the first {trial.treatment.noun}."
 

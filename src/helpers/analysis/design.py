@@ -190,7 +190,7 @@ def _people(trial: Trial, scenario: Scenario, rng: np.random.Generator, n: int,
     if switch:
         received[k] = arms[(arms.index(received[k]) + 1) % len(arms)]
     severity = rng.normal(size=n)
-    delay = rng.integers(0, MAX_DELAY_DAYS + 1, n) * (trial.treatment.start == "first_dose")
+    delay = rng.integers(0, MAX_DELAY_DAYS + 1, n) * trial.has_dosing_file
     followup = trial.followup_visits
     days = np.column_stack([np.clip(v.day + np.rint(rng.normal(0, VISIT_JITTER_SD, n)), *v.window) for v in followup])
 
@@ -390,7 +390,7 @@ def death_probability(trial: Trial, hazard_ratio: float) -> float:
     base = _rate(float(assumption(trial, "death_rate_24w")), DEATH_LOADING, h)
     z, w = np.polynomial.hermite_e.hermegauss(_GH_NODES)
     w = w / w.sum()
-    delays = np.arange(MAX_DELAY_DAYS + 1) if trial.treatment.start == "first_dose" else np.array([0])
+    delays = np.arange(MAX_DELAY_DAYS + 1) if trial.has_dosing_file else np.array([0])
     surv = [np.sum(w * np.exp(-base * hazard_ratio * np.exp(DEATH_LOADING * z) * (h - d))) for d in delays]
     return float(1 - np.mean(surv))
 

@@ -334,7 +334,7 @@ def secondary_holm(model: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     return holm_table(secondary, trial.last_visit.label)
 
 
-def holm_significant(holm: pd.DataFrame, alpha: float = 0.05) -> list[str]:
+def holm_significant(holm: pd.DataFrame, alpha: float) -> list[str]:
     """Endpoint codes (PARAMCD) of the rows of ``holm_table`` significant after Holm's adjustment."""
     return holm.loc[holm["p_holm"] < alpha, "PARAMCD"].tolist()
 

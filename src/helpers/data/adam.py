@@ -14,7 +14,7 @@ import pandas as pd
 from helpers import scores
 from helpers.data.loading import CENS, REASON, REPORTED, Export, first_doses, treatment_start
 from helpers.data.schema import UNSCHEDULED
-from helpers.trial import Trial, label_with_unit
+from helpers.trial import Trial, label_with_unit, study_day
 
 UNSCHEDULED_LABEL = "Unscheduled"
 
@@ -22,12 +22,6 @@ UNSCHEDULED_LABEL = "Unscheduled"
 def usubjid(trial: Trial, subject_id: pd.Series) -> pd.Series:
     """Unique subject identifier: study id and site-subject number."""
     return trial.id + "-" + subject_id.astype(str)
-
-
-def study_day(date: pd.Series, ref: pd.Series) -> pd.Series:
-    """CDISC study day: the reference date is day 1, the day before it day -1 (no day 0)."""
-    delta = (date - ref).dt.days
-    return (delta + (delta >= 0)).astype("Int64")
 
 
 def derive_last_alive(export: Export) -> pd.Series:
@@ -144,7 +138,7 @@ def build_adsl(export: Export, trial: Trial) -> pd.DataFrame:
         "RANDDT": rand["rand_date"].values,
         "RANDBLK": rand["block"].values,
     })
-    received = adsl["SUBJID"].map(inf["arm_received"]) if trial.treatment.start == "first_dose" \
+    received = adsl["SUBJID"].map(inf["arm_received"]) if trial.doses_recorded(len(export["infusion"])) \
         else pd.Series(rand["arm"].astype(str).to_numpy(), index=adsl.index)
     adsl["TRT01A"] = received.map(trial.arm_labels)
     adsl["TRT01AN"] = received.map(order).astype("Int64")
@@ -243,7 +237,7 @@ def derive_analysis_visit(nominal: pd.Series, ady: pd.Series, trial: Trial) -> p
     out = nominal.astype("object").copy()
     unscheduled = nominal.eq(UNSCHEDULED)
     for v in trial.visits:
-        inside = unscheduled & ady.between(*v.window).fillna(False).astype(bool) & out.eq(UNSCHEDULED)
+        inside = unscheduled & v.holds(ady).fillna(False).astype(bool) & out.eq(UNSCHEDULED)
         out[inside] = v.code
     return out
 
@@ -287,7 +281,7 @@ def build_adlb(export: Export, trial: Trial, adsl: pd.DataFrame) -> pd.DataFrame
     long = pd.concat(parts, ignore_index=True)
     long = long[long["AVAL"].notna() | long["REASON"].notna() | long["col"].isin([t.column for t in trial.lab_panel])]
     sl = adsl.set_index("SUBJID")
-    ady = study_day(long["lab_date"], long["subject_id"].map(sl["TRTSDT"].fillna(sl["RANDDT"])))
+    ady = study_day(long["lab_date"], long["subject_id"].map(trial.day_one(sl["TRTSDT"], sl["RANDDT"])))
     avisit = derive_analysis_visit(long["visit"], ady, trial)
     visits = {v.code: v for v in trial.visits}
     aval = pd.to_numeric(long["AVAL"], errors="coerce").astype(float)

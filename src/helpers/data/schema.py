@@ -181,7 +181,7 @@ def export_spec(trial: Trial) -> dict[str, FileSpec]:
             cols = [Column(c.name, c.type, c.meaning, unit=trial.treatment.dose_unit,
                            min=lo if lo > float("-inf") else None, max=hi if hi < float("inf") else None)
                     if c.name == "dose" else c for c in cols]
-            optional = trial.treatment.start != "first_dose"
+            optional = not trial.has_dosing_file
         out[name] = FileSpec(name, spec.meaning, spec.key, tuple(cols), optional)
     return out
 

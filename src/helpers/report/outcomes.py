@@ -198,7 +198,7 @@ def chapter_numbers(results: dict[str, pd.DataFrame], adsl: pd.DataFrame, trial:
     """Every number and phrase the outcomes chapter's prose glues, from ``outcomes.outcome_results``."""
     mmrm, holm = results["mmrm"], results["holm"]
     last = trial.last_visit.label
-    significant = [trial.endpoint(code).label.lower() for code in holm_significant(holm)]
+    significant = [trial.endpoint(code).label.lower() for code in holm_significant(holm, trial.alpha)]
     return {
         "source": source,
         "population": population_text(trial),
@@ -219,5 +219,6 @@ def chapter_numbers(results: dict[str, pd.DataFrame], adsl: pd.DataFrame, trial:
         "holm_significant": ", ".join(significant) or "none",
         "class_name": _classed(trial, None).classes.label if _classed(trial, None) else "No class",
         "best_class": _classed(trial, None).classes.levels[0] if _classed(trial, None) else "none",
+        "alpha_level": f"{100 * trial.alpha:g}%",
         "class_a_last": best_class_text(results, last, trial),
     }
