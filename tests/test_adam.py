@@ -57,7 +57,7 @@ def test_adlb_rows_match_raw_labs_by_hand(adam, trial, clean_dir):
 
 
 def test_adlb_derived_scores_match_scores_module(adam, clean_dir):
-    from helpers.data import scores
+    from helpers.scores import liver as scores
 
     labs = read_raw(clean_dir / "labs.csv").iloc[0]
     meld = scores.meld(float(labs["tbil"]), float(labs["inr"]), float(labs["creat"]))
@@ -125,3 +125,96 @@ def test_derivations_leave_their_input_unchanged(adam, export, trial):
         derive(*args)
         for f, b in zip(frames, before):
             pd.testing.assert_frame_equal(f, b)
+
+
+# ------------------------------------------------------------------ derived parameters and covariates from the trial file
+
+def test_egfr_is_derived_from_each_sample_with_the_participants_age_and_sex(trial):
+    """eGFR (kidney plug-in) on the trial's panel, creatinine in umol/L: 79.56 umol/L = 0.9 mg/dL; a man of 40 with
+    Scr 0.9 has 142 x 0.9938^40 = 110.726 (tests/test_scores.py). Missing creatinine or age: not derivable."""
+    import dataclasses
+
+    from helpers.data.adam import derive_scores_by_visit
+    egfr_trial = dataclasses.replace(trial, derived_parameters=("EGFR",), baseline_covariates=(), endpoints=tuple(
+        e for e in trial.endpoints if e.source != "derived"))
+    assert egfr_trial.derived_scores == ["EGFR"]
+    labs = pd.DataFrame({"subject_id": ["01-001", "01-001", "01-002"], "visit": ["BASELINE", "WEEK4", "BASELINE"],
+                         "lab_date": pd.to_datetime(["2025-01-01", "2025-01-29", "2025-01-02"]),
+                         "creat": [79.56, np.nan, 88.4]})
+    clinical = pd.DataFrame({"subject_id": pd.Series(dtype=str), "visit": pd.Series(dtype=str),
+                             "assessment_date": pd.Series(dtype="datetime64[ns]")})
+    people = pd.DataFrame({"SUBJID": ["01-001", "01-002"], "AGE": [40, np.nan], "SEX": ["M", "F"]})
+    out = derive_scores_by_visit(labs, clinical, egfr_trial, people)
+    assert out["EGFR"].iloc[0] == pytest.approx(110.726, abs=0.001)
+    assert out["EGFR__reason"].tolist()[1:] == ["not derivable: creatinine missing", "not derivable: AGE missing"]
+    with pytest.raises(ValueError, match="needs the participant variable AGE"):
+        derive_scores_by_visit(labs, clinical, egfr_trial)
+
+
+def test_baseline_covariates_come_from_their_sources(adam, trial, clean_dir):
+    """ADSL's covariates follow the trial file: derived (MELD, CPSCORE at baseline, whole numbers), the class of a
+    derived parameter (CPCLASS from CPSCORE by its registry classes), a clinical grade at baseline, a screening column."""
+    adsl, adlb = adam["adsl"], adam["adlb"]
+    sources = {c.code: c.source for c in trial.baseline_covariates}
+    assert sources["CPCLASS"] == "class.CPSCORE" and sources["MELD"] == "derived"
+    base = adlb[(adlb["ABLFL"] == "Y") & (adlb["PARAMCD"] == "CPSCORE")].set_index("USUBJID")["AVAL"]
+    points = adsl["USUBJID"].map(base)
+    assert (adsl["CPSCORE"].astype("Float64") == points.astype("Float64")).fillna(True).all()
+    expected = np.select([points <= 6, points <= 9, points <= 15], ["A", "B", "C"], "")
+    assert (adsl["CPCLASS"].fillna("") == np.where(points.isna(), "", expected)).all()
+    clinical = read_raw(clean_dir / "clinical.csv")
+    first = clinical[clinical["visit"] == "BASELINE"].drop_duplicates("subject_id").set_index("subject_id")
+    assert adsl["ASCITES"].tolist() == adsl["SUBJID"].map(first["ascites"]).tolist()
+    screening = read_raw(clean_dir / "screening.csv").set_index("screening_id")
+    rand = read_raw(clean_dir / "randomization.csv").set_index("subject_id")
+    assert adsl["ETIOLOGY"].tolist() == adsl["SUBJID"].map(rand["screening_id"]).map(screening["etiology"]).tolist()
+
+
+def test_trial_file_covariate_sources_are_checked(tmp_path):
+    import yaml
+
+    from helpers.trial import TrialFileError, load_trial
+    raw = yaml.safe_load(open(load_trial().source, encoding="utf-8"))
+    raw["baseline_covariates"] += [{"code": "X", "label": "X", "source": "lab.x"},
+                                   {"code": "Y", "label": "Y", "type": "categorical", "source": "class.MELD"},
+                                   {"code": "Z", "label": "Z", "levels": ["a"]}]
+    raw["derived_parameters"] = ["MELD", "NOPE"]
+    path = tmp_path / "trial.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(TrialFileError) as err:
+        load_trial(path)
+    text = str(err.value)
+    assert "baseline_covariates (X): source 'lab.x' must be one of adsl, screening.<column>" in text
+    assert "baseline_covariates (Y): source 'class.MELD': MELD has no classes" in text
+    assert "baseline_covariates (Z): levels are for a categorical covariate" in text
+    assert "derived parameter NOPE: not in the registry (helpers.scores: CPSCORE, EGFR, MELD, MELDNA)" in text
+
+
+def test_clinical_assessments_come_from_the_trial_file_and_match_the_scores_that_read_them(tmp_path, trial):
+    """The clinical file's grade columns are the trial file's (levels, "present, grade unknown" only where
+    accepted, flags Y/N); a derived parameter's grade must be declared with the levels it scores."""
+    import yaml
+
+    from helpers.data.schema import export_spec
+    from helpers.trial import TrialFileError, load_trial
+    cols = {c.name: c for c in export_spec(trial)["clinical"].columns}
+    assert list(cols) == ["subject_id", "visit", "assessment_date", "ascites", "encephalopathy", "dialysis"]
+    assert cols["ascites"].allowed == ("none", "mild", "moderate-severe", "present, grade unknown")
+    assert cols["dialysis"].type == "flag" and cols["dialysis"].allowed_values(trial) == ("Y", "N")
+    raw = yaml.safe_load(open(trial.source, encoding="utf-8"))
+    raw["clinical_assessments"] = [{"column": "ascites", "label": "Ascites", "levels": ["none", "present"]},
+                                   {"column": "dialysis", "label": "Dialysis"}]
+    path = tmp_path / "trial.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(TrialFileError) as err:
+        load_trial(path)
+    text = str(err.value)
+    assert "clinical_assessments (ascites): levels ['none', 'present'] are not those CPSCORE scores" in text
+    assert "derived parameter CPSCORE: needs the clinical assessment 'encephalopathy'" in text
+    assert "baseline_covariates (HEPENC): source 'clinical.encephalopathy': no clinical_assessments column" in text
+    raw["clinical_assessments"][0] = {"column": "ascites", "label": "Ascites", "levels": ["none", "mild", "moderate-severe"]}
+    raw["clinical_assessments"].append({"column": "encephalopathy", "levels": ["none", "grade 1-2", "grade 3-4"]})
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    strict = load_trial(path)
+    assert {c.name: c.allowed for c in export_spec(strict)["clinical"].columns}["ascites"] == (
+        "none", "mild", "moderate-severe")

@@ -10,7 +10,7 @@ from helpers import paths
 
 PACKAGE = paths.ROOT / "src" / "helpers"
 RANK = {"core": 0, "data": 1, "analysis": 2, "report": 3, "top": 4}
-CORE = {"helpers", "helpers.trial", "helpers.paths"}
+CORE = {"helpers", "helpers.trial", "helpers.paths", "helpers.scores"}  # helpers.scores: the registry and its plug-ins
 DISPLAY = ("matplotlib", "seaborn", "IPython", "myst_nb")
 
 
@@ -20,7 +20,7 @@ def _module(path: Path) -> str:
 
 
 def _layer(module: str) -> str:
-    if module in CORE:
+    if module in CORE or module.startswith("helpers.scores."):
         return "core"
     part = module.split(".")[1]
     return part if part in ("data", "analysis", "report") else "top"
@@ -121,3 +121,106 @@ def test_every_section_of_the_plan_is_typed():
     hints = typing.get_type_hints(Trial)
     raw = [f.name for f in dataclasses.fields(Trial) if typing.get_origin(hints[f.name]) is dict or hints[f.name] is dict]
     assert raw == ["masking_codes"], f"Trial fields held as raw dicts: {raw}"
+
+
+# ------------------------------------------------------------------ each rule of the plan is written once
+
+SOURCES = [p for p in MODULES if p.name != "trial.py"]
+
+
+def _code(path: Path) -> str:
+    return _notebook_code(path) if path.suffix == ".ipynb" else path.read_text(encoding="utf-8")
+
+
+def _attribute_chain(node: ast.AST) -> str:
+    """'trial.treatment.start' for the attribute node of that expression ('?' for what is not a name)."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    parts.append(node.id if isinstance(node, ast.Name) else "?")
+    return ".".join(reversed(parts))
+
+
+def _rule_breaches(tree: ast.AST) -> list[str]:
+    """Rules of the plan derived again outside trial.py: study day 1 (``fillna`` with RANDDT: ``Trial.day_one``),
+    the dosing-file rule (a read of ``treatment.start``: ``Trial.has_dosing_file``/``doses_recorded``), window
+    arithmetic or comparison (``Visit.holds``/``opens_on``/``closes_on``/``target_on``), the horizon's assessing
+    day (``Trial.horizon_assessed_from``), and a default significance level (``alpha=...``: ``Trial.alpha``)."""
+    found = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "fillna"
+                and "RANDDT" in ast.unparse(node)):
+            found.append(f"line {node.lineno}: study day 1 derived again ({ast.unparse(node)}): use Trial.day_one")
+        if isinstance(node, ast.Attribute) and node.attr == "start" and _attribute_chain(node).endswith("treatment.start"):
+            found.append(f"line {node.lineno}: treatment.start read: use Trial.has_dosing_file or Trial.doses_recorded")
+        if isinstance(node, (ast.Compare, ast.BinOp)) and any(
+                isinstance(n, ast.Attribute) and n.attr == "window" for n in ast.walk(node)):
+            found.append(f"line {node.lineno}: arithmetic on a visit window ({ast.unparse(node)}): use Visit.holds, "
+                         "opens_on, closes_on or target_on")
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "between"
+                and any(isinstance(a, ast.Starred) and "window" in ast.unparse(a) for a in node.args)):
+            found.append(f"line {node.lineno}: a window test ({ast.unparse(node)}): use Visit.holds")
+        if isinstance(node, ast.FunctionDef) and node.name == "horizon_assessed_from":
+            found.append(f"line {node.lineno}: horizon_assessed_from defined again: use Trial.horizon_assessed_from")
+        if isinstance(node, ast.FunctionDef) and node.name not in CI_ALPHA:
+            args = node.args.args + node.args.kwonlyargs
+            defaults = dict(zip([a.arg for a in node.args.args][::-1], node.args.defaults[::-1]))
+            defaults |= {a.arg: d for a, d in zip(node.args.kwonlyargs, node.args.kw_defaults) if d is not None}
+            if any(a.arg == "alpha" and a.arg in defaults for a in args):
+                found.append(f"line {node.lineno}: {node.name}(alpha=...) has a default level: take Trial.alpha")
+    return found
+
+
+# Functions whose ``alpha`` is 1 - a confidence level of an interval, not the trial's significance level.
+CI_ALPHA = {"loglog_ci", "kaplan_meier"}
+
+
+@pytest.mark.parametrize("path", SOURCES + NOTEBOOKS,
+                         ids=lambda p: p.name if p.suffix == ".ipynb" else str(p.relative_to(PACKAGE)))
+def test_each_rule_of_the_plan_is_written_once(path):
+    breaches = _rule_breaches(ast.parse(_code(path)))
+    assert not breaches, f"{path.name}: " + "; ".join(breaches)
+
+
+def test_the_rule_check_catches_each_rule_written_again():
+    code = '''
+ref = adsl["TRTSDT"].fillna(adsl["RANDDT"])
+if trial.treatment.start == "randomization":
+    pass
+inside = ady.between(*v.window)
+late = day > v.window[1]
+end = ref + pd.Timedelta(days=v.window[1] - 1)
+def horizon_assessed_from(trial):
+    pass
+def conclusion(p, alpha=0.05):
+    pass
+def holm(p, *, alpha=0.05):
+    pass
+def loglog_ci(s, alpha=0.05):
+    pass
+'''
+    breaches = _rule_breaches(ast.parse(code))
+    for line in (2, 3, 5, 6, 7, 8, 10, 12):
+        assert any(b.startswith(f"line {line}:") for b in breaches), (line, breaches)
+    assert not any(b.startswith("line 14:") for b in breaches), "a confidence interval's alpha is not the trial's"
+
+
+def test_status_at_the_horizon_and_visit_status_are_each_one_rule_used_everywhere():
+    """Fisher's test and the vital-status table use ``status_at_horizon``; the completeness tables, the intercurrent
+    events and the sensitivity analyses use ``cohort.visit_status``; each is defined once."""
+    defined: dict[str, list[str]] = {}
+    calls: dict[str, set[str]] = {}
+    for path in MODULES:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for fn in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)):
+            defined.setdefault(fn.name, []).append(_module(path))
+            calls[f"{_module(path)}.{fn.name}"] = {ast.unparse(c.func).split(".")[-1] for c in ast.walk(fn)
+                                                   if isinstance(c, ast.Call)}
+    assert defined["status_at_horizon"] == ["helpers.analysis.survival"]
+    assert defined["visit_status"] == ["helpers.analysis.cohort"]
+    assert "status_at_horizon" in calls["helpers.analysis.survival.fisher_survivors"]
+    assert "status_at_horizon" in calls["helpers.report.survival.vital_status_table"]
+    for user in ("helpers.analysis.cohort.visit_completeness", "helpers.analysis.survival.intercurrent_events"):
+        assert "visit_status" in calls[user], user
+    assert any("visit_status" in c for name, c in calls.items() if name.startswith("helpers.analysis.sensitivity."))

@@ -132,3 +132,23 @@ def test_chapter_numbers(trial, adsl):
     n = adsl["ARMCD"].value_counts()
     assert numbers == {"n_itt": len(adsl),
                        "n_per_arm": ", ".join(f"{n[a.code]} {a.label}" for a in trial.arms)}
+
+
+def test_categorical_levels_come_from_the_trial_file_the_schema_or_the_registry(trial, adsl):
+    """Stated levels in their order; else the schema's allowed values ("present, grade unknown" only when recorded);
+    a class of a derived parameter: the registry's levels, even those nobody is in."""
+    import dataclasses
+
+    from helpers.trial import Covariate
+    covs = (Covariate("ASCITES", "Ascites", "categorical", source="clinical.ascites"),
+            Covariate("HEPENC", "Encephalopathy", "categorical", source="clinical.encephalopathy",
+                      levels=("grade 3-4", "grade 1-2", "none")),
+            Covariate("CPCLASS", "Class", "categorical", source="class.CPSCORE"))
+    t = dataclasses.replace(trial, baseline_covariates=covs)
+    levels = {v["code"]: v["levels"] for v in baseline.baseline_variables(t, adsl)}
+    assert levels["ASCITES"] == ["none", "mild", "moderate-severe"]
+    assert levels["HEPENC"] == ["grade 3-4", "grade 1-2", "none"]
+    assert levels["CPCLASS"] == ["A", "B", "C"]
+    unknown = adsl.assign(ASCITES=adsl["ASCITES"].mask(adsl.index == 0, "present, grade unknown"))
+    levels = {v["code"]: v["levels"] for v in baseline.baseline_variables(t, unknown)}
+    assert levels["ASCITES"] == ["none", "mild", "moderate-severe", "present, grade unknown"]

@@ -29,11 +29,11 @@ ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 @pytest.fixture(scope="module")
-def written(adam, tmp_path_factory):
+def written(adam, trial, tmp_path_factory):
     """The ADaM datasets as CSV (write_adam) and as XPT (write_xpt), side by side."""
     folder = tmp_path_factory.mktemp("adam")
     write_adam(adam, folder)
-    write_xpt(adam, folder)
+    write_xpt(adam, folder, trial=trial)
     return folder
 
 
@@ -92,15 +92,21 @@ def test_xpt_dates_are_sas_dates_and_labels_are_cdisc(written):
     assert lb.column_names_to_labels["AVAL"] == "Analysis Value"
     assert tte.column_names_to_labels["CNSR"] == "Censor"
     assert meta.column_names_to_labels["TBILBL"] == "Baseline Total bilirubin (umol/L)"
+    # the trial file's covariates (a baseline value for a derived, class or clinical source) and a derived
+    # parameter that is no covariate (its baseline under its own code)
+    assert meta.column_names_to_labels["ASCITES"] == "Baseline Ascites"
+    assert meta.column_names_to_labels["CPCLASS"] == "Baseline Child-Pugh class"
+    assert meta.column_names_to_labels["ETIOLOGY"] == "Etiology"
+    assert meta.column_names_to_labels["MELDNA"] == "Baseline MELD-Na score (points)"
 
 
-def test_xpt_is_byte_reproducible_and_records_the_given_time(adam, tmp_path):
-    first, second = write_xpt(adam, tmp_path / "a"), write_xpt(adam, tmp_path / "b")
+def test_xpt_is_byte_reproducible_and_records_the_given_time(adam, trial, tmp_path):
+    first, second = write_xpt(adam, tmp_path / "a", trial=trial), write_xpt(adam, tmp_path / "b", trial=trial)
     assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
     _, meta = pyreadstat.read_xport(first[0], metadataonly=True)
     assert meta.creation_time == meta.modification_time == dt.datetime(1980, 1, 1)
     when = dt.datetime(2026, 3, 4, 5, 6, 7)
-    later = write_xpt(adam, tmp_path / "c", created=when)
+    later = write_xpt(adam, tmp_path / "c", created=when, trial=trial)
     _, meta = pyreadstat.read_xport(later[0], metadataonly=True)
     assert meta.creation_time == when and meta.modification_time == when
     assert later[0].read_bytes() != first[0].read_bytes()
@@ -111,30 +117,30 @@ def test_xpt_is_byte_reproducible_and_records_the_given_time(adam, tmp_path):
     ("TOOLONGNM", 1, "adsl.TOOLONGNM: XPT v5 names are at most 8"),
     ("lower", 1, "adsl.lower: XPT v5 names"),
 ])
-def test_a_column_breaking_the_rules_is_refused_and_nothing_written(adam, tmp_path, column, value, message):
+def test_a_column_breaking_the_rules_is_refused_and_nothing_written(adam, trial, tmp_path, column, value, message):
     broken = dict(adam, adsl=adam["adsl"].assign(**{column: value}))
     with pytest.raises(ValueError, match=re.escape(message)):
-        write_xpt(broken, tmp_path)
+        write_xpt(broken, tmp_path, trial=trial)
     assert not list(tmp_path.glob("*.xpt"))
 
 
-def test_values_are_refused_when_too_long_or_without_ascii_spelling(adam, tmp_path, monkeypatch):
+def test_values_are_refused_when_too_long_or_without_ascii_spelling(adam, trial, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"adsl\.DTHCAUS: .*'死'"):
-        write_xpt(dict(adam, adsl=adam["adsl"].assign(DTHCAUS="死")), tmp_path)
+        write_xpt(dict(adam, adsl=adam["adsl"].assign(DTHCAUS="死")), tmp_path, trial=trial)
     with pytest.raises(ValueError, match=r"adlb\.LBREASND: a value is longer than 200"):
-        write_xpt(dict(adam, adlb=adam["adlb"].assign(LBREASND="x" * 201)), tmp_path)
+        write_xpt(dict(adam, adlb=adam["adlb"].assign(LBREASND="x" * 201)), tmp_path, trial=trial)
     with pytest.raises(ValueError, match=r"adsl\.AGE: declared numeric"):
-        write_xpt(dict(adam, adsl=adam["adsl"].assign(AGE="fifty")), tmp_path)
+        write_xpt(dict(adam, adsl=adam["adsl"].assign(AGE="fifty")), tmp_path, trial=trial)
     with pytest.raises(ValueError, match=r"adsl\.RANDDT: declared a date"):
-        write_xpt(dict(adam, adsl=adam["adsl"].assign(RANDDT="soon")), tmp_path)
+        write_xpt(dict(adam, adsl=adam["adsl"].assign(RANDDT="soon")), tmp_path, trial=trial)
     monkeypatch.setitem(VARIABLES, "SEX", ("A label that is far too long for a SAS transport file", "C"))
     with pytest.raises(ValueError, match=r"adsl\.SEX: label .* at most 40"):
-        write_xpt(adam, tmp_path)
+        write_xpt(adam, tmp_path, trial=trial)
 
 
-def test_character_values_are_spelled_in_ascii(adam, tmp_path):
+def test_character_values_are_spelled_in_ascii(adam, trial, tmp_path):
     assert ascii_safe("Child–Pugh ≥ 10, 17 µmol/L, café") == "Child-Pugh >= 10, 17 umol/L, cafe"
-    write_xpt(dict(adam, adsl=adam["adsl"].assign(DTHCAUS="hépatite")), tmp_path)
+    write_xpt(dict(adam, adsl=adam["adsl"].assign(DTHCAUS="hépatite")), tmp_path, trial=trial)
     adsl, _ = pyreadstat.read_xport(tmp_path / "adsl.xpt")
     assert set(adsl["DTHCAUS"]) == {"hepatite"}
 

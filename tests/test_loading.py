@@ -166,3 +166,18 @@ def test_every_rule_the_loader_reports_is_in_the_rules_table():
     used = set(re.findall(r'"([a-z_]+)",\s*f?"[^"]*? ', code))  # a rule is the literal before its message
     assert used and used <= set(RULES), sorted(used - set(RULES))
     assert {severity for severity, _ in RULES.values()} == {"error", "warning"}
+
+
+def test_visit_window_check_counts_study_days_as_adam_does(export_copy, trial):
+    """Study day 1 is the first dose; the day before it is day -1 (no day 0), as ADLB's ADY counts. A baseline
+    sample 14 days before day 1 is on day -14, inside the baseline window [-14, 1]; one 15 days before is not."""
+    labs, infusion = read_raw(export_copy / "labs.csv"), read_raw(export_copy / "infusion.csv")
+    i = int(labs.index[labs["visit"] == trial.baseline_visit.code][0])
+    subject = labs.at[i, "subject_id"]
+    day1 = pd.to_datetime(infusion.loc[infusion["subject_id"] == subject, "infusion_date"]).min()
+    lo = trial.baseline_visit.window[0]
+    for before, expected in ((-lo, []), (-lo + 1, [("labs.csv", i + 2, "visit_window")])):
+        _edit(export_copy, "labs", i + 2, "lab_date", (day1 - pd.Timedelta(days=before)).strftime("%Y-%m-%d"))
+        _, problems, warnings = validate_export(export_copy, trial)
+        assert [(w.file, w.row, w.rule) for w in warnings if w.rule == "visit_window"] == expected, before
+    assert f"study day {lo - 1} outside" in [w for w in warnings if w.rule == "visit_window"][0].message

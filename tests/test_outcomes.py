@@ -230,7 +230,7 @@ def test_model_tables_share_columns(adam, trial):
     assert (mm["lower"] < mm["estimate"]).all() and (mm["estimate"] < mm["upper"]).all()
 
 
-# ------------------------------------------------------------------ Child-Pugh
+# ------------------------------------------------------------------ classes of a derived parameter (Child-Pugh)
 
 
 def _cp_adlb(trial, scores_by_subject: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -246,12 +246,12 @@ def test_child_pugh_shift_counts(trial):
     adlb, adsl = _cp_adlb(trial, {"A1": ("PV", {0: 6, last: 8}), "A2": ("PV", {0: 7, last: 6}),
                                   "A3": ("PV", {0: 7}), "B1": ("HA", {0: 10, last: 6}),
                                   "B2": ("HA", {0: 9, last: 9})})
-    shift = outcomes.child_pugh_shift(adlb, adsl, trial).set_index(["TRT01P", "BASECLASS", "POSTCLASS"])["n"]
+    shift = outcomes.class_shift(adlb, adsl, trial, "CPSCORE").set_index(["TRT01P", "BASECLASS", "POSTCLASS"])["n"]
     pv, ha = trial.arm_labels["PV"], trial.arm_labels["HA"]
     assert shift[(pv, "A", "B")] == 1 and shift[(pv, "B", "A")] == 1 and shift[(pv, "B", outcomes.NOT_ASSESSED)] == 1
     assert shift[(ha, "C", "A")] == 1 and shift[(ha, "B", "B")] == 1
     assert shift.sum() == 5 and shift.groupby(level=0).sum()[pv] == 3
-    shown = report.shift_report(outcomes.child_pugh_shift(adlb, adsl, trial), {pv: pv, ha: ha})
+    shown = report.shift_report(outcomes.class_shift(adlb, adsl, trial, "CPSCORE"), {pv: pv, ha: ha})
     assert shown.columns.name is None and shown["Total"].sum() == 5
     assert shown.loc[(shown["Arm"] == pv) & (shown["Baseline class"] == "B"), "Total"].item() == 2
 
@@ -259,7 +259,7 @@ def test_child_pugh_shift_counts(trial):
 def test_proportion_class_a(trial):
     adlb, adsl = _cp_adlb(trial, {"A1": ("PV", {0: 5}), "A2": ("PV", {0: 6}), "A3": ("PV", {0: 7}),
                                   "A4": ("PV", {0: 12}), "B1": ("HA", {0: 8})})
-    p = outcomes.proportion_class_a(adlb, adsl, trial).set_index(["TRT01P", "AVISITN"])
+    p = outcomes.proportion_best_class(adlb, adsl, trial, "CPSCORE").set_index(["TRT01P", "AVISITN"])
     row = p.loc[(trial.arm_labels["PV"], 0)]
     assert row["n_assessed"] == 4 and row["n_class_a"] == 2 and row["proportion"] == 0.5
     z = stats.norm.ppf(0.975)
@@ -287,8 +287,8 @@ def test_holm_table_is_one_family_at_the_visit(adam, trial):
 
 def test_outcome_results_has_every_table(adam, trial):
     res = outcomes.outcome_results(adam["adlb"], adam["adsl"], trial)
-    assert set(res) == {"lab_by_visit", "ancova", "mmrm", "holm", "child_pugh_shift", "child_pugh_class_a"}
-    shift = res["child_pugh_shift"]
+    assert set(res) == {"lab_by_visit", "ancova", "mmrm", "holm", "cpscore_class_shift", "cpscore_best_class"}
+    shift = res["cpscore_class_shift"]
     assert shift.groupby("TRT01P")["n"].sum().to_dict() == adam["adsl"]["TRT01P"].value_counts().to_dict()
 
 
@@ -349,7 +349,7 @@ def test_effect_text_and_fallback_sentence(adam, trial):
 
 
 def test_report_layouts_keep_every_row_and_format_intervals():
-    from helpers.report.outcomes import class_a_report, mean_ci_report
+    from helpers.report.outcomes import best_class_report, mean_ci_report
 
     summary = pd.DataFrame({"PARAM": ["ALT (U/L)"], "statistic": ["Geometric mean"], "TRT01P": ["A"], "AVISIT": ["Week 4"],
                             "n": [5], "mean": [12.346], "lower": [10.0], "upper": [15.5]})
@@ -358,7 +358,7 @@ def test_report_layouts_keep_every_row_and_format_intervals():
     class_a = pd.DataFrame({"TRT01P": ["A", "A"], "AVISIT": ["Baseline", "Week 4"], "n_class_a": [1, 0],
                             "n_assessed": [4, 0], "proportion": [0.25, float("nan")], "lower": [0.046, float("nan")],
                             "upper": [0.699, float("nan")]})
-    out = class_a_report(class_a, {"A": "A (N=4)"})
+    out = best_class_report(class_a, {"A": "A (N=4)"}, "A")
     assert out["Class A, n / assessed (%)"].tolist() == ["1 / 4 (25%)", "0 / 0"]
     assert out["95% CI (%)"].tolist() == ["5 to 70", ""]
 
@@ -391,7 +391,7 @@ def test_covariance_names_read_codes_and_leave_the_rest():
 
 def test_holm_significant_gives_endpoint_codes():
     holm = pd.DataFrame({"PARAMCD": ["TBIL", "ALB", "MELD"], "p_holm": [0.01, 0.2, np.nan]})
-    assert outcomes.holm_significant(holm) == ["TBIL"]
+    assert outcomes.holm_significant(holm, 0.05) == ["TBIL"]
     assert outcomes.holm_significant(holm, alpha=0.5) == ["TBIL", "ALB"]
 
 
@@ -408,12 +408,15 @@ def test_chapter_numbers_glue_every_phrase_of_the_chapter(adam, trial):
     numbers = report.chapter_numbers(res, adam["adsl"], trial, "synthetic cohort")
     assert list(numbers) == ["source", "population", "n_per_arm", "control", "experimental", "followup", "last_visit", "n_endpoints",
                              "primary_label", "key_label", "log_endpoints", "n_deaths", "n_transplants", "n_withdrawn", "key_effect", "key_covariance",
-                             "fallback_sentence", "n_holm", "holm_significant", "class_a_last"]
+                             "fallback_sentence", "n_holm", "holm_significant", "class_name", "best_class",
+                             "alpha_level", "class_a_last"]
     assert numbers["control"] == trial.control.label
+    assert numbers["alpha_level"] == "5%"
     assert numbers["last_visit"] == trial.last_visit.label.lower()
     assert numbers["key_label"] == "the change in MELD score at week 24"
     assert numbers["n_holm"] == len(res["holm"]) and numbers["n_endpoints"] == len(trial.endpoints)
     assert numbers["n_deaths"] == (adam["adsl"]["DTHFL"] == "Y").sum()
     assert numbers["key_effect"] == report.key_secondary_numbers(res["mmrm"], trial)["key_effect"]
-    assert numbers["class_a_last"] == report.class_a_text(res, trial.last_visit.label)
-    assert report.class_a_text({}, trial.last_visit.label) == report.NO_CHILD_PUGH
+    assert numbers["class_a_last"] == report.best_class_text(res, trial.last_visit.label, trial)
+    assert (numbers["class_name"], numbers["best_class"]) == ("Child-Pugh class", "A")
+    assert report.best_class_text({}, trial.last_visit.label, trial) == report.NO_CLASSES

@@ -50,7 +50,7 @@ def test_trial_file_refuses_endpoints_its_panel_cannot_give(tmp_path):
     with pytest.raises(TrialFileError) as err:
         load_trial(_trial_with(tmp_path, lab_panel=panel))
     assert "endpoint ALT: not a test of the lab_panel" in str(err.value)
-    assert "endpoint MELD: cannot be derived from the lab_panel (needs TBIL, INR, CREAT)" in str(err.value)
+    assert "derived parameter MELD cannot be derived from the lab_panel: it lacks INR (needs TBIL (umol/L), INR (1)" in str(err.value)
 
 
 def test_cutoff_from_the_trial_file_or_a_build_parameter(tmp_path):
@@ -92,9 +92,10 @@ def test_key_secondary_without_data_at_the_last_visit(trial):
 
 
 def test_child_pugh_results_only_when_the_score_can_be_derived(adam, trial):
-    assert report_outcomes.class_a_text({}, "Week 24") == report_outcomes.NO_CHILD_PUGH
+    assert report_outcomes.best_class_text({}, "Week 24", trial) == report_outcomes.NO_CLASSES
     adlb = adam["adlb"]
-    text = report_outcomes.class_a_text({"child_pugh_class_a": outcomes.proportion_class_a(adlb, adam["adsl"], trial)}, "Week 24")
+    best = outcomes.proportion_best_class(adlb, adam["adsl"], trial, "CPSCORE")
+    text = report_outcomes.best_class_text({"cpscore_best_class": best}, "Week 24", trial)
     assert text.count("assessed") == 2
 
 

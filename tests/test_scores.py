@@ -1,11 +1,11 @@
-"""Tests for helpers.data.scores: expected values are computed by hand, not by the code under test."""
+"""Tests for helpers.scores.liver: expected values are computed by hand, not by the code under test."""
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.data.scores import (
+from helpers.scores.liver import (
     _round_half_up,
     child_pugh_class,
     child_pugh_points,
@@ -305,3 +305,75 @@ def test_class_of_missing_and_arrays():
     result = child_pugh_class(np.array([6.0, 7.0, np.nan]))
     assert result[:2].tolist() == ["A", "B"]
     assert result[2] is pd.NA
+
+
+# ---------------------------------------------------------------- eGFR (CKD-EPI 2021), the kidney plug-in
+
+def test_egfr_by_hand():
+    """CKD-EPI 2021: 142 x min(Scr/k,1)^a x max(Scr/k,1)^-1.200 x 0.9938^age x 1.012 [female]
+    (Inker et al., NEJM 2021; k 0.7 F / 0.9 M, a -0.241 F / -0.302 M; Scr in mg/dL). By hand:
+
+    * man, 40 y, Scr 0.9: Scr/k = 1, both spline terms 1; 0.9938^40 = exp(40 ln 0.9938) = exp(-0.248772)
+      = 0.779758; 142 x 0.779758 = 110.726.
+    * man, 50 y, Scr 1.0: max term (1/0.9)^-1.2 = exp(-1.2 x 0.105361) = 0.881234; 0.9938^50 = 0.732740;
+      142 x 0.881234 x 0.732740 = 91.691 (92 as calculators round it).
+    * woman, 60 y, Scr 0.6: min term (0.6/0.7)^-0.241 = exp(0.241 x 0.154151) = 1.037849; 0.9938^60 = 0.688556;
+      142 x 1.037849 x 0.688556 x 1.012 = 102.693.
+    * woman, 70 y, Scr 2.0: max term (2/0.7)^-1.2 = exp(-1.2 x 1.049822) = 0.283715; 0.9938^70 = 0.647038;
+      142 x 0.283715 x 0.647038 x 1.012 = 26.380.
+    """
+    from helpers.scores.kidney import egfr_ckd_epi_2021
+    assert egfr_ckd_epi_2021(0.9, 40, False) == pytest.approx(110.726, abs=0.001)
+    assert egfr_ckd_epi_2021(1.0, 50, False) == pytest.approx(91.691, abs=0.001)
+    assert egfr_ckd_epi_2021(0.6, 60, True) == pytest.approx(102.693, abs=0.001)
+    assert egfr_ckd_epi_2021(2.0, 70, True) == pytest.approx(26.380, abs=0.001)
+    both = egfr_ckd_epi_2021(np.array([1.0, np.nan]), np.array([50, 50]), np.array([False, False]))
+    assert both[0] == pytest.approx(91.691, abs=0.001) and np.isnan(both[1])
+
+
+def test_gfr_categories_at_their_bounds():
+    from helpers.scores.kidney import gfr_category
+    got = gfr_category(pd.Series([90.0, 89.99, 60.0, 45.0, 44.9, 30.0, 15.0, 14.99, np.nan]))
+    assert got.tolist() == ["G1", "G2", "G2", "G3a", "G3b", "G3b", "G4", "G5", pd.NA]
+
+
+# ---------------------------------------------------------------- the registry
+
+def test_registry_states_components_units_and_classes():
+    from helpers import scores
+    assert {"MELD", "MELDNA", "CPSCORE", "EGFR"} <= set(scores.REGISTRY)
+    egfr = scores.get("EGFR")
+    assert [(c.code, c.unit) for c in egfr.components] == [("CREAT", "mg/dL")] and egfr.participant == ("AGE", "SEX")
+    cp = scores.get("CPSCORE")
+    assert [g.column for g in cp.required_grades] == ["ascites", "encephalopathy"]
+    assert cp.classes.code == "CPCLASS" and cp.classes.levels == ("A", "B", "C")
+    assert [g.column for g in scores.get("MELD").required_grades] == []  # no dialysis record: not on dialysis
+    with pytest.raises(KeyError, match="no derived parameter 'NOPE'; registered: CPSCORE, EGFR"):
+        scores.get("NOPE")
+
+
+def test_registry_converts_the_panel_unit_to_the_unit_a_component_needs():
+    from helpers import scores
+    from helpers.trial import LabTest
+    creat_si = LabTest("CREAT", "Creatinine", "umol/L", (("mg/dL", 88.4),))
+    creat_us = LabTest("CREAT", "Creatinine", "mg/dL")
+    egfr, meld_ = scores.get("EGFR").components[0], scores.get("MELD").components[2]
+    assert scores.conversion(egfr, creat_si) == pytest.approx(1 / 88.4)
+    assert scores.conversion(egfr, creat_us) == 1.0
+    assert scores.conversion(meld_, creat_us) == 88.4  # the component states mg/dL -> umol/L itself
+    assert scores.conversion(egfr, LabTest("CREAT", "Creatinine", "mmol/L")) is None
+
+
+def test_derive_computes_complete_rows_only_and_grade_unknown_is_not_derivable():
+    from helpers import scores
+    frame = pd.DataFrame({"TBIL": [34.2, 34.2, np.nan, 34.2], "ALB": [30.0] * 4, "INR": [1.5] * 4,
+                          "ascites": ["mild", scores.GRADE_UNKNOWN, "mild", None],
+                          "encephalopathy": ["none"] * 4})
+    got = scores.derive(scores.get("CPSCORE"), frame)
+    assert got.iloc[0] == 8 and got.iloc[1:].isna().all()  # 2 + 2 + 1 + 2 + 1 (test_child_pugh_worked_examples)
+    people = pd.DataFrame({"CREAT": [1.0, 1.0, 0.9], "AGE": [50, np.nan, 40], "SEX": ["M", "M", "M"]})
+    got = scores.derive(scores.get("EGFR"), people)
+    assert got.iloc[0] == pytest.approx(91.691, abs=0.001) and np.isnan(got.iloc[1])
+    assert got.iloc[2] == pytest.approx(110.726, abs=0.001)
+    with pytest.raises(ValueError, match="SEX coded F or M"):
+        scores.derive(scores.get("EGFR"), people.assign(SEX="U"))

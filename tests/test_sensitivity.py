@@ -282,9 +282,10 @@ def test_default_delta_grid_is_round_and_starts_at_zero(trial):
 
 
 def test_conclusion():
-    assert tipping.conclusion(-1.0, 0.01, worse_sign=1) == "favours experimental"
-    assert tipping.conclusion(-1.0, 0.01, worse_sign=-1) == "favours control"
-    assert tipping.conclusion(1.0, 0.2, worse_sign=1) == "no significant difference"
+    assert tipping.conclusion(-1.0, 0.01, worse_sign=1, alpha=0.05) == "favours experimental"
+    assert tipping.conclusion(-1.0, 0.01, worse_sign=-1, alpha=0.05) == "favours control"
+    assert tipping.conclusion(1.0, 0.2, worse_sign=1, alpha=0.05) == "no significant difference"
+    assert tipping.conclusion(-1.0, 0.03, worse_sign=1, alpha=0.025) == "no significant difference"
 
 
 # ------------------------------------------------------------------ committed data, figure, sister trial
@@ -368,11 +369,14 @@ def test_prose_helpers(trial):
     win[["measure", "estimate", "lower", "upper", "p_value", "analysis", "contrast"]] = [
         sens.WIN_PROBABILITY, 0.8, 0.6, 0.95, 0.0004, sens.WORST_RANK, f"{experimental} vs {control}"]
     assert report.result_text(win) == "win probability 0.80 (95% CI 0.60 to 0.95; P < 0.001)"
-    assert report.analysis_conclusion(win, 1) == "favours experimental"
+    assert report.analysis_conclusion(win, 1, trial.alpha) == "favours experimental"
     both = pd.DataFrame([row, win])
     assert "conclusions differ" in report.agreement_sentence(both, trial, PARAM)
     win["p_value"] = 0.3
     assert "same conclusion at the 5% level: no significant difference" in report.agreement_sentence(pd.DataFrame([row, win]), trial, PARAM)
+    lenient = dataclasses.replace(trial, alpha=0.1)
+    assert "conclusions differ at the 10% level" in report.agreement_sentence(pd.DataFrame([row, win]), lenient, PARAM), \
+        "the level is the trial's alpha: P = 0.061 is significant at 0.1, P = 0.3 is not"
     tp = {"delta": 2.5, "from_conclusion": "favours experimental", "to_conclusion": "no significant difference", "grid_max": 10}
     assert "2.50 points higher (worse)" in report.tipping_sentence(tp, trial, PARAM, experimental)
     assert "10 points higher" in report.tipping_sentence(tp | {"delta": np.nan}, trial, PARAM, experimental)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.data import scores
+from helpers.scores import liver as scores
 from helpers.data.loading import validate_export
 from helpers.data.schema import UNSCHEDULED, export_spec, missing_codes
 import yaml

@@ -334,7 +334,7 @@ def test_status_at_the_horizon_is_known_only_when_followed_to_it(trial):
     """Administrative censoring: a participant who completed the study alive before reaching the horizon (a study
     that closed early for them) has an unknown status there, not event-free; a completer seen at the visit that
     assesses the horizon is event-free; an event before the horizon is an event."""
-    h, assessed = trial.horizon_days, survival.horizon_assessed_from(trial)
+    h, assessed = trial.horizon_days, trial.horizon_assessed_from
     assert assessed == 155 and h == 168, "week 24's window [155, 183] holds day 168"
     cases = {  # USUBJID: (days followed, event, end of study status, expected status)
         "A": (h, 0, "COMPLETED", survival.EVENT_FREE), "B": (160, 0, "COMPLETED", survival.EVENT_FREE),

@@ -31,6 +31,7 @@ from helpers.data.privacy import find_identifiers
 from helpers.data.schema import data_dictionary_markdown
 from helpers.data.simulation import simulation_seed
 from helpers.data.transport import write_xpt
+from helpers.report.prose import change_text, primary_what
 from helpers.report.randomization import strata_text
 from helpers.trial import Trial, load_trial
 
@@ -55,7 +56,7 @@ def trial_markdown(trial: Trial) -> str:
     background = f"## Background\n\n{trial.background}\n\n" if trial.background else ""
     key = (f" The key secondary endpoint is the change in {trial.endpoint(trial.key_secondary).label} from baseline to "
            f"{trial.last_visit.label}, tested only if the primary endpoint is met." if trial.key_secondary else "")
-    others = ", ".join(e.label for e in trial.endpoints if e.code != trial.key_secondary)
+    others = ", ".join(e.label for e in trial.endpoints if e.code not in (trial.key_secondary, pe.code))
     visits_text = ", ".join(v.label for v in trial.followup_visits)
     return f"""{interim}## The trial
 
@@ -66,7 +67,7 @@ def trial_markdown(trial: Trial) -> str:
 Randomization: {trial.randomization.method or 'method not stated in the trial file'}, {_block_sizes_text(trial)},
 allocation ratio {':'.join(str(a.ratio) for a in trial.arms)}, {strata_text(trial)}.
 
-**Primary endpoint**: {pe.label} (horizon {trial.horizon_days} days; transplantation {'censors follow-up' if trial.censors_transplant else 'counts as an event'}).
+**Primary endpoint**: {_primary_text(trial)}.
 
 | Code | Arm | Intervention | Ratio |
 |---|---|---|---|
@@ -80,13 +81,24 @@ allocation ratio {':'.join(str(a.ratio) for a in trial.arms)}, {strata_text(tria
 
 {background}## Outcomes
 
-The primary endpoint is {pe.label.lower()}.{key} The other secondary endpoints are {others}, at
+The primary endpoint is {'' if pe.is_time_to_event else 'the '}{primary_what(trial)}.{key} The other secondary endpoints are {others}, at
 {visits_text}.
 
 | Code | Endpoint | Unit | Analysis scale | Better |
 |---|---|---|---|---|
 {endpoints}
 """
+
+
+def _primary_text(trial: Trial) -> str:
+    """The primary endpoint and how it is analysed: a horizon (time to event), or the MMRM contrast at a visit."""
+    pe = trial.primary_endpoint
+    if pe.is_time_to_event:
+        return (f"{pe.label} (horizon {trial.horizon_days} days; transplantation "
+                f"{'censors follow-up' if trial.censors_transplant else 'counts as an event'})")
+    scale = "ratio of geometric means" if trial.endpoint(pe.code).log else "difference"
+    return (f"{pe.label}: the {change_text(pe.code, trial.primary_visit.label, trial)}, analysed by the MMRM "
+            f"contrast at that visit ({scale}, experimental arm against control), at two-sided level {trial.alpha:g}")
 
 
 def data_source_markdown(data: str, source: str) -> str:
@@ -106,7 +118,7 @@ def _block_sizes_text(trial: Trial) -> str:
 
 
 def _day_one(trial: Trial) -> str:
-    if trial.treatment.start == "randomization":
+    if not trial.has_dosing_file:
         return "Study day 1 is the day of randomization."
     return f"Study day 1 is the day of the first {trial.treatment.noun}."
 
@@ -258,7 +270,7 @@ def _run_into(tree: Path, staging: Path, data, trial, seed, cutoff, build_dir: P
     if blinded:
         mask_files(tree / "validation", cohort.trial)
     write_adam(cohort.adam, tree / "data")
-    write_xpt(cohort.adam, tree / "data")
+    write_xpt(cohort.adam, tree / "data", trial=cohort.trial)
     cohort_file = save_cohort(cohort, staging / "cohort.pickle")
     log(f"[data] {cohort.source}: {len(cohort.adsl)} participants, {len(read.warnings)} warning(s), ADaM written "
         f"({time.perf_counter() - t0:.1f} s)")

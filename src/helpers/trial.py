@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from helpers import paths
+from helpers import paths, scores
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,35 @@ class Visit:
     @property
     def is_baseline(self) -> bool:
         return self.week == 0
+
+    def holds(self, day):
+        """Whether a study day (a number, or a pandas Series of them) lies in the visit's window, ends included:
+        the one rule that assigns a sample to a visit window (missing days: missing)."""
+        return (day >= self.window[0]) & (day <= self.window[1])
+
+    def target_on(self, day_one):
+        """The date of the visit's target day, given study day 1 (a date or a pandas Series of dates)."""
+        return date_of_study_day(day_one, self.day)
+
+    def opens_on(self, day_one):
+        """The date the visit's window opens, given study day 1."""
+        return date_of_study_day(day_one, self.window[0])
+
+    def closes_on(self, day_one):
+        """The date the visit's window closes (its last day), given study day 1."""
+        return date_of_study_day(day_one, self.window[1])
+
+
+def study_day(date, day_one):
+    """CDISC study day of a date (pandas Series) given study day 1: day 1 is day one, the day before it day -1
+    (there is no day 0)."""
+    delta = (date - day_one).dt.days
+    return (delta + (delta >= 0)).astype("Int64")
+
+
+def date_of_study_day(day_one, day: int):
+    """The date of a study day (the inverse of ``study_day``: no day 0), given study day 1 (a date or a Series)."""
+    return day_one + dt.timedelta(days=day - 1 if day > 0 else day)
 
 
 def shown_unit(unit: str | None) -> str:
@@ -174,14 +203,52 @@ class TimeToEvent:
 
 
 @dataclass(frozen=True)
+class ClinicalAssessment:
+    """A column of the clinical-assessment file (clinical.csv): a graded finding (``levels``, best first) or, with
+    no levels, a Y/N flag. ``unknown``: the finding may be recorded as "present, grade unknown" (a score that
+    needs the grade is then not derivable)."""
+    column: str
+    label: str
+    levels: tuple[str, ...] = ()
+    unknown: bool = False
+
+    @property
+    def is_flag(self) -> bool:
+        return not self.levels
+
+    @property
+    def allowed(self) -> tuple[str, ...]:
+        """The values the export may hold (Y/N for a flag), "present, grade unknown" last when accepted."""
+        if self.is_flag:
+            return ("Y", "N")
+        return self.levels + ((scores.GRADE_UNKNOWN,) if self.unknown else ())
+
+
+COVARIATE_SOURCES = ("adsl", "screening.<column>", "clinical.<column>", "derived", "class.<PARAMCD>")
+
+
+@dataclass(frozen=True)
 class Covariate:
-    """A row of Table 1: an ADSL variable (``code``), its label and unit, continuous or categorical, and a categorical
-    variable's ``levels`` when the trial file lists them (the export's codes for it, e.g. causes of disease)."""
+    """A row of Table 1: an ADSL variable (``code``), its label and unit, continuous or categorical.
+
+    ``source``: where ADSL takes it from: "adsl" (a standard ADSL variable, e.g. AGE, SEX), "screening.<column>"
+    (the screening log's column), "clinical.<column>" (the baseline clinical assessment's column), "derived" (the
+    baseline value of the derived parameter ``code``) or "class.<PARAMCD>" (the class of that derived parameter at
+    baseline). ``levels``: a categorical row's levels in display order (empty: the export schema's or the class's
+    levels, else those observed)."""
     code: str
     label: str
     type: str = "continuous"
     unit: str = ""
+    source: str = "adsl"
     levels: tuple[str, ...] = ()
+
+    @property
+    def origin(self) -> tuple[str, str]:
+        """(kind, name): ("adsl", code), ("screening", column), ("clinical", column), ("derived", code) or
+        ("class", PARAMCD)."""
+        kind, _, name = self.source.partition(".")
+        return kind, name or self.code
 
 
 # The simulator's assumptions when the trial file states none (the book names each one it had to assume).
@@ -348,16 +415,6 @@ class Simulation:
         return [k for k in SIMULATION_DEFAULTS if k not in self.stated]
 
 
-# Components each derived score needs from the panel (and clinical grades for Child-Pugh).
-SCORE_COMPONENTS = {
-    "MELD": ("TBIL", "INR", "CREAT"),
-    "MELDNA": ("TBIL", "INR", "CREAT", "SODIUM"),
-    "CPSCORE": ("TBIL", "ALB", "INR"),
-}
-SCORE_LABELS = {"MELD": ("MELD score", "points"), "MELDNA": ("MELD-Na score", "points"),
-                "CPSCORE": ("Child-Pugh score", "points")}
-
-
 @dataclass(frozen=True)
 class Endpoint:
     code: str
@@ -395,6 +452,8 @@ class Trial:
     simulation: Simulation = Simulation()
     source: Path | None = None
     lab_panel: tuple[LabTest, ...] = ()
+    derived_parameters: tuple[str, ...] = ()
+    clinical_assessments: tuple[ClinicalAssessment, ...] = ()
     eligibility: tuple[Criterion, ...] = ()
     age_range: tuple[int, int] | None = None
     treatment: Treatment = Treatment()
@@ -432,6 +491,20 @@ class Trial:
         return int(7 * self.followup_weeks if stated is None else stated)
 
     @property
+    def horizon_visit(self) -> Visit | None:
+        """The visit that assesses the status at the horizon: the one whose window holds the horizon day (the
+        earliest-opening one if several do); None when no window holds it."""
+        holding = [v for v in self.visits if v.holds(self.horizon_days)]
+        return min(holding, key=lambda v: v.window[0]) if holding else None
+
+    @property
+    def horizon_assessed_from(self) -> int:
+        """The first day of follow-up on which a completer's last contact assesses the status at the horizon: the
+        window start of the horizon visit, else the horizon itself."""
+        v = self.horizon_visit
+        return v.window[0] if v else self.horizon_days
+
+    @property
     def censors_transplant(self) -> bool:
         """True when liver transplantation censors overall survival (the trial file's default), False when it
         is an event with death."""
@@ -449,8 +522,19 @@ class Trial:
 
     @property
     def has_dosing_file(self) -> bool:
-        """Whether the export must carry the dosing file: only when day 1 is the first dose."""
+        """Whether the export must carry the dosing file: only when day 1 is the first dose (``treatment.start``)."""
         return self.treatment.start == "first_dose"
+
+    def doses_recorded(self, dose_records: int) -> bool:
+        """Whether what each participant received is recorded: the trial has a dosing file, or the export carries
+        dose records although the trial needs none. Otherwise everyone is taken to have started the allocated
+        treatment on the day of randomization, and the book says so."""
+        return self.has_dosing_file or dose_records > 0
+
+    def day_one(self, first_dose, randomized):
+        """Study day 1 per participant (pandas Series, aligned): the first dose (ADSL TRTSDT), else, before any
+        dose or when the trial's day 1 is randomization (``treatment.start``), the randomization date (RANDDT)."""
+        return first_dose.fillna(randomized) if self.has_dosing_file else randomized
 
     @property
     def intercurrent_events(self) -> list[EventType]:
@@ -529,8 +613,39 @@ class Trial:
 
     @property
     def derived_scores(self) -> list[str]:
-        """The scores (MELD, MELD-Na, Child-Pugh) whose components the panel measures."""
-        return [s for s, parts in SCORE_COMPONENTS.items() if set(parts) <= set(self.lab_codes)]
+        """The derived parameters ADLB holds: those the trial file lists (``derived_parameters``), then any other
+        that an endpoint (``source: derived``) or a baseline covariate (``derived``, ``class.<PARAMCD>``) names."""
+        named = list(self.derived_parameters) + [e.code for e in self.endpoints if e.source == "derived"]
+        named += [c.origin[1] for c in self.baseline_covariates if c.origin[0] in ("derived", "class")]
+        return list(dict.fromkeys(named))
+
+    def clinical_assessment(self, column: str) -> ClinicalAssessment | None:
+        """The clinical-assessment column of that name, None if the trial file declares none."""
+        return next((a for a in self.clinical_assessments if a.column == column), None)
+
+    def derived(self, code: str) -> scores.DerivedParameter:
+        """The registry's definition of a derived parameter of this trial."""
+        return scores.get(code)
+
+    @property
+    def classed_scores(self) -> list[scores.DerivedParameter]:
+        """The derived parameters of this trial that have classes (e.g. a points score and its grades)."""
+        return [p for p in map(scores.get, self.derived_scores) if p.classes is not None]
+
+    def component_factors(self, code: str) -> dict[str, float]:
+        """Each laboratory component of derived parameter ``code`` -> the factor from the panel unit to the unit
+        the parameter needs; raises ValueError naming what the lab panel lacks."""
+        p = scores.get(code)
+        out, lacks = {}, []
+        for c in p.components:
+            factor = scores.conversion(c, self.lab(c.code)) if c.code in self.lab_codes else None
+            if factor is None:
+                lacks.append(f"{c.code} in {c.unit}" if c.code in self.lab_codes else c.code)
+            out[c.code] = factor
+        if lacks:
+            raise ValueError(f"{code} cannot be derived from the lab_panel: it lacks {', '.join(lacks)} "
+                             f"(needs {p.needs()})")
+        return out
 
     @property
     def arm_codes(self) -> list[str]:
@@ -587,6 +702,12 @@ def parse_cutoff(value: str | dt.date) -> dt.date:
                           "date: give it as YYYY-MM-DD, e.g. --cutoff 2025-10-01") from None
 
 
+def _get(spec: dict, key: str, default):
+    """An optional key's value; its default when the key is absent or left empty (null)."""
+    value = spec.get(key)
+    return default if value is None else value
+
+
 def _range(value, default) -> tuple[float, float]:
     if value is None:
         return default
@@ -595,46 +716,38 @@ def _range(value, default) -> tuple[float, float]:
 
 
 def _lab_panel(raw: dict) -> tuple[LabTest, ...]:
-    return tuple(LabTest(code=t["code"], label=t["label"], unit=str(t.get("unit", "")),
+    return tuple(LabTest(code=str(t["code"]), label=str(t["label"]), unit=str(t["unit"]),
                          units=tuple((str(u), float(f)) for u, f in (t.get("units") or {}).items()),
                          impossible=_range(t.get("impossible"), (0.0, float("inf"))),
                          expected=_range(t.get("expected"), None) if t.get("expected") else None,
-                         decimals=int(t.get("decimals", 1)))
-                 for t in raw.get("lab_panel", []))
+                         decimals=int(_get(t, "decimals", 1)))
+                 for t in _get(raw, "lab_panel", []))
 
 
 def _eligibility(raw: dict) -> tuple[tuple[Criterion, ...], tuple[int, int] | None]:
     spec = raw.get("eligibility") or {}
     out = []
     for kind in ("inclusion", "exclusion"):
-        for i, c in enumerate(spec.get(kind, []), start=2 if kind == "inclusion" and spec.get("age") else 1):
-            out.append(Criterion(c["column"], kind, int(c.get("number", i)), c["label"], bool(c.get("consent", False))))
+        for i, c in enumerate(_get(spec, kind, []), start=2 if kind == "inclusion" and spec.get("age") else 1):
+            out.append(Criterion(str(c["column"]), kind, int(_get(c, "number", i)), str(c["label"]),
+                                 bool(_get(c, "consent", False))))
     age = tuple(int(a) for a in spec["age"]) if spec.get("age") else None
     return tuple(out), age
 
 
 def _treatment(raw: dict) -> Treatment:
     t = raw.get("treatment") or {}
-    return Treatment(start=t.get("start", "first_dose"), noun=t.get("noun", "infusion"), route=t.get("route", ""),
-                     dose_unit=str(t.get("dose_unit", "")), dose_range=_range(t.get("dose_range"), (0.0, float("inf"))))
+    return Treatment(start=_get(t, "start", "first_dose"), noun=str(_get(t, "noun", "infusion")),
+                     route=str(_get(t, "route", "")), dose_unit=str(_get(t, "dose_unit", "")),
+                     dose_range=_range(t.get("dose_range"), (0.0, float("inf"))))
 
 
 def _safety(raw: dict, path: Path) -> dict:
     """The ``safety`` section: ``adverse_events_collected`` (default true: the events file's AE rows are the adverse
     events) and ``procedure_terms`` (verbatim-term fragments of procedure-related events; default none)."""
     spec = raw.get("safety") or {}
-    if not isinstance(spec, dict):
-        raise TrialFileError(f"{path}: safety must be a mapping, e.g. safety: {{adverse_events_collected: false}}")
-    known = ("adverse_events_collected", "procedure_terms")
-    unknown = sorted(set(spec) - set(known))
-    if unknown:
-        raise TrialFileError(f"{path}: safety: unknown key(s) {', '.join(unknown)} (known: {', '.join(known)})")
-    value = spec.get("adverse_events_collected", True)
-    if not isinstance(value, bool):
-        raise TrialFileError(f"{path}: safety.adverse_events_collected must be true or false, got {value!r}")
+    value = _get(spec, "adverse_events_collected", True)
     terms = spec.get("procedure_terms") or []
-    if not isinstance(terms, list):
-        raise TrialFileError(f"{path}: safety.procedure_terms must be a list of terms, got {terms!r}")
     return {"adverse_events_collected": value, "procedure_terms": tuple(str(t).lower() for t in terms)}
 
 
@@ -642,23 +755,14 @@ def _strata(value, path) -> tuple[Stratum, ...]:
     out = []
     for s in value or []:
         if isinstance(s, dict):
-            if "code" not in s:
-                raise TrialFileError(f"{path}: randomization.strata: a factor needs a code, got {s!r}")
             out.append(Stratum(str(s["code"]), tuple(str(v) for v in s.get("levels") or ())))
         else:
             out.append(Stratum(str(s)))
     return tuple(out)
 
 
-def _known_keys(spec: dict, known, where: str, path) -> None:
-    unknown = sorted(set(spec) - set(known))
-    if unknown:
-        raise TrialFileError(f"{path}: {where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(known)})")
-
-
 def _randomization(raw: dict, path) -> Randomization:
     spec = raw.get("randomization") or {}
-    _known_keys(spec, ("method", "block_sizes", "seed", "accrual_start", "strata", "list_file"), "randomization", path)
     return Randomization(method=str(spec.get("method") or ""),
                          stated_block_sizes=tuple(int(b) for b in spec.get("block_sizes") or ()),
                          seed=None if spec.get("seed") is None else int(spec["seed"]),
@@ -675,11 +779,8 @@ def _events(raw: dict, path) -> tuple[EventType, ...]:
     """The standard end-of-follow-up events plus the trial's intercurrent events (``events.intercurrent``: a list of
     ``{code, label}``, codes as the events file writes them)."""
     spec = raw.get("events") or {}
-    _known_keys(spec, ("intercurrent",), "events", path)
     extra = []
     for e in spec.get("intercurrent") or []:
-        if not isinstance(e, dict) or "code" not in e or "label" not in e:
-            raise TrialFileError(f"{path}: events.intercurrent: each event needs a code and a label, got {e!r}")
         extra.append(EventType(str(e["code"]), str(e["label"]), "intercurrent"))
     return STANDARD_EVENTS[:1] + tuple(extra) + STANDARD_EVENTS[1:]
 
@@ -695,35 +796,48 @@ def _time_to_event(raw: dict, path) -> tuple[TimeToEvent, ...]:
                             str(pe.get("label") or "Overall survival") if tte else "Overall survival", ("DEATH",)),)
     out = []
     for t in spec:
-        if not isinstance(t, dict):
-            raise TrialFileError(f"{path}: time_to_event: each endpoint is a mapping {{code, label, events, censors}}")
-        _known_keys(t, ("code", "label", "events", "censors"), f"time_to_event ({t.get('code')})", path)
-        if not t.get("code") or not t.get("events"):
-            raise TrialFileError(f"{path}: time_to_event: {t!r} needs a code and a list of events")
         out.append(TimeToEvent(str(t["code"]), str(t.get("label") or t["code"]), tuple(map(str, t["events"])),
                                tuple(map(str, t.get("censors") or ()))))
     return tuple(out)
 
 
 def _primary_endpoint(raw: dict, path) -> PrimaryEndpoint:
-    spec = raw["primary_endpoint"] or {}
-    _known_keys(spec, ("code", "label", "kind", "horizon_days", "visit", "transplant"), "primary_endpoint", path)
-    if "code" not in spec:
-        raise TrialFileError(f"{path}: primary_endpoint.code is missing")
+    spec = raw["primary_endpoint"]
+    named_test = (raw.get("analysis_plan") or {}).get("primary_test")
+    if spec.get("kind") == "continuous" and named_test is not None:
+        raise TrialFileError(f"{path}: analysis_plan.primary_test ({named_test}) applies to a time-to-event primary "
+                             "endpoint only; a continuous primary endpoint is tested by the MMRM contrast at its visit "
+                             "(remove primary_test)")
     return PrimaryEndpoint(code=str(spec["code"]), label=str(spec.get("label") or spec["code"]),
-                           kind=str(spec.get("kind", "time_to_event")),
+                           kind=str(_get(spec, "kind", "time_to_event")),
                            horizon_days=None if spec.get("horizon_days") is None else int(spec["horizon_days"]),
                            visit=None if spec.get("visit") is None else str(spec["visit"]),
-                           transplant=str(spec.get("transplant", "censor")))
+                           transplant=str(_get(spec, "transplant", "censor")))
+
+
+def _clinical_assessments(raw: dict, path) -> tuple[ClinicalAssessment, ...]:
+    out = []
+    for a in raw.get("clinical_assessments") or []:
+        if not isinstance(a, dict) or not a.get("column"):
+            raise TrialFileError(f"{path}: clinical_assessments: each is a mapping {{column, label, levels, unknown}}")
+        out.append(ClinicalAssessment(str(a["column"]), str(a.get("label") or a["column"]),
+                                      tuple(map(str, a.get("levels") or ())), bool(a.get("unknown", False))))
+    return tuple(out)
 
 
 def _covariates(raw: dict, path) -> tuple[Covariate, ...]:
     out = []
     for c in raw.get("baseline_covariates") or []:
-        _known_keys(c, ("code", "label", "type", "unit", "levels"), f"baseline_covariates ({c.get('code')})", path)
-        out.append(Covariate(str(c["code"]), str(c.get("label", c["code"])), str(c.get("type", "continuous")),
-                             str(c.get("unit") or ""), tuple(str(v) for v in c.get("levels") or ())))
+        out.append(Covariate(str(c["code"]), str(_get(c, "label", c["code"])), str(_get(c, "type", "continuous")),
+                             str(c.get("unit") or ""), str(c.get("source") or "adsl"),
+                             tuple(map(str, c.get("levels") or ()))))
     return tuple(out)
+
+
+def _known_keys(spec: dict, known, where: str, path) -> None:
+    unknown = sorted(set(spec) - set(known))
+    if unknown:
+        raise TrialFileError(f"{path}: {where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(known)})")
 
 
 def _weights(value, where: str, path) -> tuple[tuple[str, float], ...]:
@@ -738,7 +852,7 @@ def _weights(value, where: str, path) -> tuple[tuple[str, float], ...]:
     return tuple(out)
 
 
-def _number(spec: dict, key: str, where: str, path, default=None) -> float:
+def _model_number(spec: dict, key: str, where: str, path, default=None) -> float:
     value = spec.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TrialFileError(f"{path}: {where}.{key} must be a number, got {value!r}")
@@ -755,10 +869,10 @@ def _lab_model(code: str, spec, path) -> LabModel:
         raise TrialFileError(f"{path}: {where} must be a mapping, e.g. {{log: true, median: 60, between_sd: 0.3, "
                              "within_sd: 0.2, low: 3, high: 900}")
     _known_keys(spec, LAB_MODEL_KEYS, where, path)
-    low, high = (_number(spec, k, where, path, d) for k, d in (("low", float("-inf")), ("high", float("inf"))))
+    low, high = (_model_number(spec, k, where, path, d) for k, d in (("low", float("-inf")), ("high", float("inf"))))
     if spec.get("from") is not None:
-        return LabModel(code, log=False, within_sd=_number(spec, "within_sd", where, path, 0.0), low=low, high=high,
-                        source=str(spec["from"]), factor=_number(spec, "factor", where, path, 1.0),
+        return LabModel(code, log=False, within_sd=_model_number(spec, "within_sd", where, path, 0.0), low=low, high=high,
+                        source=str(spec["from"]), factor=_model_number(spec, "factor", where, path, 1.0),
                         below_limit=bool(spec.get("below_limit", False)))
     missing = [k for k in ("median", "between_sd", "within_sd") if k not in spec]
     if missing:
@@ -777,13 +891,13 @@ def _lab_model(code: str, spec, path) -> LabModel:
                                  f"{{etiology: {{PBC: 0.6}}}}, got {shift!r}")
         (column, levels), = shift.items()
         shift = (str(column), tuple((str(k), float(v)) for k, v in (levels or {}).items()))
-    median = _number(spec, "median", where, path)
+    median = _model_number(spec, "median", where, path)
     log = bool(spec.get("log", True))
     if log and median <= 0:
         raise TrialFileError(f"{path}: {where}.median must be positive on the log scale, got {median}")
-    return LabModel(code, log=log, median=median, severity=_number(spec, "severity", where, path, 0.0),
-                    between_sd=_number(spec, "between_sd", where, path), within_sd=_number(spec, "within_sd", where, path),
-                    trend=_number(spec, "trend", where, path, 0.0), low=low, high=high, correlated=correlated,
+    return LabModel(code, log=log, median=median, severity=_model_number(spec, "severity", where, path, 0.0),
+                    between_sd=_model_number(spec, "between_sd", where, path), within_sd=_model_number(spec, "within_sd", where, path),
+                    trend=_model_number(spec, "trend", where, path, 0.0), low=low, high=high, correlated=correlated,
                     shift=shift, below_limit=bool(spec.get("below_limit", False)))
 
 
@@ -802,7 +916,7 @@ def _clinical_model(spec, path) -> ClinicalModel:
         if len(levels) != len(cuts) + 1 or list(cuts) != sorted(cuts):
             raise TrialFileError(f"{path}: {w}: needs increasing cuts and one level more than cuts, got {cuts} "
                                  f"and {levels}")
-        grades.append(Grade(str(column), *(_number(g, k, w, path) for k in ("severity", "between_sd", "within_sd")),
+        grades.append(Grade(str(column), *(_model_number(g, k, w, path) for k in ("severity", "between_sd", "within_sd")),
                             cuts, levels))
     flags = []
     for column, f in (spec.get("flags") or {}).items():
@@ -810,8 +924,8 @@ def _clinical_model(spec, path) -> ClinicalModel:
         _known_keys(f or {}, ("lab", "above", "probability", "otherwise"), w, path)
         if not f.get("lab"):
             raise TrialFileError(f"{path}: {w}.lab must name a lab test")
-        flags.append(ClinicalFlag(str(column), str(f["lab"]), _number(f, "above", w, path),
-                                  _number(f, "probability", w, path), _number(f, "otherwise", w, path, 0.0)))
+        flags.append(ClinicalFlag(str(column), str(f["lab"]), _model_number(f, "above", w, path),
+                                  _model_number(f, "probability", w, path), _model_number(f, "otherwise", w, path, 0.0)))
     return ClinicalModel(str(spec["follows"]), tuple(grades), tuple(flags))
 
 
@@ -821,9 +935,9 @@ def _event_models(spec, path) -> tuple[EventModel, ...]:
         where = f"simulation.event_rates.{code}"
         if isinstance(e, dict):
             _known_keys(e, ("rate", "severity", "term"), where, path)
-            rate, severity, term = _number(e, "rate", where, path), _number(e, "severity", where, path, 1.0), e.get("term")
+            rate, severity, term = _model_number(e, "rate", where, path), _model_number(e, "severity", where, path, 1.0), e.get("term")
         else:
-            rate, severity, term = _number({"rate": e}, "rate", where, path), 1.0, None
+            rate, severity, term = _model_number({"rate": e}, "rate", where, path), 1.0, None
         if not 0 <= rate < 1:
             raise TrialFileError(f"{path}: {where}: a probability by the horizon lies in [0, 1), got {rate}")
         out.append(EventModel(str(code), rate, severity, "" if term is None else str(term)))
@@ -845,23 +959,18 @@ def _adverse_event_model(spec, path) -> AdverseEventModel:
         if not isinstance(t, dict):
             raise TrialFileError(f"{path}: {w} must be {{weight: <relative frequency>, serious: <probability>}}")
         _known_keys(t, ("weight", "serious"), w, path)
-        terms.append((str(term), _number(t, "weight", w, path), _number(t, "serious", w, path, 0.0)))
+        terms.append((str(term), _model_number(t, "weight", w, path), _model_number(t, "serious", w, path, 0.0)))
     return AdverseEventModel(
-        after_dose_rate=_number(after, "rate", f"{where}.after_dose", path, 0.0),
+        after_dose_rate=_model_number(after, "rate", f"{where}.after_dose", path, 0.0),
         after_dose=_weights(after["terms"], f"{where}.after_dose.terms", path) if after.get("terms") else (),
         by_arm=tuple((str(arm), _weights(t, f"{where}.by_arm.{arm}", path))
                      for arm, t in (spec.get("by_arm") or {}).items()),
-        per_24_weeks=_number(during, "per_24_weeks", f"{where}.during_follow_up", path, 0.0), during_follow_up=tuple(terms))
+        per_24_weeks=_model_number(during, "per_24_weeks", f"{where}.during_follow_up", path, 0.0), during_follow_up=tuple(terms))
 
-
-SIMULATION_MODEL_KEYS = ("effects", "doses_per_arm", "baseline", "labs", "clinical", "event_rates", "death_causes",
-                         "adverse_events", "screen_failures", "unscheduled_reasons", "age", "female", "dose")
 
 
 def _simulation(raw: dict, path) -> Simulation:
     spec = raw.get("simulation") or {}
-    known = tuple(SIMULATION_DEFAULTS) + SIMULATION_MODEL_KEYS
-    _known_keys(spec, known, "simulation", path)
     stated = {k: spec[k] for k in SIMULATION_DEFAULTS if spec.get(k) is not None}
     if "accrual_start" in stated:
         stated["accrual_start"] = _date(stated["accrual_start"], path, "simulation.accrual_start")
@@ -888,19 +997,184 @@ def _simulation(raw: dict, path) -> Simulation:
         models["unscheduled_reasons"] = tuple(str(r) for r in spec["unscheduled_reasons"])
     if spec.get("age") is not None:
         _known_keys(spec["age"], ("mean", "sd"), "simulation.age", path)
-        models["age"] = (_number(spec["age"], "mean", "simulation.age", path),
-                         _number(spec["age"], "sd", "simulation.age", path))
+        models["age"] = (_model_number(spec["age"], "mean", "simulation.age", path),
+                         _model_number(spec["age"], "sd", "simulation.age", path))
     for key in ("female", "dose"):
         if spec.get(key) is not None:
-            models[key] = _number(spec, key, "simulation", path)
+            models[key] = _model_number(spec, key, "simulation", path)
     return Simulation(**stated, effects=effects, doses_per_arm=doses, stated=frozenset(stated), **models)
 
 
-_REQUIRED = ("id", "title", "planned_n", "accrual_months", "arms", "control_arm", "randomization",
-             "visits", "endpoints", "primary_endpoint")
-
-
 PRIMARY_TESTS = ("fisher", "logrank", "cox")
+
+
+# --- the trial file's schema: every key, its type, whether it is required --------------------------------------
+# A section is a dict of key -> (type, required); a list of items is [item]; a type is a _Kind. ``_problems`` walks
+# a trial file against it and names each wrong key by its path (e.g. "visits[2].window"), so that no KeyError or
+# TypeError reaches the reader. Semantic rules across keys (a control arm that is an arm, ...) are in ``_check``.
+
+@dataclass(frozen=True)
+class _Kind:
+    what: str
+    ok: object  # value -> bool
+
+
+def _whole(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _text(v) -> bool:
+    return isinstance(v, (str, int, float)) and not isinstance(v, bool)
+
+
+def _is_date(v) -> bool:
+    if isinstance(v, dt.date):
+        return True
+    try:
+        dt.date.fromisoformat(str(v))
+        return True
+    except ValueError:
+        return False
+
+
+def _pair(v, item) -> bool:
+    return isinstance(v, (list, tuple)) and len(v) == 2 and all(item(x) for x in v) \
+        and (None in v or v[0] <= v[1])
+
+
+def _one_of(*options) -> _Kind:
+    return _Kind("one of " + ", ".join(repr(o) for o in options), lambda v: v in options)
+
+
+def _mapping_of(what, key, value) -> _Kind:
+    return _Kind(what, lambda v: isinstance(v, dict) and all(key(k) and value(x) for k, x in v.items()))
+
+
+TEXT = _Kind("text", _text)
+MAPPING = _Kind("a mapping", lambda v: isinstance(v, dict))
+WHOLE = _Kind("a whole number", _whole)
+COUNT = _Kind("a whole number of at least 1", lambda v: _whole(v) and v >= 1)
+NUMBER = _Kind("a number", _number)
+FLAG = _Kind("true or false", lambda v: isinstance(v, bool))
+DATE = _Kind("a date (YYYY-MM-DD)", _is_date)
+RATE = _Kind("a proportion from 0 to 1", lambda v: _number(v) and 0 <= v <= 1)
+LEVEL = _Kind("a number strictly between 0 and 1", lambda v: _number(v) and 0 < v < 1)
+WINDOW = _Kind("a pair [first day, last day] of whole numbers, first <= last", lambda v: _pair(v, _whole))
+RANGE = _Kind("a pair [low, high] of numbers, low <= high (null: unbounded)",
+              lambda v: _pair(v, lambda x: x is None or _number(x)))
+TEXTS = _Kind("a list of text", lambda v: isinstance(v, list) and all(_text(x) for x in v))
+COUNTS = _Kind("a list of whole numbers of at least 1", lambda v: isinstance(v, list) and all(COUNT.ok(x) for x in v))
+FACTORS = _mapping_of("a mapping of unit to conversion factor, e.g. {mg/dL: 17.1}", _text, lambda f: _number(f) and f > 0)
+PER_ARM = _mapping_of("a mapping of arm code to a whole number", _text, lambda n: _whole(n) and n >= 0)
+EFFECTS = _mapping_of("a mapping of arm code to {endpoint code: effect}", _text,
+                      lambda e: e is None or (isinstance(e, dict) and all(_text(k) and _number(x) for k, x in e.items())))
+STRATA = _Kind("a list of factors, each a code or {code, levels}",
+               lambda v: isinstance(v, list) and all(_text(s) or (isinstance(s, dict) and "code" in s
+                                                                    and set(s) <= {"code", "levels"}
+                                                                    and TEXTS.ok(s.get("levels") or [])) for s in v))
+
+
+def _req(kind):
+    return (kind, True)
+
+
+def _opt(kind):
+    return (kind, False)
+
+
+_CRITERION = {"column": _req(TEXT), "label": _req(TEXT), "number": _opt(WHOLE), "consent": _opt(FLAG)}
+
+TRIAL_FILE_SCHEMA = {
+    "id": _req(TEXT), "title": _req(TEXT), "short_title": _opt(TEXT), "site": _opt(TEXT), "background": _opt(TEXT),
+    "population": _opt(TEXT), "design": _opt(TEXT),
+    "planned_n": _req(COUNT), "accrual_months": _req(COUNT), "followup_weeks": _opt(COUNT),
+    "arms": _req([{"code": _req(TEXT), "label": _req(TEXT), "description": _opt(TEXT), "ratio": _opt(COUNT)}]),
+    "control_arm": _req(TEXT),
+    "randomization": _req({"method": _opt(TEXT), "block_sizes": _opt(COUNTS), "seed": _opt(WHOLE),
+                           "accrual_start": _opt(DATE), "strata": _opt(STRATA), "list_file": _opt(TEXT)}),
+    "visits": _req([{"code": _req(TEXT), "label": _req(TEXT), "week": _req(WHOLE), "day": _req(WHOLE),
+                     "window": _req(WINDOW)}]),
+    "lab_panel": _opt([{"code": _req(TEXT), "label": _req(TEXT), "unit": _req(TEXT), "units": _opt(FACTORS),
+                        "impossible": _opt(RANGE), "expected": _opt(RANGE),
+                        "decimals": _opt(_Kind("a whole number from 0", lambda v: _whole(v) and v >= 0))}]),
+    "endpoints": _req([{"code": _req(TEXT), "label": _req(TEXT), "unit": _opt(TEXT), "log": _opt(FLAG),
+                        "better": _opt(_one_of("lower", "higher")), "source": _opt(TEXT)}]),
+    "analysis_plan": _opt({"alpha": _opt(LEVEL), "primary_test": _opt(_one_of(*PRIMARY_TESTS))}),
+    "key_secondary": _opt(TEXT),
+    "events": _opt({"intercurrent": _opt([{"code": _req(TEXT), "label": _req(TEXT)}])}),
+    "time_to_event": _opt([{"code": _req(TEXT), "label": _opt(TEXT), "events": _req(TEXTS), "censors": _opt(TEXTS)}]),
+    "primary_endpoint": _req({"code": _req(TEXT), "label": _opt(TEXT),
+                              "kind": _opt(_one_of(*PRIMARY_KINDS)), "horizon_days": _opt(COUNT),
+                              "visit": _opt(TEXT), "transplant": _opt(_one_of("censor", "event"))}),
+    "baseline_covariates": _opt([{"code": _req(TEXT), "label": _opt(TEXT),
+                                  "type": _opt(_one_of("continuous", "categorical")), "unit": _opt(TEXT),
+                                  "source": _opt(TEXT), "levels": _opt(TEXTS)}]),
+    "derived_parameters": _opt(TEXTS),
+    "clinical_assessments": _opt([{"column": _req(TEXT), "label": _opt(TEXT), "levels": _opt(TEXTS),
+                                   "unknown": _opt(FLAG)}]),
+    "eligibility": _opt({"age": _opt(_Kind("a pair [youngest, oldest] of whole numbers of years",
+                                           lambda v: _pair(v, _whole))),
+                         "inclusion": _opt([_CRITERION]), "exclusion": _opt([_CRITERION])}),
+    "treatment": _opt({"start": _opt(_one_of("first_dose", "randomization")), "noun": _opt(TEXT), "route": _opt(TEXT),
+                       "dose_unit": _opt(TEXT), "dose_range": _opt(RANGE)}),
+    "safety": _opt({"adverse_events_collected": _opt(FLAG), "procedure_terms": _opt(TEXTS)}),
+    "cutoff": _opt(DATE),
+    "simulation": _opt({"seed": _opt(WHOLE), "accrual_start": _opt(DATE),
+                        "screened_per_randomized": _opt(_Kind("a number of at least 1", lambda v: _number(v) and v >= 1)),
+                        "death_rate_24w": _opt(RATE), "withdrawal_rate": _opt(RATE), "missed_visit_rate": _opt(RATE),
+                        "effects": _opt(EFFECTS), "doses_per_arm": _opt(PER_ARM),
+                        # the disease model; each is checked key by key where it is read (_simulation)
+                        **{k: _opt(MAPPING) for k in ("baseline", "labs", "clinical", "event_rates", "death_causes",
+                                                      "adverse_events", "screen_failures")},
+                        "unscheduled_reasons": _opt(TEXTS), "age": _opt({"mean": _req(NUMBER), "sd": _req(NUMBER)}),
+                        "female": _opt(RATE), "dose": _opt(NUMBER)}),
+}
+
+
+def _problems(value, spec, where: str) -> list[str]:
+    """What is wrong with ``value`` against ``spec`` (a section, a list of items, or a _Kind), each problem named by
+    its key path."""
+    if isinstance(spec, _Kind):
+        return [] if spec.ok(value) else [f"{where} must be {spec.what}, got {value!r}"]
+    if isinstance(spec, list):
+        if not isinstance(value, list):
+            return [f"{where} must be a list, got {value!r}"]
+        return [p for i, item in enumerate(value) for p in _problems(item, spec[0], f"{where}[{i}]")]
+    if not isinstance(value, dict):
+        return [f"{where} must be a mapping of {', '.join(spec)}, got {value!r}"]
+    out = []
+    unknown = [str(k) for k in value if k not in spec]
+    if unknown:
+        out.append(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(spec)})")
+    for key, (kind, required) in spec.items():
+        if value.get(key) is None:
+            if required:
+                out.append(f"{where}.{key} is missing")
+        else:
+            out.extend(_problems(value[key], kind, f"{where}.{key}"))
+    return out
+
+
+def schema_problems(raw) -> list[str]:
+    """Every problem of a trial file's keys and types (empty when it fits ``TRIAL_FILE_SCHEMA``): missing required
+    keys first, then unknown top-level keys, then each section's."""
+    if not isinstance(raw, dict):
+        return [f"the trial file must be a mapping of keys ({', '.join(TRIAL_FILE_SCHEMA)}), got {raw!r}"]
+    out = []
+    missing = [k for k, (_, required) in TRIAL_FILE_SCHEMA.items() if required and raw.get(k) is None]
+    if missing:
+        out.append(f"missing field(s) {', '.join(missing)}")
+    unknown = [str(k) for k in raw if k not in TRIAL_FILE_SCHEMA]
+    if unknown:
+        out.append(f"unknown top-level key(s) {', '.join(unknown)} (known: {', '.join(TRIAL_FILE_SCHEMA)})")
+    for key, (kind, _) in TRIAL_FILE_SCHEMA.items():
+        if raw.get(key) is not None:
+            out.extend(_problems(raw[key], kind, key))
+    return out
 
 
 def load_trial(trial: str | os.PathLike = paths.DEFAULT_TRIAL) -> Trial:
@@ -908,37 +1182,86 @@ def load_trial(trial: str | os.PathLike = paths.DEFAULT_TRIAL) -> Trial:
     path = paths.trial_file(trial)
     if not path.exists():
         raise TrialFileError(f"{path}: trial file not found")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    missing = [k for k in _REQUIRED if k not in raw]
-    if missing:
-        raise TrialFileError(f"{path}: missing field(s) {', '.join(missing)}")
-    arms = tuple(Arm(a["code"], a["label"], a.get("description", a["label"]), int(a.get("ratio", 1)))
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise TrialFileError(f"{path}: not valid YAML: {e}") from None
+    return trial_from_mapping(raw, path)
+
+
+def trial_from_mapping(raw, path: Path) -> Trial:
+    """The typed plan from a parsed trial file (``path`` names it in errors): checked against the schema first, so
+    that a wrong key is a TrialFileError naming it, then against the rules across keys (``_check``)."""
+    problems = schema_problems(raw)
+    if problems:
+        raise TrialFileError(f"{path}: " + "; ".join(problems))
+    arms = tuple(Arm(str(a["code"]), str(a["label"]), str(_get(a, "description", a["label"])), int(_get(a, "ratio", 1)))
                  for a in raw["arms"])
-    visits = tuple(Visit(v["code"], v["label"], int(v["week"]), int(v["day"]), tuple(v["window"]))
+    visits = tuple(Visit(str(v["code"]), str(v["label"]), int(v["week"]), int(v["day"]), tuple(v["window"]))
                    for v in raw["visits"])
     criteria, age_range = _eligibility(raw)
-    endpoints = tuple(Endpoint(e["code"], e["label"], str(e.get("unit", "")), bool(e.get("log", False)),
-                               e.get("better", "lower"), e.get("source", "lab"))
+    endpoints = tuple(Endpoint(str(e["code"]), str(e["label"]), str(_get(e, "unit", "")), bool(_get(e, "log", False)),
+                               _get(e, "better", "lower"), str(_get(e, "source", "lab")))
                       for e in raw["endpoints"])
+    plan = _get(raw, "analysis_plan", {})
     trial = Trial(
-        id=raw["id"], title=raw["title"], short_title=raw.get("short_title", raw["title"]),
-        site=raw.get("site", ""), population=raw.get("population", ""), design=raw.get("design", ""),
+        id=str(raw["id"]), title=str(raw["title"]), short_title=str(_get(raw, "short_title", raw["title"])),
+        site=str(_get(raw, "site", "")), population=str(_get(raw, "population", "")),
+        design=str(_get(raw, "design", "")),
         planned_n=int(raw["planned_n"]), accrual_months=int(raw["accrual_months"]),
-        followup_weeks=int(raw.get("followup_weeks", max(v.week for v in visits))),
-        arms=arms, control_arm=raw["control_arm"], randomization=_randomization(raw, path),
+        followup_weeks=int(_get(raw, "followup_weeks", max(v.week for v in visits))),
+        arms=arms, control_arm=str(raw["control_arm"]), randomization=_randomization(raw, path),
         visits=visits, endpoints=endpoints, primary_endpoint=_primary_endpoint(raw, path),
         baseline_covariates=_covariates(raw, path),
-        key_secondary=raw.get("key_secondary"),
+        key_secondary=None if raw.get("key_secondary") is None else str(raw["key_secondary"]),
         simulation=_simulation(raw, path), source=path,
-        lab_panel=_lab_panel(raw), eligibility=criteria, age_range=age_range, treatment=_treatment(raw),
+        lab_panel=_lab_panel(raw), derived_parameters=tuple(map(str, raw.get("derived_parameters") or ())),
+        clinical_assessments=_clinical_assessments(raw, path),
+        eligibility=criteria, age_range=age_range, treatment=_treatment(raw),
         cutoff=_date(raw["cutoff"], path, "cutoff") if raw.get("cutoff") else None,
-        alpha=float(raw.get("analysis_plan", {}).get("alpha", 0.05)),
-        primary_test=raw.get("analysis_plan", {}).get("primary_test", "fisher"),
-        background=" ".join(str(raw.get("background", "")).split()),
+        alpha=float(_get(plan, "alpha", 0.05)),
+        primary_test=_get(plan, "primary_test", "fisher"),
+        background=" ".join(str(_get(raw, "background", "")).split()),
         events=_events(raw, path), time_to_event=_time_to_event(raw, path),
         **_safety(raw, path))
     _check(trial, path)
     return trial
+
+
+def _derived_problems(trial: Trial) -> list[str]:
+    """Derived parameters that are not registered or that the lab panel cannot give; covariate sources."""
+    problems = []
+    for code in trial.derived_scores:
+        if code not in scores.REGISTRY:
+            problems.append(f"derived parameter {code}: not in the registry (helpers.scores: "
+                            f"{', '.join(sorted(scores.REGISTRY))})")
+            continue
+        try:
+            trial.component_factors(code)
+        except ValueError as err:
+            problems.append(f"derived parameter {err}")
+        for g in trial.derived(code).grades:
+            a = trial.clinical_assessment(g.column)
+            if a is None:
+                problems.append(f"derived parameter {code}: needs the clinical assessment {g.column!r} "
+                                f"(clinical_assessments)")
+            elif tuple(x.lower() for x in a.levels) != tuple(x.lower() for x in g.levels):
+                problems.append(f"clinical_assessments ({g.column}): levels {list(a.levels)} are not those {code} "
+                                f"scores {list(g.levels) or 'a Y/N flag'}")
+    for c in trial.baseline_covariates:
+        kind, name = c.origin
+        where = f"baseline_covariates ({c.code}): source {c.source!r}"
+        if kind not in ("adsl", "screening", "clinical", "derived", "class") or (kind == "derived" and name != c.code):
+            problems.append(f"{where} must be one of {', '.join(COVARIATE_SOURCES)}")
+        elif kind == "class" and name in scores.REGISTRY and scores.get(name).classes is None:
+            problems.append(f"{where}: {name} has no classes")
+        elif kind == "clinical" and trial.clinical_assessment(name) is None:
+            problems.append(f"{where}: no clinical_assessments column {name!r}")
+        if c.type not in ("continuous", "categorical"):
+            problems.append(f"baseline_covariates ({c.code}): type must be continuous or categorical, got {c.type!r}")
+        if c.levels and c.type != "categorical":
+            problems.append(f"baseline_covariates ({c.code}): levels are for a categorical covariate")
+    return problems
 
 
 def _check(trial: Trial, path: Path) -> None:
@@ -948,7 +1271,7 @@ def _check(trial: Trial, path: Path) -> None:
     if sum(v.is_baseline for v in trial.visits) != 1:
         problems.append("exactly one visit must have week 0 (baseline)")
     for v in trial.visits:
-        if not v.window[0] <= v.day <= v.window[1]:
+        if not v.holds(v.day):
             problems.append(f"visit {v.code}: target day {v.day} outside its window {list(v.window)}")
     block_unit = sum(a.ratio for a in trial.arms)
     for b in trial.randomization.stated_block_sizes:
@@ -957,25 +1280,14 @@ def _check(trial: Trial, path: Path) -> None:
     if trial.key_secondary is not None and trial.key_secondary not in [e.code for e in trial.endpoints]:
         problems.append(f"key_secondary {trial.key_secondary!r} is not one of the endpoints")
     for e in trial.endpoints:
-        if e.better not in ("lower", "higher"):
-            problems.append(f"endpoint {e.code}: better must be 'lower' or 'higher'")
-    for e in trial.endpoints:
         if e.source == "lab" and e.code not in trial.lab_codes:
             problems.append(f"endpoint {e.code}: not a test of the lab_panel {trial.lab_codes}")
-        if e.source == "derived" and e.code not in trial.derived_scores:
-            needs = ", ".join(SCORE_COMPONENTS.get(e.code, ("?",)))
-            problems.append(f"endpoint {e.code}: cannot be derived from the lab_panel (needs {needs})")
+    problems += _derived_problems(trial)
     for t in trial.lab_panel:
         lo, hi = t.impossible
         if t.expected and not (lo <= t.expected[0] <= t.expected[1] <= hi):
             problems.append(f"lab {t.code}: expected range {list(t.expected)} must lie inside the impossible limits")
-    if trial.treatment.start not in ("first_dose", "randomization"):
-        problems.append("treatment.start must be 'first_dose' or 'randomization'")
     pe = trial.primary_endpoint
-    if pe.kind not in PRIMARY_KINDS:
-        problems.append(f"primary_endpoint.kind must be one of {list(PRIMARY_KINDS)}, got {pe.kind!r}")
-    if pe.transplant not in ("censor", "event"):
-        problems.append(f"primary_endpoint.transplant must be 'censor' or 'event', got {pe.transplant!r}")
     if pe.kind == "continuous":
         if pe.code not in [e.code for e in trial.endpoints]:
             problems.append(f"primary_endpoint.code {pe.code!r}: a continuous primary endpoint must be one of the "
@@ -998,10 +1310,6 @@ def _check(trial: Trial, path: Path) -> None:
         problems.append(f"primary_endpoint.code {pe.code!r} is not one of the time_to_event endpoints "
                         f"{[t.code for t in trial.time_to_event]}")
     problems += _simulation_problems(trial)
-    if trial.primary_test not in PRIMARY_TESTS:
-        problems.append(f"analysis_plan.primary_test must be one of {list(PRIMARY_TESTS)}")
-    if not 0 < trial.alpha < 1:
-        problems.append("analysis_plan.alpha must lie between 0 and 1")
     if problems:
         raise TrialFileError(f"{path}: " + "; ".join(problems))
 

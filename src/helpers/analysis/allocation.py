@@ -65,13 +65,13 @@ def received_vs_allocated(randomization: pd.DataFrame, infusion: pd.DataFrame,
                           trial: Trial | None = None) -> pd.DataFrame:
     """Per participant: arm allocated, arm of the first dose received, and the deviation if any.
 
-    Without dose records in a trial whose day 1 is the randomization date (no dosing file), what
-    was received is not recorded: "Arm received" says so and no deviation is reported.
+    Without dose records in a trial that needs no dosing file (``Trial.doses_recorded``), what was
+    received is not recorded: "Arm received" says so and no deviation is reported.
     """
     noun = trial.treatment.noun if trial else "infusion"
     rand = randomization.sort_values("subject_id")
     allocated = rand["arm"].astype(str).to_numpy()
-    if trial is not None and trial.treatment.start == "randomization" and infusion.empty:
+    if trial is not None and not trial.doses_recorded(len(infusion)):
         return pd.DataFrame({"Subject": rand["subject_id"].to_numpy(), "Allocated arm": allocated,
                              "Arm received": "not recorded (no dosing file)", "Finding": ""})
     got = rand["subject_id"].map(first_doses(infusion)["arm_received"].astype(str)).astype("object")

@@ -12,27 +12,31 @@ import pandas as pd
 
 from helpers.analysis.summaries import describe
 from helpers.data.schema import load_schema
-from helpers.data.scores import GRADE_UNKNOWN
-from helpers.trial import Trial, label_with_unit
+from helpers.scores import GRADE_UNKNOWN
+from helpers.trial import Covariate, Trial, label_with_unit
 
 OVERALL = "Overall"
-_SCHEMA_LEVELS = {"SEX": ("screening", "sex"), "ETIOLOGY": ("screening", "etiology"),
-                  "ASCITES": ("clinical", "ascites"), "HEPENC": ("clinical", "encephalopathy")}
-_FIXED_LEVELS = {"CPCLASS": ("A", "B", "C")}  # Child-Pugh classes (Pugh et al., Br J Surg 1973)
 _LEVEL_LABELS = {"SEX": {"F": "Female", "M": "Male"}}  # CDISC SEX codes
 
 
-def _levels(code: str, values: pd.Series) -> list[str]:
-    """Levels of a categorical row: the schema's allowed values ("present, grade unknown" only when recorded),
-    fixed classes, or the observed ones sorted."""
-    if code in _SCHEMA_LEVELS:
-        file, column = _SCHEMA_LEVELS[code]
-        col = next(c for c in load_schema()[file].columns if c.name == column)
-        seen = set(values.dropna().astype(str))
-        return [str(v) for v in col.allowed if v != GRADE_UNKNOWN or v in seen]
-    if code in _FIXED_LEVELS:
-        return list(_FIXED_LEVELS[code])
-    return sorted(values.dropna().astype(str).unique())
+def _levels(cov: Covariate, trial: Trial, values: pd.Series) -> list[str]:
+    """Levels of a categorical row, in display order: the trial file's ``levels``, else the allowed values of its
+    source column (the trial file's clinical assessment, the export schema's screening column), the class levels of a derived parameter, or the observed ones sorted. "Present,
+    grade unknown" is shown only when recorded."""
+    kind, name = cov.origin
+    seen = set(values.dropna().astype(str))
+    if cov.levels:
+        stated = list(cov.levels)
+    elif kind == "clinical" and trial.clinical_assessment(name) is not None:
+        stated = list(trial.clinical_assessment(name).allowed)
+    elif kind == "screening":
+        col = next((c for c in load_schema()[kind].columns if c.name == name), None)
+        stated = [str(v) for v in col.allowed] if col is not None and col.allowed else sorted(seen)
+    elif kind == "class":
+        stated = list(trial.derived(name).classes.levels)
+    else:
+        stated = sorted(seen)
+    return [v for v in stated if v != GRADE_UNKNOWN or v in seen]
 
 
 def baseline_variables(trial: Trial, adsl: pd.DataFrame) -> list[dict]:
@@ -44,7 +48,7 @@ def baseline_variables(trial: Trial, adsl: pd.DataFrame) -> list[dict]:
     for cov in trial.baseline_covariates:
         code, kind = cov.code, cov.type
         out.append({"code": code, "column": code, "label": label_with_unit(cov.label, cov.unit), "type": kind,
-                    "levels": _levels(code, adsl[code]) if kind == "categorical" else [],
+                    "levels": _levels(cov, trial, adsl[code]) if kind == "categorical" else [],
                     "level_labels": _LEVEL_LABELS.get(code, {})})
     seen = {v["code"] for v in out}
     for e in trial.lab_endpoints:

@@ -55,21 +55,21 @@ def visit_status(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> pd.Dat
 
     Attendance is an analysed laboratory record at the visit. Follow-up ended before a visit when
     death, transplant or withdrawal came before its target day. At an interim look (ADSL DCUTDT
-    set), a visit not attended whose window had not closed by the cut-off (TRTSDT + window end - 1
-    after DCUTDT) is not yet due: neither expected nor missed; so is a visit whose window opened only after the
-    participant completed the study (administrative end of follow-up). Every other visit is expected.
+    set), a visit not attended whose window had not closed by the cut-off (its last day after DCUTDT) is not yet
+    due: neither expected nor missed; so is a visit whose window opened only after the participant completed the
+    study (administrative end of follow-up). Every other visit is expected. Days count from study day 1
+    (``Trial.day_one``); windows are the visits' (``Visit.opens_on``, ``Visit.closes_on``).
     """
     seen = _attended(adlb)
-    ref = adsl["TRTSDT"].fillna(adsl["RANDDT"])
+    ref = trial.day_one(adsl["TRTSDT"], adsl["RANDDT"])
     cutoff = adsl["DCUTDT"] if "DCUTDT" in adsl else pd.Series(pd.NaT, index=adsl.index)
     rows = []
     for v in trial.visits:
         attended = pd.Series([(u, v.week) in seen for u in adsl["USUBJID"]], index=adsl.index, dtype=bool)
-        ended = (adsl["EOSSTT"].eq("DISCONTINUED") & (adsl["EOSDT"] < ref + pd.Timedelta(days=v.day - 1))
+        ended = (adsl["EOSSTT"].eq("DISCONTINUED") & (adsl["EOSDT"] < v.target_on(ref))
                  & ~attended).fillna(False).astype(bool)
-        closes = ref + pd.Timedelta(days=v.window[1] - 1)
-        opens = ref + pd.Timedelta(days=v.window[0] - 1)
-        study_over = (adsl["EOSSTT"].eq("COMPLETED") & (adsl["EOSDT"] < opens)).fillna(False).astype(bool)
+        closes = v.closes_on(ref)
+        study_over = (adsl["EOSSTT"].eq("COMPLETED") & (adsl["EOSDT"] < v.opens_on(ref))).fillna(False).astype(bool)
         not_yet = (((closes > cutoff).fillna(False).astype(bool) & cutoff.notna()) | study_over) & ~attended & ~ended
         rows.append(pd.DataFrame({"USUBJID": adsl["USUBJID"], "ARMCD": adsl["ARMCD"], "Visit": v.label,
                                   "attended": attended, "ended": ended, "not_yet_due": not_yet,

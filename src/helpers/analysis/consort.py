@@ -105,15 +105,15 @@ def consort_flow(export: Export, trial: Trial, adsl: pd.DataFrame) -> pd.DataFra
     or still in follow-up, as ADSL's EOSSTT, DCSREAS, DTHFL and LTXFL say (one priority of ends,
     ``derive_disposition``); analysed = ITT population (``ITTFL`` = Y).
 
-    When study day 1 is the randomization date (``treatment.start: randomization``) and there are
-    no dose records, everyone randomized is counted as having started the allocated treatment on
+    When the trial needs no dosing file and there are no dose records (``Trial.doses_recorded``),
+    everyone randomized is counted as having started the allocated treatment on
     the randomization day, and the box says so. At an interim look (a data cut-off in the trial
     file or ADSL's DCUTDT), those neither discontinued nor completed are "in follow-up at the data
     cut-off", not lost.
     """
     rand = export["randomization"]
     doses = export["infusion"]
-    assumed = trial.treatment.start == "randomization" and doses.empty
+    assumed = not trial.doses_recorded(len(doses))
     if assumed:
         first_arm = rand.set_index("subject_id")["arm"].astype(str)
     else:

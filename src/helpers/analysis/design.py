@@ -22,7 +22,7 @@ withdrawal (``event_hazards``, calibrated by ``hazard_scale``), the end of follo
 ``end_of_follow_up``), the lab values (``simulate_lab_values``) and the clinical grades
 (``simulate_clinical_values``), the share of lab cells missing (``CELL_MISSING_RATE``) and of cohorts with one
 participant receiving another arm (``SWITCH_PROBABILITY``); the allocation list generator is ``permuted_blocks``,
-drawn afresh for each replicate, and the score definitions are ``helpers.data.scores``. Vectorized here (the
+drawn afresh for each replicate, and the derived parameters come from the registry ``helpers.scores``. Vectorized here (the
 generator works row by row on dated records): the draw of the switched participant and of missed visits.
 
 What is simplified, and why it does not change the analysed numbers:
@@ -44,9 +44,9 @@ What is simplified, and why it does not change the analysed numbers:
   over stratified uniforms so that one cohort's death count stays near the assumed rate; a real trial's
   death count varies binomially, and that variation is what operating characteristics are about
   (``stratified_deaths=True`` restores the generator's rule);
-* an effect on a derived score is added to the score, ramping in as the generator's lab effects do (so the score
-  is no longer a whole number; the MMRM treats it as continuous), and an effect on a lab endpoint goes through
-  the lab model as in the generator.
+* an effect on a derived parameter (the registry's, ``helpers.scores``) is added to its value, ramping in as the
+  generator's lab effects do (so the score is no longer a whole number; the MMRM treats it as continuous),
+  and an effect on a lab endpoint goes through the lab model as in the generator.
 
 The truth each estimate is compared with is the estimand's value in the simulated population, under the
 intention-to-treat rule the analyses follow (arms as randomized): the difference in event-free survival at the
@@ -73,10 +73,11 @@ import pandas as pd
 from scipy import stats
 
 from helpers.analysis import findings, outcomes, survival
-from helpers.data import scores, simulation
+from helpers import scores
+from helpers.data import simulation
 from helpers.data.randomization import permuted_blocks
 from helpers.data.simulation import CELL_MISSING_RATE, SWITCH_PROBABILITY
-from helpers.trial import SCORE_COMPONENTS, Trial
+from helpers.trial import Trial
 
 PRIMARY, KEY = "primary", "key secondary"
 ANALYSES = (PRIMARY, KEY)
@@ -120,8 +121,23 @@ def assumed_models(trial: Trial) -> list[str]:
 
 
 def design_trial(trial: Trial) -> Trial:
-    """The trial at its final analysis (a data cut-off in the trial file is not part of the design)."""
-    return dataclasses.replace(trial, cutoff=None)
+    """The trial at its final analysis (a data cut-off in the trial file is not part of the design). The simulation
+    models a time-to-event primary endpoint only: for a continuous primary endpoint, the design's primary endpoint
+    is the trial's first time-to-event endpoint (``simulates_trial_primary`` is then False, and the chapter says so)."""
+    pe = trial.primary_endpoint
+    if pe.is_time_to_event:
+        return dataclasses.replace(trial, cutoff=None)
+    if not trial.time_to_event:
+        raise ValueError(f"{trial.id}: the design simulation needs a time-to-event endpoint (time_to_event), and the "
+                         f"primary endpoint {pe.code} is continuous")
+    tte = trial.time_to_event[0]
+    return dataclasses.replace(trial, cutoff=None, primary_endpoint=dataclasses.replace(
+        pe, code=tte.code, label=tte.label, kind="time_to_event", visit=None))
+
+
+def simulates_trial_primary(trial: Trial) -> bool:
+    """Whether the design chapter simulates the trial's own primary analysis (time to event) or a stand-in."""
+    return trial.primary_endpoint.is_time_to_event
 
 
 def _check(trial: Trial) -> None:
@@ -205,27 +221,24 @@ def _analysis_times(trial: Trial, p: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _derived_values(trial: Trial, code: str, value: dict, grades: dict, shape: tuple[int, int]) -> np.ndarray:
-    """Derived parameter ``code`` on participants x visits, from lab values (by panel column) and the clinical file's
-    grades and flags (by column; flags "Y"/"N"), as ADLB derives it (``helpers.data.scores``)."""
-    dialysis = np.asarray(grades.get("dialysis", np.full(shape, "N"))) == "Y"
-    if code == "MELD":
-        return scores.meld(value["tbil"], value["inr"], value["creat"], dialysis=dialysis)
-    if code == "MELDNA":
-        return scores.meld_na(value["tbil"], value["inr"], value["creat"], value["sodium"], dialysis=dialysis)
-    if code == "CPSCORE" and {"ascites", "encephalopathy"} <= set(grades):
-        ok = ~np.isnan(value["tbil"] + value["alb"] + value["inr"])
-        y = np.full(shape, np.nan)
-        y[ok] = scores.child_pugh_points(value["tbil"][ok], value["alb"][ok], value["inr"][ok],
-                                         grades["ascites"][ok], grades["encephalopathy"][ok])
-        return y
-    raise NotImplementedError(f"no simulation model for derived endpoint {code} ({sorted(SCORE_COMPONENTS)}; the "
-                              "clinical grades it needs come from the trial file's simulation.clinical)")
+    """Derived parameter ``code`` (the registry's) on participants x visits, from lab values (by panel column) in the
+    panel's units and clinical grades (by column), as ADLB derives it."""
+    p = trial.derived(code)
+    missing = [v for v in p.participant] + [g.column for g in p.grades if g.column not in grades]
+    if missing:
+        raise NotImplementedError(f"no simulation model for derived endpoint {code}: the design does not simulate "
+                                  f"{', '.join(missing)}")
+    frame = pd.DataFrame({c: value[trial.lab(c).column].ravel() * f for c, f in trial.component_factors(code).items()})
+    for g in p.grades:
+        frame[g.column] = np.asarray(grades[g.column]).ravel()
+    return scores.derive(p, frame).to_numpy().reshape(shape)
 
 
 def _key_values(trial: Trial, scenario: Scenario, p: dict, rng: np.random.Generator) -> np.ndarray:
     """The key secondary endpoint at every visit (participants x visits) as the export and ADaM would give it: the
     generator's lab values and clinical file (``simulation.simulate_lab_values``, ``simulate_clinical_values``),
-    labs rounded to the panel's decimals, cells missing at random, derived parameters by ``_derived_values``."""
+    labs rounded to the panel's decimals, cells missing at random, derived parameters from the registry
+    ``helpers.scores`` (``_derived_values``)."""
     e = trial.endpoint(trial.key_secondary)
     experimental = [a.code for a in trial.experimental_arms]
     lab_effects = {a: {e.code: scenario.key_effect} for a in experimental} if e.source == "lab" else {}

@@ -1,6 +1,6 @@
 """Outcomes at each timepoint: lab-by-visit summaries, ANCOVA per visit, MMRM per endpoint,
-Child-Pugh class shift, Holm adjustment, intercurrent-event counts, and the tidy result tables the
-chapter exports (their report layouts and prose: ``helpers.report.outcomes``).
+the class shift of derived parameters that have classes, Holm adjustment, intercurrent-event counts,
+and the tidy result tables the chapter exports (their report layouts and prose: ``helpers.report.outcomes``).
 
 Every treatment comparison is each non-control arm minus the trial's control arm. Endpoints the
 trial file marks ``log: true`` are analysed as log(AVAL) - log(BASE) adjusted for log(BASE) and
@@ -22,7 +22,6 @@ from statsmodels.stats.proportion import proportion_confint
 
 from helpers.analysis.mmrm import MMRMConvergenceError, MMRMFallbackWarning, MMRMResult, fit_mmrm
 from helpers.analysis.summaries import describe
-from helpers.data import scores
 from helpers.trial import Endpoint, Trial
 
 LOG_SCALE = "log: ratio of geometric means"
@@ -253,25 +252,27 @@ def fallbacks(mmrm: pd.DataFrame) -> pd.DataFrame:
     return f.drop_duplicates("PARAMCD")[["PARAMCD", "PARAM", "covariance", "covariance_note"]].reset_index(drop=True)
 
 
-# ------------------------------------------------------------------ Child-Pugh class
+# ------------------------------------------------------------------ classes of a derived parameter
 
-def child_pugh_classes(adlb: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
-    """Child-Pugh class per participant (rows, with TRT01P) and visit (columns, visit labels);
-    'Not assessed' where there is no score at the visit."""
-    cp = adlb[adlb["PARAMCD"] == "CPSCORE"]
-    wide = cp.pivot(index="USUBJID", columns="AVISIT", values="AVAL")
+def parameter_classes(adlb: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, paramcd: str) -> pd.DataFrame:
+    """The class of derived parameter ``paramcd`` (its registry classes) per participant (rows, with TRT01P) and
+    visit (columns, visit labels); 'Not assessed' where there is no value at the visit."""
+    classes_of = trial.derived(paramcd).classes.of
+    values = adlb[adlb["PARAMCD"] == paramcd]
+    wide = values.pivot(index="USUBJID", columns="AVISIT", values="AVAL")
     wide = wide.reindex(index=adsl["USUBJID"], columns=[v.label for v in trial.visits])
-    classes = wide.apply(lambda col: scores.child_pugh_class(col.astype("Float64")).fillna(NOT_ASSESSED))
+    classes = wide.apply(lambda col: classes_of(col.astype("Float64")).fillna(NOT_ASSESSED))
     classes.insert(0, "TRT01P", adsl.set_index("USUBJID")["TRT01P"].reindex(classes.index))
     return classes.reset_index()
 
 
-def child_pugh_shift(adlb: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, visit: str | None = None) -> pd.DataFrame:
-    """Counts of participants by arm, baseline class and class at ``visit`` (default: the last visit),
-    tidy: TRT01P, BASECLASS, POSTCLASS, n (every combination, zeros included)."""
+def class_shift(adlb: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, paramcd: str,
+                visit: str | None = None) -> pd.DataFrame:
+    """Counts of participants by arm, baseline class and class at ``visit`` (default: the last visit) of derived
+    parameter ``paramcd``, tidy: TRT01P, BASECLASS, POSTCLASS, AVISIT, n (every combination, zeros included)."""
     visit = visit or trial.last_visit.label
-    cls = child_pugh_classes(adlb, adsl, trial)
-    levels = ["A", "B", "C", NOT_ASSESSED]
+    cls = parameter_classes(adlb, adsl, trial, paramcd)
+    levels = list(trial.derived(paramcd).classes.levels) + [NOT_ASSESSED]
     idx = pd.MultiIndex.from_product([[a.label for a in trial.arms], levels, levels],
                                      names=["TRT01P", "BASECLASS", "POSTCLASS"])
     counts = cls.groupby(["TRT01P", trial.baseline_visit.label, visit]).size()
@@ -281,20 +282,29 @@ def child_pugh_shift(adlb: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, visit
     return out
 
 
-def proportion_class_a(adlb: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, level: float = 0.95) -> pd.DataFrame:
-    """Participants in Child-Pugh class A among those assessed, by arm and visit, with the Wilson CI."""
-    cls = child_pugh_classes(adlb, adsl, trial)
+def proportion_best_class(adlb: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, paramcd: str,
+                          level: float = 0.95) -> pd.DataFrame:
+    """Participants in the best (first) class of derived parameter ``paramcd`` among those assessed, by arm and
+    visit, with the Wilson CI. Columns keep the names of the first such table (``n_class_a``: in the best class)."""
+    best = trial.derived(paramcd).classes.levels[0]
+    cls = parameter_classes(adlb, adsl, trial, paramcd)
     rows = []
     for arm in trial.arms:
         c = cls[cls["TRT01P"] == arm.label]
         for v in trial.visits:
             assessed = int((c[v.label] != NOT_ASSESSED).sum())
-            n_a = int((c[v.label] == "A").sum())
-            lo, hi = proportion_confint(n_a, assessed, alpha=1 - level, method="wilson") if assessed else (np.nan, np.nan)
+            n_best = int((c[v.label] == best).sum())
+            lo, hi = (proportion_confint(n_best, assessed, alpha=1 - level, method="wilson") if assessed
+                      else (np.nan, np.nan))
             rows.append({"TRT01P": arm.label, "AVISIT": v.label, "AVISITN": v.week, "n_assessed": assessed,
-                         "n_class_a": n_a, "proportion": n_a / assessed if assessed else np.nan,
+                         "n_class_a": n_best, "proportion": n_best / assessed if assessed else np.nan,
                          "lower": lo, "upper": hi})
     return pd.DataFrame(rows)
+
+
+def class_result_names(paramcd: str) -> tuple[str, str]:
+    """The result-table names (files in _build/results/) of a classed parameter: its shift and best-class tables."""
+    return f"{paramcd.lower()}_class_shift", f"{paramcd.lower()}_best_class"
 
 
 # ------------------------------------------------------------------ multiplicity
@@ -316,7 +326,15 @@ def holm_table(model: pd.DataFrame, visit: str) -> pd.DataFrame:
     return t
 
 
-def holm_significant(holm: pd.DataFrame, alpha: float = 0.05) -> list[str]:
+def secondary_holm(model: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """``holm_table`` of the secondary endpoints at the last visit: one family, every endpoint but a continuous
+    primary endpoint (tested alone, first in the plan's fixed sequence)."""
+    pe = trial.primary_endpoint
+    secondary = model if pe.is_time_to_event else model[model["PARAMCD"] != pe.code]
+    return holm_table(secondary, trial.last_visit.label)
+
+
+def holm_significant(holm: pd.DataFrame, alpha: float) -> list[str]:
     """Endpoint codes (PARAMCD) of the rows of ``holm_table`` significant after Holm's adjustment."""
     return holm.loc[holm["p_holm"] < alpha, "PARAMCD"].tolist()
 
@@ -344,9 +362,10 @@ def outcome_results(adlb: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> dic
         "lab_by_visit": lab_by_visit(adlb, trial),
         "ancova": ancova(adlb, trial, adsl),
         "mmrm": mmrm,
-        "holm": holm_table(mmrm, last),
+        "holm": secondary_holm(mmrm, trial),
     }
-    if "CPSCORE" in trial.derived_scores:
-        out["child_pugh_shift"] = child_pugh_shift(adlb, adsl, trial, last)
-        out["child_pugh_class_a"] = proportion_class_a(adlb, adsl, trial)
+    for p in trial.classed_scores:
+        shift, best = class_result_names(p.code)
+        out[shift] = class_shift(adlb, adsl, trial, p.code, last)
+        out[best] = proportion_best_class(adlb, adsl, trial, p.code)
     return out

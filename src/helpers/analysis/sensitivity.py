@@ -154,8 +154,9 @@ def sensitivity_results(primary: pd.DataFrame, mi: pd.DataFrame, wr: pd.DataFram
 
 
 def sensitivity_analyses(adlb: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, paramcd: str, m: int = N_IMPUTATIONS,
-                         seed: int = MI_SEED, grid=None, alpha: float = 0.05) -> dict:
-    """Every analysis of the chapter for one endpoint at the last visit: the wide data, the imputations,
+                         seed: int = MI_SEED, grid=None) -> dict:
+    """Every analysis of the chapter for one endpoint at the last visit, at the trial's two-sided alpha
+    (conclusions) and 1 - alpha confidence level (intervals): the wide data, the imputations,
     the primary MMRM, MI, the tipping-point grid and tipping point per arm, the worst-rank scores and
     comparison, and the tidy ``results`` table. When too few participants were observed
     (``not_estimable_reason``), only ``wide``, the worst-rank ``scores`` and ``not_estimable`` are returned,
@@ -165,10 +166,11 @@ def sensitivity_analyses(adlb: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, p
     if reason:
         return {"wide": wide, "scores": worst_rank_scores(wide, adsl, trial, paramcd), "not_estimable": reason,
                 "results": pd.DataFrame(columns=RESULT_COLUMNS)}
+    alpha = trial.alpha
     completed = impute_changes(wide, trial, m, seed)
     mi = mi_ancova(completed, trial, level=1 - alpha)
-    grid_table = tipping_grid(completed, trial, paramcd, grid, alpha=alpha)
-    tipping = {arm: tipping_point(grid_table, completed, trial, paramcd, arm, alpha=alpha) for arm in mi["TRT01P"]}
+    grid_table = tipping_grid(completed, trial, paramcd, grid)
+    tipping = {arm: tipping_point(grid_table, completed, trial, paramcd, arm) for arm in mi["TRT01P"]}
     scores = worst_rank_scores(wide, adsl, trial, paramcd)
     wr = worst_rank(scores, trial, 1 - alpha)
     primary = primary_mmrm(adlb, adsl, trial, paramcd, 1 - alpha)

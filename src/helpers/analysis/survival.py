@@ -205,20 +205,13 @@ def survival_at_horizon(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS") 
     return pd.DataFrame(rows)
 
 
-def horizon_assessed_from(trial: Trial) -> int:
-    """The first study day on which a completer's last contact assesses the status at the horizon: the window start
-    of the visit whose window holds the horizon, else the horizon itself."""
-    h = trial.horizon_days
-    return min([v.window[0] for v in trial.visits if v.window[0] <= h <= v.window[1]] + [h])
-
-
 def status_at_horizon(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, paramcd: str = "OS") -> pd.DataFrame:
     """Each participant's status at the horizon: Event (by then; death for OS), Event-free (followed to the
     horizon, or completed the study at the visit that assesses it), else Unknown (censored earlier: transplant for
     OS, withdrawal, a cut-off, or a study that ended before the participant reached the horizon)."""
     d = _arm_data(adtte, paramcd)
     completed = d["USUBJID"].map(adsl.set_index("USUBJID")["EOSSTT"]).eq("COMPLETED")
-    followed = (d["TIME"] >= trial.horizon_days) | (completed & (d["TIME"] >= horizon_assessed_from(trial)))
+    followed = (d["TIME"] >= trial.horizon_days) | (completed & (d["TIME"] >= trial.horizon_assessed_from))
     d["STATUS"] = np.select([d["EVENT"] == 1, followed], [EVENT, EVENT_FREE], UNKNOWN)
     return d[["USUBJID", "ARM", "STATUS"]]
 

@@ -14,8 +14,9 @@ FAVOURS_CONTROL = "favours control"
 NO_DIFFERENCE = "no significant difference"
 
 
-def conclusion(estimate: float, p_value: float, worse_sign: int, alpha: float = 0.05) -> str:
-    """'favours experimental', 'favours control' or 'no significant difference' at level alpha."""
+def conclusion(estimate: float, p_value: float, worse_sign: int, alpha: float) -> str:
+    """'favours experimental', 'favours control' or 'no significant difference' at two-sided level alpha (the
+    trial's, ``Trial.alpha``)."""
     if not p_value < alpha:
         return NO_DIFFERENCE
     return FAVOURS_CONTROL if np.sign(estimate) == worse_sign else FAVOURS_EXPERIMENTAL
@@ -34,11 +35,11 @@ def default_delta_grid(completed: pd.DataFrame, trial: Trial, visit: str | None 
     return np.round(np.arange(points + 1) * step, 10)
 
 
-def tipping_grid(completed: pd.DataFrame, trial: Trial, paramcd: str, grid=None, visit: str | None = None,
-                 alpha: float = 0.05) -> pd.DataFrame:
+def tipping_grid(completed: pd.DataFrame, trial: Trial, paramcd: str, grid=None, visit: str | None = None) -> pd.DataFrame:
     """The delta-adjusted MI result over a grid of deltas (worse direction, non-control arms' imputed
-    values only), with the conclusion at each. The design is built once for the whole grid."""
-    sign = worse_sign(trial, paramcd)
+    values only), with the conclusion at each at the trial's alpha (CIs at 1 - alpha). The design is built
+    once for the whole grid."""
+    sign, alpha = worse_sign(trial, paramcd), trial.alpha
     grid = default_delta_grid(completed, trial, visit) if grid is None else np.asarray(grid, dtype=float)
     design = visit_design(completed, trial, visit)
     out = pd.concat([pooled_ancova(design, delta, sign, 1 - alpha) for delta in grid], ignore_index=True)
@@ -47,11 +48,11 @@ def tipping_grid(completed: pd.DataFrame, trial: Trial, paramcd: str, grid=None,
 
 
 def tipping_point(grid_table: pd.DataFrame, completed: pd.DataFrame, trial: Trial, paramcd: str, arm: str,
-                  visit: str | None = None, alpha: float = 0.05) -> dict:
+                  visit: str | None = None) -> dict:
     """The smallest delta at which the conclusion for ``arm`` differs from that at delta = 0: located
-    in the grid, then refined by root finding on p(delta) = alpha (Brent's method). Keys: delta
+    in the grid, then refined by root finding on p(delta) = alpha (the trial's; Brent's method). Keys: delta
     (nan if not reached in the grid), from_conclusion, to_conclusion, grid_max, and the result at delta."""
-    sign = worse_sign(trial, paramcd)
+    sign, alpha = worse_sign(trial, paramcd), trial.alpha
     g = grid_table[grid_table["TRT01P"] == arm].sort_values("delta").reset_index(drop=True)
     start = g["conclusion"].iloc[0]
     changed = g.index[g["conclusion"] != start]

@@ -27,7 +27,7 @@ def worst_rank_scores(wide: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, para
     visit = visit or trial.last_visit
     sign = worse_sign(trial, paramcd)
     sl = adsl.set_index("USUBJID").loc[wide["USUBJID"]]
-    window_end = sl["TRTSDT"].fillna(sl["RANDDT"]) + pd.Timedelta(days=visit.window[1] - 1)
+    window_end = visit.closes_on(trial.day_one(sl["TRTSDT"], sl["RANDDT"]))
     value = wide[visit.label].to_numpy(dtype=float)
     observed = ~np.isnan(value)
     died = (sl["DTHFL"].eq("Y") & (sl["DTHDT"] <= window_end)).to_numpy() & ~observed

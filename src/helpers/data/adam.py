@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.data import scores
+from helpers import scores
 from helpers.data.loading import CENS, REASON, REPORTED, Export, first_doses, treatment_start
 from helpers.data.schema import UNSCHEDULED
-from helpers.trial import SCORE_COMPONENTS, SCORE_LABELS, Trial, label_with_unit
+from helpers.trial import Trial, label_with_unit, study_day
 
 UNSCHEDULED_LABEL = "Unscheduled"
 
@@ -22,12 +22,6 @@ UNSCHEDULED_LABEL = "Unscheduled"
 def usubjid(trial: Trial, subject_id: pd.Series) -> pd.Series:
     """Unique subject identifier: study id and site-subject number."""
     return trial.id + "-" + subject_id.astype(str)
-
-
-def study_day(date: pd.Series, ref: pd.Series) -> pd.Series:
-    """CDISC study day: the reference date is day 1, the day before it day -1 (no day 0)."""
-    delta = (date - ref).dt.days
-    return (delta + (delta >= 0)).astype("Int64")
 
 
 def derive_last_alive(export: Export) -> pd.Series:
@@ -93,28 +87,37 @@ def derive_disposition(adsl: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame
 
 def derive_baseline_covariates(adsl: pd.DataFrame, adlb: pd.DataFrame, clinical: pd.DataFrame,
                                trial: Trial) -> pd.DataFrame:
-    """ADSL with baseline labs (``<PARAMCD>BL``), MELD, CPSCORE, CPCLASS, ASCITES and HEPENC.
+    """ADSL with baseline labs (``<PARAMCD>BL``), derived parameters and the trial file's baseline covariates.
 
-    Rule: the analysed record of the baseline visit (ADLB ABLFL = Y) for each parameter; MELD and
-    Child-Pugh score keep their own names (Table 1 rows); the class is A for 5-6 points, B for 7-9,
-    C for 10-15 (Pugh et al., Br J Surg 1973); grades from the baseline clinical assessment.
+    Rule: the analysed record of the baseline visit (ADLB ABLFL = Y) for each parameter; a derived parameter's
+    baseline keeps its own name (``MELD``; whole numbers kept as integers), which a covariate with
+    ``source: derived`` reads; one with ``class.<PARAMCD>`` is the registry's class of it; ``clinical.<column>``
+    the baseline clinical assessment's grade (``screening.<column>`` covariates are set by ``build_adsl``).
     Why: Table 1 and the balance check read one subject-level row per participant.
     """
     out = adsl.copy()
     base = adlb[adlb["ABLFL"] == "Y"].pivot(index="USUBJID", columns="PARAMCD", values="AVAL")
+    derived = set(trial.derived_scores)
     for paramcd in base.columns:
-        out[f"{paramcd}BL"] = out["USUBJID"].map(base[paramcd])
-    out["MELD"] = out.pop("MELDBL").astype("Int64") if "MELDBL" in out else pd.NA
-    out["CPSCORE"] = out.pop("CPSCOREBL").astype("Int64") if "CPSCOREBL" in out else pd.NA
-    out["CPCLASS"] = scores.child_pugh_class(out["CPSCORE"].astype("Float64"))
+        value = out["USUBJID"].map(base[paramcd])
+        whole = paramcd in derived and value.dropna().map(float.is_integer).all()
+        out[paramcd if paramcd in derived else f"{paramcd}BL"] = value.astype("Int64") if whole else value
     cl = clinical[clinical["visit"] == trial.baseline_visit.code].drop_duplicates("subject_id").set_index("subject_id")
-    out["ASCITES"] = out["SUBJID"].map(cl["ascites"])
-    out["HEPENC"] = out["SUBJID"].map(cl["encephalopathy"])
+    missing = pd.Series(np.nan, index=out.index)
+    for cov in trial.baseline_covariates:
+        kind, name = cov.origin
+        if kind == "derived" and name not in out:
+            out[name] = missing
+        elif kind == "class":
+            out[cov.code] = trial.derived(name).classes.of(out.get(name, missing).astype("Float64"))
+        elif kind == "clinical":
+            out[cov.code] = out["SUBJID"].map(cl[name]) if name in cl else pd.NA
     return out
 
 
 def build_adsl(export: Export, trial: Trial) -> pd.DataFrame:
-    """Subject-level analysis dataset: one row per randomized participant."""
+    """Subject-level analysis dataset: one row per randomized participant (with the trial file's baseline
+    covariates of ``source: screening.<column>``)."""
     rand = export["randomization"].sort_values("subject_id")
     scr = export["screening"].set_index("screening_id")
     inf = first_doses(export["infusion"])
@@ -127,14 +130,15 @@ def build_adsl(export: Export, trial: Trial) -> pd.DataFrame:
         "AGE": rand["screening_id"].map(scr["age"]).values,
         "AGEU": "YEARS",
         "SEX": rand["screening_id"].map(scr["sex"]).values,
-        "ETIOLOGY": rand["screening_id"].map(scr["etiology"]).values,
+        **{c.code: rand["screening_id"].map(scr[c.origin[1]]).values
+           for c in trial.baseline_covariates if c.origin[0] == "screening"},
         "ARMCD": rand["arm"].values,
         "TRT01P": rand["arm"].map(trial.arm_labels).values,
         "TRT01PN": rand["arm"].map(order).astype("Int64").values,
         "RANDDT": rand["rand_date"].values,
         "RANDBLK": rand["block"].values,
     })
-    received = adsl["SUBJID"].map(inf["arm_received"]) if trial.treatment.start == "first_dose" \
+    received = adsl["SUBJID"].map(inf["arm_received"]) if trial.doses_recorded(len(export["infusion"])) \
         else pd.Series(rand["arm"].astype(str).to_numpy(), index=adsl.index)
     adsl["TRT01A"] = received.map(trial.arm_labels)
     adsl["TRT01AN"] = received.map(order).astype("Int64")
@@ -148,55 +152,60 @@ def build_adsl(export: Export, trial: Trial) -> pd.DataFrame:
     return adsl
 
 
-def _clinical_for(labs: pd.DataFrame, clinical: pd.DataFrame) -> pd.DataFrame:
+def _grade_columns(trial: Trial) -> list[str]:
+    """The clinical-assessment columns the trial's derived parameters read."""
+    return list(dict.fromkeys(g.column for code in trial.derived_scores for g in trial.derived(code).grades))
+
+
+def _clinical_for(labs: pd.DataFrame, clinical: pd.DataFrame, grades: list[str]) -> pd.DataFrame:
     """Each lab row with the clinical grades of the same participant and visit (the assessment nearest in date)."""
-    grades = ["ascites", "encephalopathy", "dialysis"]
-    m = labs.reset_index().merge(clinical[["subject_id", "visit", "assessment_date"] + grades],
-                                 on=["subject_id", "visit"], how="left")
+    clinical = clinical.reindex(columns=list(dict.fromkeys(["subject_id", "visit", "assessment_date"] + grades)))
+    m = labs.reset_index().merge(clinical, on=["subject_id", "visit"], how="left")
     m["_gap"] = (m["assessment_date"] - m["lab_date"]).abs()
     m = m.sort_values(["index", "_gap"], na_position="last").drop_duplicates("index")
     return m.set_index("index")[grades].reindex(labs.index)
 
 
-def _not_derivable(frame: pd.DataFrame, parts: list[str], trial: Trial) -> pd.Series:
-    """Why a score is missing: the components missing on that row, by label."""
-    labels = {t.column: t.label.lower() for t in trial.lab_panel}
-    labels.update({"ascites": "ascites grade", "encephalopathy": "encephalopathy grade"})
-    miss = pd.DataFrame({labels[c]: frame[c].isna() for c in parts})
+def _not_derivable(frame: pd.DataFrame, parameter: scores.DerivedParameter, trial: Trial) -> pd.Series:
+    """Why a derived parameter is missing: the inputs missing on that row, by label, and grades recorded unknown."""
+    labels = {c.code: trial.lab(c.code).label.lower() for c in parameter.components}
+    labels.update({g.column: g.label for g in parameter.required_grades})
+    labels.update({v: v for v in parameter.participant})
+    miss = pd.DataFrame({labels[c]: frame[c].isna() for c in labels})
     text = miss.apply(lambda r: ", ".join(k for k, v in r.items() if v), axis=1) if len(miss) else pd.Series(dtype=str)
     text = (text + " missing").where(text != "", "")
-    for c in (c for c in parts if c in ("ascites", "encephalopathy")):
+    for c in (g.column for g in parameter.grades):
         unknown = frame[c].eq(scores.GRADE_UNKNOWN).fillna(False).astype(bool)
         text = text.where(~unknown, text.where(text == "", text + "; ") + f"{c} {scores.GRADE_UNKNOWN}")
     return ("not derivable: " + text).where(text != "", pd.NA)
 
 
-def derive_scores_by_visit(labs: pd.DataFrame, clinical: pd.DataFrame, trial: Trial) -> pd.DataFrame:
-    """The lab samples with the trial's derived scores (MELD, MELD-Na, Child-Pugh; those its panel allows).
+def derive_scores_by_visit(labs: pd.DataFrame, clinical: pd.DataFrame, trial: Trial,
+                           participants: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The lab samples with the trial's derived parameters (``trial.derived_scores``), one column each.
 
-    Rule: each score from the same sample's components and that visit's clinical grades (the
-    assessment nearest in date); a score whose component is missing is missing, with the reason in
-    ``<SCORE>__reason`` (no component is imputed). Source: scores.py (OPTN MELD, Pugh 1973).
-    Why: scores follow the data; a silently imputed component would publish a number nobody measured.
+    Rule: each parameter from the registry (``helpers.scores``), on the same sample's components converted to
+    the units it states, that visit's clinical grades (the assessment nearest in date) and the participant's
+    variables (``participants``: ADSL, for e.g. AGE and SEX); a parameter whose input is missing is missing,
+    with the reason in ``<PARAMCD>__reason`` (no input is imputed). Why: scores follow the data; a silently
+    imputed component would publish a number nobody measured.
     """
-    m = pd.concat([labs, _clinical_for(labs, clinical)], axis=1)
-    dialysis = (m["dialysis"] == "Y").to_numpy()
-    col = {code: code.lower() for parts in SCORE_COMPONENTS.values() for code in parts}
-    for score in trial.derived_scores:
-        parts = [col[c] for c in SCORE_COMPONENTS[score]]
-        if score == "MELD":
-            m["MELD"] = scores.meld(m["tbil"], m["inr"], m["creat"], dialysis=dialysis)
-        elif score == "MELDNA":
-            m["MELDNA"] = scores.meld_na(m["tbil"], m["inr"], m["creat"], m["sodium"], dialysis=dialysis)
-        else:
-            parts += ["ascites", "encephalopathy"]
-            has_all = m[parts].notna().all(axis=1) & ~m[["ascites", "encephalopathy"]].eq(scores.GRADE_UNKNOWN).any(axis=1)
-            cp = pd.Series(np.nan, index=m.index)
-            if has_all.any():
-                g = m[has_all]
-                cp[has_all] = scores.child_pugh_points(g["tbil"], g["alb"], g["inr"], g["ascites"], g["encephalopathy"])
-            m["CPSCORE"] = cp
-        m[score + REASON] = _not_derivable(m, parts, trial).where(m[score].isna(), pd.NA)
+    grades = _grade_columns(trial)
+    m = pd.concat([labs, _clinical_for(labs, clinical, grades)], axis=1)
+    people = participants.set_index("SUBJID") if participants is not None else pd.DataFrame()
+    for code in trial.derived_scores:
+        p = trial.derived(code)
+        factors = trial.component_factors(code)
+        frame = pd.DataFrame({c: m[c.lower()] if f == 1.0 else m[c.lower()] * f for c, f in factors.items()},
+                             index=m.index)
+        for g in p.grades:
+            frame[g.column] = m[g.column]
+        for v in p.participant:
+            if v not in people:
+                raise ValueError(f"derived parameter {code} needs the participant variable {v} (ADSL); not given")
+            frame[v] = lookup(m["subject_id"], people[v]).to_numpy()
+        m[code] = scores.derive(p, frame)
+        m[code + REASON] = _not_derivable(frame, p, trial).where(m[code].isna(), pd.NA)
     return m
 
 
@@ -228,7 +237,7 @@ def derive_analysis_visit(nominal: pd.Series, ady: pd.Series, trial: Trial) -> p
     out = nominal.astype("object").copy()
     unscheduled = nominal.eq(UNSCHEDULED)
     for v in trial.visits:
-        inside = unscheduled & ady.between(*v.window).fillna(False).astype(bool) & out.eq(UNSCHEDULED)
+        inside = unscheduled & v.holds(ady).fillna(False).astype(bool) & out.eq(UNSCHEDULED)
         out[inside] = v.code
     return out
 
@@ -257,9 +266,9 @@ def build_adlb(export: Export, trial: Trial, adsl: pd.DataFrame) -> pd.DataFrame
     limit keeps its reported text (AVALC) and ACENSFL ("<" or ">"). Baseline is the analysed record
     of the trial's baseline visit; ANL01FL marks the one record per visit that the analyses use.
     """
-    wide = derive_scores_by_visit(export["labs"], export["clinical"], trial)
+    wide = derive_scores_by_visit(export["labs"], export["clinical"], trial, adsl)
     params = {t.column: (t.code, t.label, t.unit) for t in trial.lab_panel}
-    params.update({code: (code, *SCORE_LABELS[code]) for code in trial.derived_scores})
+    params.update({code: (code, trial.derived(code).label, trial.derived(code).unit) for code in trial.derived_scores})
     for c in params:
         for suffix in (REASON, CENS, REPORTED):
             if c + suffix not in wide:
@@ -272,7 +281,7 @@ def build_adlb(export: Export, trial: Trial, adsl: pd.DataFrame) -> pd.DataFrame
     long = pd.concat(parts, ignore_index=True)
     long = long[long["AVAL"].notna() | long["REASON"].notna() | long["col"].isin([t.column for t in trial.lab_panel])]
     sl = adsl.set_index("SUBJID")
-    ady = study_day(long["lab_date"], long["subject_id"].map(sl["TRTSDT"].fillna(sl["RANDDT"])))
+    ady = study_day(long["lab_date"], long["subject_id"].map(trial.day_one(sl["TRTSDT"], sl["RANDDT"])))
     avisit = derive_analysis_visit(long["visit"], ady, trial)
     visits = {v.code: v for v in trial.visits}
     aval = pd.to_numeric(long["AVAL"], errors="coerce").astype(float)

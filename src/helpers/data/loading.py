@@ -20,7 +20,7 @@ import pandas as pd
 
 from helpers.data.privacy import identifier_values, identifiers_in_text
 from helpers.data.schema import UNSCHEDULED, Column, FileSpec, export_spec, missing_codes
-from helpers.trial import LabTest, Trial, unit_key
+from helpers.trial import LabTest, Trial, study_day, unit_key
 
 _INT = re.compile(r"^[+-]?\d+$")
 # A time of day after a date (24 h or AM/PM, seconds, fraction, zone) is accepted and dropped.
@@ -506,9 +506,10 @@ def first_doses(infusion: pd.DataFrame) -> pd.DataFrame:
 
 
 def treatment_start(tables: dict[str, pd.DataFrame], trial: Trial) -> pd.Series:
-    """Study day 1 per participant (subject_id -> date): first dose, or randomization (trial file's treatment.start)."""
+    """First exposure per participant (subject_id -> date; ADSL TRTSDT): the first dose record, or the
+    randomization date when the trial's day 1 is randomization (``Trial.has_dosing_file``)."""
     rand = tables["randomization"].set_index("subject_id")["rand_date"]
-    if trial.treatment.start == "randomization":
+    if not trial.has_dosing_file:
         return rand
     return first_doses(tables["infusion"])["infusion_date"]
 
@@ -900,12 +901,13 @@ def _visit_warnings(tables, trial: Trial, names) -> list[Problem]:
     """Visits outside their window, unscheduled samples and repeated samples: listed, kept, and flagged in ADLB.
     On a valid export only: with errors, a duplicate record would reappear as a repeated visit and a wrong
     first-dose date as visits out of window."""
-    day1 = treatment_start(tables, trial)
+    rand = tables["randomization"].drop_duplicates("subject_id").set_index("subject_id")["rand_date"]
+    day1 = trial.day_one(_at(rand.index.to_series(), treatment_start(tables, trial)), rand)
     out = []
     for name, date_col in (("labs", "lab_date"), ("clinical", "assessment_date")):
         t = tables[name]
         fname = names.get(name, f"{name}.csv")
-        day = (t[date_col] - _at(t["subject_id"], day1)).dt.days + 1
+        day = study_day(t[date_col], _at(t["subject_id"], day1))
         for i in t.index:
             visit = t.at[i, "visit"]
             if pd.isna(visit):
@@ -917,7 +919,7 @@ def _visit_warnings(tables, trial: Trial, names) -> list[Problem]:
             if pd.isna(day[i]):
                 continue
             lo, hi = trial.visit(visit).window
-            if not lo <= day[i] <= hi:
+            if not trial.visit(visit).holds(day[i]):
                 out.append(Problem(fname, i + 2, date_col, "visit_window",
                                    f"study day {int(day[i])} outside the {visit} window [{lo}, {hi}]"))
         scheduled = t[t["visit"] != UNSCHEDULED]

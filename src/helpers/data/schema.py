@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from helpers.scores import GRADE_UNKNOWN
 from helpers.trial import ADVERSE_EVENT, Trial, shown_unit
 
 SCHEMA_FILE = Path(__file__).with_name("export_schema.yaml")
@@ -153,7 +154,13 @@ def load_schema(path: Path = SCHEMA_FILE) -> dict[str, FileSpec]:
 
 
 def _trial_columns(name: str, trial: Trial) -> list[Column]:
-    """Columns a file gets from the trial file: eligibility flags, lab tests (and their unit columns)."""
+    """Columns a file gets from the trial file: eligibility flags, lab tests (and their unit columns), clinical
+    assessments (grades with their levels, or flags)."""
+    if name == "clinical":
+        return [Column(a.column, "flag", a.label) if a.is_flag else
+                Column(a.column, "category", a.label + (f" ({GRADE_UNKNOWN}: a score that needs the grade is not "
+                                                         "derivable)" if a.unknown else ""), allowed=a.allowed)
+                for a in trial.clinical_assessments]
     if name == "screening":
         return [Column(c.column, "flag", f"{c.label} ({c.kind} {c.number})") for c in trial.eligibility]
     if name == "labs":
@@ -179,7 +186,7 @@ def export_spec(trial: Trial) -> dict[str, FileSpec]:
             cols = [Column(c.name, c.type, c.meaning, unit=trial.treatment.dose_unit,
                            min=lo if lo > float("-inf") else None, max=hi if hi < float("inf") else None)
                     if c.name == "dose" else c for c in cols]
-            optional = trial.treatment.start != "first_dose"
+            optional = not trial.has_dosing_file
         out[name] = FileSpec(name, spec.meaning, spec.key, tuple(cols), optional)
     return out
 

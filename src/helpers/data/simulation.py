@@ -758,7 +758,6 @@ def _extra_samples(trial: Trial, labs: pd.DataFrame, limits: pd.DataFrame, rng: 
     """One or two UNSCHEDULED samples outside every visit window and one second sample of a scheduled
     visit 1-2 days from the first, inside the window (a retest, or an earlier insufficient sample)."""
     decimals = {t.column: t.decimals for t in trial.lab_panel}
-    in_window = set().union(*(range(v.window[0], v.window[1] + 1) for v in trial.visits))
     rows, comments = [], []
     subjects = rng.permutation(limits.index.to_numpy())
     n_unscheduled = int(rng.integers(1, 3))
@@ -769,7 +768,7 @@ def _extra_samples(trial: Trial, labs: pd.DataFrame, limits: pd.DataFrame, rng: 
         own = labs[labs["subject_id"] == sid]
         if own.empty or pd.isna(last):
             continue
-        days = [d for d in range(2, (last - day1).days + 2) if d not in in_window]
+        days = [d for d in range(2, (last - day1).days + 2) if not any(v.holds(d) for v in trial.visits)]
         if days:
             date = day1 + pd.Timedelta(days=int(rng.choice(days)) - 1)
             before = own[own["lab_date"] < date]
@@ -780,10 +779,10 @@ def _extra_samples(trial: Trial, labs: pd.DataFrame, limits: pd.DataFrame, rng: 
     for k in rng.permutation(len(followup)):
         row = followup.iloc[k]
         lim = limits.loc[row["subject_id"]]
-        lo, hi = trial.visit(str(row["visit"])).window
+        visit = trial.visit(str(row["visit"]))
         gap = pd.Timedelta(days=int(rng.integers(1, 3)))
         ok = [d for d in (row["lab_date"] + gap, row["lab_date"] - gap)
-              if d <= lim["last"] and lo <= (d - lim["day1"]).days + 1 <= hi]
+              if d <= lim["last"] and visit.holds((d - lim["day1"]).days + 1)]
         if ok:
             rows.append(_resample(row, ok[0], str(row["visit"]), rng, decimals))
             comments.append("retest" if ok[0] > row["lab_date"] else "first sample insufficient, redrawn")

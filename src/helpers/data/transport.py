@@ -1,7 +1,7 @@
 """The ADaM datasets as SAS transport (XPT version 5) files, the format regulators and SAS users take.
 
 Every variable needs a label and a type here (``VARIABLES``: CDISC ADaM standard labels where they exist,
-study-specific ones otherwise), so a new column cannot reach a submission file unlabelled. XPT v5 limits
+study-specific ones otherwise; the baseline covariates take their labels from the trial file), so a new column cannot reach a submission file unlabelled. XPT v5 limits
 names to 8 characters, labels to 40 and character values to 200 bytes of ASCII; a breach is an error, not
 a silent truncation. Dates are SAS dates (days since 1960-01-01) with the DATE9. format.
 """
@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 import pyreadstat
+
+from helpers.trial import Trial
 
 NAME_MAX, LABEL_MAX, CHAR_MAX = 8, 40, 200
 SAS_EPOCH = pd.Timestamp("1960-01-01")
@@ -36,7 +38,6 @@ VARIABLES = {
     "AGE": ("Age", "N"),
     "AGEU": ("Age Units", "C"),
     "SEX": ("Sex", "C"),
-    "ETIOLOGY": ("Etiology of Liver Disease", "C"),
     "ARMCD": ("Planned Arm Code", "C"),
     "TRT01P": ("Planned Treatment for Period 01", "C"),
     "TRT01PN": ("Planned Treatment for Period 01 (N)", "N"),
@@ -57,11 +58,6 @@ VARIABLES = {
     "DCSREAS": ("Reason for Discontinuation from Study", "C"),
     "EOSDT": ("End of Study Date", "D"),
     "LSTALVDT": ("Date Last Known Alive", "D"),
-    "MELD": ("Baseline MELD Score", "N"),
-    "CPSCORE": ("Baseline Child-Pugh Score", "N"),
-    "CPCLASS": ("Baseline Child-Pugh Class", "C"),
-    "ASCITES": ("Baseline Ascites Grade", "C"),
-    "HEPENC": ("Baseline Hepatic Encephalopathy Grade", "C"),
     "PARAMCD": ("Parameter Code", "C"),
     "PARAM": ("Parameter", "C"),
     "VISIT": ("Visit Name", "C"),
@@ -91,7 +87,8 @@ _TRANSLITERATE = str.maketrans({"µ": "u", "μ": "u", "≤": "<=", "≥": ">=", 
 
 
 def baseline_variables(adlb: pd.DataFrame) -> dict[str, tuple[str, str]]:
-    """Labels of ADSL's ``<PARAMCD>BL`` columns (the baseline value of each ADLB parameter, a numeric).
+    """Labels of ADSL's ``<PARAMCD>BL`` columns (the baseline value of each ADLB parameter, a numeric), and of
+    ``<PARAMCD>`` (a derived parameter's baseline keeps its own name).
 
     Rule: "Baseline " and the parameter with its unit; when that passes 40 characters, the code and unit.
     """
@@ -99,14 +96,29 @@ def baseline_variables(adlb: pd.DataFrame) -> dict[str, tuple[str, str]]:
     out = {}
     for code, row in params.iterrows():
         label = f"Baseline {row['PARAM']}"
-        out[f"{code}BL"] = (label if len(label) <= LABEL_MAX else f"Baseline {code} ({row['AVALU']})", "N")
+        spec = (label if len(label) <= LABEL_MAX else f"Baseline {code} ({row['AVALU']})", "N")
+        out[f"{code}BL"] = out[code] = spec
     return out
 
 
-def variable_specs(adam: dict[str, pd.DataFrame]) -> dict[str, tuple[str, str]]:
-    """Label and type of every variable the datasets may hold: ``VARIABLES`` and the baseline-value rule."""
+def covariate_variables(trial: Trial) -> dict[str, tuple[str, str]]:
+    """Labels of ADSL's baseline covariates from the trial file (``baseline_covariates``).
+
+    Rule: the covariate's label, after "Baseline " when it is a value at the baseline visit (derived, a class,
+    a clinical grade); its code when that passes 40 characters; numeric when continuous."""
+    out = {}
+    for c in trial.baseline_covariates:
+        label = ascii_safe(f"Baseline {c.label}" if c.origin[0] in ("derived", "class", "clinical") else c.label)
+        out[c.code] = (label if len(label) <= LABEL_MAX else c.code, "N" if c.type == "continuous" else "C")
+    return out
+
+
+def variable_specs(adam: dict[str, pd.DataFrame], trial: Trial | None = None) -> dict[str, tuple[str, str]]:
+    """Label and type of every variable the datasets may hold: ``VARIABLES``, the baseline-value rule and the
+    trial file's baseline covariates."""
     extra = baseline_variables(adam["adlb"]) if "adlb" in adam else {}
-    return extra | VARIABLES
+    covariates = covariate_variables(trial) if trial is not None else {}
+    return extra | covariates | VARIABLES
 
 
 def ascii_safe(text: str) -> str:
@@ -204,14 +216,15 @@ def set_created(path: Path, when: dt.datetime) -> None:
     path.write_bytes(bytes(data))
 
 
-def write_xpt(adam: dict[str, pd.DataFrame], folder: str | Path, created: dt.datetime = FIXED_TIME) -> list[Path]:
+def write_xpt(adam: dict[str, pd.DataFrame], folder: str | Path, created: dt.datetime = FIXED_TIME,
+              trial: Trial | None = None) -> list[Path]:
     """Write each ADaM dataset as ``<folder>/<name>.xpt`` (SAS transport v5, member name the upper-case
     dataset name), byte-identical for the same data.
 
     ``created`` is the datetime the headers record (fixed by default, so that equal data give equal files).
-    Every dataset is checked before any file is written.
+    Every dataset is checked before any file is written; ``trial`` labels ADSL's baseline covariates.
     """
-    specs = variable_specs(adam)
+    specs = variable_specs(adam, trial)
     frames = {dataset: transport_frame(dataset, df, specs) for dataset, df in adam.items()}
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

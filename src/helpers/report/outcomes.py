@@ -7,13 +7,20 @@ import pandas as pd
 
 from helpers.analysis import cohort
 from helpers.analysis.mmrm import STRUCTURE_NAMES
-from helpers.analysis.outcomes import LOG_SCALE, NOT_ASSESSED, fallbacks, holm_significant, intercurrent_counts
-from helpers.report.prose import estimate_text, format_p, population_text
+from helpers.analysis.outcomes import (
+    LOG_SCALE,
+    NOT_ASSESSED,
+    class_result_names,
+    fallbacks,
+    holm_significant,
+    intercurrent_counts,
+)
+from helpers.report.prose import estimate_text, format_p, population_text, primary_what
 from helpers.report.tables import JournalTable, fixed, journal_table, recorded_decimals
 from helpers.trial import Trial
 
 COVARIANCE_NAMES = STRUCTURE_NAMES
-NO_CHILD_PUGH = "not derived in this trial: its laboratory panel lacks a component (bilirubin, albumin, INR)"
+NO_CLASSES = "not derived in this trial: it has no derived parameter with classes"
 
 
 def covariance_name(code: str) -> str:
@@ -86,38 +93,56 @@ def shift_report(shift: pd.DataFrame, header: dict[str, str]) -> pd.DataFrame:
     wide = wide.reset_index()
     wide["TRT01P"] = wide["TRT01P"].map(header)
     visit = shift["AVISIT"].iloc[0]
-    return wide.rename(columns={"TRT01P": "Arm", "BASECLASS": "Baseline class"} |
-                       {c: f"{visit}: {c}" for c in ("A", "B", "C", NOT_ASSESSED)})
+    post = [c for c in shift["POSTCLASS"].drop_duplicates()]
+    return wide.rename(columns={"TRT01P": "Arm", "BASECLASS": "Baseline class"} | {c: f"{visit}: {c}" for c in post})
 
 
-def class_a_report(class_a: pd.DataFrame, header: dict[str, str]) -> pd.DataFrame:
-    """Report layout of ``proportion_class_a``: arm (N), visit, n in class A / assessed (%), Wilson 95% CI in %."""
-    assessed = class_a["n_assessed"] > 0
+def best_class_report(best: pd.DataFrame, header: dict[str, str], best_class: str) -> pd.DataFrame:
+    """Report layout of ``proportion_best_class``: arm (N), visit, n in the best class / assessed (%), Wilson 95%
+    CI in %."""
+    assessed = best["n_assessed"] > 0
     return pd.DataFrame({
-        "Arm": class_a["TRT01P"].map(header), "Visit": class_a["AVISIT"],
-        "Class A, n / assessed (%)": [f"{a} / {n} ({fixed(100 * p, 0)}%)" if n else "0 / 0" for a, n, p in
-                                      zip(class_a["n_class_a"], class_a["n_assessed"], class_a["proportion"])],
+        "Arm": best["TRT01P"].map(header), "Visit": best["AVISIT"],
+        f"Class {best_class}, n / assessed (%)": [f"{a} / {n} ({fixed(100 * p, 0)}%)" if n else "0 / 0" for a, n, p in
+                                                  zip(best["n_class_a"], best["n_assessed"], best["proportion"])],
         "95% CI (%)": [f"{fixed(100 * lo, 0)} to {fixed(100 * hi, 0)}" if ok else "" for lo, hi, ok in
-                       zip(class_a["lower"], class_a["upper"], assessed)],
+                       zip(best["lower"], best["upper"], assessed)],
     })
 
 
-def show_child_pugh_shift(results: dict[str, pd.DataFrame], header: dict[str, str], trial: Trial) -> JournalTable:
-    """The Child-Pugh class shift table, or a row saying why the trial has none."""
-    shift = shift_report(results["child_pugh_shift"], header) if "child_pugh_shift" in results else pd.DataFrame()
-    return journal_table(shift, f"Child-Pugh class shift from baseline to {trial.last_visit.label} by arm (participants)",
-                         "tab-child-pugh-shift", group_columns=1, empty=f"Child-Pugh class {NO_CHILD_PUGH}.",
-                         notes="Class A: 5-6 points, B: 7-9, C: 10-15 (Pugh et al., 1973). Not assessed: no score at "
-                               "the visit (death, transplantation, withdrawal or a missed visit).")
+def _classed(trial: Trial, paramcd: str | None):
+    """The classed derived parameter shown (``paramcd``, default the trial's first), or None."""
+    found = [p for p in trial.classed_scores if paramcd in (None, p.code)]
+    return found[0] if found else None
 
 
-def show_class_a(results: dict[str, pd.DataFrame], header: dict[str, str]) -> JournalTable:
-    """Participants in Child-Pugh class A by visit, or a row saying why the trial has none."""
-    table = class_a_report(results["child_pugh_class_a"], header) if "child_pugh_class_a" in results else pd.DataFrame()
-    return journal_table(table, "Participants in Child-Pugh class A by visit and arm", "tab-child-pugh-class-a",
-                         group_columns=1, empty=f"Child-Pugh class {NO_CHILD_PUGH}.",
-                         notes="Wilson score confidence intervals; denominators: participants with a Child-Pugh score "
-                               "at the visit.")
+def show_class_shift(results: dict[str, pd.DataFrame], header: dict[str, str], trial: Trial,
+                     paramcd: str | None = None) -> JournalTable:
+    """The class shift table of a derived parameter with classes (the registry's; default the trial's first), or a
+    row saying the trial has none."""
+    p = _classed(trial, paramcd)
+    name = class_result_names(p.code)[0] if p else None
+    shift = shift_report(results[name], header) if name in results else pd.DataFrame()
+    title = p.classes.label if p else "Class"
+    notes = f"{p.classes.definition} " if p and p.classes.definition else ""
+    return journal_table(shift, f"{title} shift from baseline to {trial.last_visit.label} by arm (participants)",
+                         "tab-class-shift", group_columns=1, empty=f"{title} {NO_CLASSES}.",
+                         notes=notes + f"Not assessed: no {p.label if p else 'value'} at the visit (an intercurrent "
+                               "event, withdrawal or a missed visit).")
+
+
+def show_best_class(results: dict[str, pd.DataFrame], header: dict[str, str], trial: Trial,
+                    paramcd: str | None = None) -> JournalTable:
+    """Participants in the best class of a derived parameter with classes by visit, or a row saying there is none."""
+    p = _classed(trial, paramcd)
+    name = class_result_names(p.code)[1] if p else None
+    best = p.classes.levels[0] if p else ""
+    table = best_class_report(results[name], header, best) if name in results else pd.DataFrame()
+    title = p.classes.label if p else "Class"
+    return journal_table(table, f"Participants in {title.lower() if p else 'the best class'} {best} by visit and arm",
+                         "tab-best-class", group_columns=1, empty=f"{title} {NO_CLASSES}.",
+                         notes="Wilson score confidence intervals; denominators: participants with a "
+                               f"{p.label if p else 'value'} at the visit.")
 
 
 # ------------------------------------------------------------------ prose
@@ -157,11 +182,14 @@ def fallback_sentence(mmrm: pd.DataFrame) -> str:
             + "; ".join(parts) + ".")
 
 
-def class_a_text(results: dict[str, pd.DataFrame], visit: str) -> str:
-    """Participants in Child-Pugh class A at a visit, by arm, as the prose reads it."""
-    if "child_pugh_class_a" not in results:
-        return NO_CHILD_PUGH
-    rows = results["child_pugh_class_a"].query("AVISIT == @visit")
+def best_class_text(results: dict[str, pd.DataFrame], visit: str, trial: Trial) -> str:
+    """Participants in the best class of the trial's first classed derived parameter at a visit, by arm, as the
+    prose reads it."""
+    p = _classed(trial, None)
+    name = class_result_names(p.code)[1] if p else None
+    if name not in results:
+        return NO_CLASSES
+    rows = results[name].query("AVISIT == @visit")
     return "; ".join(f"{r.TRT01P} {r.n_class_a} of {r.n_assessed} assessed ({100 * r.proportion:.0f}%)"
                      for r in rows.itertuples())
 
@@ -170,7 +198,7 @@ def chapter_numbers(results: dict[str, pd.DataFrame], adsl: pd.DataFrame, trial:
     """Every number and phrase the outcomes chapter's prose glues, from ``outcomes.outcome_results``."""
     mmrm, holm = results["mmrm"], results["holm"]
     last = trial.last_visit.label
-    significant = [trial.endpoint(code).label.lower() for code in holm_significant(holm)]
+    significant = [trial.endpoint(code).label.lower() for code in holm_significant(holm, trial.alpha)]
     return {
         "source": source,
         "population": population_text(trial),
@@ -180,7 +208,7 @@ def chapter_numbers(results: dict[str, pd.DataFrame], adsl: pd.DataFrame, trial:
         "followup": ", ".join(v.label.lower() for v in trial.followup_visits),
         "last_visit": last.lower(),
         "n_endpoints": len(trial.endpoints),
-        "primary_label": trial.primary_endpoint.label.lower(),
+        "primary_label": primary_what(trial),
         "key_label": (f"the change in {trial.endpoint(trial.key_secondary).label} at {last.lower()}" if trial.key_secondary
                       else "none"),
         "log_endpoints": ", ".join(e.label.lower() for e in trial.endpoints if e.log),
@@ -189,5 +217,8 @@ def chapter_numbers(results: dict[str, pd.DataFrame], adsl: pd.DataFrame, trial:
         "fallback_sentence": fallback_sentence(mmrm),
         "n_holm": len(holm),
         "holm_significant": ", ".join(significant) or "none",
-        "class_a_last": class_a_text(results, last),
+        "class_name": _classed(trial, None).classes.label if _classed(trial, None) else "No class",
+        "best_class": _classed(trial, None).classes.levels[0] if _classed(trial, None) else "none",
+        "alpha_level": f"{100 * trial.alpha:g}%",
+        "class_a_last": best_class_text(results, last, trial),
     }

@@ -45,16 +45,18 @@ def result_text(row: pd.Series, unit: str = "", digits: int = 2) -> str:
                          digits=digits, ci_label="95% CI")
 
 
-def analysis_conclusion(row: pd.Series, worse_sign: int, alpha: float = 0.05) -> str:
-    """The conclusion of one result row; a win probability above 0.5 favours the experimental arm."""
+def analysis_conclusion(row: pd.Series, worse_sign: int, alpha: float) -> str:
+    """The conclusion of one result row at two-sided level ``alpha`` (the trial's); a win probability above 0.5
+    favours the experimental arm."""
     if row["measure"] == WIN_PROBABILITY:
         return conclusion(0.5 - row["estimate"], row["p_value"], 1, alpha)
     return conclusion(row["estimate"] - (1.0 if row["measure"] == RATIO else 0.0), row["p_value"], worse_sign, alpha)
 
 
-def agreement_sentence(results: pd.DataFrame, trial: Trial, paramcd: str, alpha: float = 0.05) -> str:
-    """Whether the primary MMRM, the MI and the worst-rank analyses reach the same conclusion, per arm."""
-    sign = worse_sign(trial, paramcd)
+def agreement_sentence(results: pd.DataFrame, trial: Trial, paramcd: str) -> str:
+    """Whether the primary MMRM, the MI and the worst-rank analyses reach the same conclusion at the trial's
+    alpha, per arm."""
+    sign, alpha = worse_sign(trial, paramcd), trial.alpha
     d = results[results["analysis"] != TIPPING_POINT].dropna(subset=["p_value"])
     parts = []
     for contrast, g in d.groupby(d["contrast"].str.split(" - | vs ", regex=True).str[0], sort=False):

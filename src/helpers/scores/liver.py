@@ -1,4 +1,7 @@
-"""Derived liver scores (MELD, MELD-Na, Child-Pugh) from SI laboratory values.
+"""The liver-disease plug-in of the derived-parameter registry: MELD, MELD-Na and Child-Pugh from SI laboratory values.
+
+This is the one module of the code that knows a disease: the trial files name these parameters by code
+(MELD, MELDNA, CPSCORE; the Child-Pugh class CPCLASS), and the registry (``helpers.scores``) serves them.
 
 Inputs are SI as reported by the site: bilirubin and creatinine in umol/L,
 albumin in g/L, sodium in mmol/L, INR unitless. Every function accepts
@@ -23,12 +26,12 @@ import numbers
 import numpy as np
 import pandas as pd
 
+from helpers.scores import GRADE_UNKNOWN, Classes, Component, DerivedParameter, Grade, register
+
 BILIRUBIN_UMOL_PER_MG_DL = 17.1
 CREATININE_UMOL_PER_MG_DL = 88.4
 ALBUMIN_G_L_PER_G_DL = 10.0
 
-# A finding recorded as present without its grade: it scores no Child-Pugh points (the score is not derivable).
-GRADE_UNKNOWN = "present, grade unknown"
 ASCITES_POINTS = {"none": 1, "mild": 2, "moderate-severe": 3}
 ENCEPHALOPATHY_POINTS = {"none": 1, "grade 1-2": 2, "grade 3-4": 3}
 
@@ -260,3 +263,40 @@ def child_pugh_class(points):
     for pos, p in np.ndenumerate(arr):
         out[pos] = _class_of(p)
     return out
+
+
+# --------------------------------------------------------------------------
+# Registry entries
+# --------------------------------------------------------------------------
+
+_BILIRUBIN = Component("TBIL", "umol/L", (("mg/dL", BILIRUBIN_UMOL_PER_MG_DL),))
+_CREATININE = Component("CREAT", "umol/L", (("mg/dL", CREATININE_UMOL_PER_MG_DL),))
+_ALBUMIN = Component("ALB", "g/L", (("g/dL", ALBUMIN_G_L_PER_G_DL),))
+_INR = Component("INR", "1")
+_SODIUM = Component("SODIUM", "mmol/L")
+# Dialysis (OPTN: at least twice in the prior week, or CVVHD) sets creatinine to 4 mg/dL; not recorded = none.
+_DIALYSIS = Grade("dialysis", "dialysis", required=False)
+ASCITES = Grade("ascites", "ascites grade", tuple(ASCITES_POINTS))
+ENCEPHALOPATHY = Grade("encephalopathy", "encephalopathy grade", tuple(ENCEPHALOPATHY_POINTS))
+
+
+def _on_dialysis(frame: pd.DataFrame) -> np.ndarray:
+    return (frame["dialysis"] == "Y").to_numpy() if "dialysis" in frame else np.zeros(len(frame), dtype=bool)
+
+
+register(DerivedParameter(
+    "MELD", "MELD score", "points", (_BILIRUBIN, _INR, _CREATININE),
+    lambda f: meld(f["TBIL"], f["INR"], f["CREAT"], dialysis=_on_dialysis(f)), grades=(_DIALYSIS,),
+    reference="OPTN Policy 9 (MELD, 2016-2023); Kamath et al., Hepatology 2001;33:464-70"))
+register(DerivedParameter(
+    "MELDNA", "MELD-Na score", "points", (_BILIRUBIN, _INR, _CREATININE, _SODIUM),
+    lambda f: meld_na(f["TBIL"], f["INR"], f["CREAT"], f["SODIUM"], dialysis=_on_dialysis(f)), grades=(_DIALYSIS,),
+    reference="OPTN Policy 9 (MELD, 2016-2023); Kim et al., N Engl J Med 2008;359:1018-26"))
+register(DerivedParameter(
+    "CPSCORE", "Child-Pugh score", "points", (_BILIRUBIN, _ALBUMIN, _INR),
+    lambda f: child_pugh_points(f["TBIL"], f["ALB"], f["INR"], f["ascites"], f["encephalopathy"]),
+    grades=(ASCITES, ENCEPHALOPATHY),
+    classes=Classes("CPCLASS", "Child-Pugh class", ("A", "B", "C"),
+                    lambda points: child_pugh_class(points.astype("Float64")),
+                    "Class A: 5-6 points, B: 7-9, C: 10-15 (Pugh et al., 1973)."),
+    reference="Pugh et al., Br J Surg 1973;60:646-9"))
