@@ -131,7 +131,8 @@ def test_a_file_that_is_not_a_mapping_or_not_yaml_is_named(tmp_path):
 
 def test_optional_keys_may_be_absent_or_left_empty(tmp_path):
     optional = [k for k, (_, required) in TRIAL_FILE_SCHEMA.items() if not required]
-    drop = {"lab_panel", "endpoints", "key_secondary", "baseline_covariates", "time_to_event", "events"}
+    drop = {"lab_panel", "endpoints", "key_secondary", "baseline_covariates", "time_to_event", "events",
+            "clinical_assessments", "derived_parameters"}
 
     def empty(raw):
         for k in optional:
