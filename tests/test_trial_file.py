@@ -8,7 +8,14 @@ import pytest
 import yaml
 
 from helpers import paths
-from helpers.trial import SIMULATION_DEFAULTS, TRIAL_FILE_SCHEMA, TrialFileError, load_trial, trial_from_mapping
+from helpers.trial import (
+    SIMULATION_DEFAULTS,
+    SIMULATION_MODEL_KEYS,
+    TRIAL_FILE_SCHEMA,
+    TrialFileError,
+    load_trial,
+    trial_from_mapping,
+)
 
 MAIN = paths.TRIALS / "NCT06984497.yaml"
 
@@ -177,7 +184,8 @@ def test_no_wrong_value_anywhere_gives_anything_but_a_trial_file_error(tmp_path)
 
 
 def test_the_schema_knows_every_simulation_assumption():
-    assert set(TRIAL_FILE_SCHEMA["simulation"][0]) == set(SIMULATION_DEFAULTS) | {"effects", "doses_per_arm"}
+    assert set(TRIAL_FILE_SCHEMA["simulation"][0]) == (set(SIMULATION_DEFAULTS) | {"effects", "doses_per_arm"}
+                                                       | set(SIMULATION_MODEL_KEYS))
 
 
 def test_the_three_trial_files_fit_the_schema():

@@ -969,6 +969,58 @@ def _adverse_event_model(spec, path) -> AdverseEventModel:
 
 
 
+# The simulation section's disease model (beyond the assumptions of SIMULATION_DEFAULTS), each read by its parser.
+SIMULATION_MODEL_KEYS = ("baseline", "labs", "clinical", "event_rates", "death_causes", "adverse_events",
+                         "screen_failures", "unscheduled_reasons", "age", "female", "dose")
+_MODEL_FORMS = {
+    "baseline": "a mapping of screening-log column to {level: relative frequency}",
+    "labs": "a mapping of lab code to its model {log, median, severity, between_sd, within_sd, trend, low, high}",
+    "clinical": "a mapping {follows: <lab code>, grades: {<column>: {...}}, flags: {<column>: {...}}}",
+    "event_rates": "a mapping of intercurrent event code to a probability by the horizon, or {rate, severity, term}",
+    "death_causes": "a mapping of cause to relative frequency",
+    "adverse_events": "a mapping {after_dose: {rate, terms}, by_arm: {<arm>: {term: probability}}, "
+                      "during_follow_up: {per_24_weeks, terms: {<term>: {weight, serious}}}}",
+    "screen_failures": "a mapping of eligibility column to relative frequency",
+    "unscheduled_reasons": "a list of text",
+    "age": "a mapping {mean, sd} in years",
+    "female": "a proportion from 0 to 1",
+    "dose": "a number (the typical dose in the dose unit)",
+}
+
+
+def _simulation_models(spec: dict, path) -> dict:
+    """The disease model of the simulation section, typed; a value of the wrong shape is a TrialFileError naming its
+    key (the parsers name the inner key when they can)."""
+    parsers = {
+        "baseline": lambda v: ("baseline", tuple((str(col), _weights(levels, f"simulation.baseline.{col}", path))
+                                                 for col, levels in v.items())),
+        "labs": lambda v: ("labs", tuple(_lab_model(str(code), m, path) for code, m in v.items())),
+        "clinical": lambda v: ("clinical", _clinical_model(v, path)),
+        "event_rates": lambda v: ("events", _event_models(v, path)),
+        "death_causes": lambda v: ("death_causes", _weights(v, "simulation.death_causes", path)),
+        "adverse_events": lambda v: ("adverse_events", _adverse_event_model(v, path)),
+        "screen_failures": lambda v: ("screen_failures", _weights(v, "simulation.screen_failures", path)),
+        "unscheduled_reasons": lambda v: ("unscheduled_reasons", tuple(str(r) for r in v)),
+        "age": lambda v: ("age", (_model_number(v, "mean", "simulation.age", path),
+                                  _model_number(v, "sd", "simulation.age", path))),
+        "female": lambda v: ("female", _model_number({"female": v}, "female", "simulation", path)),
+        "dose": lambda v: ("dose", _model_number({"dose": v}, "dose", "simulation", path)),
+    }
+    models = {}
+    for key in SIMULATION_MODEL_KEYS:
+        value = spec.get(key)
+        if value is None or value == {} or value == []:
+            continue
+        try:
+            field_name, parsed = parsers[key](value)
+        except TrialFileError:
+            raise
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError):
+            raise TrialFileError(f"{path}: simulation.{key} must be {_MODEL_FORMS[key]}, got {value!r}") from None
+        models[field_name] = parsed
+    return models
+
+
 def _simulation(raw: dict, path) -> Simulation:
     spec = raw.get("simulation") or {}
     stated = {k: spec[k] for k in SIMULATION_DEFAULTS if spec.get(k) is not None}
@@ -977,32 +1029,8 @@ def _simulation(raw: dict, path) -> Simulation:
     effects = tuple((str(arm), tuple((str(c), float(v)) for c, v in (e or {}).items()))
                     for arm, e in (spec.get("effects") or {}).items())
     doses = tuple((str(arm), int(n)) for arm, n in (spec.get("doses_per_arm") or {}).items())
-    models = {}
-    if spec.get("baseline"):
-        models["baseline"] = tuple((str(col), _weights(levels, f"simulation.baseline.{col}", path))
-                                   for col, levels in spec["baseline"].items())
-    if spec.get("labs"):
-        models["labs"] = tuple(_lab_model(str(code), m, path) for code, m in spec["labs"].items())
-    if spec.get("clinical"):
-        models["clinical"] = _clinical_model(spec["clinical"], path)
-    if spec.get("event_rates"):
-        models["events"] = _event_models(spec["event_rates"], path)
-    if spec.get("death_causes"):
-        models["death_causes"] = _weights(spec["death_causes"], "simulation.death_causes", path)
-    if spec.get("adverse_events"):
-        models["adverse_events"] = _adverse_event_model(spec["adverse_events"], path)
-    if spec.get("screen_failures"):
-        models["screen_failures"] = _weights(spec["screen_failures"], "simulation.screen_failures", path)
-    if spec.get("unscheduled_reasons"):
-        models["unscheduled_reasons"] = tuple(str(r) for r in spec["unscheduled_reasons"])
-    if spec.get("age") is not None:
-        _known_keys(spec["age"], ("mean", "sd"), "simulation.age", path)
-        models["age"] = (_model_number(spec["age"], "mean", "simulation.age", path),
-                         _model_number(spec["age"], "sd", "simulation.age", path))
-    for key in ("female", "dose"):
-        if spec.get(key) is not None:
-            models[key] = _model_number(spec, key, "simulation", path)
-    return Simulation(**stated, effects=effects, doses_per_arm=doses, stated=frozenset(stated), **models)
+    return Simulation(**stated, effects=effects, doses_per_arm=doses, stated=frozenset(stated),
+                      **_simulation_models(spec, path))
 
 
 PRIMARY_TESTS = ("fisher", "logrank", "cox")
@@ -1128,8 +1156,7 @@ TRIAL_FILE_SCHEMA = {
                         "death_rate_24w": _opt(RATE), "withdrawal_rate": _opt(RATE), "missed_visit_rate": _opt(RATE),
                         "effects": _opt(EFFECTS), "doses_per_arm": _opt(PER_ARM),
                         # the disease model; each is checked key by key where it is read (_simulation)
-                        **{k: _opt(MAPPING) for k in ("baseline", "labs", "clinical", "event_rates", "death_causes",
-                                                      "adverse_events", "screen_failures")},
+                        **{k: _opt(MAPPING) for k in SIMULATION_MODEL_KEYS[:7]},
                         "unscheduled_reasons": _opt(TEXTS), "age": _opt({"mean": _req(NUMBER), "sd": _req(NUMBER)}),
                         "female": _opt(RATE), "dose": _opt(NUMBER)}),
 }
