@@ -222,15 +222,16 @@ def _analysis_times(trial: Trial, p: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _derived_values(trial: Trial, code: str, value: dict, grades: dict, shape: tuple[int, int]) -> np.ndarray:
     """Derived parameter ``code`` (the registry's) on participants x visits, from lab values (by panel column) in the
-    panel's units and clinical grades (by column), as ADLB derives it."""
+    panel's units and clinical grades (by column), as ADLB derives it; a grade the registry does not require (e.g. a
+    flag whose absence means "N") may be left out when the simulation section models no clinical file."""
     p = trial.derived(code)
-    missing = [v for v in p.participant] + [g.column for g in p.grades if g.column not in grades]
+    missing = [v for v in p.participant] + [g.column for g in p.grades if g.required and g.column not in grades]
     if missing:
         raise NotImplementedError(f"no simulation model for derived endpoint {code}: the design does not simulate "
                                   f"{', '.join(missing)}")
     frame = pd.DataFrame({c: value[trial.lab(c).column].ravel() * f for c, f in trial.component_factors(code).items()})
     for g in p.grades:
-        frame[g.column] = np.asarray(grades[g.column]).ravel()
+        frame[g.column] = np.asarray(grades[g.column]).ravel() if g.column in grades else None
     return scores.derive(p, frame).to_numpy().reshape(shape)
 
 
