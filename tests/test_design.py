@@ -294,3 +294,19 @@ def test_the_design_chapter_says_which_models_the_book_assumed(ckd):
     note = report.assumptions_note(ckd)
     assert "laboratory model of SODIUM" in note and "the book assumed it" in note
     assert note.endswith("are not a design for this trial.")
+
+
+def test_a_derived_key_endpoint_with_participant_inputs_is_simulated(ckd):
+    """eGFR (CKD-EPI 2021) needs age and sex: the design draws them by the generator's rules (draw_demographics), so a
+    kidney trial whose key secondary is eGFR runs; baseline eGFR follows creatinine (median 180 umol/L, age 63)."""
+    import dataclasses
+
+    from helpers.trial import Endpoint
+
+    egfr = Endpoint("EGFR", "eGFR", "mL/min/1.73 m2", False, "higher", "derived")
+    t = dataclasses.replace(ckd, endpoints=ckd.endpoints + (egfr,), key_secondary="EGFR")
+    adlb = design.simulate_cohort(t, NULL, np.random.default_rng(0), n=2000)["adlb"]
+    base = adlb.loc[adlb["AVISITN"] == 0, "AVAL"]
+    assert 25 < base.median() < 40
+    reps = design.simulate_design(t, [NULL], replicates=2, n_jobs=1)
+    assert reps["key_estimate"].notna().all()

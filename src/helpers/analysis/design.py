@@ -222,16 +222,20 @@ def _analysis_times(trial: Trial, p: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _derived_values(trial: Trial, code: str, value: dict, grades: dict, shape: tuple[int, int]) -> np.ndarray:
     """Derived parameter ``code`` (the registry's) on participants x visits, from lab values (by panel column) in the
-    panel's units and clinical grades (by column), as ADLB derives it; a grade the registry does not require (e.g. a
-    flag whose absence means "N") may be left out when the simulation section models no clinical file."""
+    panel's units, clinical grades (by column) and participant variables (AGE, SEX: one per participant), as ADLB
+    derives it; a grade the registry does not require (e.g. a flag whose absence means "N") may be left out when the
+    simulation section models no clinical file."""
     p = trial.derived(code)
-    missing = [v for v in p.participant] + [g.column for g in p.grades if g.required and g.column not in grades]
+    missing = [v for v in p.participant if v not in grades] + [g.column for g in p.grades
+                                                                if g.required and g.column not in grades]
     if missing:
         raise NotImplementedError(f"no simulation model for derived endpoint {code}: the design does not simulate "
                                   f"{', '.join(missing)}")
     frame = pd.DataFrame({c: value[trial.lab(c).column].ravel() * f for c, f in trial.component_factors(code).items()})
     for g in p.grades:
         frame[g.column] = np.asarray(grades[g.column]).ravel() if g.column in grades else None
+    for v in p.participant:
+        frame[v] = np.repeat(np.asarray(grades[v]), shape[1])
     return scores.derive(p, frame).to_numpy().reshape(shape)
 
 
@@ -255,6 +259,8 @@ def _key_values(trial: Trial, scenario: Scenario, p: dict, rng: np.random.Genera
              for j, c in enumerate(labs)}
     if e.source == "lab":
         return value[trial.lab(e.code).column]
+    if trial.derived(e.code).participant:  # drawn last, so that the other draws stay those of any other endpoint
+        grades |= simulation.draw_demographics(trial, rng, n)
     y = _derived_values(trial, e.code, value, grades, (n, nv))
     treated = (p["received"] != trial.control_arm)[:, None]
     return np.asarray(y, dtype=float) + scenario.key_effect * _ramp(trial)[None, :] * treated

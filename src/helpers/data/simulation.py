@@ -293,6 +293,24 @@ def _failure_weights(trial: Trial) -> dict[str, float]:
     return out
 
 
+DEFAULT_AGE_RANGE = (18, 80)  # ages of the synthetic cohort when the trial file states no age bounds
+
+
+def _eligible_age(age, lo: int, hi: int):
+    """An eligible participant's age (years, fractional): the drawn age clipped to 1 year above the youngest and half a
+    year below the oldest bound, so that the completed years at screening lie inside the range."""
+    return np.clip(age, lo + 1.0, hi - 0.5)
+
+
+def draw_demographics(trial: Trial, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Sex (CDISC F/M) and age in completed years of ``n`` eligible participants, by the screening log's rules for
+    them: female with probability ``simulation.female``, age ~ N(``simulation.age``) inside the trial's age range."""
+    lo, hi = trial.age_range or DEFAULT_AGE_RANGE
+    female = rng.random(n) < trial.simulation.female
+    age = np.floor(_eligible_age(rng.normal(*trial.simulation.age, n), lo, hi))
+    return {"SEX": np.where(female, "F", "M").astype(object), "AGE": age}
+
+
 def simulate_screening(trial: Trial, rng: np.random.Generator, fake: Faker) -> pd.DataFrame:
     """Screening log over the accrual period: identities, eligibility flags and who is eligible.
 
@@ -322,7 +340,7 @@ def simulate_screening(trial: Trial, rng: np.random.Generator, fake: Faker) -> p
 
     area_codes = [a for a in _ZhSsn.area_codes if not a.endswith("00")]
     liaoning = [a for a in area_codes if a.startswith("21")]
-    lo, hi = trial.age_range or (18, 80)
+    lo, hi = trial.age_range or DEFAULT_AGE_RANGE
     rows = []
     for i, (fail, sdate) in enumerate(zip(failures, screen_dates)):
         pregnant = _PREGNANT in fail
@@ -334,7 +352,7 @@ def simulate_screening(trial: Trial, rng: np.random.Generator, fake: Faker) -> p
         elif pregnant:
             age = rng.uniform(22.0, 44.0)
         else:
-            age = float(np.clip(rng.normal(*sim.age), lo + 1.0, hi - 0.5))
+            age = float(_eligible_age(rng.normal(*sim.age), lo, hi))
         birth = sdate - dt.timedelta(days=int(age * 365.25))
         area = str(fake.random_element(liaoning if rng.random() < 0.8 else area_codes))
         flags = {c.column: ("N" if c.column in fail else "Y") if c.kind == "inclusion" else
