@@ -41,6 +41,21 @@ def notebooks(folder: Path = paths.NOTEBOOKS) -> list[Path]:
     return sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
 
 
+def _primary_rules(trial: Trial) -> str:
+    """'horizon 168 days; Kidney failure censors follow-up for overall survival': the horizon and how
+    each intercurrent event of the trial file enters the primary time-to-event endpoint (nothing about intercurrent
+    events when the trial declares none)."""
+    parts = [f"horizon {trial.horizon_days} days"]
+    if trial.primary_endpoint.is_time_to_event:
+        tte = trial.tte(trial.primary_endpoint.code)
+        for e in trial.intercurrent_events:
+            if e.code in tte.censors:
+                parts.append(f"{e.label} censors follow-up for {tte.label.lower()}")
+            elif e.code in tte.events:
+                parts.append(f"{e.label} counts as an event")
+    return "; ".join(parts)
+
+
 def trial_markdown(trial: Trial) -> str:
     """The trial's arms, visits and endpoints as MyST markdown, for the introduction."""
     arms = "\n".join(f"| {a.code} | {a.label} | {a.description} | {a.ratio} |" for a in trial.arms)
@@ -66,7 +81,7 @@ def trial_markdown(trial: Trial) -> str:
 Randomization: {trial.randomization.method or 'method not stated in the trial file'}, {_block_sizes_text(trial)},
 allocation ratio {':'.join(str(a.ratio) for a in trial.arms)}, {strata_text(trial)}.
 
-**Primary endpoint**: {pe.label} (horizon {trial.horizon_days} days; transplantation {'censors follow-up' if trial.censors_transplant else 'counts as an event'}).
+**Primary endpoint**: {pe.label} ({_primary_rules(trial)}).
 
 | Code | Arm | Intervention | Ratio |
 |---|---|---|---|

@@ -36,6 +36,11 @@ def primary_sentence(d: Decision, surv: pd.DataFrame, trial: Trial) -> str:
     verdict = {MET: "was met", NOT_MET: "was not met", NOT_ESTIMABLE: "could not be assessed"}[d.outcome]
     test = f"{TEST_NAMES[trial.primary_test]} {p_text(d.p_value)}" if not np.isnan(d.p_value) else \
         f"{TEST_NAMES[trial.primary_test]} not estimable"
+    if int(surv.loc[(surv["PARAMCD"] == pe.code) & (surv["ANALYSIS"] == survival.LOGRANK), "EVENTS"].sum()) == 0:
+        noun = "deaths" if trial.tte(pe.code).events == ("DEATH",) else "events"
+        return (f"The primary endpoint ({pe.label.lower()}) {verdict}: no {noun} were recorded in any arm by day "
+                f"{trial.horizon_days}, so survival does not differ between the arms and no effect can be estimated; "
+                f"{test} (two-sided level {trial.alpha:g}).")
     return (f"The primary endpoint ({pe.label.lower()}) {verdict}: survival at day {trial.horizon_days} was "
             f"{by_arm}; {test} (two-sided level {trial.alpha:g}).")
 

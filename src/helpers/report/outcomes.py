@@ -8,7 +8,7 @@ import pandas as pd
 from helpers.analysis import cohort
 from helpers.analysis.mmrm import STRUCTURE_NAMES
 from helpers.analysis.outcomes import LOG_SCALE, NOT_ASSESSED, fallbacks, holm_significant, intercurrent_counts
-from helpers.report.prose import estimate_text, format_p, population_text
+from helpers.report.prose import estimate_text, format_p, population_text, word_list
 from helpers.report.tables import JournalTable, fixed, journal_table, recorded_decimals
 from helpers.trial import Trial
 
@@ -102,13 +102,34 @@ def class_a_report(class_a: pd.DataFrame, header: dict[str, str]) -> pd.DataFram
     })
 
 
+def ends_or_missed(trial: Trial) -> str:
+    """'death, kidney failure, withdrawal or a missed visit': why a visit has no value."""
+    return word_list(["death"] + [e.label.lower() for e in trial.intercurrent_events] + ["withdrawal", "a missed visit"],
+                     "or")
+
+
+def intercurrent_numbers(adsl: pd.DataFrame, trial: Trial) -> dict[str, int | str]:
+    """The estimand's intercurrent events for the prose: ``n_deaths``, ``n_withdrawn``, ``intercurrent_text`` ('death
+    before a visit (3 participants died during follow-up), kidney failure (1) and withdrawal (2)') and
+    ``hypothetical_condition`` ('alive, free of kidney failure and in follow-up')."""
+    counts = intercurrent_counts(adsl, trial)
+    parts = ([f"death before a visit ({counts['n_deaths']} participants died during follow-up)"]
+             + [f"{e.label.lower()} ({counts[f'n_{e.code.lower()}']})" for e in trial.intercurrent_events]
+             + [f"withdrawal ({counts['n_withdrawn']})"])
+    free = word_list([e.label.lower() for e in trial.intercurrent_events], "or")
+    return {"n_deaths": counts["n_deaths"], "n_withdrawn": counts["n_withdrawn"],
+            "intercurrent_text": word_list(parts),
+            "hypothetical_condition": f"alive, free of {free} and in follow-up" if trial.intercurrent_events
+            else "alive and in follow-up"}
+
+
 def show_child_pugh_shift(results: dict[str, pd.DataFrame], header: dict[str, str], trial: Trial) -> JournalTable:
     """The Child-Pugh class shift table, or a row saying why the trial has none."""
     shift = shift_report(results["child_pugh_shift"], header) if "child_pugh_shift" in results else pd.DataFrame()
     return journal_table(shift, f"Child-Pugh class shift from baseline to {trial.last_visit.label} by arm (participants)",
                          "tab-child-pugh-shift", group_columns=1, empty=f"Child-Pugh class {NO_CHILD_PUGH}.",
                          notes="Class A: 5-6 points, B: 7-9, C: 10-15 (Pugh et al., 1973). Not assessed: no score at "
-                               "the visit (death, transplantation, withdrawal or a missed visit).")
+                               f"the visit ({ends_or_missed(trial)}).")
 
 
 def show_class_a(results: dict[str, pd.DataFrame], header: dict[str, str]) -> JournalTable:
@@ -184,7 +205,7 @@ def chapter_numbers(results: dict[str, pd.DataFrame], adsl: pd.DataFrame, trial:
         "key_label": (f"the change in {trial.endpoint(trial.key_secondary).label} at {last.lower()}" if trial.key_secondary
                       else "none"),
         "log_endpoints": ", ".join(e.label.lower() for e in trial.endpoints if e.log),
-        **intercurrent_counts(adsl),
+        **intercurrent_numbers(adsl, trial),
         **key_secondary_numbers(mmrm, trial),
         "fallback_sentence": fallback_sentence(mmrm),
         "n_holm": len(holm),

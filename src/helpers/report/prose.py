@@ -57,3 +57,14 @@ def whole_weeks(days: int) -> str:
 def population_text(trial: Trial) -> str:
     """Who the trial enrolls, from the trial file's ``population`` ("participants" when it states none)."""
     return trial.population.strip() or "participants"
+
+
+def word_list(words: list[str], conjunction: str = "and") -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {conjunction} {words[-1]}"
+
+
+def early_ends_text(trial: Trial, conjunction: str = "or") -> str:
+    """The ends of follow-up before its planned end, in prose: 'death, kidney failure or withdrawal' (the trial
+    file's intercurrent events by their labels; just 'death or withdrawal' when it declares none)."""
+    return word_list(["death"] + [e.label.lower() for e in trial.intercurrent_events] + ["withdrawal"], conjunction)
