@@ -82,7 +82,7 @@ def test_survival_at_horizon_is_zero_when_everyone_died_before_it(trial):
 def test_logrank_without_events_is_said_in_words(trial, adam):
     adtte = adam["adtte"].assign(CNSR=1)
     res = survival.survival_results(adtte, adam["adsl"], trial)
-    assert report_survival.prose_numbers(res, "OS")["os_logrank"] == "not estimable: no events in either arm"
+    assert report_survival.prose_numbers(res, "OS", trial)["os_logrank"] == "not estimable: no deaths were recorded"
 
 
 def test_key_secondary_without_data_at_the_last_visit(trial):
