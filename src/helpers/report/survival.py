@@ -42,12 +42,12 @@ def events_text(tte: TimeToEvent, trial: Trial) -> str:
 
 def censoring_text(tte: TimeToEvent, trial: Trial) -> str:
     """How the endpoint's intercurrent events are handled, for the estimand: 'Kidney failure is censored at its
-    date (a hypothetical strategy: survival had it not happened); withdrawal and loss to follow-up ...'."""
+    date, as the trial file specifies (...); withdrawal and loss to follow-up ...'."""
     parts = []
     for e in trial.intercurrent_events:
         if e.code in tte.censors:
             parts.append(f"{e.label} is censored at its date, as the trial file specifies (a hypothetical strategy: "
-                         f"{tte.label.lower()} had no {e.label.lower()} happened)")
+                         f"the endpoint as if no {e.label.lower()} had happened)")
         elif e.code in tte.events:
             parts.append(f"{e.label} counts as an event, as the trial file specifies (a composite strategy)")
         else:
@@ -241,7 +241,7 @@ def show_vital_status(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> 
     return journal_table(
         vital_status_table(adtte, adsl, trial, arm_header(adsl, trial)),
         f"Vital status at day {trial.horizon_days} by arm, n (%) (the data of Fisher's exact test)", "tab-vital-status",
-        notes=f"Unknown: censored before the horizon without completing follow-up ({word_list(censors + ['withdrawal'])}); "
+        notes=f"Unknown: censored before the horizon without completing follow-up ({word_list(censors + ['withdrawal'], 'or')}); "
               "left out of the test.")
 
 
