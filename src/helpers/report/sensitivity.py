@@ -125,6 +125,7 @@ def chapter_numbers(a: dict, adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Tria
         "followup": followup_text(a["wide"], trial), "n_itt": len(a["wide"]),
         "n_missing_last": int(a["wide"][last].isna().sum()), "n_death_last": int(at_last[survival.DEATH].sum()),
         "n_wd_last": int(at_last[survival.WITHDRAWAL].sum()),
+        **{f"n_{e.code.lower()}_last": int(at_last[e.label].sum()) for e in trial.intercurrent_events},
         "n_missed_last": int(at_last[survival.MISSED].sum()), "n_not_due_last": int(at_last[survival.NOT_YET_DUE].sum()),
         "ends_last": ends_by_visit_text(at_last, trial), "early_ends": early_ends_text(trial),
         "hypothetical_condition": ("alive, free of " + word_list([e.label.lower() for e in trial.intercurrent_events], "or")
