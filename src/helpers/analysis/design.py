@@ -214,7 +214,7 @@ def _analysis_times(trial: Trial, p: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     aval = p["delay"] + p["end_day"]
     death = p["end"] == "DEATH"
     beyond = aval > h
-    censors = list(trial.tte(trial.primary_endpoint.code).censors)
+    censors = list(trial.lead_tte.censors)
     labels = pd.Series(p["end"]).map(lambda code: trial.event_label(code).upper() if code in censors else None)
     desc = np.where(death, "DEATH", labels.fillna("LAST KNOWN ALIVE").to_numpy(dtype=object))
     adtte = pd.DataFrame({"USUBJID": ids, "TRT01P": arm, "PARAMCD": trial.primary_endpoint.code,
