@@ -206,7 +206,7 @@ def test_no_deaths_the_primary_verdict_is_not_met(trial, no_deaths):
     surv = survival.survival_results(adtte, adsl, trial, paramcds=(trial.primary_endpoint.code,))
     decision = findings.decisions(surv, pd.DataFrame({"PARAMCD": [], "AVISIT": []}), trial)[0]
     assert decision.outcome == findings.NOT_MET and decision.p_value == pytest.approx(1.0)
-    sentence = findings_report.primary_sentence(decision, surv, trial)
+    sentence = findings_report.primary_sentence(decision, surv, pd.DataFrame(), trial)
     assert sentence.startswith("The primary endpoint (overall survival to week 24) was not met: no deaths were "
                                f"recorded in any arm by day {trial.horizon_days}")
     assert "P = 1.000" in sentence

@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import write_tiny_notebook
+from helpers import chapter, paths, pipeline
 from helpers.analysis import findings, outcomes, safety, survival
 from helpers.report import findings as report
 from helpers.report.cohort import arm_header
@@ -104,3 +106,232 @@ def test_the_trial_file_refuses_an_unknown_primary_test(tmp_path, trial):
     (tmp_path / "t.yaml").write_text(text, encoding="utf-8")
     with pytest.raises(TrialFileError, match="primary_test must be one of"):
         load_trial(tmp_path / "t.yaml")
+
+
+# ------------------------------------------------------------------ the time-to-event trial's verdict, word for word
+
+GOLDEN_VERDICT = (
+    "The primary endpoint (overall survival to week 24) was not met: survival at day 168 was 87.1% (95% CI 57.3 to "
+    "96.6) with Hepatic artery versus 80.8% (95% CI 51.4 to 93.4) with Peripheral vein; Fisher's exact test on "
+    "survivors at the horizon P = 1.000 (two-sided level 0.05). The key secondary endpoint, the change in MELD score "
+    "from baseline to Week 24, was not tested confirmatorily, because the primary endpoint was not met; descriptively "
+    "(MMRM, unadjusted), Hepatic artery versus Peripheral vein, difference -0.99 points (95% CI -2.34 to 0.35; "
+    "P = 0.141).")
+GOLDEN_ENDPOINT = ("Primary endpoint: overall survival to week 24, tested by Fisher's exact test on survivors at the "
+                   "horizon at two-sided level 0.05; key secondary endpoint: change in MELD score to Week 24, tested "
+                   "only if the primary endpoint is met.")
+
+
+def test_the_time_to_event_verdict_on_the_clean_export_is_unchanged(adam, trial):
+    """The sentences as the book printed them before a continuous primary endpoint existed (golden)."""
+    f = findings.confirmatory_findings(adam["adtte"], adam["adsl"], adam["adlb"], trial)
+    assert report.verdicts(f.survival, f.mmrm, trial)["verdict"] == GOLDEN_VERDICT
+    assert report.summary_numbers(trial, adam["adsl"], "x", f.survival, f.mmrm)["trial_endpoint"] == GOLDEN_ENDPOINT
+    assert report.key_results_notes(trial) == report.KEY_RESULTS_NOTES
+
+
+# ------------------------------------------------------------------ a continuous primary endpoint at a visit
+
+def continuous_trial_file(folder, code="ALB", visit="WEEK24", key="MELD", primary_test=False):
+    """NCT06984497's trial file with a continuous primary endpoint (``code`` at ``visit``), the key secondary
+    ``key`` (None: none), and the primary test line removed unless ``primary_test``."""
+    text = paths.trial_file(paths.DEFAULT_TRIAL).read_text(encoding="utf-8")
+    start = text.index("primary_endpoint:\n")
+    end = text.index("baseline_covariates:")
+    text = (text[:start] + f"primary_endpoint:\n  code: {code}\n  kind: continuous\n  visit: {visit}\n"
+            f"  label: Change in {code.lower()} to week {visit[4:]}\n" + text[end:])
+    if not primary_test:
+        text = text.replace("  primary_test: fisher\n", "")
+    text = text.replace("key_secondary: MELD\n", f"key_secondary: {key}\n" if key else "")
+    path = folder / f"continuous-{code}-{visit}-{key}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def continuous(tmp_path_factory):
+    return load_trial(continuous_trial_file(tmp_path_factory.mktemp("continuous")))
+
+
+def model_rows(trial, code, rows, scale=outcomes.ORIGINAL_SCALE):
+    """Hand-made MMRM rows of ``code``: ``rows`` is a list of (visit label, estimate, p)."""
+    return pd.DataFrame([{"PARAMCD": code, "PARAM": code, "AVISIT": v, "AVISITN": 0,
+                          "TRT01P": trial.experimental_arms[0].label, "contrast": "x", "n": 25, "estimate": est,
+                          "se": 1.0, "df": 20.0, "lower": est - 2 if scale == outcomes.ORIGINAL_SCALE else est * 0.8,
+                          "upper": est + 2 if scale == outcomes.ORIGINAL_SCALE else est * 1.25, "p_value": p,
+                          "scale": scale} for v, est, p in rows])
+
+
+@pytest.mark.parametrize("p_alb, p_meld, expected", [
+    (0.01, 0.03, [findings.MET, findings.MET]),
+    (0.01, 0.20, [findings.MET, findings.NOT_MET]),
+    (0.20, 0.001, [findings.NOT_MET, findings.NOT_TESTED]),
+    (0.05, 0.001, [findings.NOT_MET, findings.NOT_TESTED]),
+    (np.nan, 0.001, [findings.NOT_ESTIMABLE, findings.NOT_TESTED]),
+])
+def test_a_continuous_primary_is_decided_by_its_mmrm_contrast_then_the_key_secondary(continuous, p_alb, p_meld,
+                                                                                     expected):
+    mmrm = pd.concat([model_rows(continuous, "ALB", [("Week 24", 2.0, p_alb)]), mmrm_rows(continuous, p_meld)])
+    ds = findings.decisions(survival_rows(continuous, p_fisher=0.001), mmrm, continuous)
+    assert [d.outcome for d in ds] == expected
+    assert [d.endpoint for d in ds] == ["ALB", "MELD"]
+    assert ds[0].p_value == p_alb or np.isnan(p_alb)
+
+
+def test_the_continuous_primary_is_tested_at_its_visit_the_last_by_default(tmp_path):
+    rows = [("Week 12", 2.0, 0.001), ("Week 24", 1.0, 0.30)]
+    at_24 = load_trial(continuous_trial_file(tmp_path, key=None))
+    at_12 = load_trial(continuous_trial_file(tmp_path, visit="WEEK12", key=None))
+    empty = survival_rows(at_24, p_fisher=0.5).iloc[:0]
+    assert [d.outcome for d in findings.decisions(empty, model_rows(at_24, "ALB", rows), at_24)] == [findings.NOT_MET]
+    assert [d.outcome for d in findings.decisions(empty, model_rows(at_12, "ALB", rows), at_12)] == [findings.MET]
+    default = dataclasses.replace(at_12, primary_endpoint=dataclasses.replace(at_12.primary_endpoint, visit=None))
+    assert default.primary_visit == default.last_visit
+    assert findings.mmrm_codes(at_24) == ["ALB"] and findings.mmrm_codes(at_12) == ["ALB"]
+
+
+def test_continuous_verdicts_state_the_mmrm_estimate_and_no_survival_words(continuous):
+    mmrm = pd.concat([model_rows(continuous, "ALB", [("Week 12", 9.0, 0.001), ("Week 24", 2.0, 0.01)]),
+                      mmrm_rows(continuous, 0.03)])
+    v = report.verdicts(survival_rows(continuous, 0.9).iloc[:0], mmrm, continuous)
+    assert v["verdict_primary"] == ("The primary endpoint (change in Albumin from baseline to Week 24) was met (MMRM, "
+                                    "two-sided level 0.05): Hepatic artery versus Peripheral vein, difference 2.00 g/L "
+                                    "(95% CI 0.00 to 4.00; P = 0.010).")
+    assert v["verdict_key"] == ("The key secondary endpoint, the change in MELD score from baseline to Week 24, was "
+                                "met (MMRM): Hepatic artery versus Peripheral vein, difference -2.00 points (95% CI "
+                                "-4.00 to 0.00; P = 0.030).")
+    endpoint = report.summary_numbers(continuous, pd.DataFrame({"TRT01P": []}), "x",
+                                      survival_rows(continuous, 0.9).iloc[:0], mmrm)["trial_endpoint"]
+    assert endpoint == ("Primary endpoint: change in Albumin from baseline to Week 24, tested by the MMRM contrast at "
+                        "Week 24 at two-sided level 0.05; key secondary endpoint: change in MELD score to Week 24, "
+                        "tested only if the primary endpoint is met.")
+    for text in (v["verdict"], endpoint, report.key_results_notes(continuous)):
+        assert not {"survival", "horizon", "Fisher", "day 168"} & set(text.replace(",", " ").replace(".", " ").split())
+    not_met = report.verdicts(survival_rows(continuous, 0.001).iloc[:0],
+                              pd.concat([model_rows(continuous, "ALB", [("Week 24", 0.5, 0.4)]),
+                                         mmrm_rows(continuous, 0.001)]), continuous)
+    assert "was not met (MMRM" in not_met["verdict_primary"]
+    assert "was not tested confirmatorily, because the primary endpoint was not met" in not_met["verdict_key"]
+    missing = report.verdicts(survival_rows(continuous, 0.001).iloc[:0], mmrm_rows(continuous, 0.001), continuous)
+    assert missing["verdict_primary"].endswith("could not be assessed (MMRM, two-sided level 0.05): not estimable.")
+
+
+def test_a_log_scale_continuous_primary_is_a_ratio_of_geometric_means_back_transformed_once(tmp_path):
+    tbil = load_trial(continuous_trial_file(tmp_path, code="TBIL", key=None))
+    mmrm = model_rows(tbil, "TBIL", [("Week 24", 0.8, 0.049)], scale=outcomes.LOG_SCALE)
+    v = report.verdicts(survival_rows(tbil, 0.5).iloc[:0], mmrm, tbil)
+    assert v["verdict"] == ("The primary endpoint (change in Total bilirubin from baseline to Week 24) was met (MMRM, "
+                            "two-sided level 0.05): Hepatic artery versus Peripheral vein, ratio of geometric means "
+                            "0.80 (95% CI 0.64 to 1.00; P = 0.049).")
+    assert "ratio of geometric means" in pipeline.trial_markdown(tbil)
+
+
+def test_key_results_list_a_continuous_primary_as_the_primary(adam, export, continuous):
+    adlb, adsl = adam["adlb"], adam["adsl"]
+    mmrm = outcomes.mmrm_table(adlb, continuous, adsl)
+    holm = outcomes.secondary_holm(mmrm, continuous)
+    assert "ALB" not in set(holm["PARAMCD"]) and len(holm) == len(continuous.endpoints) - 1
+    ae = safety.adverse_event_results(safety.build_adae(export, adsl, continuous),
+                                      safety.deaths(export, adsl, continuous), adsl, continuous)
+    key = findings.key_results(pd.DataFrame(columns=["PARAMCD"]), mmrm, holm, ae, continuous)
+    assert key["ROLE"].drop_duplicates().tolist() == ["primary", "key secondary", "secondary", "safety"]
+    primary = key[key["ROLE"] == "primary"]
+    alb = findings.mmrm_row(mmrm, "ALB", "Week 24")
+    assert primary["ENDPOINT"].tolist() == ["ALB"] and primary["ESTIMATE"].iloc[0] == alb["estimate"]
+    assert primary["PVALUE"].iloc[0] == alb["p_value"] and primary["ANALYSIS"].iloc[0].endswith("at Week 24")
+    assert "ALB" not in key.loc[key["ROLE"] != "primary", "ENDPOINT"].tolist()
+    shown = report.key_results_table(key, continuous, arm_header(adsl, continuous))
+    assert shown["Finding"].iloc[0] == "Primary: Albumin (g/L), change to Week 24: difference"
+    assert shown["P"].iloc[0] == f"{alb['p_value']:.3f}"
+    assert not shown["Finding"].str.contains("survival|horizon|Fisher").any()
+    text = report.key_results_csv(key)["TEXT"]
+    assert set(text) <= set(shown.drop(columns="Finding").to_numpy().ravel()) and "" not in set(text)
+    f = findings.confirmatory_findings(adam["adtte"], adsl, adlb, continuous)
+    assert f.survival.empty and sorted(set(f.mmrm["PARAMCD"])) == ["ALB", "MELD"]
+    decided = findings.decisions(f.survival, f.mmrm, continuous)
+    assert decided[0].p_value == pytest.approx(alb["p_value"], abs=1e-12)
+    assert report.verdicts(f.survival, f.mmrm, continuous)["verdict_primary"].endswith(
+        f"difference {alb['estimate']:.2f} g/L (95% CI {alb['lower']:.2f} to {alb['upper']:.2f}; "
+        f"P = {alb['p_value']:.3f}).")
+
+
+def test_the_trial_page_describes_a_continuous_primary(continuous):
+    page = pipeline.trial_markdown(continuous)
+    line = next(x for x in page.splitlines() if x.startswith("**Primary endpoint**"))
+    assert line == ("**Primary endpoint**: Change in alb to week 24: the change in Albumin from baseline to Week 24, "
+                    "analysed by the MMRM contrast at that visit (difference, experimental arm against control), at "
+                    "two-sided level 0.05.")
+    assert "The primary endpoint is the change in Albumin from baseline to Week 24. The key secondary endpoint" in page
+    others = page.split("The other secondary endpoints are ")[1].split(", at")[0]
+    assert "Albumin" not in others and "MELD" not in others and "Total bilirubin" in others
+    assert not {"horizon", "Fisher", "transplantation"} & set(line.replace(";", " ").split())
+
+
+def test_a_continuous_primary_refuses_a_survival_test_in_the_trial_file(tmp_path):
+    with pytest.raises(TrialFileError, match=r"analysis_plan.primary_test \(fisher\) applies to a time-to-event "
+                                             r"primary endpoint only"):
+        load_trial(continuous_trial_file(tmp_path, primary_test=True))
+    with pytest.raises(TrialFileError, match="must be one of the endpoints"):
+        load_trial(continuous_trial_file(tmp_path, code="OS"))
+
+
+# ------------------------------------------------------------------ one computation per build
+
+def test_a_chapter_alone_computes_the_findings_once_and_keeps_them(monkeypatch):
+    calls = []
+    real = findings.confirmatory_findings
+    monkeypatch.setattr(chapter, "confirmatory_findings", lambda *a: calls.append(1) or real(*a))
+    c = chapter.load_cohort()
+    assert c.computed_findings is None
+    first = report.chapter_verdict(c)
+    assert report.chapter_verdict(c) == first and len(calls) == 1
+
+
+VERDICT_CHAPTER = """
+import helpers.chapter as chapter
+from pathlib import Path
+from helpers.report.findings import chapter_verdict
+
+def refuse(*args):
+    raise AssertionError("a chapter refitted the findings")
+
+chapter.confirmatory_findings = refuse
+c = chapter.load_cohort(cohort_file=cohort_file)
+Path(output_dir, "results", "{name}.txt").write_text(chapter_verdict(c))
+"""
+
+
+def test_a_build_computes_the_verdict_once_and_its_chapters_read_it(tmp_path, monkeypatch):
+    """The pipeline computes the findings once, before the chapters; a chapter that tried to fit them again fails."""
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    for name in ("01_one", "02_two"):
+        write_tiny_notebook(nbs / f"{name}.ipynb", VERDICT_CHAPTER.replace("{name}", name))
+    calls = []
+    real = findings.confirmatory_findings
+    monkeypatch.setattr(chapter, "confirmatory_findings", lambda *a: calls.append(1) or real(*a))
+    pipeline.run(build_dir=tmp_path / "_build", notebook_dir=nbs, log=lambda *_: None)
+    assert len(calls) == 1
+    c = chapter.load_cohort()
+    expected = report.chapter_verdict(c)
+    for name in ("01_one", "02_two"):
+        assert (tmp_path / "_build" / "results" / f"{name}.txt").read_text() == expected
+
+
+def test_the_design_chapter_says_it_does_not_simulate_a_continuous_primary(continuous, trial):
+    """The design simulation models a time-to-event primary only: for a continuous primary it stands in the trial's
+    first time-to-event endpoint, and the chapter says so in words; a time-to-event trial's chapter is unchanged."""
+    from helpers.analysis import design
+    from helpers.report import design as design_report
+
+    view = design.design_trial(continuous)
+    assert view.primary_endpoint.is_time_to_event and view.primary_endpoint.code == "OS"
+    assert not design.simulates_trial_primary(continuous) and design.simulates_trial_primary(trial)
+    row = design.analyse_cohort(continuous, design.simulate_cohort(continuous, design.Scenario(),
+                                                                   np.random.default_rng(1)))
+    assert row["primary_outcome"] in (findings.MET, findings.NOT_MET) and "key_outcome" in row
+    note = design_report.scope_note(continuous)
+    assert note.startswith("This trial's primary endpoint is continuous (change in Albumin from baseline to Week 24, "
+                           "tested by the MMRM contrast at Week 24)")
+    assert "overall survival to week 24" in note and "not simulated here" in note
+    assert design_report.scope_note(trial) == ""

@@ -106,4 +106,4 @@ def test_outcomes_and_summary_estimate_the_last_visit_and_show_the_empty_one(no_
     report_findings.key_results_table(key_results, c.trial, header)
     summary = report_findings.summary_numbers(c.trial, c.adsl, c.source, surv, mmrm)
     assert "not estimable" not in summary["verdict_key"]
-    assert "not estimable" not in chapter_verdict(c.adtte, c.adsl, c.adlb, c.trial)
+    assert "not estimable" not in chapter_verdict(c)

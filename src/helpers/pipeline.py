@@ -31,6 +31,7 @@ from helpers.data.privacy import find_identifiers
 from helpers.data.schema import data_dictionary_markdown
 from helpers.data.simulation import simulation_seed
 from helpers.data.transport import write_xpt
+from helpers.report.prose import change_text, primary_what
 from helpers.report.randomization import strata_text
 from helpers.trial import Trial, load_trial
 
@@ -70,7 +71,7 @@ def trial_markdown(trial: Trial) -> str:
     background = f"## Background\n\n{trial.background}\n\n" if trial.background else ""
     key = (f" The key secondary endpoint is the change in {trial.endpoint(trial.key_secondary).label} from baseline to "
            f"{trial.last_visit.label}, tested only if the primary endpoint is met." if trial.key_secondary else "")
-    others = ", ".join(e.label for e in trial.endpoints if e.code != trial.key_secondary)
+    others = ", ".join(e.label for e in trial.endpoints if e.code not in (trial.key_secondary, pe.code))
     visits_text = ", ".join(v.label for v in trial.followup_visits)
     return f"""{interim}## The trial
 
@@ -81,7 +82,7 @@ def trial_markdown(trial: Trial) -> str:
 Randomization: {trial.randomization.method or 'method not stated in the trial file'}, {_block_sizes_text(trial)},
 allocation ratio {':'.join(str(a.ratio) for a in trial.arms)}, {strata_text(trial)}.
 
-**Primary endpoint**: {pe.label} ({_primary_rules(trial)}).
+**Primary endpoint**: {_primary_text(trial)}.
 
 | Code | Arm | Intervention | Ratio |
 |---|---|---|---|
@@ -95,13 +96,23 @@ allocation ratio {':'.join(str(a.ratio) for a in trial.arms)}, {strata_text(tria
 
 {background}## Outcomes
 
-The primary endpoint is {pe.label.lower()}.{key} The other secondary endpoints are {others}, at
+The primary endpoint is {'' if pe.is_time_to_event else 'the '}{primary_what(trial)}.{key} The other secondary endpoints are {others}, at
 {visits_text}.
 
 | Code | Endpoint | Unit | Analysis scale | Better |
 |---|---|---|---|---|
 {endpoints}
 """
+
+
+def _primary_text(trial: Trial) -> str:
+    """The primary endpoint and how it is analysed: a horizon (time to event), or the MMRM contrast at a visit."""
+    pe = trial.primary_endpoint
+    if pe.is_time_to_event:
+        return f"{pe.label} ({_primary_rules(trial)})"
+    scale = "ratio of geometric means" if trial.endpoint(pe.code).log else "difference"
+    return (f"{pe.label}: the {change_text(pe.code, trial.primary_visit.label, trial)}, analysed by the MMRM "
+            f"contrast at that visit ({scale}, experimental arm against control), at two-sided level {trial.alpha:g}")
 
 
 def data_source_markdown(data: str, source: str) -> str:

@@ -596,6 +596,11 @@ def _primary_endpoint(raw: dict, path) -> PrimaryEndpoint:
     _known_keys(spec, ("code", "label", "kind", "horizon_days", "visit"), "primary_endpoint", path)
     if "code" not in spec:
         raise TrialFileError(f"{path}: primary_endpoint.code is missing")
+    named_test = (raw.get("analysis_plan") or {}).get("primary_test")
+    if spec.get("kind") == "continuous" and named_test is not None:
+        raise TrialFileError(f"{path}: analysis_plan.primary_test ({named_test}) applies to a time-to-event primary "
+                             "endpoint only; a continuous primary endpoint is tested by the MMRM contrast at its visit "
+                             "(remove primary_test)")
     return PrimaryEndpoint(code=str(spec["code"]), label=str(spec.get("label") or spec["code"]),
                            kind=str(spec.get("kind", "time_to_event")),
                            horizon_days=None if spec.get("horizon_days") is None else int(spec["horizon_days"]),

@@ -132,8 +132,23 @@ def defaulted_assumptions(trial: Trial) -> list[str]:
 
 
 def design_trial(trial: Trial) -> Trial:
-    """The trial at its final analysis (a data cut-off in the trial file is not part of the design)."""
-    return dataclasses.replace(trial, cutoff=None)
+    """The trial at its final analysis (a data cut-off in the trial file is not part of the design). The simulation
+    models a time-to-event primary endpoint only: for a continuous primary endpoint, the design's primary endpoint
+    is the trial's first time-to-event endpoint (``simulates_trial_primary`` is then False, and the chapter says so)."""
+    pe = trial.primary_endpoint
+    if pe.is_time_to_event:
+        return dataclasses.replace(trial, cutoff=None)
+    if not trial.time_to_event:
+        raise ValueError(f"{trial.id}: the design simulation needs a time-to-event endpoint (time_to_event), and the "
+                         f"primary endpoint {pe.code} is continuous")
+    tte = trial.time_to_event[0]
+    return dataclasses.replace(trial, cutoff=None, primary_endpoint=dataclasses.replace(
+        pe, code=tte.code, label=tte.label, kind="time_to_event", visit=None))
+
+
+def simulates_trial_primary(trial: Trial) -> bool:
+    """Whether the design chapter simulates the trial's own primary analysis (time to event) or a stand-in."""
+    return trial.primary_endpoint.is_time_to_event
 
 
 def _check(trial: Trial) -> None:

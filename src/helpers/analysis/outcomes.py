@@ -317,6 +317,14 @@ def holm_table(model: pd.DataFrame, visit: str) -> pd.DataFrame:
     return t
 
 
+def secondary_holm(model: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """``holm_table`` of the secondary endpoints at the last visit: one family, every endpoint but a continuous
+    primary endpoint (tested alone, first in the plan's fixed sequence)."""
+    pe = trial.primary_endpoint
+    secondary = model if pe.is_time_to_event else model[model["PARAMCD"] != pe.code]
+    return holm_table(secondary, trial.last_visit.label)
+
+
 def holm_significant(holm: pd.DataFrame, alpha: float = 0.05) -> list[str]:
     """Endpoint codes (PARAMCD) of the rows of ``holm_table`` significant after Holm's adjustment."""
     return holm.loc[holm["p_holm"] < alpha, "PARAMCD"].tolist()
@@ -346,7 +354,7 @@ def outcome_results(adlb: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> dic
         "lab_by_visit": lab_by_visit(adlb, trial),
         "ancova": ancova(adlb, trial, adsl),
         "mmrm": mmrm,
-        "holm": holm_table(mmrm, last),
+        "holm": secondary_holm(mmrm, trial),
     }
     if "CPSCORE" in trial.derived_scores:
         out["child_pugh_shift"] = child_pugh_shift(adlb, adsl, trial, last)

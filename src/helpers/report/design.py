@@ -7,8 +7,8 @@ import pandas as pd
 
 from helpers.analysis import design
 from helpers.analysis.design import KEY, POWER_TARGET, PRIMARY
-from helpers.report.findings import TEST_NAMES
-from helpers.report.prose import whole_weeks
+from helpers.report.findings import TEST_NAMES, primary_test_text
+from helpers.report.prose import primary_what, whole_weeks
 from helpers.report.tables import JournalTable, fixed, journal_table
 from helpers.trial import SIMULATION_DEFAULTS, Trial, shown_unit
 
@@ -122,6 +122,18 @@ def _assumption_text(key: str) -> str:
     return str(value) if key == "seed" else pct(value, 0)
 
 
+def scope_note(trial: Trial) -> str:
+    """For a continuous primary endpoint: that the simulation stands in a time-to-event endpoint for it ("" else)."""
+    if design.simulates_trial_primary(trial):
+        return ""
+    t = design.design_trial(trial)
+    return (f"This trial's primary endpoint is continuous ({primary_what(trial)}, tested by "
+            f"{primary_test_text(trial)}), but this chapter's simulation models a time-to-event primary endpoint only: "
+            f"below, the primary endpoint is {t.primary_endpoint.label.lower()}, tested by {TEST_NAMES[t.primary_test]}, "
+            "and the key secondary endpoint follows it in the fixed sequence. The power of the trial's own primary "
+            "analysis is not simulated here.")
+
+
 def chapter_numbers(oc: pd.DataFrame, trial: Trial, replicates: int, seed: int | None = None) -> dict[str, str | int]:
     """Every number and phrase the design chapter's prose glues, from ``operating_characteristics``."""
     t = design.design_trial(trial)
@@ -154,7 +166,7 @@ def chapter_numbers(oc: pd.DataFrame, trial: Trial, replicates: int, seed: int |
         "experimental": exp_label, "control": ctl_label,
         "death_rate": pct(design.assumption(t, "death_rate_24w"), 0),
         "withdrawal_rate": pct(design.assumption(t, "withdrawal_rate"), 0),
-        "missed_visit_rate": pct(design.assumption(t, "missed_visit_rate"), 0), "assumptions_note": assumptions_note(t),
+        "missed_visit_rate": pct(design.assumption(t, "missed_visit_rate"), 0), "assumptions_note": " ".join(filter(None, (scope_note(trial), assumptions_note(t)))),
         "cell_missing_rate": pct(design.CELL_MISSING_RATE),
         "horizon_days": t.horizon_days, "horizon_weeks": whole_weeks(t.horizon_days), "last_visit": t.last_visit.label,
         "primary_test": TEST_NAMES[t.primary_test], "alpha": f"{t.alpha:g}", "power_target": pct(POWER_TARGET, 0),

@@ -11,7 +11,7 @@ import pandas as pd
 from helpers.analysis import findings, outcomes, survival
 from helpers.analysis.findings import MET, NOT_ESTIMABLE, NOT_MET, Decision
 from helpers.report.outcomes import effect_text
-from helpers.report.prose import estimate_text, format_p, p_text
+from helpers.report.prose import change_text, estimate_text, format_p, p_text, primary_what
 from helpers.report.tables import fixed
 from helpers.trial import Trial
 
@@ -24,39 +24,58 @@ def _pct(x: float) -> str:
     return "not estimable" if pd.isna(x) else f"{fixed(100 * x, 1)}%"
 
 
-def primary_sentence(d: Decision, surv: pd.DataFrame, trial: Trial) -> str:
+VERDICT_WORDS = {MET: "was met", NOT_MET: "was not met", NOT_ESTIMABLE: "could not be assessed"}
+
+
+def primary_test_text(trial: Trial) -> str:
+    """How the primary endpoint is tested: the registered survival test, or the MMRM contrast at its visit."""
+    if trial.primary_endpoint.is_time_to_event:
+        return TEST_NAMES[trial.primary_test]
+    return f"the MMRM contrast at {trial.primary_visit.label}"
+
+
+def _contrast_text(row: pd.Series | None, code: str, trial: Trial) -> str:
+    """'Hepatic artery versus Peripheral vein, difference -1.02 points (95% CI ...; P = ...)' from an MMRM row
+    (a log-scale endpoint's row already holds the ratio of geometric means), or 'not estimable'."""
+    if row is None or pd.isna(row["estimate"]):
+        return "not estimable"
+    return f"{row['TRT01P']} versus {trial.control.label}, {effect_text(row, trial.endpoint(code).unit)}"
+
+
+def primary_sentence(d: Decision, surv: pd.DataFrame, mmrm: pd.DataFrame, trial: Trial) -> str:
     """'The primary endpoint was not met: survival at day 168 was ... ; Fisher's exact test P = ... (two-sided
-    level 0.05).'"""
+    level 0.05).' For a continuous primary endpoint: 'The primary endpoint (change in X from baseline to Week 24)
+    was met (MMRM, two-sided level 0.05): <arm> versus <control>, difference ... (95% CI ...; P = ...).'"""
     pe = trial.primary_endpoint
+    verdict = VERDICT_WORDS[d.outcome]
+    if not pe.is_time_to_event:
+        estimate = _contrast_text(findings.primary_row(mmrm, trial), pe.code, trial)
+        return (f"The primary endpoint ({primary_what(trial)}) {verdict} (MMRM, two-sided level {trial.alpha:g}): "
+                f"{estimate}.")
     km = surv[(surv["PARAMCD"] == pe.code) & surv["ANALYSIS"].str.startswith(survival.KM_SURVIVAL)]
     order = [a.label for a in trial.experimental_arms] + [trial.control.label]
     km = km.set_index("ARM").loc[order].reset_index()
     by_arm = " versus ".join(f"{estimate_text(r.ESTIMATE, r.LCL, r.UCL, scale=100, digits=1, unit='%', ci_label='95% CI')}"
                              f" with {r.ARM}" for r in km.itertuples())
-    verdict = {MET: "was met", NOT_MET: "was not met", NOT_ESTIMABLE: "could not be assessed"}[d.outcome]
     test = f"{TEST_NAMES[trial.primary_test]} {p_text(d.p_value)}" if not np.isnan(d.p_value) else \
         f"{TEST_NAMES[trial.primary_test]} not estimable"
     if int(surv.loc[(surv["PARAMCD"] == pe.code) & (surv["ANALYSIS"] == survival.LOGRANK), "EVENTS"].sum()) == 0:
         noun = "deaths" if trial.tte(pe.code).events == ("DEATH",) else "events"
-        return (f"The primary endpoint ({pe.label.lower()}) {verdict}: no {noun} were recorded in any arm by day "
-                f"{trial.horizon_days}, so survival does not differ between the arms and no effect can be estimated; "
+        return (f"The primary endpoint ({primary_what(trial)}) {verdict}: no {noun} were recorded in any arm by day "
+                f"{trial.horizon_days}, so no difference between the arms was shown and no effect can be estimated; "
                 f"{test} (two-sided level {trial.alpha:g}).")
-    return (f"The primary endpoint ({pe.label.lower()}) {verdict}: survival at day {trial.horizon_days} was "
+    return (f"The primary endpoint ({primary_what(trial)}) {verdict}: survival at day {trial.horizon_days} was "
             f"{by_arm}; {test} (two-sided level {trial.alpha:g}).")
 
 
 def key_secondary_sentence(d: Decision, mmrm: pd.DataFrame, trial: Trial) -> str:
     """The key secondary endpoint's verdict, or why it was not tested confirmatorily, with its estimate."""
-    e = trial.endpoint(trial.key_secondary)
-    what = f"the change in {e.label} from baseline to {trial.last_visit.label}"
-    row = findings.key_secondary_row(mmrm, trial)
-    estimate = ("not estimable" if row is None or pd.isna(row["estimate"]) else
-                f"{row['TRT01P']} versus {trial.control.label}, {effect_text(row, e.unit)}")
+    what = f"the {change_text(trial.key_secondary, trial.last_visit.label, trial)}"
+    estimate = _contrast_text(findings.key_secondary_row(mmrm, trial), trial.key_secondary, trial)
     if d.outcome == findings.NOT_TESTED:
         return (f"The key secondary endpoint, {what}, was not tested confirmatorily, because the primary endpoint "
                 f"was not met; descriptively (MMRM, unadjusted), {estimate}.")
-    verdict = {MET: "was met", NOT_MET: "was not met", NOT_ESTIMABLE: "could not be assessed"}[d.outcome]
-    return f"The key secondary endpoint, {what}, {verdict} (MMRM): {estimate}."
+    return f"The key secondary endpoint, {what}, {VERDICT_WORDS[d.outcome]} (MMRM): {estimate}."
 
 
 def interim_prefix(trial: Trial) -> str:
@@ -66,18 +85,20 @@ def interim_prefix(trial: Trial) -> str:
 
 def verdicts(surv: pd.DataFrame, mmrm: pd.DataFrame, trial: Trial) -> dict[str, str]:
     """The verdict sentences: ``verdict_primary``, ``verdict_key`` (empty without a key secondary endpoint) and
-    ``verdict``, both together as every chapter opens."""
+    ``verdict``, both together as every chapter opens. ``surv``: the survival results of a time-to-event primary
+    endpoint; ``mmrm``: the MMRM of the endpoints tested by MMRM (``findings.key_mmrm``)."""
     ds = findings.decisions(surv, mmrm, trial)
-    out = {"verdict_primary": interim_prefix(trial) + primary_sentence(ds[0], surv, trial),
+    out = {"verdict_primary": interim_prefix(trial) + primary_sentence(ds[0], surv, mmrm, trial),
            "verdict_key": key_secondary_sentence(ds[1], mmrm, trial) if len(ds) > 1 else ""}
     out["verdict"] = " ".join(v for v in out.values() if v)
     return out
 
 
-def chapter_verdict(adtte: pd.DataFrame, adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> str:
-    """The sentence that opens a chapter: the plan's verdicts, from the primary analysis and the key MMRM."""
-    surv = survival.survival_results(adtte, adsl, trial, paramcds=(trial.primary_endpoint.code,))
-    return verdicts(surv, findings.key_mmrm(adlb, adsl, trial), trial)["verdict"]
+def chapter_verdict(cohort) -> str:
+    """The sentence that opens a chapter: the plan's verdicts, from the cohort's findings (``Cohort.findings``,
+    computed once per build and read here)."""
+    f = cohort.findings
+    return verdicts(f.survival, f.mmrm, cohort.trial)["verdict"]
 
 
 # ------------------------------------------------------------------ the key-results table
@@ -102,6 +123,9 @@ def _arm_text(r) -> str:
 def _finding_label(r, trial: Trial) -> str:
     if r.ROLE == "safety":
         return SAFETY_LABELS[r.ENDPOINT]
+    if r.ROLE == "primary" and not trial.primary_endpoint.is_time_to_event:
+        effect = "ratio" if outcomes.LOG_SCALE in r.ANALYSIS else "difference"
+        return f"Primary: {trial.endpoint(r.ENDPOINT).label_with_unit}, change to {trial.primary_visit.label}: {effect}"
     if r.ROLE == "primary":
         a = r.ANALYSIS
         if a.startswith(survival.KM_SURVIVAL):
@@ -153,8 +177,8 @@ def summary_numbers(trial: Trial, adsl: pd.DataFrame, source: str, surv: pd.Data
         "trial_what": f"{trial.id}: {trial.title}.",
         "trial_design": (f"{trial.design.capitalize()} trial in {trial.population}; {len(adsl)} participants "
                          f"randomized to {arms}."),
-        "trial_endpoint": (f"Primary endpoint: {trial.primary_endpoint.label.lower()}, tested by "
-                           f"{TEST_NAMES[trial.primary_test]} at two-sided level {trial.alpha:g}"
+        "trial_endpoint": (f"Primary endpoint: {primary_what(trial)}, tested by "
+                           f"{primary_test_text(trial)} at two-sided level {trial.alpha:g}"
                            + (f"; key secondary endpoint: change in {trial.endpoint(trial.key_secondary).label} "
                               f"to {trial.last_visit.label}, tested only if the primary endpoint is met."
                               if trial.key_secondary else ".")),
@@ -167,3 +191,14 @@ KEY_RESULTS_NOTES = ("Survival: Kaplan-Meier estimate with log(-log) 95% CI; dif
                      "MMRM contrast at the last visit (ratio of geometric means for log-scale endpoints), unadjusted P "
                      "with the Holm-adjusted P in brackets. Deaths and serious adverse events: safety population by "
                      "arm as treated; N in the column headers is the randomized population.")
+CONTINUOUS_NOTES = ("Primary endpoint: MMRM contrast at {visit}, experimental arm against control (ratio of geometric "
+                    "means for a log-scale endpoint). Secondary endpoints: MMRM contrast at the last visit, unadjusted "
+                    "P with the Holm-adjusted P in brackets. Deaths and serious adverse events: safety population by "
+                    "arm as treated; N in the column headers is the randomized population.")
+
+
+def key_results_notes(trial: Trial) -> str:
+    """The key-results table's notes, for the kind of primary endpoint the plan names."""
+    if trial.primary_endpoint.is_time_to_event:
+        return KEY_RESULTS_NOTES
+    return CONTINUOUS_NOTES.format(visit=trial.primary_visit.label)

@@ -8,7 +8,7 @@ import pandas as pd
 from helpers.analysis import cohort
 from helpers.analysis.mmrm import STRUCTURE_NAMES
 from helpers.analysis.outcomes import LOG_SCALE, NOT_ASSESSED, fallbacks, holm_significant, intercurrent_counts
-from helpers.report.prose import estimate_text, format_p, population_text, word_list
+from helpers.report.prose import estimate_text, format_p, population_text, primary_what, word_list
 from helpers.report.tables import JournalTable, fixed, journal_table, recorded_decimals
 from helpers.trial import Trial
 
@@ -201,7 +201,7 @@ def chapter_numbers(results: dict[str, pd.DataFrame], adsl: pd.DataFrame, trial:
         "followup": ", ".join(v.label.lower() for v in trial.followup_visits),
         "last_visit": last.lower(),
         "n_endpoints": len(trial.endpoints),
-        "primary_label": trial.primary_endpoint.label.lower(),
+        "primary_label": primary_what(trial),
         "key_label": (f"the change in {trial.endpoint(trial.key_secondary).label} at {last.lower()}" if trial.key_secondary
                       else "none"),
         "log_endpoints": ", ".join(e.label.lower() for e in trial.endpoints if e.log),

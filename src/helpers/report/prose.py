@@ -59,6 +59,17 @@ def population_text(trial: Trial) -> str:
     return trial.population.strip() or "participants"
 
 
+def change_text(code: str, visit: str, trial: Trial) -> str:
+    """'change in MELD score from baseline to Week 24': what a continuous endpoint's MMRM contrast compares."""
+    return f"change in {trial.endpoint(code).label} from baseline to {visit}"
+
+
+def primary_what(trial: Trial) -> str:
+    """The primary endpoint as prose names it: its label (time to event) or the change it tests (continuous)."""
+    pe = trial.primary_endpoint
+    return pe.label.lower() if pe.is_time_to_event else change_text(pe.code, trial.primary_visit.label, trial)
+
+
 def word_list(words: list[str], conjunction: str = "and") -> str:
     """'a', 'a and b', 'a, b and c'."""
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {conjunction} {words[-1]}"
