@@ -229,8 +229,9 @@ def _analysis_times(trial: Trial, p: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     aval = p["delay"] + p["end_day"]
     death = p["end"] == "DEATH"
     beyond = aval > h
-    desc = np.where(death, "DEATH", np.where((p["end"] == "TRANSPLANT") & trial.censors_transplant,
-                                             "LIVER TRANSPLANT", "LAST KNOWN ALIVE"))
+    censors = list(trial.lead_tte.censors)
+    labels = pd.Series(p["end"]).map(lambda code: trial.event_label(code).upper() if code in censors else None)
+    desc = np.where(death, "DEATH", labels.fillna("LAST KNOWN ALIVE").to_numpy(dtype=object))
     adtte = pd.DataFrame({"USUBJID": ids, "TRT01P": arm, "PARAMCD": trial.primary_endpoint.code,
                           "AVAL": np.minimum(aval, h).astype(int), "CNSR": np.where(death & ~beyond, 0, 1),
                           "EVNTDESC": np.where(beyond, "ALIVE AT HORIZON", desc)})
