@@ -835,7 +835,7 @@ TRIAL_FILE_SCHEMA = {
     "time_to_event": _opt([{"code": _req(TEXT), "label": _opt(TEXT), "events": _req(TEXTS), "censors": _opt(TEXTS)}]),
     "primary_endpoint": _req({"code": _req(TEXT), "label": _opt(TEXT),
                               "kind": _opt(_one_of(*PRIMARY_KINDS)), "horizon_days": _opt(COUNT),
-                              "visit": _opt(TEXT), "transplant": _opt(_one_of("censor", "event"))}),
+                              "visit": _opt(TEXT)}),
     "baseline_covariates": _opt([{"code": _req(TEXT), "label": _opt(TEXT),
                                   "type": _opt(_one_of("continuous", "categorical")), "unit": _opt(TEXT),
                                   "source": _opt(TEXT), "levels": _opt(TEXTS)}]),
