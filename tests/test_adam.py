@@ -68,7 +68,7 @@ def test_adlb_derived_scores_match_scores_module(adam, clean_dir):
 
 def _adsl(**cols):
     base = {"STUDYID": "T", "USUBJID": ["T-1"], "TRT01P": ["A"], "TRT01PN": [1],
-            "RANDDT": pd.to_datetime(["2025-01-01"]), "DTHDT": pd.NaT, "LTXDT": pd.NaT,
+            "RANDDT": pd.to_datetime(["2025-01-01"]), "DTHDT": pd.NaT, "ICE1DT": pd.NaT,
             "LSTALVDT": pd.to_datetime(["2025-03-01"]), "EOSSTT": ["DISCONTINUED"], "DCUTDT": pd.NaT}
     base.update({k: v if k == "EOSSTT" else pd.to_datetime(v) for k, v in cols.items()})
     return pd.DataFrame(base)
@@ -77,7 +77,7 @@ def _adsl(**cols):
 @pytest.mark.parametrize("cols, os_, tfs", [
     ({"DTHDT": ["2025-01-31"], "LSTALVDT": ["2025-01-31"]}, (31, 0, "DEATH"), (31, 0, "DEATH")),
     ({"LSTALVDT": ["2025-03-01"]}, (60, 1, "LAST KNOWN ALIVE"), (60, 1, "LAST KNOWN ALIVE")),
-    ({"LTXDT": ["2025-02-10"], "LSTALVDT": ["2025-03-01"]}, (41, 1, "LIVER TRANSPLANT"), (41, 0, "LIVER TRANSPLANT")),
+    ({"ICE1DT": ["2025-02-10"], "LSTALVDT": ["2025-03-01"]}, (41, 1, "LIVER TRANSPLANT"), (41, 0, "LIVER TRANSPLANT")),
     ({"LSTALVDT": ["2025-07-01"]}, (168, 1, "ALIVE AT HORIZON"), (168, 1, "ALIVE AT HORIZON")),
     ({"DTHDT": ["2025-06-30"], "LSTALVDT": ["2025-06-30"]}, (168, 1, "ALIVE AT HORIZON"), (168, 1, "ALIVE AT HORIZON")),
     ({"EOSSTT": ["ONGOING"], "DCUTDT": ["2025-04-01"], "LSTALVDT": ["2025-03-01"]},
@@ -118,7 +118,7 @@ def test_derivations_leave_their_input_unchanged(adam, export, trial):
     from helpers.data.adam import derive_base_chg, derive_baseline_covariates, derive_disposition
 
     adsl, adlb = adam["adsl"], adam["adlb"]
-    for derive, args in ((derive_disposition, (adsl, export["events"])), (derive_base_chg, (adlb,)),
+    for derive, args in ((derive_disposition, (adsl, export["events"], trial)), (derive_base_chg, (adlb,)),
                          (derive_baseline_covariates, (adsl, adlb, export["clinical"], trial))):
         frames = [a for a in args if isinstance(a, pd.DataFrame)]
         before = [f.copy() for f in frames]

@@ -165,6 +165,7 @@ def test_chapter_numbers_and_missing_values():
     tables = {"screening": pd.DataFrame({"screening_id": ["S1", "S2", "S3", "S4"]})}
     numbers = cohort_report.chapter_numbers(Export(folder=None, tables=tables), _adsl(), lb, TRIAL, "a source")
     assert numbers == {"source": "a source", "n_screened": 4, "n_randomized": 3,
-                       "n_per_arm": "2 to Placebo, 1 to Oral drug", "n_warnings": 0, "n_missing": 1, "n_values": 5}
+                       "n_per_arm": "2 to Placebo, 1 to Oral drug", "n_warnings": 0, "n_missing": 1, "n_values": 5,
+                       "early_ends": "death, liver transplant or withdrawal"}
     missing = cohort_report.missing_values(cohort.missingness_by_visit(lb, TRIAL))
     assert missing[["Visit", "Missing"]].values.tolist() == [["Week 4", 1]]

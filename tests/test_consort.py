@@ -141,11 +141,11 @@ def _demo_export(trial):
                                        "infusion": infusion, "events": events})
 
 
-def _demo_adsl(export, cutoff=None):
+def _demo_adsl(export, cutoff=None, trial=None):
     """ADSL of the hand-made export: everyone randomized in ITT, end of study as ``derive_disposition`` ranks it."""
     adsl = pd.DataFrame({"SUBJID": export["randomization"]["subject_id"], "ITTFL": "Y",
                          "DCUTDT": pd.Timestamp(cutoff) if cutoff else pd.NaT})
-    return derive_disposition(adsl, export["events"])
+    return derive_disposition(adsl, export["events"], trial or load_trial("DEMO-ORAL"))
 
 
 def test_no_dosing_file_counts_randomized_as_started_and_interim_is_ongoing():

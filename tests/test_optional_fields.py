@@ -162,7 +162,7 @@ def test_fisher_is_not_estimable_when_an_arm_has_no_known_status_at_the_horizon(
     assert pd.isna(fisher["PVALUE"]) and pd.isna(fisher["ODDS_RATIO"])
     assert fisher["NOT_ESTIMABLE"] == f"{survival.FISHER_NOT_ESTIMABLE} ({arm})"
     results = survival.survival_results(adtte, adsl, trial)
-    text = survival_report.prose_numbers(results, "OS")["os_fisher"]
+    text = survival_report.prose_numbers(results, "OS", trial)["os_fisher"]
     assert "P = 1.000" not in text and text.endswith("P not estimable: an arm has no participant whose status at "
                                                      "the horizon is known")
     row = survival_report.summary_table(results, "OS").iloc[-1]

@@ -13,7 +13,7 @@ from scipy import stats
 from helpers.analysis import mmrm, outcomes
 from helpers.data.adam import analysis_records, build_adam
 from helpers.data.loading import load_export
-from helpers.trial import Stratum
+from helpers.trial import Stratum, load_trial
 from helpers.data.simulation import simulate_export, write_export
 from helpers.report import outcomes as report
 from helpers.report.prose import format_p
@@ -396,10 +396,10 @@ def test_holm_significant_gives_endpoint_codes():
 
 
 def test_intercurrent_counts_follow_the_reason_for_ending():
-    adsl = pd.DataFrame({"DTHFL": ["Y", "N", "N", "N", "N"], "LTXFL": ["N", "Y", "N", "N", "N"],
+    adsl = pd.DataFrame({"DTHFL": ["Y", "N", "N", "N", "N"], "ICE1FL": ["N", "Y", "N", "N", "N"],
                          "DCSREAS": ["DEATH", "LIVER TRANSPLANT", "WITHDRAWAL BY SUBJECT", "LOST TO FOLLOW-UP", None]})
-    counts = outcomes.intercurrent_counts(adsl)
-    assert counts == {"n_deaths": 1, "n_transplants": 1, "n_withdrawn": 2}
+    counts = outcomes.intercurrent_counts(adsl, load_trial("NCT06984497"))
+    assert counts == {"n_deaths": 1, "n_transplant": 1, "n_withdrawn": 2}
     assert all(type(v) is int for v in counts.values())
 
 
@@ -407,7 +407,7 @@ def test_chapter_numbers_glue_every_phrase_of_the_chapter(adam, trial):
     res = outcomes.outcome_results(adam["adlb"], adam["adsl"], trial)
     numbers = report.chapter_numbers(res, adam["adsl"], trial, "synthetic cohort")
     assert list(numbers) == ["source", "population", "n_per_arm", "control", "experimental", "followup", "last_visit", "n_endpoints",
-                             "primary_label", "key_label", "log_endpoints", "n_deaths", "n_transplants", "n_withdrawn", "key_effect", "key_covariance",
+                             "primary_label", "key_label", "log_endpoints", "n_deaths", "n_withdrawn", "intercurrent_text", "hypothetical_condition", "key_effect", "key_covariance",
                              "fallback_sentence", "n_holm", "holm_significant", "class_name", "best_class",
                              "alpha_level", "class_a_last"]
     assert numbers["control"] == trial.control.label

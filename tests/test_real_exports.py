@@ -82,7 +82,7 @@ def test_survival_at_horizon_is_zero_when_everyone_died_before_it(trial):
 def test_logrank_without_events_is_said_in_words(trial, adam):
     adtte = adam["adtte"].assign(CNSR=1)
     res = survival.survival_results(adtte, adam["adsl"], trial)
-    assert report_survival.prose_numbers(res, "OS")["os_logrank"] == "not estimable: no events in either arm"
+    assert report_survival.prose_numbers(res, "OS", trial)["os_logrank"] == "not estimable: no deaths were recorded"
 
 
 def test_key_secondary_without_data_at_the_last_visit(trial):
@@ -120,7 +120,7 @@ def test_sensitivity_chapter_numbers_say_not_estimable_at_an_early_cutoff(trial,
     a = sensitivity.sensitivity_analyses(c.adlb, c.adsl, c.trial, "MELD")
     assert "not_estimable" in a and a["results"].empty
     numbers = report_sensitivity.chapter_numbers(a, c.adsl, c.adlb, c.trial, "MELD", c.source)
-    ended = numbers["n_death_last"] + numbers["n_tx_last"] + numbers["n_wd_last"]
+    ended = numbers["n_death_last"] + numbers["n_transplant_last"] + numbers["n_wd_last"]
     assert numbers["primary_text"].startswith("result that is not estimable") and numbers["n_not_due_last"] + ended == len(c.adsl)
     assert len(a["wide"]) <= ended, "only those whose follow-up ended before week 24 can be missing there yet"
 

@@ -64,5 +64,8 @@ def test_chapter_numbers_say_why_when_not_estimable(adam, trial):
     assert numbers["tipping_text"] == numbers["agreement"] == "Not estimable: too few."
     assert numbers["n_mmrm"] == adam["adlb"].query("AVISITN > 0 and PARAMCD == @PARAM").dropna(
         subset=["AVAL", "BASE"])["USUBJID"].nunique() > 0
-    assert numbers["transplant_rule"] == "censor" and numbers["last_visit"] == trial.last_visit.label.lower()
+    assert numbers["ice_handling"] == ("Liver transplant follows the trial file (overall survival to week 24 does not "
+                                       "count it as an event): participants with liver transplant are treated as "
+                                       "missing, like a withdrawal, and left out of the ranking.")
+    assert numbers["last_visit"] == trial.last_visit.label.lower()
     assert numbers["n_itt"] == len(wide) and numbers["m"] == imputation.N_IMPUTATIONS

@@ -38,8 +38,8 @@ def _adsl(ids, arms, trial, rand="2025-01-01", death_day=None, tx_day=None) -> p
         "RANDDT": rand, "TRTSDT": rand,
         "DTHFL": ["Y" if i in death_day else "N" for i in ids],
         "DTHDT": [day(death_day[i]) if i in death_day else pd.NaT for i in ids],
-        "LTXFL": ["Y" if i in tx_day else "N" for i in ids],
-        "LTXDT": [day(tx_day[i]) if i in tx_day else pd.NaT for i in ids]})
+        "ICE1FL": ["Y" if i in tx_day else "N" for i in ids],
+        "ICE1DT": [day(tx_day[i]) if i in tx_day else pd.NaT for i in ids]})
 
 
 def _adlb(trial, values: dict[str, dict[int, float]]) -> pd.DataFrame:
@@ -203,7 +203,7 @@ def test_worst_rank_scores_hand_case(trial):
 
 def test_worst_rank_ranks_transplant_when_the_trial_file_says_so(trial):
     adsl, wide = _worst_rank_case(trial)
-    as_event = dataclasses.replace(trial, primary_endpoint=dataclasses.replace(trial.primary_endpoint, transplant="event"))
+    as_event = dataclasses.replace(trial, time_to_event=(dataclasses.replace(trial.tte("OS"), events=("DEATH", "TRANSPLANT"), censors=()),))
     s = worst_rank.worst_rank_scores(wide, adsl, as_event, PARAM).set_index("USUBJID")
     assert s.loc["E4", "CATEGORY"] == "transplant" and s.loc["C3", "SCORE"] > s.loc["E4", "SCORE"] > s.loc["E3", "SCORE"]
     # E4 (day 50) adds one win (against C3, day 30) in 3 pairs: 7 of 12

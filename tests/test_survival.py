@@ -179,7 +179,7 @@ def test_fisher_table_classifies_every_participant(adam, trial):
     table = [[per_arm.loc[fisher["ARM"]].get(survival.EVENT_FREE, 0), per_arm.loc[fisher["ARM"]].get(survival.EVENT, 0)],
              [per_arm.loc[control].get(survival.EVENT_FREE, 0), per_arm.loc[control].get(survival.EVENT, 0)]]
     assert fisher["PVALUE"] == pytest.approx(stats.fisher_exact(table)[1])
-    died = adsl.loc[adsl["DTHFL"].eq("Y") & adsl["LTXFL"].eq("N")
+    died = adsl.loc[adsl["DTHFL"].eq("Y") & adsl["ICE1FL"].eq("N")
                     & ((adsl["DTHDT"] - adsl["RANDDT"]).dt.days + 1 <= trial.horizon_days), "USUBJID"]
     assert set(status.loc[status["STATUS"] == survival.EVENT, "USUBJID"]) == set(died)
 
@@ -214,7 +214,7 @@ def test_intercurrent_events_add_up_to_visit_completeness(adam, trial):
     ice = survival.intercurrent_events(adam["adsl"], adam["adlb"], trial)
     comp = cohort.visit_completeness(adam["adsl"], adam["adlb"], trial)
     assert len(ice) == len(trial.arms) * len(trial.visits)
-    np.testing.assert_array_equal(ice[list(survival.CAUSES)].sum(axis=1),
+    np.testing.assert_array_equal(ice[survival.causes(trial)].sum(axis=1),
                                   comp["Ended before visit"])
     np.testing.assert_array_equal(ice["Missed"], comp["Missed"])
     last = ice[ice["Visit"] == trial.last_visit.label].set_index("Arm")
@@ -324,9 +324,10 @@ def test_prose_numbers_quote_the_results_table():
          "LCL": 0.1, "UCL": 3.76, "PVALUE": 0.61, "EVENTS": 5, "N": 32},
         {"PARAMCD": "OS", "ANALYSIS": "Fisher exact odds ratio (event-free at horizon)", "ARM": "B", "REFERENCE": "A",
          "ESTIMATE": 1.6, "LCL": np.nan, "UCL": np.nan, "PVALUE": 1.0, "EVENTS": 5, "N": 30}])
-    out = report.prose_numbers(results, "OS")
+    out = report.prose_numbers(results, "OS", load_trial("NCT06984497"))
     assert out == {"os_surv": "A 80.0% (50.0 to 93.0)", "os_diff": "B minus A 6.2 (-20.0 to 30.0) percentage points",
-                   "os_logrank": "chi-square 0.26, P = 0.608", "os_hr": "B vs A 0.63 (0.10 to 3.76)", "os_events": 5,
+                   "os_logrank": "chi-square 0.26, P = 0.608", "os_hr": "B vs A 0.63 (0.10 to 3.76)",
+                   "os_events": "5 deaths",
                    "os_caution": report.few_events_caution(5), "os_fisher": "B vs A P = 1.000"}
 
 

@@ -113,7 +113,7 @@ def test_the_allocation_sentence_names_the_strata_or_says_unstratified(trial):
 
 
 def test_the_trial_page_says_how_transplantation_is_handled_in_plain_words(trial):
-    assert "transplantation censors follow-up" in pipeline.trial_markdown(trial)
-    event = dataclasses.replace(trial, primary_endpoint=dataclasses.replace(trial.primary_endpoint, transplant="event"))
+    assert "Liver transplant censors follow-up for overall survival to week 24" in pipeline.trial_markdown(trial)
+    event = dataclasses.replace(trial, time_to_event=(dataclasses.replace(trial.tte("OS"), events=("DEATH", "TRANSPLANT"), censors=()),))
     page = pipeline.trial_markdown(event)
-    assert "transplantation counts as an event" in page and "evented" not in page and "liver" not in page.split("**Primary")[1].split("\n")[0]
+    assert "Liver transplant counts as an event" in page and "evented" not in page and "liver" not in page.split("**Primary")[1].split("\n")[0]

@@ -13,7 +13,7 @@ from helpers.report.book_ext import TABLE_NUMBERS
 from helpers.report.downloads import write_rtf, write_workbook
 
 URL = "../../downloads"
-KEY_TABLES = ("tab-key-results", "tab-baseline", "tab-ancova", "tab-mmrm", "tab-holm", "tab-os-summary",
+KEY_TABLES = ("tab-key-results", "tab-baseline", "tab-ancova", "tab-mmrm", "tab-holm", "tab-tte-summary",
               "tab-ae-summary", "tab-serious-listing")
 FOLDERS = ("tables", "data", "results", "figures")
 _NAME = re.compile(r"^:name: (tab-[\w-]+)$", re.MULTILINE)

@@ -42,6 +42,21 @@ def notebooks(folder: Path = paths.NOTEBOOKS) -> list[Path]:
     return sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
 
 
+def _primary_rules(trial: Trial) -> str:
+    """'horizon 168 days; Kidney failure censors follow-up for overall survival': the horizon and how
+    each intercurrent event of the trial file enters the primary time-to-event endpoint (nothing about intercurrent
+    events when the trial declares none)."""
+    parts = [f"horizon {trial.horizon_days} days"]
+    if trial.primary_endpoint.is_time_to_event:
+        tte = trial.tte(trial.primary_endpoint.code)
+        for e in trial.intercurrent_events:
+            if e.code in tte.censors:
+                parts.append(f"{e.label} censors follow-up for {tte.label.lower()}")
+            elif e.code in tte.events:
+                parts.append(f"{e.label} counts as an event")
+    return "; ".join(parts)
+
+
 def trial_markdown(trial: Trial) -> str:
     """The trial's arms, visits and endpoints as MyST markdown, for the introduction."""
     arms = "\n".join(f"| {a.code} | {a.label} | {a.description} | {a.ratio} |" for a in trial.arms)
@@ -94,8 +109,7 @@ def _primary_text(trial: Trial) -> str:
     """The primary endpoint and how it is analysed: a horizon (time to event), or the MMRM contrast at a visit."""
     pe = trial.primary_endpoint
     if pe.is_time_to_event:
-        return (f"{pe.label} (horizon {trial.horizon_days} days; transplantation "
-                f"{'censors follow-up' if trial.censors_transplant else 'counts as an event'})")
+        return f"{pe.label} ({_primary_rules(trial)})"
     scale = "ratio of geometric means" if trial.endpoint(pe.code).log else "difference"
     return (f"{pe.label}: the {change_text(pe.code, trial.primary_visit.label, trial)}, analysed by the MMRM "
             f"contrast at that visit ({scale}, experimental arm against control), at two-sided level {trial.alpha:g}")

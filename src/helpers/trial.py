@@ -163,13 +163,12 @@ class Randomization:
 class PrimaryEndpoint:
     """The primary endpoint: ``kind`` "time_to_event" (``code`` is the ADTTE parameter, tested at ``horizon_days``
     by the plan's primary test) or "continuous" (``code`` is an endpoint, tested by the MMRM contrast at ``visit``).
-    ``transplant``: how a transplant record is handled in the time-to-event analysis ("censor" or "event")."""
+    Which events count and which censor is the matching ``time_to_event`` entry's."""
     code: str
     label: str
     kind: str = "time_to_event"
     horizon_days: int | None = None
     visit: str | None = None
-    transplant: str = "censor"
 
     @property
     def is_time_to_event(self) -> bool:
@@ -183,6 +182,11 @@ class EventType:
     code: str
     label: str
     role: str
+
+    @property
+    def term(self) -> str:
+        """The short name a table's note uses: the code in lower case, underscores as spaces ('kidney failure')."""
+        return self.code.lower().replace("_", " ")
 
 
 # Every trial's end-of-follow-up vocabulary; a trial file adds its intercurrent events (``events.intercurrent``).
@@ -505,12 +509,6 @@ class Trial:
         return v.window[0] if v else self.horizon_days
 
     @property
-    def censors_transplant(self) -> bool:
-        """True when liver transplantation censors overall survival (the trial file's default), False when it
-        is an event with death."""
-        return self.primary_endpoint.transplant == "censor"
-
-    @property
     def block_sizes(self) -> list[int]:
         """The trial file's block sizes; without any, blocks of twice the allocation ratio total."""
         return list(self.randomization.stated_block_sizes) or [2 * sum(a.ratio for a in self.arms)]
@@ -538,7 +536,7 @@ class Trial:
 
     @property
     def intercurrent_events(self) -> list[EventType]:
-        """The trial's intercurrent events (e.g. a transplant, kidney failure), in the trial file's order."""
+        """The trial's intercurrent events (e.g. kidney failure), in the trial file's order."""
         return [e for e in self.events if e.role == "intercurrent"]
 
     def event_type(self, code: str) -> EventType:
@@ -549,8 +547,31 @@ class Trial:
         """Event types that end a participant's follow-up: death, the intercurrent events, withdrawal, completion."""
         return [e.code for e in self.events]
 
+    @property
+    def early_end_codes(self) -> list[str]:
+        """Event types that end follow-up before its planned end: death, the intercurrent events and withdrawal."""
+        return [e.code for e in self.events if e.role != "completed"]
+
     def tte(self, code: str) -> TimeToEvent:
         return next(t for t in self.time_to_event if t.code == code)
+
+    @property
+    def lead_tte(self) -> TimeToEvent:
+        """The time-to-event endpoint the survival chapter leads with: the primary endpoint's when it is time to
+        event, else the first the trial file declares."""
+        pe = self.primary_endpoint
+        return self.tte(pe.code) if pe.is_time_to_event else self.time_to_event[0]
+
+    def event_label(self, code: str) -> str:
+        return self.event_type(code).label
+
+    def counts_as_event(self, code: str, tte: TimeToEvent | None = None) -> bool:
+        """Whether an event type is an event of ``tte`` (default: the lead time-to-event endpoint)."""
+        return code in (tte or self.lead_tte).events
+
+    def censors(self, code: str, tte: TimeToEvent | None = None) -> bool:
+        """Whether an event type ends follow-up for ``tte`` (default: the lead one) as a censoring."""
+        return code in (tte or self.lead_tte).censors
 
     @property
     def accrual_start(self) -> dt.date | None:
@@ -811,8 +832,7 @@ def _primary_endpoint(raw: dict, path) -> PrimaryEndpoint:
     return PrimaryEndpoint(code=str(spec["code"]), label=str(spec.get("label") or spec["code"]),
                            kind=str(_get(spec, "kind", "time_to_event")),
                            horizon_days=None if spec.get("horizon_days") is None else int(spec["horizon_days"]),
-                           visit=None if spec.get("visit") is None else str(spec["visit"]),
-                           transplant=str(_get(spec, "transplant", "censor")))
+                           visit=None if spec.get("visit") is None else str(spec["visit"]))
 
 
 def _clinical_assessments(raw: dict, path) -> tuple[ClinicalAssessment, ...]:
@@ -1137,7 +1157,7 @@ TRIAL_FILE_SCHEMA = {
     "time_to_event": _opt([{"code": _req(TEXT), "label": _opt(TEXT), "events": _req(TEXTS), "censors": _opt(TEXTS)}]),
     "primary_endpoint": _req({"code": _req(TEXT), "label": _opt(TEXT),
                               "kind": _opt(_one_of(*PRIMARY_KINDS)), "horizon_days": _opt(COUNT),
-                              "visit": _opt(TEXT), "transplant": _opt(_one_of("censor", "event"))}),
+                              "visit": _opt(TEXT)}),
     "baseline_covariates": _opt([{"code": _req(TEXT), "label": _opt(TEXT),
                                   "type": _opt(_one_of("continuous", "categorical")), "unit": _opt(TEXT),
                                   "source": _opt(TEXT), "levels": _opt(TEXTS)}]),
@@ -1325,12 +1345,13 @@ def _check(trial: Trial, path: Path) -> None:
             problems.append("primary_endpoint.visit cannot be the baseline visit")
         if trial.key_secondary == pe.code:
             problems.append(f"key_secondary {pe.code!r} is the primary endpoint")
-    known_events = trial.end_of_follow_up_codes
+    known_events = ["DEATH"] + [e.code for e in trial.intercurrent_events]
     for t in trial.time_to_event:
         for code in t.events + t.censors:
             if code not in known_events:
-                problems.append(f"time_to_event {t.code}: {code!r} is not an event type (known: {known_events}; "
-                                "declare intercurrent events under events.intercurrent)")
+                problems.append(f"time_to_event {t.code}: {code!r} is not DEATH or an intercurrent event "
+                                f"(known: {known_events}; declare intercurrent events under events.intercurrent; "
+                                "withdrawal and completion always censor at the last contact)")
         if set(t.events) & set(t.censors):
             problems.append(f"time_to_event {t.code}: an event type cannot both count as an event and censor")
     if pe.is_time_to_event and pe.code not in [t.code for t in trial.time_to_event]:

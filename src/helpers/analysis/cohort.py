@@ -54,7 +54,7 @@ def visit_status(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> pd.Dat
     """One row per participant and visit: attended, follow-up ended before it (and why), not yet due, or expected.
 
     Attendance is an analysed laboratory record at the visit. Follow-up ended before a visit when
-    death, transplant or withdrawal came before its target day. At an interim look (ADSL DCUTDT
+    death, an intercurrent event of the trial file or withdrawal came before its target day. At an interim look (ADSL DCUTDT
     set), a visit not attended whose window had not closed by the cut-off (its last day after DCUTDT) is not yet
     due: neither expected nor missed; so is a visit whose window opened only after the participant completed the
     study (administrative end of follow-up). Every other visit is expected. Days count from study day 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from helpers.analysis import eligibility
+from helpers.data.adam import intercurrent_columns
 from helpers.data.loading import Export, first_doses
 from helpers.trial import Trial
 
@@ -45,25 +46,29 @@ def _enrollment(screening: pd.DataFrame, randomized: set, trial: Trial) -> list[
     return rows
 
 
-def _ends(adsl: pd.DataFrame, ids: pd.Index) -> dict[str, pd.Series]:
-    """Per participant of ``ids``, ADSL's end of study: discontinued by death, by transplant or by withdrawal
-    (with the reason, lower case), completed, ongoing (``derive_disposition`` ranks the ends)."""
+def _ends(adsl: pd.DataFrame, ids: pd.Index, trial: Trial) -> dict[str, pd.Series]:
+    """Per participant of ``ids``, ADSL's end of study: discontinued by death, by each intercurrent event of the trial
+    file (keyed by its code in lower case) or by withdrawal (with the reason, lower case), completed, ongoing
+    (``derive_disposition`` ranks the ends)."""
     sl = adsl.set_index("SUBJID").reindex(ids)
     discontinued = sl["EOSSTT"].eq("DISCONTINUED").to_numpy(dtype=bool)
-    death = sl["DTHFL"].eq("Y").to_numpy(dtype=bool) & discontinued
-    transplant = sl["LTXFL"].eq("Y").to_numpy(dtype=bool) & discontinued & ~death
-    return {"discontinued": discontinued, "death": death, "transplant": transplant,
-            "withdrawal": discontinued & ~death & ~transplant,
-            "reason": sl["DCSREAS"].astype("string").str.lower().to_numpy(),
-            "completed": sl["EOSSTT"].eq("COMPLETED").to_numpy(dtype=bool)}
+    ended = sl["DTHFL"].eq("Y").to_numpy(dtype=bool) & discontinued
+    out = {"discontinued": discontinued, "death": ended}
+    for code, (_, flag) in intercurrent_columns(trial).items():
+        out[code.lower()] = sl[flag].eq("Y").to_numpy(dtype=bool) & discontinued & ~ended
+        ended = ended | out[code.lower()]
+    return out | {"withdrawal": discontinued & ~ended,
+                  "reason": sl["DCSREAS"].astype("string").str.lower().to_numpy(),
+                  "completed": sl["EOSSTT"].eq("COMPLETED").to_numpy(dtype=bool)}
 
 
-def _arm_rows(arm, rand: pd.DataFrame, first_arm: pd.Series, adsl: pd.DataFrame, analysed: set, last_visit: str,
-              noun: str, assumed: bool, interim: bool) -> list[dict]:
+def _arm_rows(arm, rand: pd.DataFrame, first_arm: pd.Series, adsl: pd.DataFrame, analysed: set, trial: Trial,
+              assumed: bool, interim: bool) -> list[dict]:
+    last_visit, noun = trial.last_visit.label, trial.treatment.noun
     ids = pd.Index(rand.loc[rand["arm"].astype(str) == arm.code, "subject_id"])
     got = first_arm.reindex(ids)
     k = arm.code
-    end = _ends(adsl, ids)
+    end = _ends(adsl, ids, trial)
     withdrew, reason = end["withdrawal"], pd.Series(end["reason"], dtype="string")
     stage = f"Completed {last_visit.lower()}"
     received = f"Started allocated {noun} at randomization" if assumed else f"Received allocated {noun}"
@@ -80,7 +85,9 @@ def _arm_rows(arm, rand: pd.DataFrame, first_arm: pd.Series, adsl: pd.DataFrame,
             _row(f"completed:{k}", f"allocated:{k}", k, stage, end["completed"].sum(), "follow-up"),
             _row(f"ongoing:{k}", f"allocated:{k}", k, ongoing, (~end["discontinued"] & ~end["completed"]).sum(),
                  "follow-up")]
-    for e, label in (("death", "Died"), ("transplant", "Liver transplantation"), ("withdrawal", "Withdrew")):
+    ends = [("death", "Died")] + [(e.code.lower(), e.label) for e in trial.intercurrent_events] + \
+        [("withdrawal", "Withdrew")]
+    for e, label in ends:
         rows.append(_row(f"discontinued:{k}:{e}", f"discontinued:{k}", k, label, end[e].sum()))
     known = reason.isin(WITHDRAWAL_REASONS).fillna(False).to_numpy(dtype=bool)
     for r in WITHDRAWAL_REASONS:
@@ -101,8 +108,8 @@ def consort_flow(export: Export, trial: Trial, adsl: pd.DataFrame) -> pd.DataFra
     Excluded = screened but not randomized, split into not meeting criteria (by first failed
     criterion), declined to participate and eligible-not-randomized. Per arm as randomized:
     received the allocated treatment (the first dose record's ``arm_received``) or not; discontinued
-    before the last visit by death, transplant or withdrawal (with the withdrawal reason), completed,
-    or still in follow-up, as ADSL's EOSSTT, DCSREAS, DTHFL and LTXFL say (one priority of ends,
+    before the last visit by death, an intercurrent event or withdrawal (with the withdrawal reason), completed,
+    or still in follow-up, as ADSL's EOSSTT, DCSREAS, DTHFL and ICEnFL say (one priority of ends,
     ``derive_disposition``); analysed = ITT population (``ITTFL`` = Y).
 
     When the trial needs no dosing file and there are no dose records (``Trial.doses_recorded``),
@@ -122,8 +129,7 @@ def consort_flow(export: Export, trial: Trial, adsl: pd.DataFrame) -> pd.DataFra
     interim = trial.is_interim or ("DCUTDT" in adsl and bool(adsl["DCUTDT"].notna().any()))
     rows = _enrollment(export["screening"], set(rand["screening_id"]), trial)
     for arm in trial.arms:
-        rows += _arm_rows(arm, rand, first_arm, adsl, analysed, trial.last_visit.label, trial.treatment.noun,
-                          assumed, interim)
+        rows += _arm_rows(arm, rand, first_arm, adsl, analysed, trial, assumed, interim)
     return pd.DataFrame(rows, columns=_COLUMNS)
 
 

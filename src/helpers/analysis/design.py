@@ -162,7 +162,7 @@ def _subject_ids(study: str, n: int) -> np.ndarray:
 
 def _primary_events(trial: Trial) -> tuple[str, ...]:
     """The event types that count as events of the primary time-to-event endpoint (the trial file's time_to_event)."""
-    return trial.tte(trial.primary_endpoint.code).events
+    return trial.lead_tte.events
 
 
 def _people(trial: Trial, scenario: Scenario, rng: np.random.Generator, n: int,
@@ -204,13 +204,13 @@ def _analysis_times(trial: Trial, p: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     ids = _subject_ids(trial.id, n)
     arm = pd.Series(p["allocated"]).map(trial.arm_labels).to_numpy(dtype=object)
     h = trial.horizon_days
-    tte = trial.tte(trial.primary_endpoint.code)
+    tte = trial.lead_tte
     aval = p["delay"] + p["end_day"]
     event = np.isin(p["end"], tte.events)
     beyond = aval > h
     desc = np.full(n, "LAST KNOWN ALIVE", dtype=object)
     for code in tte.censors:
-        desc[p["end"] == code] = trial.event_type(code).label.upper()
+        desc[p["end"] == code] = trial.event_label(code).upper()
     desc = np.where(event, p["end"], desc)
     adtte = pd.DataFrame({"USUBJID": ids, "TRT01P": arm, "PARAMCD": tte.code,
                           "AVAL": np.minimum(aval, h).astype(int), "CNSR": np.where(event & ~beyond, 0, 1),

@@ -22,6 +22,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from helpers.analysis.mmrm import MMRMConvergenceError, MMRMFallbackWarning, MMRMResult, fit_mmrm
 from helpers.analysis.summaries import describe
+from helpers.data.adam import intercurrent_columns
 from helpers.trial import Endpoint, Trial
 
 LOG_SCALE = "log: ratio of geometric means"
@@ -341,15 +342,16 @@ def holm_significant(holm: pd.DataFrame, alpha: float) -> list[str]:
 
 # ------------------------------------------------------------------ intercurrent events
 
-ENDS_NOT_WITHDRAWAL = ("DEATH", "LIVER TRANSPLANT")
-
-
-def intercurrent_counts(adsl: pd.DataFrame) -> dict[str, int]:
-    """Participants who died, were transplanted, or withdrew (ended the study for any other reason,
-    DCSREAS): the intercurrent events of the estimand."""
+def intercurrent_counts(adsl: pd.DataFrame, trial: Trial) -> dict[str, int]:
+    """Participants who died (``n_deaths``), had each intercurrent event of the trial file (``n_<code in lower
+    case>``), or withdrew (``n_withdrawn``: ended the study for any other reason, DCSREAS): the intercurrent
+    events of the estimand."""
     reason = adsl["DCSREAS"]
-    return {"n_deaths": int((adsl["DTHFL"] == "Y").sum()), "n_transplants": int((adsl["LTXFL"] == "Y").sum()),
-            "n_withdrawn": int((~reason.isin(ENDS_NOT_WITHDRAWAL) & reason.notna()).sum())}
+    not_withdrawal = ["DEATH"] + [e.label.upper() for e in trial.intercurrent_events]
+    return {"n_deaths": int((adsl["DTHFL"] == "Y").sum()),
+            **{f"n_{code.lower()}": int((adsl[flag] == "Y").sum())
+               for code, (_, flag) in intercurrent_columns(trial).items()},
+            "n_withdrawn": int((~reason.isin(not_withdrawal) & reason.notna()).sum())}
 
 
 # ------------------------------------------------------------------ results

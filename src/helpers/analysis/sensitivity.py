@@ -22,7 +22,7 @@ from helpers.analysis.imputation import (
 )
 from helpers.analysis.mmrm import STRUCTURE_NAMES
 from helpers.analysis.tipping import tipping_grid, tipping_point
-from helpers.analysis.worst_rank import worst_rank, worst_rank_scores
+from helpers.analysis.worst_rank import ranked_events, worst_rank, worst_rank_scores
 from helpers.trial import Trial
 
 RESULT_COLUMNS = ["analysis", "strategy", "estimand", "contrast", "measure", "estimate", "lower", "upper",
@@ -110,7 +110,9 @@ def sensitivity_results(primary: pd.DataFrame, mi: pd.DataFrame, wr: pd.DataFram
     e = trial.endpoint(paramcd)
     control = trial.control.label
     var = _estimand(trial, paramcd)
-    tx = "missing (excluded)" if trial.censors_transplant else "composite (ranked with deaths)"
+    ranked = ranked_events(trial)
+    ice = "".join(f"{e.term} {'composite (ranked with deaths)' if e.code in ranked else 'missing (excluded)'}; "
+                  for e in trial.intercurrent_events)
     delta_unit = "on the natural-log scale" if e.log else e.unit
     rows = []
     for arm in (a.label for a in trial.experimental_arms):
@@ -132,7 +134,7 @@ def sensitivity_results(primary: pd.DataFrame, mi: pd.DataFrame, wr: pd.DataFram
                      "contrast": f"{arm} vs {control}", "measure": WIN_PROBABILITY, "estimate": w["estimate"],
                      "lower": w["lower"], "upper": w["upper"], "p_value": w["p_value"],
                      "n": int(w["n_experimental"] + w["n_control"]), "delta": np.nan,
-                     "note": f"Wilcoxon-Mann-Whitney; Brunner-Munzel CI; transplant {tx}; other missing excluded"})
+                     "note": f"Wilcoxon-Mann-Whitney; Brunner-Munzel CI; {ice}other missing excluded"})
         if tipping and arm in tipping:
             t = tipping[arm]
             reached = np.isfinite(t["delta"])

@@ -1,7 +1,8 @@
 """Survival to the primary horizon by arm: Kaplan-Meier, log-rank, Cox, horizon survival, Fisher's exact.
 
 Input is ADTTE (AVAL days from randomization, CNSR 1 = censored, already censored at the trial
-file's horizon and, for OS, at liver transplant when the trial file says so). Arms are analysed
+file's horizon and at the censoring events its ``time_to_event`` entry names). Every function takes the ADTTE
+parameter (``paramcd``); without one, the trial's lead time-to-event endpoint (``Trial.lead_tte``). Arms are analysed
 as randomized (TRT01P). Statsmodels does the fitting where it offers the method
 (``SurvfuncRight`` for Kaplan-Meier and Greenwood standard errors, ``survdiff`` for the log-rank
 test, ``PHReg`` for Cox regression); the pointwise log-log confidence interval is computed here
@@ -26,10 +27,24 @@ COX = "Cox hazard ratio (Efron ties)"
 FISHER = "Fisher exact odds ratio (event-free at horizon)"
 EVENT_FREE, EVENT, UNKNOWN = "Event-free", "Event", "Unknown"
 STATUSES = (EVENT_FREE, EVENT, UNKNOWN)
-DEATH, TRANSPLANT, WITHDRAWAL = "Death", "Liver transplant", "Withdrawal"
-CAUSES = (DEATH, TRANSPLANT, WITHDRAWAL)
+DEATH, WITHDRAWAL = "Death", "Withdrawal"
 NOT_YET_DUE, EXPECTED, MISSED = "Not yet due", "Expected", "Missed"
 Z95 = stats.norm.ppf(0.975)
+
+
+def causes(trial: Trial) -> list[str]:
+    """Why follow-up ended before a visit, as the intercurrent-events table's columns: death, each intercurrent event
+    of the trial file (its label), withdrawal."""
+    return [DEATH] + [e.label for e in trial.intercurrent_events] + [WITHDRAWAL]
+
+
+def _code(trial: Trial, paramcd: str | None) -> str:
+    return trial.lead_tte.code if paramcd is None else paramcd
+
+
+def no_events(adtte: pd.DataFrame, trial: Trial, paramcd: str | None = None) -> bool:
+    """Whether the parameter has no event at all (e.g. a trial that recorded no deaths): nothing is estimable."""
+    return int(_arm_data(adtte, _code(trial, paramcd))["EVENT"].sum()) == 0
 
 
 def _arm_data(adtte: pd.DataFrame, paramcd: str) -> pd.DataFrame:
@@ -81,8 +96,9 @@ def kaplan_meier(time, event, alpha: float = 0.05) -> pd.DataFrame:
     return pd.concat([start, table[table["TIME"] > 0]], ignore_index=True)
 
 
-def km_by_arm(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS") -> pd.DataFrame:
+def km_by_arm(adtte: pd.DataFrame, trial: Trial, paramcd: str | None = None) -> pd.DataFrame:
     """Kaplan-Meier tables of one ADTTE parameter, one block per arm (ARM = label), in trial order."""
+    paramcd = _code(trial, paramcd)
     d = _arm_data(adtte, paramcd)
     blocks = [kaplan_meier(g["TIME"], g["EVENT"]).assign(ARM=arm.label)
               for arm in trial.arms for g in [d[d["ARM"] == arm.label]] if len(g)]
@@ -121,8 +137,9 @@ def risk_days(trial: Trial, max_columns: int = 8) -> list[int]:
     return [int(d) for d in np.arange(0, trial.horizon_days + 1, risk_step(trial, max_columns))]
 
 
-def event_counts(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS") -> pd.DataFrame:
+def event_counts(adtte: pd.DataFrame, trial: Trial, paramcd: str | None = None) -> pd.DataFrame:
     """Per arm: participants, events and censorings by reason (EVNTDESC), in trial order."""
+    paramcd = _code(trial, paramcd)
     d = _arm_data(adtte, paramcd)
     reasons = sorted(d.loc[d["EVENT"] == 0, "EVNTDESC"].unique())
     rows = []
@@ -139,8 +156,9 @@ def _design(d: pd.DataFrame, trial: Trial) -> tuple[np.ndarray, list[str]]:
     return x, [a.label for a in trial.experimental_arms]
 
 
-def logrank(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS", strata: str | None = None) -> dict:
+def logrank(adtte: pd.DataFrame, trial: Trial, paramcd: str | None = None, strata: str | None = None) -> dict:
     """Log-rank test of equal survival across arms (statsmodels ``survdiff``), optionally stratified by an ADTTE column."""
+    paramcd = _code(trial, paramcd)
     d = _arm_data(adtte, paramcd)
     st = None if strata is None else adtte.loc[adtte["PARAMCD"] == paramcd, strata].to_numpy()
     if d["EVENT"].sum() == 0:
@@ -149,12 +167,13 @@ def logrank(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS", strata: str 
     return {"CHISQ": float(chisq), "DF": d["ARM"].nunique() - 1, "PVALUE": float(p)}
 
 
-def cox_hr(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS", strata: str | None = None) -> pd.DataFrame:
+def cox_hr(adtte: pd.DataFrame, trial: Trial, paramcd: str | None = None, strata: str | None = None) -> pd.DataFrame:
     """Hazard ratio of each arm vs the control arm: Cox model with Efron ties (statsmodels ``PHReg``), Wald 95% CI.
 
     Not estimable (NaN, with the reason) when an arm compared has no event: the partial
     likelihood then has no finite maximum.
     """
+    paramcd = _code(trial, paramcd)
     d = _arm_data(adtte, paramcd)
     x, labels = _design(d, trial)
     control = trial.control.label
@@ -176,7 +195,7 @@ def cox_hr(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS", strata: str |
     return pd.DataFrame(rows)
 
 
-def survival_at_horizon(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS") -> pd.DataFrame:
+def survival_at_horizon(adtte: pd.DataFrame, trial: Trial, paramcd: str | None = None) -> pd.DataFrame:
     """Kaplan-Meier S(horizon) per arm (log-log 95% CI) and each arm minus control (Greenwood SEs, Wald 95% CI).
 
     S(horizon) is not estimable (missing) in an arm where nobody was followed to the horizon and the curve
@@ -184,6 +203,7 @@ def survival_at_horizon(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS") 
 
     Difference CI: (S1 - S0) +/- z sqrt(SE1^2 + SE0^2), independent arms (Klein and Moeschberger 2003, sec. 7.8).
     """
+    paramcd = _code(trial, paramcd)
     km = km_by_arm(adtte, trial, paramcd)
     h = trial.horizon_days
     rows = []
@@ -205,10 +225,11 @@ def survival_at_horizon(adtte: pd.DataFrame, trial: Trial, paramcd: str = "OS") 
     return pd.DataFrame(rows)
 
 
-def status_at_horizon(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, paramcd: str = "OS") -> pd.DataFrame:
-    """Each participant's status at the horizon: Event (by then; death for OS), Event-free (followed to the
-    horizon, or completed the study at the visit that assesses it), else Unknown (censored earlier: transplant for
-    OS, withdrawal, a cut-off, or a study that ended before the participant reached the horizon)."""
+def status_at_horizon(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, paramcd: str | None = None) -> pd.DataFrame:
+    """Each participant's status at the horizon: Event (by then), Event-free (followed to the horizon, or completed
+    the study at the visit that assesses it), else Unknown (censored earlier: a censoring intercurrent event,
+    withdrawal, a cut-off, or a study that ended before the participant reached the horizon)."""
+    paramcd = _code(trial, paramcd)
     d = _arm_data(adtte, paramcd)
     completed = d["USUBJID"].map(adsl.set_index("USUBJID")["EOSSTT"]).eq("COMPLETED")
     followed = (d["TIME"] >= trial.horizon_days) | (completed & (d["TIME"] >= trial.horizon_assessed_from))
@@ -219,14 +240,15 @@ def status_at_horizon(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, par
 FISHER_NOT_ESTIMABLE = "not estimable: an arm has no participant whose status at the horizon is known"
 
 
-def fisher_survivors(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, paramcd: str = "OS") -> pd.DataFrame:
-    """Event-free (for OS: alive) at the horizon by arm, and Fisher's exact test (two-sided, scipy) of each
+def fisher_survivors(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, paramcd: str | None = None) -> pd.DataFrame:
+    """Event-free (for survival: alive) at the horizon by arm, and Fisher's exact test (two-sided, scipy) of each
     arm vs control on the 2 x 2 table of event-free / event; the odds ratio is of being event-free.
 
     Participants whose status at the horizon is unknown are left out of the table. When it leaves an arm with
     nobody (e.g. at an interim cut-off no one followed to the horizon), the test is not estimable: ODDS_RATIO and
     PVALUE are NaN and NOT_ESTIMABLE gives the reason (else "").
     """
+    paramcd = _code(trial, paramcd)
     st = status_at_horizon(adtte, adsl, trial, paramcd)
     counts = pd.crosstab(st["ARM"], st["STATUS"]).reindex(index=[a.label for a in trial.arms],
                                                            columns=list(STATUSES)).fillna(0).astype(int)
@@ -246,9 +268,11 @@ def fisher_survivors(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, para
 
 
 def survival_results(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial,
-                     paramcds: tuple[str, ...] = ("OS", "TFS")) -> pd.DataFrame:
-    """Tidy results of the chapter, one row per estimate: PARAMCD, ANALYSIS, ARM, REFERENCE, ESTIMATE, LCL, UCL, PVALUE, EVENTS, N."""
+                     paramcds: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Tidy results of the chapter, one row per estimate: PARAMCD, ANALYSIS, ARM, REFERENCE, ESTIMATE, LCL, UCL, PVALUE,
+    EVENTS, N; for ``paramcds`` (default: every time-to-event endpoint of the trial file)."""
     h = trial.horizon_days
+    paramcds = tuple(t.code for t in trial.time_to_event) if paramcds is None else paramcds
     km_name = {"survival": KM_SURVIVAL, "difference": KM_DIFFERENCE}
     rows = []
     for p in paramcds:
@@ -279,11 +303,12 @@ def survival_results(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial,
 
 
 def intercurrent_events(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
-    """By arm (as randomized) and visit: follow-up ended before the visit by death, transplant or
-    withdrawal (cumulative), visits not yet due at an interim cut-off, and visits missed by those still
-    expected (``cohort.visit_status`` rule)."""
+    """By arm (as randomized) and visit: follow-up ended before the visit by death, an intercurrent event of the trial
+    file or withdrawal (cumulative; columns ``causes``), visits not yet due at an interim cut-off, and visits missed
+    by those still expected (``cohort.visit_status`` rule)."""
     status = cohort.visit_status(adsl, adlb, trial)
-    status["cause"] = status["reason"].map({"DEATH": DEATH, "LIVER TRANSPLANT": TRANSPLANT})
+    status["cause"] = status["reason"].map({"DEATH": DEATH} | {e.label.upper(): e.label
+                                                               for e in trial.intercurrent_events})
     status.loc[status["ended"] & status["cause"].isna(), "cause"] = WITHDRAWAL
     rows = []
     for arm in trial.arms:
@@ -291,7 +316,7 @@ def intercurrent_events(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) ->
             d = status[(status["ARMCD"] == arm.code) & (status["Visit"] == v.label)]
             expected = d["expected"]
             rows.append({"Arm": arm.label, "Visit": v.label, "Randomized": len(d)}
-                        | {cause: int((d["cause"] == cause).sum()) for cause in CAUSES}
+                        | {cause: int((d["cause"] == cause).sum()) for cause in causes(trial)}
                         | {NOT_YET_DUE: int(d["not_yet_due"].sum()), EXPECTED: int(expected.sum()),
                            MISSED: int((expected & ~d["attended"]).sum())})
     return pd.DataFrame(rows)

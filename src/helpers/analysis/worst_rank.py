@@ -1,5 +1,5 @@
-"""The worst-rank composite: death (and transplant, when the trial file counts it as an event) before
-the last visit ranks below every observed change; arms compared by the win probability."""
+"""The worst-rank composite: death (and each intercurrent event that the primary time-to-event endpoint counts as an
+event) before the last visit ranks below every observed change; arms compared by the win probability."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,10 +7,20 @@ import pandas as pd
 from scipy import stats
 
 from helpers.analysis.imputation import worse_sign
+from helpers.data.adam import intercurrent_columns
 from helpers.trial import Trial, Visit
 
-OBSERVED, DEATH, TRANSPLANT, MISSING = "observed", "death", "transplant", "missing"
-CATEGORIES = (OBSERVED, DEATH, TRANSPLANT, MISSING)
+OBSERVED, DEATH, MISSING = "observed", "death", "missing"
+
+
+def ranked_events(trial: Trial) -> list[str]:
+    """The intercurrent events ranked with the deaths: those the lead time-to-event endpoint counts as events."""
+    return [e.code for e in trial.intercurrent_events if trial.counts_as_event(e.code)]
+
+
+def categories(trial: Trial) -> list[str]:
+    """Worst-rank categories: observed, death, each ranked intercurrent event (its code in lower case), missing."""
+    return [OBSERVED, DEATH] + [c.lower() for c in ranked_events(trial)] + [MISSING]
 
 
 def _days(later: pd.Series, earlier: pd.Series) -> pd.Series:
@@ -19,11 +29,11 @@ def _days(later: pd.Series, earlier: pd.Series) -> pd.Series:
 
 def worst_rank_scores(wide: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, paramcd: str,
                       visit: Visit | None = None) -> pd.DataFrame:
-    """Per participant of ``change_wide``: the category (observed, death, transplant, missing) and a
-    score where larger is worse. Observed changes at the visit (default: the last) keep their order
-    (sign-adjusted so larger is worse); a participant without a value at the visit who died by the end of
-    its window (or was transplanted, when transplantation does not censor) scores worse than any observed
-    change, earlier events (days from randomization) worse; the others are missing (score nan)."""
+    """Per participant of ``change_wide``: the category (``categories``) and a score where larger is worse. Observed
+    changes at the visit (default: the last) keep their order (sign-adjusted so larger is worse); a participant
+    without a value at the visit who died by the end of its window (or had an intercurrent event the primary
+    time-to-event endpoint counts as an event, ``ranked_events``) scores worse than any observed change, earlier
+    events (days from randomization) worse; the others are missing (score nan)."""
     visit = visit or trial.last_visit
     sign = worse_sign(trial, paramcd)
     sl = adsl.set_index("USUBJID").loc[wide["USUBJID"]]
@@ -31,15 +41,19 @@ def worst_rank_scores(wide: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, para
     value = wide[visit.label].to_numpy(dtype=float)
     observed = ~np.isnan(value)
     died = (sl["DTHFL"].eq("Y") & (sl["DTHDT"] <= window_end)).to_numpy() & ~observed
-    tx_as_event = not trial.censors_transplant
-    transplanted = (sl["LTXFL"].eq("Y") & (sl["LTXDT"] <= window_end)).to_numpy() & ~observed & ~died & tx_as_event
-    day = np.where(died, _days(sl["DTHDT"], sl["RANDDT"]), np.where(transplanted, _days(sl["LTXDT"], sl["RANDDT"]), np.nan))
-    event = died | transplanted
+    day = np.where(died, _days(sl["DTHDT"], sl["RANDDT"]), np.nan)
+    event, conditions, names = died.copy(), [observed, died], [OBSERVED, DEATH]
+    columns = intercurrent_columns(trial)
+    for code in ranked_events(trial):
+        date, flag = columns[code]
+        had = (sl[flag].eq("Y") & (sl[date] <= window_end)).to_numpy() & ~observed & ~event
+        day = np.where(had, _days(sl[date], sl["RANDDT"]), day)
+        event, conditions, names = event | had, conditions + [had], names + [code.lower()]
     score = np.where(observed, sign * value, np.nan)
     if event.any():
         top = np.nanmax(score) + 1 if observed.any() else 0.0
         score = np.where(event, top + (np.nanmax(day) - day), score)
-    category = np.select([observed, died, transplanted], [OBSERVED, DEATH, TRANSPLANT], MISSING)
+    category = np.select(conditions, names, MISSING)
     return pd.DataFrame({"USUBJID": wide["USUBJID"].to_numpy(), "TRT01P": wide["TRT01P"].to_numpy(),
                          "CHG": value, "CATEGORY": category, "EVENT_DAY": day, "SCORE": score})
 
@@ -78,8 +92,8 @@ def worst_rank(scores: pd.DataFrame, trial: Trial, level: float = 0.95) -> pd.Da
 
 
 def worst_rank_counts(scores: pd.DataFrame, trial: Trial) -> pd.DataFrame:
-    """Participants per arm by worst-rank category (observed, death, transplant, missing)."""
+    """Participants per arm by worst-rank category (``categories``)."""
     t = pd.crosstab(scores["CATEGORY"], scores["TRT01P"]).reindex(
-        index=list(CATEGORIES), columns=[a.label for a in trial.arm_order], fill_value=0)
+        index=categories(trial), columns=[a.label for a in trial.arm_order], fill_value=0)
     t.index.name, t.columns.name = "CATEGORY", None
     return t.reset_index()

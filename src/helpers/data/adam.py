@@ -53,35 +53,54 @@ def _first_event(events: pd.DataFrame, kind: str) -> pd.DataFrame:
     return ev.drop_duplicates("subject_id").set_index("subject_id")
 
 
-def derive_disposition(adsl: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
-    """ADSL with death, transplant and end-of-study status: DTHDT, DTHFL, DTHCAUS, LTXDT, LTXFL, EOSSTT, DCSREAS, EOSDT.
+def intercurrent_columns(trial: Trial) -> dict[str, tuple[str, str]]:
+    """ADSL's date and flag column of each intercurrent event the trial file declares, in its order:
+    ``{code: ("ICE1DT", "ICE1FL"), ...}`` (generic names, so that they fit XPT's 8 characters for any event)."""
+    return {e.code: (f"ICE{i}DT", f"ICE{i}FL") for i, e in enumerate(trial.intercurrent_events, start=1)}
 
-    Rule: the first DEATH, TRANSPLANT, WITHDRAWAL and COMPLETED record of the events file. A participant
-    whose follow-up ended early is DISCONTINUED with the reason that ranks first: death, then liver
-    transplant, then the withdrawal reason; COMPLETED needs a completion record and no such end;
-    anyone else is ONGOING (at an interim cut-off). EOSDT is the completion date, else the date of
-    death, transplant or withdrawal.
+
+def event_date_column(trial: Trial, code: str) -> str:
+    """ADSL's date column of an event type that can end a time to event: DTHDT for death, ICEnDT otherwise."""
+    return "DTHDT" if code == "DEATH" else intercurrent_columns(trial)[code][0]
+
+
+def derive_disposition(adsl: pd.DataFrame, events: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """ADSL with death, intercurrent-event and end-of-study status: DTHDT, DTHFL, DTHCAUS, ICEnDT and ICEnFL per
+    intercurrent event of the trial file (``intercurrent_columns``), EOSSTT, DCSREAS, EOSDT.
+
+    Rule: the first DEATH, intercurrent, WITHDRAWAL and COMPLETED record of the events file. A participant
+    whose follow-up ended early is DISCONTINUED with the reason that ranks first: death, then the intercurrent
+    events in the trial file's order (DCSREAS their label in upper case), then the withdrawal reason; COMPLETED
+    needs a completion record and no such end; anyone else is ONGOING (at an interim cut-off). EOSDT is the
+    completion date, else the date of death, of an intercurrent event or of withdrawal.
     Source: CDISC ADaM IG (ADSL EOSSTT, DCSREAS, DTHFL). Why: one priority for every chapter (the CONSORT
     flow and visit completeness read these columns, they do not re-derive them).
     """
-    death, tx = _first_event(events, "DEATH"), _first_event(events, "TRANSPLANT")
+    death = _first_event(events, "DEATH")
     wd, done = _first_event(events, "WITHDRAWAL"), _first_event(events, "COMPLETED")
     sid = adsl["SUBJID"]
     out = adsl.copy()
     out["DTHDT"] = lookup(sid, death["start_date"])
     out["DTHFL"] = np.where(out["DTHDT"].notna(), "Y", "N")
     out["DTHCAUS"] = lookup(sid, death["term"])
-    out["LTXDT"] = lookup(sid, tx["start_date"])
-    out["LTXFL"] = np.where(out["LTXDT"].notna(), "Y", "N")
+    ice = []
+    for code, (date_col, flag_col) in intercurrent_columns(trial).items():
+        first = _first_event(events, code)
+        out[date_col] = lookup(sid, first["start_date"])
+        out[flag_col] = np.where(out[date_col].notna(), "Y", "N")
+        ice.append((code, first))
     reason = pd.Series(pd.NA, index=out.index, dtype="object")
     reason = reason.mask(sid.isin(wd.index), lookup(sid, wd["term"]).astype("string").str.upper())
-    reason = reason.mask(sid.isin(tx.index), "LIVER TRANSPLANT")
+    for code, first in reversed(ice):
+        reason = reason.mask(sid.isin(first.index), trial.event_label(code).upper())
     reason = reason.mask(sid.isin(death.index), "DEATH")
     out["EOSSTT"] = np.select([sid.isin(done.index) & reason.isna(), reason.notna()],
                               ["COMPLETED", "DISCONTINUED"], "ONGOING")
     out["DCSREAS"] = reason
-    out["EOSDT"] = (lookup(sid, done["start_date"]).fillna(out["DTHDT"]).fillna(out["LTXDT"])
-                    .fillna(lookup(sid, wd["start_date"])))
+    eosdt = lookup(sid, done["start_date"]).fillna(out["DTHDT"])
+    for date_col, _ in intercurrent_columns(trial).values():
+        eosdt = eosdt.fillna(out[date_col])
+    out["EOSDT"] = eosdt.fillna(lookup(sid, wd["start_date"]))
     return out
 
 
@@ -146,7 +165,7 @@ def build_adsl(export: Export, trial: Trial) -> pd.DataFrame:
     adsl["ITTFL"] = "Y"
     adsl["SAFFL"] = np.where(adsl["TRTSDT"].notna(), "Y", "N")
     adsl["DCUTDT"] = pd.Timestamp(trial.cutoff) if trial.cutoff else pd.NaT
-    adsl = derive_disposition(adsl, export["events"])
+    adsl = derive_disposition(adsl, export["events"], trial)
     adsl["LSTALVDT"] = adsl["SUBJID"].map(derive_last_alive(export))
     adsl["LSTALVDT"] = adsl["LSTALVDT"].where(adsl["DTHDT"].isna(), adsl["DTHDT"])
     return adsl
@@ -329,33 +348,41 @@ def analysis_records(adlb: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_adtte(adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
-    """Time-to-event dataset from randomization (days, AVAL = ADT - STARTDT + 1), administratively censored at the horizon.
+    """Time-to-event dataset from randomization (days, AVAL = ADT - STARTDT + 1), administratively censored at the
+    horizon: one parameter per ``time_to_event`` entry of the trial file, in its order.
 
-    OS: event death; censored at liver transplant when the trial file says so, otherwise at last
-    known alive. TFS (transplant-free survival): event death or transplant. At an interim look
-    (data cut-off), a participant still in follow-up is censored at the cut-off or at last contact,
-    whichever is earlier (EVNTDESC "ONGOING AT DATA CUT-OFF").
+    Rule (as admiral's event and censoring sources): the event is the first of the entry's event types (ties: the
+    first listed); the first of its censoring event types, when strictly earlier, censors at its date; otherwise
+    the participant is censored at the last contact. EVNTDESC is the event type's label in upper case, else
+    "LAST KNOWN ALIVE". At an interim look (data cut-off), a participant still in follow-up is censored at the
+    cut-off or at last contact, whichever is earlier (EVNTDESC "ONGOING AT DATA CUT-OFF").
     """
-    horizon = trial.horizon_days
-    censor_at_tx = trial.censors_transplant
     start = adsl["RANDDT"]
     ongoing = adsl["EOSSTT"].eq("ONGOING") & adsl["DCUTDT"].notna()
     last_contact = adsl["LSTALVDT"].where(~ongoing, adsl[["LSTALVDT", "DCUTDT"]].min(axis=1))
-    alive = np.where(ongoing, "ONGOING AT DATA CUT-OFF", "LAST KNOWN ALIVE")
+    alive = pd.Series(np.where(ongoing, "ONGOING AT DATA CUT-OFF", "LAST KNOWN ALIVE"), index=adsl.index)
     rows = []
-    os_event = adsl["DTHDT"].notna() & ~(censor_at_tx & (adsl["LTXDT"] < adsl["DTHDT"]))
-    os_cens_date = adsl["LTXDT"].where(censor_at_tx & adsl["LTXDT"].notna(), last_contact)
-    rows.append(_tte("OS", trial.primary_endpoint.label, adsl, start,
-                     os_event, adsl["DTHDT"].where(os_event, os_cens_date), horizon,
-                     np.where(os_event, "DEATH", np.where(censor_at_tx & adsl["LTXDT"].notna(),
-                                                          "LIVER TRANSPLANT", alive))))
-    tfs_date = pd.concat([adsl["DTHDT"], adsl["LTXDT"]], axis=1).min(axis=1)
-    tfs_event = tfs_date.notna()
-    rows.append(_tte("TFS", "Transplant-free survival", adsl, start, tfs_event,
-                     tfs_date.where(tfs_event, last_contact), horizon,
-                     np.where(adsl["LTXDT"].notna() & (adsl["LTXDT"] == tfs_date), "LIVER TRANSPLANT",
-                              np.where(tfs_event, "DEATH", alive))))
+    for t in trial.time_to_event:
+        event_date, event_desc = _first_of(adsl, trial, t.events)
+        censor_date, censor_desc = _first_of(adsl, trial, t.censors)
+        event = event_date.notna() & ~(censor_date < event_date)
+        censored_by = censor_date.notna() & ~event
+        date = event_date.where(event, censor_date.where(censored_by, last_contact))
+        desc = event_desc.where(event, censor_desc.where(censored_by, alive))
+        rows.append(_tte(t.code, t.label, adsl, start, event, date, trial.horizon_days, desc))
     return pd.concat(rows, ignore_index=True)
+
+
+def _first_of(adsl: pd.DataFrame, trial: Trial, codes: tuple[str, ...]) -> tuple[pd.Series, pd.Series]:
+    """Per participant, the date of the first of ``codes`` (event types) and its label in upper case (ties: the
+    first listed); missing where none happened."""
+    date = pd.Series(pd.NaT, index=adsl.index, dtype="datetime64[ns]")
+    desc = pd.Series(pd.NA, index=adsl.index, dtype="object")
+    for code in codes:
+        d = pd.to_datetime(adsl[event_date_column(trial, code)])
+        earlier = d.notna() & ~(date <= d)
+        date, desc = date.where(~earlier, d), desc.where(~earlier, trial.event_label(code).upper())
+    return date, desc
 
 
 def _tte(paramcd, param, adsl, start, event, date, horizon, desc) -> pd.DataFrame:
@@ -367,7 +394,7 @@ def _tte(paramcd, param, adsl, start, event, date, horizon, desc) -> pd.DataFram
         "ADT": date.where(~beyond, start + pd.Timedelta(days=horizon - 1)),
         "AVAL": aval.clip(upper=horizon).astype("Int64"),
         "CNSR": np.where(event & ~beyond, 0, 1),
-        "EVNTDESC": np.where(beyond, "ALIVE AT HORIZON", desc),
+        "EVNTDESC": np.where(beyond, "ALIVE AT HORIZON", np.asarray(desc, dtype=object)),
     })
 
 

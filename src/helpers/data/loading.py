@@ -560,10 +560,10 @@ def _links(tables: dict[str, pd.DataFrame], names: dict[str, str]) -> list[Probl
 
 
 @_needs("events")
-def _event_dates(tables: dict[str, pd.DataFrame], names: dict[str, str]) -> list[Problem]:
+def _event_dates(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Trial) -> list[Problem]:
     """Events in order: an adverse event ends after it starts, one death, nothing after death; nothing in labs or
-    clinical (where present) after death, transplant or withdrawal; no end of follow-up before randomization
-    (where the randomization log is present)."""
+    clinical (where present) after an early end of follow-up (death, an intercurrent event, withdrawal:
+    ``Trial.early_end_codes``); no end of follow-up before randomization (where the randomization log is present)."""
     errors = []
     ev = tables["events"]
     events = names.get("events", "events.csv")
@@ -571,17 +571,19 @@ def _event_dates(tables: dict[str, pd.DataFrame], names: dict[str, str]) -> list
     for i in ev.index[ae_end.fillna(False).astype(bool)]:
         errors.append(Problem(events, i + 2, "end_date", "date_order",
                               f"ends ({ev.at[i, 'end_date'].date()}) before it starts ({ev.at[i, 'start_date'].date()})"))
-    ends = ev[ev["event_type"].isin(["DEATH", "TRANSPLANT", "WITHDRAWAL"])]
-    end_date = ends.groupby("subject_id")["start_date"].min()
+    ends = ev[ev["event_type"].isin(trial.early_end_codes)].sort_values("start_date", kind="stable")
+    first_end = ends.drop_duplicates("subject_id").set_index("subject_id")
+    end_date = first_end["start_date"]
     for name, date_col in (("labs", "lab_date"), ("clinical", "assessment_date")):
         if name not in tables:
             continue
         t = tables[name]
         limit = _at(t["subject_id"], end_date)
+        why = _at(t["subject_id"], first_end["event_type"])
         for i in t.index[(t[date_col] > limit).fillna(False).astype(bool)]:
             errors.append(Problem(names.get(name, f"{name}.csv"), i + 2, date_col, "after_end_of_follow_up",
-                                  f"{t.at[i, date_col].date()} is after the participant's death, transplant or "
-                                  f"withdrawal ({limit[i].date()})"))
+                                  f"{t.at[i, date_col].date()} is after the end of the participant's follow-up "
+                                  f"({trial.event_label(why[i]).lower()}, {limit[i].date()})"))
     deaths = ev[ev["event_type"] == "DEATH"]
     for i in deaths.index[deaths["subject_id"].notna() & deaths["subject_id"].duplicated()]:
         errors.append(Problem(events, i + 2, "event_type", "one_death", "second DEATH record"))
@@ -594,7 +596,7 @@ def _event_dates(tables: dict[str, pd.DataFrame], names: dict[str, str]) -> list
     if "randomization" not in tables:
         return errors
     rand_date = _at(ev["subject_id"], tables["randomization"].set_index("subject_id")["rand_date"])
-    ending = ev["event_type"].isin(["DEATH", "TRANSPLANT", "WITHDRAWAL", "COMPLETED"])
+    ending = ev["event_type"].isin(trial.end_of_follow_up_codes)
     for i in ev.index[(ending & (ev["start_date"] < rand_date)).fillna(False).astype(bool)]:
         errors.append(Problem(events, i + 2, "start_date", "date_order",
                               f"{ev.at[i, 'event_type']} on {ev.at[i, 'start_date'].date()}, before randomization "
@@ -715,14 +717,11 @@ def _adverse_event_collection(tables: dict[str, pd.DataFrame], names: dict[str, 
     return []
 
 
-END_OF_FOLLOW_UP = ("DEATH", "TRANSPLANT", "WITHDRAWAL", "COMPLETED")
-
-
 @_needs("randomization", "events")
 def _follow_up_ends(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: Trial,
                     failed: frozenset = frozenset()) -> list[Problem]:
     """In a final analysis (no cut-off) every randomized participant's follow-up ends in the events file: death,
-    transplant, withdrawal or completion. At an interim look a participant without one is ongoing. A participant
+    an intercurrent event, withdrawal or completion (``Trial.end_of_follow_up_codes``). At an interim look a participant without one is ongoing. A participant
     with an event whose type failed its check (``failed`` cells) may have one: not reported; an event without
     a participant could be anyone's: the rule is skipped."""
     if trial.cutoff is not None:
@@ -997,7 +996,7 @@ def validate_export(folder: str | Path, trial: Trial, export_date: dt.date | Non
     def run(rule, *args, skipped=None):
         return rule(tables, *args) if all(n in tables for n in rule.needs) else (skipped or [])
 
-    errors += run(_links, names) + run(_event_dates, names) + run(_identifiers_in_free_text, names, trial)
+    errors += run(_links, names) + run(_event_dates, names, trial) + run(_identifiers_in_free_text, names, trial)
     found, plausible = run(_plausibility, names, trial, export_date or dt.date.today())
     errors += found + run(_randomized_twice, names) + run(_consent, names, trial, failed)
     errors += run(_follow_up_ends, names, trial, failed) + run(_cutoff_before_randomization, names, trial)

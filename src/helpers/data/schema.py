@@ -87,14 +87,15 @@ RULES = {
     "foreign_key": ("error", "a record of a participant never randomized (or a randomized person never screened)"),
     "date_order": ("error", "an event ending before it starts, or follow-up ending before randomization"),
     "one_death": ("error", "a participant dies once"),
-    "after_end_of_follow_up": ("error", "a visit after death, transplant or withdrawal"),
+    "after_end_of_follow_up": ("error", "a visit after death, an intercurrent event of the trial file or withdrawal"),
     "after_death": ("error", "an event after the participant's death"),
     "future_date": ("error", "a date after the export date is a typing error (it would make a death invisible)"),
     "randomized_twice": ("error", "one person (same screening number, ID number, or name and birth date) randomized "
                                   "twice would be counted as two participants"),
     "randomized_without_consent": ("error", "a participant randomized without informed consent (consent flag not Y)"),
-    "no_end_of_follow_up": ("error", "in a final analysis (no cut-off) a participant without death, transplant, withdrawal "
-                                     "or completion would be counted alive and ongoing"),
+    "no_end_of_follow_up": ("error", "in a final analysis (no cut-off) a participant without death, an intercurrent "
+                                     "event of the trial file, withdrawal or completion would be counted alive and "
+                                     "ongoing"),
     "cutoff_before_randomization": ("error", "a data cut-off before the first randomization leaves nobody to analyse"),
     "unit_mixup": ("error", "a value off by a unit's factor from the participant's values just before and after it "
                             "(which agree once it is converted) was reported in another unit"),

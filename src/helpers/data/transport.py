@@ -52,8 +52,6 @@ VARIABLES = {
     "DTHDT": ("Date of Death", "D"),
     "DTHFL": ("Subject Death Flag", "C"),
     "DTHCAUS": ("Cause of Death", "C"),
-    "LTXDT": ("Date of Liver Transplant", "D"),
-    "LTXFL": ("Liver Transplant Flag", "C"),
     "EOSSTT": ("End of Study Status", "C"),
     "DCSREAS": ("Reason for Discontinuation from Study", "C"),
     "EOSDT": ("End of Study Date", "D"),
@@ -113,10 +111,27 @@ def covariate_variables(trial: Trial) -> dict[str, tuple[str, str]]:
     return out
 
 
+_INTERCURRENT = re.compile(r"^ICE(\d+)(DT|FL)$")
+
+
+def intercurrent_variables(adsl: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """Labels of ADSL's ``ICEnDT`` / ``ICEnFL`` columns: date and flag of the trial file's n-th intercurrent event
+    (``helpers.data.adam.intercurrent_columns``)."""
+    out = {}
+    for column in adsl.columns:
+        m = _INTERCURRENT.match(column)
+        if m:
+            n, kind = m.groups()
+            out[column] = (f"Date of Intercurrent Event {n}", "D") if kind == "DT" else \
+                (f"Intercurrent Event {n} Flag", "C")
+    return out
+
+
 def variable_specs(adam: dict[str, pd.DataFrame], trial: Trial | None = None) -> dict[str, tuple[str, str]]:
-    """Label and type of every variable the datasets may hold: ``VARIABLES``, the baseline-value rule and the
-    trial file's baseline covariates."""
+    """Label and type of every variable the datasets may hold: ``VARIABLES``, the baseline-value rule, the
+    intercurrent-event columns and the trial file's baseline covariates."""
     extra = baseline_variables(adam["adlb"]) if "adlb" in adam else {}
+    extra |= intercurrent_variables(adam["adsl"]) if "adsl" in adam else {}
     covariates = covariate_variables(trial) if trial is not None else {}
     return extra | covariates | VARIABLES
 

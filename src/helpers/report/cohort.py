@@ -6,6 +6,7 @@ import pandas as pd
 
 from helpers.analysis.cohort import arm_n, missingness_by_visit
 from helpers.data.loading import Export, summary_by_rule
+from helpers.report.prose import early_ends_text
 from helpers.report.tables import fixed, n_pct
 from helpers.trial import Trial
 
@@ -70,9 +71,9 @@ def disposition(adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
 def chapter_numbers(export: Export, adsl: pd.DataFrame, adlb_all: pd.DataFrame, trial: Trial,
                     source: str) -> dict[str, object]:
     """The numbers chapter 1's text quotes, by glue name: data source, screened, randomized (per arm),
-    validation warnings, and laboratory values expected and missing at scheduled visits."""
+    validation warnings, laboratory values expected and missing at scheduled visits, and the early ends of follow-up."""
     missing = missingness_by_visit(adlb_all, trial)
     return {"source": source, "n_screened": len(export["screening"]), "n_randomized": len(adsl),
             "n_per_arm": ", ".join(f"{n} to {label}" for label, n in arm_n(adsl, trial).items()),
             "n_warnings": len(export.warnings), "n_missing": int(missing["Missing"].sum()),
-            "n_values": int(missing["Records"].sum())}
+            "n_values": int(missing["Records"].sum()), "early_ends": early_ends_text(trial)}

@@ -287,7 +287,7 @@ def show_scenarios(oc: pd.DataFrame, trial: Trial) -> JournalTable:
     return journal_table(
         scenario_table(oc, t), "Scenarios simulated: the true effects and what they imply", "tab-design-scenarios",
         notes=(f"Hazard ratio of death, {t.experimental_arms[0].label} vs {t.control.label}, for the "
-               "arm received. Death by the horizon: with no transplant and no withdrawal (the hypothetical strategy of "
+               f"arm received. Death by the horizon: with no {' and no '.join(e.label.lower() for e in t.intercurrent_events + [t.event_type('WITHDRAWAL')])} (the hypothetical strategy of "
                "the survival chapter), as randomized. Effect on the key secondary endpoint: on its change from baseline "
                f"to {t.last_visit.label}, for the arm received; as randomized, diluted by the occasional participant who "
                "receives the other arm."))

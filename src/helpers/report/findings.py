@@ -59,6 +59,11 @@ def primary_sentence(d: Decision, surv: pd.DataFrame, mmrm: pd.DataFrame, trial:
                              f" with {r.ARM}" for r in km.itertuples())
     test = f"{TEST_NAMES[trial.primary_test]} {p_text(d.p_value)}" if not np.isnan(d.p_value) else \
         f"{TEST_NAMES[trial.primary_test]} not estimable"
+    if int(surv.loc[(surv["PARAMCD"] == pe.code) & (surv["ANALYSIS"] == survival.LOGRANK), "EVENTS"].sum()) == 0:
+        noun = "deaths" if trial.tte(pe.code).events == ("DEATH",) else "events"
+        return (f"The primary endpoint ({primary_what(trial)}) {verdict}: no {noun} were recorded in any arm by day "
+                f"{trial.horizon_days}, so no difference between the arms was shown and no effect can be estimated; "
+                f"{test} (two-sided level {trial.alpha:g}).")
     return (f"The primary endpoint ({primary_what(trial)}) {verdict}: survival at day {trial.horizon_days} was "
             f"{by_arm}; {test} (two-sided level {trial.alpha:g}).")
 

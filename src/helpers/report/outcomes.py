@@ -15,7 +15,7 @@ from helpers.analysis.outcomes import (
     holm_significant,
     intercurrent_counts,
 )
-from helpers.report.prose import estimate_text, format_p, population_text, primary_what
+from helpers.report.prose import estimate_text, format_p, population_text, primary_what, word_list
 from helpers.report.tables import JournalTable, fixed, journal_table, recorded_decimals
 from helpers.trial import Trial
 
@@ -116,6 +116,27 @@ def _classed(trial: Trial, paramcd: str | None):
     return found[0] if found else None
 
 
+def ends_or_missed(trial: Trial) -> str:
+    """'death, kidney failure, withdrawal or a missed visit': why a visit has no value."""
+    return word_list(["death"] + [e.label.lower() for e in trial.intercurrent_events] + ["withdrawal", "a missed visit"],
+                     "or")
+
+
+def intercurrent_numbers(adsl: pd.DataFrame, trial: Trial) -> dict[str, int | str]:
+    """The estimand's intercurrent events for the prose: ``n_deaths``, ``n_withdrawn``, ``intercurrent_text`` ('death
+    before a visit (3 participants died during follow-up), kidney failure (1) and withdrawal (2)') and
+    ``hypothetical_condition`` ('alive, free of kidney failure and in follow-up')."""
+    counts = intercurrent_counts(adsl, trial)
+    parts = ([f"death before a visit ({counts['n_deaths']} participants died during follow-up)"]
+             + [f"{e.label.lower()} ({counts[f'n_{e.code.lower()}']})" for e in trial.intercurrent_events]
+             + [f"withdrawal ({counts['n_withdrawn']})"])
+    free = word_list([e.label.lower() for e in trial.intercurrent_events], "or")
+    return {"n_deaths": counts["n_deaths"], "n_withdrawn": counts["n_withdrawn"],
+            "intercurrent_text": word_list(parts),
+            "hypothetical_condition": f"alive, free of {free} and in follow-up" if trial.intercurrent_events
+            else "alive and in follow-up"}
+
+
 def show_class_shift(results: dict[str, pd.DataFrame], header: dict[str, str], trial: Trial,
                      paramcd: str | None = None) -> JournalTable:
     """The class shift table of a derived parameter with classes (the registry's; default the trial's first), or a
@@ -127,8 +148,8 @@ def show_class_shift(results: dict[str, pd.DataFrame], header: dict[str, str], t
     notes = f"{p.classes.definition} " if p and p.classes.definition else ""
     return journal_table(shift, f"{title} shift from baseline to {trial.last_visit.label} by arm (participants)",
                          "tab-class-shift", group_columns=1, empty=f"{title} {NO_CLASSES}.",
-                         notes=notes + f"Not assessed: no {p.label if p else 'value'} at the visit (an intercurrent "
-                               "event, withdrawal or a missed visit).")
+                         notes=notes + f"Not assessed: no {p.label if p else 'value'} at the visit "
+                               f"({ends_or_missed(trial)}).")
 
 
 def show_best_class(results: dict[str, pd.DataFrame], header: dict[str, str], trial: Trial,
@@ -212,7 +233,7 @@ def chapter_numbers(results: dict[str, pd.DataFrame], adsl: pd.DataFrame, trial:
         "key_label": (f"the change in {trial.endpoint(trial.key_secondary).label} at {last.lower()}" if trial.key_secondary
                       else "none"),
         "log_endpoints": ", ".join(e.label.lower() for e in trial.endpoints if e.log),
-        **intercurrent_counts(adsl),
+        **intercurrent_numbers(adsl, trial),
         **key_secondary_numbers(mmrm, trial),
         "fallback_sentence": fallback_sentence(mmrm),
         "n_holm": len(holm),

@@ -68,3 +68,14 @@ def primary_what(trial: Trial) -> str:
     """The primary endpoint as prose names it: its label (time to event) or the change it tests (continuous)."""
     pe = trial.primary_endpoint
     return pe.label.lower() if pe.is_time_to_event else change_text(pe.code, trial.primary_visit.label, trial)
+
+
+def word_list(words: list[str], conjunction: str = "and") -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {conjunction} {words[-1]}"
+
+
+def early_ends_text(trial: Trial, conjunction: str = "or") -> str:
+    """The ends of follow-up before its planned end, in prose: 'death, kidney failure or withdrawal' (the trial
+    file's intercurrent events by their labels; just 'death or withdrawal' when it declares none)."""
+    return word_list(["death"] + [e.label.lower() for e in trial.intercurrent_events] + ["withdrawal"], conjunction)

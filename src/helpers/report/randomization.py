@@ -13,6 +13,7 @@ from helpers.analysis.allocation import (
     allocation_mismatches,
 )
 from helpers.data.randomization import list_file
+from helpers.report.prose import early_ends_text
 from helpers.trial import Trial
 
 
@@ -195,4 +196,5 @@ def chapter_numbers(trial: Trial, flow: pd.DataFrame, alloc: pd.DataFrame | None
         "n_balance_rows": len(balance),
         "n_above_chance": int((balance["abs_smd"] > balance["chance_p95"]).sum()),
         "max_smd": f"{balance['abs_smd'].max():.2f}",
+        "early_ends": early_ends_text(trial),
     }

@@ -21,11 +21,11 @@ from helpers.analysis.worst_rank import (
     DEATH,
     MISSING,
     OBSERVED,
-    TRANSPLANT,
+    ranked_events,
     worst_rank_counts,
 )
 from helpers.report.cohort import arm_header
-from helpers.report.prose import estimate_text, format_p, population_text
+from helpers.report.prose import early_ends_text, estimate_text, format_p, population_text, word_list
 from helpers.report.tables import JournalTable, journal_table
 from helpers.trial import Trial, shown_unit
 
@@ -126,11 +126,13 @@ def chapter_numbers(a: dict, adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Tria
         "experimental": " and ".join(experimental), "control": trial.control.label,
         "followup": followup_text(a["wide"], trial), "n_itt": len(a["wide"]),
         "n_missing_last": int(a["wide"][last].isna().sum()), "n_death_last": int(at_last[survival.DEATH].sum()),
-        "n_tx_last": int(at_last[survival.TRANSPLANT].sum()), "n_wd_last": int(at_last[survival.WITHDRAWAL].sum()),
+        "n_wd_last": int(at_last[survival.WITHDRAWAL].sum()),
+        **{f"n_{e.code.lower()}_last": int(at_last[e.label].sum()) for e in trial.intercurrent_events},
         "n_missed_last": int(at_last[survival.MISSED].sum()), "n_not_due_last": int(at_last[survival.NOT_YET_DUE].sum()),
-        "transplant_rule": "censor" if trial.censors_transplant else "event",
-        "transplant_handling": ("treated as missing, like a withdrawal, and left out of the ranking"
-                                if trial.censors_transplant else "ranked with the deaths, by day of transplantation"),
+        "ends_last": ends_by_visit_text(at_last, trial), "early_ends": early_ends_text(trial),
+        "hypothetical_condition": ("alive, free of " + word_list([e.label.lower() for e in trial.intercurrent_events], "or")
+                                   + " and in follow-up") if trial.intercurrent_events else "alive and in follow-up",
+        "ice_handling": ice_handling_text(trial),
         "mmrm_formula": outcomes.mmrm_formula(trial), "m": N_IMPUTATIONS, "mi_seed": MI_SEED, "burn_in": N_BURN_IN,
     }
     if "not_estimable" in a:
@@ -157,13 +159,36 @@ def chapter_numbers(a: dict, adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Tria
     }
 
 
+def ends_by_visit_text(at_visit: pd.DataFrame, trial: Trial) -> str:
+    """'3 participants had died, 1 had ended follow-up by kidney failure and 0 had withdrawn' (from one visit's rows
+    of ``survival.intercurrent_events``)."""
+    parts = [f"{int(at_visit[survival.DEATH].sum())} participants had died"]
+    parts += [f"{int(at_visit[e.label].sum())} had ended follow-up by {e.label.lower()}" for e in trial.intercurrent_events]
+    return word_list(parts + [f"{int(at_visit[survival.WITHDRAWAL].sum())} had withdrawn"])
+
+
+def ice_handling_text(trial: Trial) -> str:
+    """How the worst-rank composite treats each intercurrent event of the trial file (counted as an event of the
+    lead time-to-event endpoint: ranked with the deaths; otherwise missing, like a withdrawal)."""
+    ranked = set(ranked_events(trial))
+    tte = trial.lead_tte
+    sentences = [f"{e.label} follows the trial file ({tte.label.lower()} "
+                 + (f"counts it as an event): participants with {e.label.lower()} are ranked with the deaths, by its day"
+                    if e.code in ranked else
+                    f"does not count it as an event): participants with {e.label.lower()} are treated as missing, "
+                    "like a withdrawal, and left out of the ranking") + "."
+                 for e in trial.intercurrent_events]
+    return " ".join(sentences) or "Withdrawal is treated as missing and left out of the ranking."
+
+
 # ------------------------------------------------------------------ tables
 
 def worst_rank_table(scores: pd.DataFrame, trial: Trial, header: dict[str, str]) -> pd.DataFrame:
     """Participants in the worst-rank analysis by category (labelled for the report) and arm."""
     last = trial.last_visit.label
     labels = {OBSERVED: f"Value observed at {last}", DEATH: f"Died before {last} (ranked worst)",
-              TRANSPLANT: f"Transplanted before {last} (ranked with deaths)",
+              **{code.lower(): f"{trial.event_label(code)} before {last} (ranked with deaths)"
+                 for code in ranked_events(trial)},
               MISSING: "Missing for another reason (not ranked)"}
     counts = worst_rank_counts(scores, trial)
     counts["CATEGORY"] = counts["CATEGORY"].map(labels)

@@ -7,20 +7,54 @@ import pandas as pd
 from helpers.analysis import survival
 from helpers.report.cohort import arm_header
 from helpers.report.findings import TEST_NAMES
-from helpers.report.prose import estimate_text, format_p, whole_weeks
+from helpers.report.prose import estimate_text, format_p, whole_weeks, word_list
 from helpers.report.tables import JournalTable, journal_table, n_pct
-from helpers.trial import Trial
+from helpers.trial import TimeToEvent, Trial
 
-ENDPOINTS = ("OS", "TFS")
 ADEQUATE_EVENTS = "The number of events is adequate for the hazard ratio."
-SUMMARY_CAPTIONS = {
-    "OS": ("tab-os-summary", "Overall survival to day {horizon}: estimates and tests",
-           ("Survival difference: arm minus control, Wald interval with Greenwood standard errors. Hazard ratio "
-            "below 1 favours the first arm named. Fisher's exact test: two-sided, on participants alive or dead at the "
-            "horizon; Events / N for it counts those with a known status.")),
-    "TFS": ("tab-tfs-summary", "Transplant-free survival to day {horizon}: estimates and tests",
-            "As for overall survival, with death or liver transplantation as the event."),
-}
+LEAD = "tte"  # the lead time-to-event endpoint's tables and figure: tab-tte-summary, fig-km-tte, ...
+SUMMARY_NOTES = ("Survival difference: arm minus control, Wald interval with Greenwood standard errors. Hazard ratio "
+                 "below 1 favours the first arm named. Fisher's exact test: two-sided, on participants whose status at "
+                 "the horizon is known (event-free or event); Events / N for it counts those.")
+
+
+def reference_key(trial: Trial, paramcd: str) -> str:
+    """The key of an endpoint's tables and figure: ``LEAD`` for the lead time-to-event endpoint (the chapter's text
+    cites its tables by name), else the code in lower case."""
+    return LEAD if paramcd == trial.lead_tte.code else paramcd.lower()
+
+
+def event_noun(trial: Trial, paramcd: str) -> str:
+    """'deaths' when death is the endpoint's only event, else 'events'."""
+    return "deaths" if trial.tte(paramcd).events == ("DEATH",) else "events"
+
+
+def no_events_text(trial: Trial, paramcd: str) -> str:
+    """What the chapter says instead of estimates when the endpoint has no event: 'No deaths were recorded; ...'."""
+    return f"No {event_noun(trial, paramcd)} were recorded; survival estimates and tests are not shown (not estimable)"
+
+
+def events_text(tte: TimeToEvent, trial: Trial) -> str:
+    """'death or kidney failure, whichever came first': the endpoint's events in words."""
+    labels = [trial.event_label(c).lower() for c in tte.events]
+    return labels[0] if len(labels) == 1 else f"{word_list(labels, 'or')}, whichever came first"
+
+
+def censoring_text(tte: TimeToEvent, trial: Trial) -> str:
+    """How the endpoint's intercurrent events are handled, for the estimand: 'Kidney failure is censored at its
+    date, as the trial file specifies (...); withdrawal and loss to follow-up ...'."""
+    parts = []
+    for e in trial.intercurrent_events:
+        if e.code in tte.censors:
+            parts.append(f"{e.label} is censored at its date, as the trial file specifies (a hypothetical strategy: "
+                         f"the endpoint as if no {e.label.lower()} had happened)")
+        elif e.code in tte.events:
+            parts.append(f"{e.label} counts as an event, as the trial file specifies (a composite strategy)")
+        else:
+            parts.append(f"{e.label} does not end follow-up for this endpoint (a treatment-policy strategy)")
+    parts.append("withdrawal and loss to follow-up are censored at the last date the participant was known alive")
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
 
 
 def few_events_caution(n_events: int, threshold: int = survival.FEW_EVENTS) -> str:
@@ -31,10 +65,16 @@ def few_events_caution(n_events: int, threshold: int = survival.FEW_EVENTS) -> s
             "Wald interval unreliable; read it with the Kaplan-Meier curves and the exact test.")
 
 
-def prose_numbers(results: pd.DataFrame, paramcd: str) -> dict[str, str | int]:
-    """The numbers the chapter's text quotes for one endpoint, keyed '<paramcd>_<what>' for myst-nb glue."""
-    p = paramcd.lower()
+def prose_numbers(results: pd.DataFrame, paramcd: str, trial: Trial, prefix: str | None = None) -> dict[str, str | int]:
+    """The numbers the chapter's text quotes for one endpoint, keyed '<prefix>_<what>' (default prefix: the code in
+    lower case) for myst-nb glue. Without any event every estimate is 'not estimable' and says why."""
+    p = paramcd.lower() if prefix is None else prefix
     r = results[results["PARAMCD"] == paramcd]
+    noun = event_noun(trial, paramcd)
+    if int(r.loc[r["ANALYSIS"] == survival.LOGRANK, "EVENTS"].sum()) == 0:
+        why = f"not estimable: no {noun} were recorded"
+        return {f"{p}_surv": why, f"{p}_diff": why, f"{p}_logrank": why, f"{p}_hr": why,
+                f"{p}_events": f"0 {noun}", f"{p}_caution": "", f"{p}_fisher": why}
 
     def rows(prefix):
         return r[r["ANALYSIS"].str.startswith(prefix)]
@@ -54,7 +94,7 @@ def prose_numbers(results: pd.DataFrame, paramcd: str) -> dict[str, str | int]:
         f"{p}_hr": "; ".join(f"{a} vs {ref} {estimate_text(e, lo, hi)}"
                              for a, ref, e, lo, hi in zip(cox["ARM"], cox["REFERENCE"], cox["ESTIMATE"], cox["LCL"],
                                                           cox["UCL"])),
-        f"{p}_events": int(lr.EVENTS),
+        f"{p}_events": f"{int(lr.EVENTS)} {noun}",
         f"{p}_caution": few_events_caution(int(lr.EVENTS)) or ADEQUATE_EVENTS,
         f"{p}_fisher": "; ".join(f"{a} vs {ref} " + (f"P = {format_p(pv)}" if pd.notna(pv) else
                                                           f"P {survival.FISHER_NOT_ESTIMABLE}")
@@ -62,24 +102,46 @@ def prose_numbers(results: pd.DataFrame, paramcd: str) -> dict[str, str | int]:
     }
 
 
+def other_endpoints(trial: Trial) -> list[TimeToEvent]:
+    """The time-to-event endpoints after the lead one, in the trial file's order."""
+    return [t for t in trial.time_to_event if t.code != trial.lead_tte.code]
+
+
 def chapter_numbers(results: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, source: str) -> dict[str, str | int]:
-    """Every number and phrase the survival chapter's prose glues: both endpoints' results, the data
-    source, the horizon, the transplant rule, the control arm and the number randomized."""
-    out = {}
-    for paramcd in ENDPOINTS:
-        out |= prose_numbers(results, paramcd)
-    return out | {
+    """Every number and phrase the survival chapter's prose glues: the lead time-to-event endpoint's results (keys
+    'lead_...'), its definition and censoring rules, the other endpoints, the data source, the horizon, the control
+    arm and the number randomized."""
+    lead = trial.lead_tte
+    others = other_endpoints(trial)
+    return prose_numbers(results, lead.code, trial, "lead") | {
         "source": source, "horizon_days": trial.horizon_days, "horizon_weeks": whole_weeks(trial.horizon_days),
         "primary_test": TEST_NAMES[trial.primary_test],
-        "transplant_rule": ("censored at the date of transplantation" if trial.censors_transplant
-                            else "not censored (follow-up continues after transplantation)"),
+        "lead_label": lead.label, "lead_variable": f"time from randomization to {events_text(lead, trial)}",
+        "lead_censoring": censoring_text(lead, trial),
+        "other_endpoints": (" ".join(f"{t.label} ({events_text(t, trial)}) is reported as a further endpoint."
+                                     for t in others) or "It is the only time-to-event endpoint of the trial file."),
         "control": trial.control.label, "n_randomized": len(adsl),
     }
 
 
-def summary_table(results: pd.DataFrame, paramcd: str) -> pd.DataFrame:
-    """Report table of one endpoint's rows of ``survival_results``: analysis, arm or comparison, estimate (95% CI), P."""
+def other_endpoint_text(results: pd.DataFrame, tte: TimeToEvent, trial: Trial) -> str:
+    """The paragraph of a further time-to-event endpoint (markdown): its events and results."""
+    n = prose_numbers(results, tte.code, trial, "x")
+    if n["x_caution"] == "" and n["x_events"].startswith("0 "):
+        return f"{events_text(tte, trial).capitalize()} counted as events. {no_events_text(trial, tte.code)}."
+    return (f"{events_text(tte, trial).capitalize()} counted as events. {tte.label} at the horizon was {n['x_surv']}; "
+            f"the difference was {n['x_diff']}. Log-rank test: {n['x_logrank']}. Hazard ratio: {n['x_hr']}, from "
+            f"{n['x_events']}. {n['x_caution']}")
+
+
+def summary_table(results: pd.DataFrame, paramcd: str, trial: Trial | None = None) -> pd.DataFrame:
+    """Report table of one endpoint's rows of ``survival_results``: analysis, arm or comparison, estimate (95% CI), P;
+    with ``trial``, one row saying so when the endpoint has no event."""
     d = results[results["PARAMCD"] == paramcd]
+    if trial is not None and int(d.loc[d["ANALYSIS"] == survival.LOGRANK, "EVENTS"].sum()) == 0:
+        return pd.DataFrame([{"Analysis": no_events_text(trial, paramcd), "Arm or comparison": "all arms",
+                              "Estimate (95% CI)": "not estimable", "P value": "not estimable",
+                              "Events / N": f"0 / {int(d.loc[d['ANALYSIS'] == survival.LOGRANK, 'N'].sum())}"}])
     rows = []
     for r in d.itertuples():
         what = r.ARM if not r.REFERENCE else f"{r.ARM} vs {r.REFERENCE}"
@@ -112,10 +174,12 @@ def event_counts_table(counts: pd.DataFrame, header: dict[str, str], event: str 
 
 
 def vital_status_table(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, header: dict[str, str],
-                       paramcd: str = "OS") -> pd.DataFrame:
-    """Status at the horizon by arm, n (%) of those randomized: event-free, event, unknown (``status_at_horizon``)."""
+                       paramcd: str | None = None) -> pd.DataFrame:
+    """Status at the horizon by arm, n (%) of those randomized: event-free, event, unknown (``status_at_horizon``);
+    'Alive' and 'Died' when death is the endpoint's only event."""
+    paramcd = trial.lead_tte.code if paramcd is None else paramcd
     st = survival.status_at_horizon(adtte, adsl, trial, paramcd)
-    names = {survival.EVENT_FREE: "Alive", survival.EVENT: "Died"} if paramcd == "OS" else {}
+    names = {survival.EVENT_FREE: "Alive", survival.EVENT: "Died"} if event_noun(trial, paramcd) == "deaths" else {}
     rows = []
     for arm in trial.arms:
         s = st.loc[st["ARM"] == arm.label, "STATUS"]
@@ -136,39 +200,63 @@ def km_plot_table(km: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------------------ the chapter's tables
 
 def show_event_counts(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> JournalTable:
-    """deaths and censorings by arm (overall survival)."""
+    """events and censorings by arm (the lead time-to-event endpoint)."""
     header = arm_header(adsl, trial)
+    tte = trial.lead_tte
+    noun = event_noun(trial, tte.code)
+    censors = "".join(f" {trial.event_label(c)}: censored at its date." for c in tte.censors)
     return journal_table(
-        event_counts_table(survival.event_counts(adtte, trial, "OS"), header),
-        f"Deaths and censorings to day {trial.horizon_days} by arm (overall survival)", "tab-os-events",
+        event_counts_table(survival.event_counts(adtte, trial, tte.code), header, noun.capitalize()),
+        f"{noun.capitalize()} and censorings to day {trial.horizon_days} by arm ({tte.label.lower()})",
+        f"tab-{LEAD}-events",
         notes="Alive at horizon: followed beyond the horizon without the event, censored at the horizon. "
               "Last known alive: follow-up ended earlier (study completed just before the horizon, withdrawal or loss "
-              "to follow-up). Liver transplant: censored at transplantation.")
+              "to follow-up)." + censors)
 
 
 def show_km_numbers(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> JournalTable:
-    """the Kaplan-Meier estimates of overall survival the figure plots."""
+    """the Kaplan-Meier estimates of the lead time-to-event endpoint the figure plots."""
     header = arm_header(adsl, trial)
-    table = km_plot_table(survival.km_by_arm(adtte, trial, "OS"))
+    tte = trial.lead_tte
+    table = km_plot_table(survival.km_by_arm(adtte, trial, tte.code))
+    noun = event_noun(trial, tte.code)
     return journal_table(
         table.assign(Arm=table["Arm"].map(header)),
-        "Kaplan-Meier estimates of overall survival at each death (the data of the figure above)", "tab-km-os",
+        f"Kaplan-Meier estimates of {tte.label.lower()} at each {noun[:-1]} (the data of the figure above)",
+        f"tab-km-{LEAD}", empty=no_events_text(trial, tte.code) + ".",
         notes="Day: days since randomization (day 1). 95% CI: pointwise, log(-log) transform of the Greenwood variance.")
 
 
-def show_summary(results: pd.DataFrame, trial: Trial, paramcd: str) -> JournalTable:
-    """one endpoint's estimates and tests."""
-    name, caption, notes = SUMMARY_CAPTIONS[paramcd]
-    return journal_table(summary_table(results, paramcd), caption.format(horizon=trial.horizon_days), name, notes=notes)
+def show_summary(results: pd.DataFrame, trial: Trial, paramcd: str | None = None) -> JournalTable:
+    """one endpoint's estimates and tests (default: the lead time-to-event endpoint)."""
+    paramcd = trial.lead_tte.code if paramcd is None else paramcd
+    return journal_table(summary_table(results, paramcd, trial),
+                         f"{trial.tte(paramcd).label} to day {trial.horizon_days}: estimates and tests",
+                         f"tab-{reference_key(trial, paramcd)}-summary", notes=SUMMARY_NOTES)
 
 
 def show_vital_status(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> JournalTable:
-    """vital status at the horizon by arm, the data of Fisher's exact test."""
+    """status at the horizon by arm, the data of Fisher's exact test."""
+    censors = [trial.event_label(c).lower() for c in trial.lead_tte.censors]
     return journal_table(
-        vital_status_table(adtte, adsl, trial, arm_header(adsl, trial), "OS"),
+        vital_status_table(adtte, adsl, trial, arm_header(adsl, trial)),
         f"Vital status at day {trial.horizon_days} by arm, n (%) (the data of Fisher's exact test)", "tab-vital-status",
-        notes="Unknown: censored before the horizon without completing follow-up (liver transplantation, withdrawal); "
+        notes=f"Unknown: censored before the horizon without completing follow-up ({word_list(censors + ['withdrawal'], 'or')}); "
               "left out of the test.")
+
+
+def show_other_endpoints(results: pd.DataFrame, adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial,
+                         output_dir=None):
+    """Each further time-to-event endpoint: a heading, its paragraph, its Kaplan-Meier figure and its table."""
+    from IPython.display import Markdown, display
+
+    from helpers.report import plots
+
+    for tte in other_endpoints(trial):
+        display(Markdown(f"## {tte.label}\n\n{other_endpoint_text(results, tte, trial)}"))
+        key = reference_key(trial, tte.code)
+        display(plots.save_figure(plots.km_figure(adtte, adsl, trial, tte.code), output_dir, f"km_{key}"))
+        display(show_summary(results, trial, tte.code))
 
 
 def show_intercurrent_events(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> JournalTable:
@@ -178,5 +266,6 @@ def show_intercurrent_events(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Tria
     return journal_table(
         ice.assign(Arm=ice["Arm"].map(header)).drop(columns="Randomized"),
         "Intercurrent events before each visit and missed visits, by arm (as randomized)", "tab-intercurrent",
-        notes="Death, liver transplant, withdrawal: follow-up ended for that reason before the visit's target day "
-              "(cumulative). Expected: randomized minus those. Missed: expected but no laboratory record at the visit.")
+        notes=f"{word_list(survival.causes(trial)).capitalize()}: follow-up ended for that reason before the visit's "
+              "target day (cumulative). Expected: randomized minus those. Missed: expected but no laboratory record at "
+              "the visit.")

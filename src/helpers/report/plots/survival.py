@@ -11,11 +11,13 @@ from helpers.report.cohort import arm_header
 from helpers.report.plots.style import arm_palette, set_style
 from helpers.trial import Trial
 
-YLABELS = {"OS": "Overall survival (%)", "TFS": "Transplant-free survival (%)"}
+def ylabel(trial: Trial, paramcd: str) -> str:
+    """The y axis of a Kaplan-Meier figure: the time-to-event endpoint's label, in %."""
+    return f"{trial.tte(paramcd).label} (%)"
 
 
 def plot_km(km: pd.DataFrame, at_risk: pd.DataFrame, trial: Trial, n_header: dict[str, str],
-            ylabel: str = YLABELS["OS"]):
+            ylabel: str = "Survival (%)"):
     """Kaplan-Meier curves by arm with shaded log-log 95% CIs and censoring ticks; number at risk below.
 
     x in weeks from randomization (days / 7); ``at_risk`` from ``survival.number_at_risk`` (columns: days).
@@ -63,9 +65,10 @@ def plot_km(km: pd.DataFrame, at_risk: pd.DataFrame, trial: Trial, n_header: dic
     return fig
 
 
-def km_figure(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, paramcd: str = "OS"):
-    """The chapter's Kaplan-Meier figure of one ADTTE parameter (OS, TFS): curves by arm, N in the legend,
-    number at risk at round intervals to the horizon (``survival.risk_days``)."""
+def km_figure(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, paramcd: str | None = None):
+    """The chapter's Kaplan-Meier figure of one ADTTE parameter (default: the lead time-to-event endpoint): curves by
+    arm, N in the legend, number at risk at round intervals to the horizon (``survival.risk_days``)."""
+    paramcd = trial.lead_tte.code if paramcd is None else paramcd
     return plot_km(survival.km_by_arm(adtte, trial, paramcd),
                    survival.number_at_risk(adtte, trial, paramcd, survival.risk_days(trial)), trial,
-                   arm_header(adsl, trial), ylabel=YLABELS[paramcd])
+                   arm_header(adsl, trial), ylabel=ylabel(trial, paramcd))
