@@ -30,6 +30,8 @@ KIDNEY = {"events": {"intercurrent": [{"code": "KIDNEY_FAILURE", "label": "Kidne
 def _trial_file(folder, **changes):
     raw = yaml.safe_load((paths.TRIALS / "DEMO-ORAL.yaml").read_text(encoding="utf-8"))
     raw.update(changes)
+    if "events" in changes:  # the simulation's event rates are of DEMO-ORAL's events
+        raw["simulation"].pop("event_rates", None)
     raw["primary_endpoint"] = {**raw["primary_endpoint"], "code": "OS", "label": "Overall survival"}
     path = folder / "trial.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
