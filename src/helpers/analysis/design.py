@@ -21,9 +21,10 @@ visit days within their windows (``visit_days``), the competing hazards of death
 withdrawal (``event_hazards``, calibrated by ``hazard_scale``), the end of follow-up (``event_uniforms``,
 ``end_of_follow_up``), the lab values (``simulate_lab_values``) and the clinical grades
 (``simulate_clinical_values``), the share of lab cells missing (``CELL_MISSING_RATE``) and of cohorts with one
-participant receiving another arm (``SWITCH_PROBABILITY``); the allocation list generator is ``permuted_blocks``,
-drawn afresh for each replicate, and the derived parameters come from the registry ``helpers.scores``. Vectorized here (the
-generator works row by row on dated records): the draw of the switched participant and of missed visits.
+participant receiving another arm (``SWITCH_PROBABILITY``), the ramp of effects to the last visit (``effect_ramp``);
+the allocation list generator is ``permuted_blocks``, drawn afresh for each replicate, and the derived parameters
+come from the registry ``helpers.scores``. Vectorized here (the generator works row by row on dated records): the
+draw of the switched participant and of missed visits.
 
 What is simplified, and why it does not change the analysed numbers:
 
@@ -149,12 +150,6 @@ def _check(trial: Trial) -> None:
             raise ValueError(f"{trial.id}: key secondary {e.code} cannot be derived from the lab panel")
 
 
-def _ramp(trial: Trial) -> np.ndarray:
-    """Fraction of the full effect at each visit (the generator's linear ramp to the last follow-up week)."""
-    weeks = np.array([v.week for v in trial.visits], dtype=float)
-    return np.clip(weeks / max(trial.followup_weeks, 1), 0, 1)
-
-
 @functools.lru_cache(maxsize=64)
 def _subject_ids(study: str, n: int) -> np.ndarray:
     return np.array([f"{study}-01-{k:03d}" for k in range(1, n + 1)], dtype=object)
@@ -263,7 +258,7 @@ def _key_values(trial: Trial, scenario: Scenario, p: dict, rng: np.random.Genera
         grades |= simulation.draw_demographics(trial, rng, n)
     y = _derived_values(trial, e.code, value, grades, (n, nv))
     treated = (p["received"] != trial.control_arm)[:, None]
-    return np.asarray(y, dtype=float) + scenario.key_effect * _ramp(trial)[None, :] * treated
+    return np.asarray(y, dtype=float) + scenario.key_effect * simulation.effect_ramp(trial)[None, :] * treated
 
 
 def _key_adlb(trial: Trial, p: dict, y: np.ndarray) -> pd.DataFrame:

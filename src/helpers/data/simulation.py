@@ -510,6 +510,13 @@ def _effect_on_log_scale(trial: Trial, model: LabModel) -> bool:
     return model.log if endpoint is None else endpoint.log
 
 
+def effect_ramp(trial: Trial) -> np.ndarray:
+    """Fraction of a treatment effect (and of the common trend) reached at each visit: linear in the week, full at the
+    last follow-up week."""
+    weeks = np.array([v.week for v in trial.visits], dtype=float)
+    return np.clip(weeks / max(trial.followup_weeks, 1), 0, 1)
+
+
 def simulate_lab_values(trial: Trial, people: pd.DataFrame, rng: np.random.Generator, effects: dict) -> dict:
     """Each simulated lab test (``lab_models``) on its natural scale, keyed by its column (code in lower case), shape
     (participants, visits), before dropping missed visits.
@@ -522,7 +529,7 @@ def simulate_lab_values(trial: Trial, people: pd.DataFrame, rng: np.random.Gener
     """
     n = len(people)
     weeks = np.array([v.week for v in trial.visits], dtype=float)
-    ramp = np.clip(weeks / max(trial.followup_weeks, 1), 0, 1)
+    ramp = effect_ramp(trial)
     corr = np.exp(-np.abs(weeks[:, None] - weeks[None, :]) / _RESIDUAL_WEEKS)
     chol = np.linalg.cholesky(corr)
     sev = people["severity"].to_numpy()[:, None]
