@@ -31,7 +31,7 @@ def test_the_masked_export_matches_the_masked_allocation_list(trial, clean_dir):
     real = load_export(clean_dir, trial)
     masked = mask_export(real, b)
     assert masked["randomization"]["arm"].tolist() == real["randomization"]["arm"].map(b.masking_codes).tolist()
-    assert set(masked["infusion"]["arm_received"].dropna()) <= {"A", "B"}
+    assert set(masked["dosing"]["arm_received"].dropna()) <= {"A", "B"}
     alloc = randomization.allocation_list(b)
     assert alloc["arm"].tolist() == randomization.allocation_list(trial)["arm"].map(b.masking_codes).tolist()
     check = allocation.check_allocation(masked, b, alloc)

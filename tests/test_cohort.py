@@ -145,7 +145,7 @@ def test_disposition_at_a_cutoff(cutoff, label):
 
 def test_export_summary_copes_with_empty_and_id_less_tables():
     tables = {"screening": pd.DataFrame({"screening_id": ["S1", "S2", "S2"]}),
-              "infusion": pd.DataFrame({"subject_id": pd.Series(dtype="string")}),
+              "dosing": pd.DataFrame({"subject_id": pd.Series(dtype="string")}),
               "sites": pd.DataFrame({"site": ["01"]}), "nothing": pd.DataFrame()}
     summary = cohort.export_summary(Export(folder=None, tables=tables))
     assert summary["Rows"].tolist() == [3, 0, 1, 0]

@@ -17,7 +17,7 @@ def flow(export, trial, adam):
 
 @pytest.fixture(scope="module")
 def raw(clean_dir):
-    return {n: read_raw(clean_dir / f"{n}.csv") for n in ("screening", "randomization", "infusion", "events")}
+    return {n: read_raw(clean_dir / f"{n}.csv") for n in ("screening", "randomization", "dosing", "events")}
 
 
 def n(flow, box):
@@ -42,7 +42,7 @@ def test_arithmetic_check_catches_a_wrong_box(flow):
 
 
 def test_counts_match_hand_counts_from_raw_files(flow, raw, trial):
-    sc, rand, inf, ev = raw["screening"], raw["randomization"], raw["infusion"], raw["events"]
+    sc, rand, inf, ev = raw["screening"], raw["randomization"], raw["dosing"], raw["events"]
     assert n(flow, "assessed") == len(sc)
     assert n(flow, "randomized") == len(rand)
     assert n(flow, "excluded") == int((~sc["screening_id"].isin(rand["screening_id"])).sum())
@@ -55,7 +55,7 @@ def test_counts_match_hand_counts_from_raw_files(flow, raw, trial):
     other_fail = ~age.between(18, 80) | (sc["esld"] != "Y") | (sc[exclusions] == "Y").any(axis=1)
     assert n(flow, "excluded:criteria") == int(other_fail.sum())
     assert n(flow, "excluded:declined") == int(((sc["consent"] == "N") & ~other_fail).sum())
-    first = inf[inf["infusion_no"] == "1"].set_index("subject_id")["arm_received"]
+    first = inf[inf["dose_no"] == "1"].set_index("subject_id")["arm_received"]
     terminal = ev[ev["event_type"].isin(["DEATH", "TRANSPLANT", "WITHDRAWAL"])]
     for arm in ("PV", "HA"):
         ids = rand.loc[rand["arm"] == arm, "subject_id"]
@@ -95,13 +95,13 @@ def test_figure_draws_the_flow_numbers(flow, trial):
 
 
 def test_deviation_and_missing_infusion_counted(export_copy, trial):
-    inf = read_raw(export_copy / "infusion.csv")
+    inf = read_raw(export_copy / "dosing.csv")
     rand = read_raw(export_copy / "randomization.csv").set_index("subject_id")
-    first = inf[inf["infusion_no"] == "1"]
+    first = inf[inf["dose_no"] == "1"]
     switched = first["subject_id"].iloc[0]
     other = next(a for a in trial.arm_codes if a != rand.at[switched, "arm"])
     inf.loc[inf["subject_id"] == switched, "arm_received"] = other
-    inf.to_csv(export_copy / "infusion.csv", index=False)
+    inf.to_csv(export_copy / "dosing.csv", index=False)
     export = load_export(export_copy, trial)
     flow = consort.consort_flow(export, trial, build_adam(export, trial)["adsl"])
     arm = rand.at[switched, "arm"]
@@ -132,13 +132,13 @@ def _demo_export(trial):
                                                                   (40, "N")], start=1)])
     randomization = pd.DataFrame({"subject_id": ["01-001", "01-002", "01-003"], "screening_id": ["S1", "S2", "S3"],
                                   "arm": ["PBO", "DRUG", "DRUG"]})
-    infusion = pd.DataFrame({"subject_id": pd.Series(dtype="string"), "infusion_no": pd.Series(dtype="Int64"),
+    infusion = pd.DataFrame({"subject_id": pd.Series(dtype="string"), "dose_no": pd.Series(dtype="Int64"),
                              "arm_received": pd.Series(dtype="string")})
     events = pd.DataFrame({"subject_id": ["01-001", "01-003"], "event_type": ["DEATH", "COMPLETED"],
                            "term": ["liver failure", pd.NA],
                            "start_date": pd.to_datetime(["2026-02-01", "2026-04-01"])})
     return Export(folder=None, tables={"screening": screening, "randomization": randomization,
-                                       "infusion": infusion, "events": events})
+                                       "dosing": infusion, "events": events})
 
 
 def _demo_adsl(export, cutoff=None, trial=None):
@@ -161,7 +161,7 @@ def test_no_dosing_file_counts_randomized_as_started_and_interim_is_ongoing():
     assert labels["received:DRUG"] == "Started allocated dose at randomization"
     assert labels["ongoing:DRUG"] == "In follow-up at the data cut-off"
     texts = "\n".join(box_texts(flow, demo).values())
-    assert "infusion" not in texts.lower() and "In follow-up at the data cut-off (n=1)" in texts
+    assert "dosing" not in texts.lower() and "In follow-up at the data cut-off (n=1)" in texts
 
 
 def test_empty_dosing_table_when_dosing_is_required_means_no_treatment():

@@ -276,7 +276,7 @@ def test_treatment_start_at_randomization_needs_no_infusion_file(folder, tmp_pat
     path = tmp_path / "trial.yaml"
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
     trial = load_trial(path)
-    (folder / "infusion.csv").unlink()
+    (folder / "dosing.csv").unlink()
     assert _findings(folder, trial)[0] == set()
     adsl = _adam(folder, trial)["adsl"]
     assert (adsl["TRTSDT"] == adsl["RANDDT"]).all() and (adsl["SAFFL"] == "Y").all()
@@ -314,8 +314,8 @@ def test_both_csv_and_xlsx_of_one_table_is_an_error(folder):
 
 
 def test_infusion_file_absent_when_day_one_is_the_first_dose_is_an_error(folder):
-    (folder / "infusion.csv").unlink()
-    assert _findings(folder)[0] == {("infusion.csv", None, None, "missing_file")}
+    (folder / "dosing.csv").unlink()
+    assert _findings(folder)[0] == {("dosing.csv", None, None, "missing_file")}
 
 
 def test_empty_labs_file_is_an_error(folder):

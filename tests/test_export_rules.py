@@ -33,7 +33,7 @@ def _by_rule(problems, rule):
 
 def _last_date(folder) -> str:
     dates = [pd.to_datetime(_raw(folder, n)[c]).max() for n, c in
-             (("labs", "lab_date"), ("clinical", "assessment_date"), ("events", "start_date"), ("infusion", "infusion_date"))]
+             (("labs", "lab_date"), ("clinical", "assessment_date"), ("events", "start_date"), ("dosing", "dose_date"))]
     return max(dates).strftime("%Y-%m-%d")
 
 
@@ -284,7 +284,7 @@ def test_a_missing_column_in_one_file_does_not_hide_row_level_errors_elsewhere(f
     _no_repeats(errors)
 
 
-@pytest.mark.parametrize("name", ["infusion", "screening"])
+@pytest.mark.parametrize("name", ["dosing", "screening"])
 def test_an_unreadable_file_does_not_hide_row_level_errors_elsewhere(folder, name):
     expected = _row_level_errors_everywhere(folder)
     path = folder / f"{name}.csv"

@@ -46,7 +46,7 @@ def test_identifiers_are_dropped_on_load(export, trial):
     ("randomization", 5, "rand_date", "", "required", "value is missing"),
     ("randomization", 5, "rand_date", "2025-13-01", "type", "'2025-13-01' is not a valid date"),
     ("labs", 3, "visit", "WEEK8", "allowed", "'WEEK8' is not one of {BASELINE, WEEK4, WEEK12, WEEK24, UNSCHEDULED}"),
-    ("infusion", 2, "infusion_no", "1.5", "type", "'1.5' is not a valid integer"),
+    ("dosing", 2, "dose_no", "1.5", "type", "'1.5' is not a valid integer"),
 ])
 def test_broken_cell_is_reported_by_file_row_column_rule(export_copy, trial, name, row, column, value, rule, text):
     _edit(export_copy, name, row, column, value)
@@ -171,10 +171,10 @@ def test_every_rule_the_loader_reports_is_in_the_rules_table():
 def test_visit_window_check_counts_study_days_as_adam_does(export_copy, trial):
     """Study day 1 is the first dose; the day before it is day -1 (no day 0), as ADLB's ADY counts. A baseline
     sample 14 days before day 1 is on day -14, inside the baseline window [-14, 1]; one 15 days before is not."""
-    labs, infusion = read_raw(export_copy / "labs.csv"), read_raw(export_copy / "infusion.csv")
+    labs, infusion = read_raw(export_copy / "labs.csv"), read_raw(export_copy / "dosing.csv")
     i = int(labs.index[labs["visit"] == trial.baseline_visit.code][0])
     subject = labs.at[i, "subject_id"]
-    day1 = pd.to_datetime(infusion.loc[infusion["subject_id"] == subject, "infusion_date"]).min()
+    day1 = pd.to_datetime(infusion.loc[infusion["subject_id"] == subject, "dose_date"]).min()
     lo = trial.baseline_visit.window[0]
     for before, expected in ((-lo, []), (-lo + 1, [("labs.csv", i + 2, "visit_window")])):
         _edit(export_copy, "labs", i + 2, "lab_date", (day1 - pd.Timedelta(days=before)).strftime("%Y-%m-%d"))

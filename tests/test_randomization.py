@@ -153,17 +153,17 @@ def test_committed_export_is_clean(export, trial):
     assert A.allocation_mismatches(A.realized_vs_list(rand, alloc)).empty
     blocks = A.block_completeness(rand, alloc, trial)
     assert (blocks["finding"] == "").all() and blocks["randomized"].sum() == len(rand)
-    assert (A.chronology(rand, export["screening"], export["infusion"], trial)["Finding"] == "").all()
+    assert (A.chronology(rand, export["screening"], export["dosing"], trial)["Finding"] == "").all()
 
 
 @pytest.fixture()
 def corrupted(export_copy, trial):
     """The committed export with 01-005's arm flipped and 01-010 randomized 3 days after its first infusion."""
     rand = read_raw(export_copy / "randomization.csv")
-    inf = read_raw(export_copy / "infusion.csv")
+    inf = read_raw(export_copy / "dosing.csv")
     i = rand.index[rand["subject_id"] == "01-005"][0]
     rand.at[i, "arm"] = next(a for a in trial.arm_codes if a != rand.at[i, "arm"])
-    first = inf[(inf["subject_id"] == "01-010") & (inf["infusion_no"] == "1")]["infusion_date"].iloc[0]
+    first = inf[(inf["subject_id"] == "01-010") & (inf["dose_no"] == "1")]["dose_date"].iloc[0]
     j = rand.index[rand["subject_id"] == "01-010"][0]
     rand.at[j, "rand_date"] = (pd.Timestamp(first) + pd.Timedelta(days=3)).strftime("%Y-%m-%d")
     rand.to_csv(export_copy / "randomization.csv", index=False)
@@ -176,12 +176,12 @@ def test_corrupted_file_reported_by_participant(corrupted, trial):
     mism = A.allocation_mismatches(A.realized_vs_list(rand, alloc))
     assert mism["Subject"].tolist() == ["01-005"] and mism["Sequence"].tolist() == [5]
     assert mism["List arm"].iloc[0] == alloc.at[4, "arm"] != mism["Allocated arm"].iloc[0]
-    timing = A.chronology(rand, corrupted["screening"], corrupted["infusion"], trial)
+    timing = A.chronology(rand, corrupted["screening"], corrupted["dosing"], trial)
     bad = timing[timing["Finding"] != ""]
     assert bad["Subject"].tolist() == ["01-010"] and "after the first infusion" in bad["Finding"].iloc[0]
     blocks = A.block_completeness(rand, alloc, trial)
     assert blocks.loc[blocks["finding"] != "", "block"].tolist() == [2]
-    received = A.received_vs_allocated(rand, corrupted["infusion"])
+    received = A.received_vs_allocated(rand, corrupted["dosing"])
     assert received.loc[received["Finding"] != "", "Subject"].tolist() == ["01-005"]
     adsl = build_adam(corrupted, trial)["adsl"]
     res = A.randomization_results(A.realized_vs_list(rand, alloc), received, A.allocation_ratio(rand, trial), blocks,
@@ -195,7 +195,7 @@ def test_outside_accrual_window_and_before_screening(export, trial):
     start, end = A.accrual_window(trial)
     rand.loc[0, "rand_date"] = end + pd.Timedelta(days=1)
     rand.loc[1, "rand_date"] = pd.Timestamp("2000-01-01")
-    timing = A.chronology(rand, export["screening"], export["infusion"], trial).set_index("Subject")
+    timing = A.chronology(rand, export["screening"], export["dosing"], trial).set_index("Subject")
     assert "accrual window" in timing.loc[rand.loc[0, "subject_id"], "Finding"]
     assert "before screening" in timing.loc[rand.loc[1, "subject_id"], "Finding"]
 
@@ -325,8 +325,8 @@ def _tiny_rand():
 
 
 def _no_doses():
-    return pd.DataFrame({"subject_id": pd.Series(dtype="string"), "infusion_no": pd.Series(dtype="Int64"),
-                         "infusion_date": pd.Series(dtype="datetime64[ns]"), "arm_received": pd.Series(dtype="string")})
+    return pd.DataFrame({"subject_id": pd.Series(dtype="string"), "dose_no": pd.Series(dtype="Int64"),
+                         "dose_date": pd.Series(dtype="datetime64[ns]"), "arm_received": pd.Series(dtype="string")})
 
 
 def test_no_dosing_file_reports_no_deviation():

@@ -33,7 +33,7 @@ def test_screening_flags_come_from_the_eligibility_of_the_trial_file():
     oral = export_spec(load_trial("DEMO-ORAL"))
     names = oral["screening"].column_names
     assert {"decompensated_cirrhosis", "hcc", "renal_failure"} <= set(names) and "hiv" not in names
-    assert oral["infusion"].optional and not export_spec(load_trial())["infusion"].optional
+    assert oral["dosing"].optional and not export_spec(load_trial())["dosing"].optional
     assert "alt" not in oral["labs"].column_names and load_trial("DEMO-ORAL").derived_scores == []
 
 

@@ -16,7 +16,7 @@ from helpers.trial import load_trial
 
 def _raw(export, trial):
     """Events joined with the arm actually received at the first infusion (the safety population)."""
-    inf = export["infusion"].sort_values(["subject_id", "infusion_no"]).drop_duplicates("subject_id")
+    inf = export["dosing"].sort_values(["subject_id", "dose_no"]).drop_duplicates("subject_id")
     arm = inf.set_index("subject_id")["arm_received"].astype(str).map(trial.arm_labels)
     ev = export["events"][export["events"]["subject_id"].isin(arm.index)]
     return ev.assign(arm=ev["subject_id"].map(arm)), arm

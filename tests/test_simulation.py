@@ -25,7 +25,7 @@ TERMINAL = ["DEATH", "TRANSPLANT", "WITHDRAWAL", "COMPLETED"]
 CLEAN_SHA256 = {
     "screening": "69873307417972571d204bee14a49f878d407cfdb8a66091227e52f5f0e9bc0c",
     "randomization": "c48c45c3bfb17409f7978a5818df9131a7bcfdf9c1bd11dca11c492919cfc220",
-    "infusion": "893450cb33f5adc4e90466e01239d4bb786c5729dcf61edb85325666691b291f",
+    "dosing": "5cb3ae87c21b4a3aa4020c0dea492419e51caf5a90d832d5638a5a02a528009b",  # the infusion file of before, renamed
     "labs": "019c5f852dfaf8bfe897b3bdfa9d29763ae263813033fad66ace740c0cd6777e",
     "clinical": "33db5086e4d9554e2dbe233e394f150d32ace405b8fe03be8b96e0b3a31b79c2",
     "events": "a4a1bf769e14287e9866db0524ae933efb8cc5cf8088c73e92f59f9c7764f77a",
@@ -71,7 +71,7 @@ def _ages(screening):
 
 
 def _first_infusion(frames):
-    return frames["infusion"].groupby("subject_id")["infusion_date"].min()
+    return frames["dosing"].groupby("subject_id")["dose_date"].min()
 
 
 def _end_of_follow_up(frames):
@@ -139,7 +139,7 @@ def test_number_formatting_and_line_ends(written):
     for col, d in decimals.items():
         pattern = r"\d+" if d == 0 else rf"\d+\.\d{{{d}}}"
         assert raw["labs"][col].str.fullmatch(pattern).all(), col
-    assert raw["infusion"]["dose"].str.fullmatch(r"\d+\.\d").all()
+    assert raw["dosing"]["dose"].str.fullmatch(r"\d+\.\d").all()
     data = (folder / "labs.csv").read_bytes()
     assert b"\r" not in data and data.endswith(b"\n")
 
@@ -228,10 +228,10 @@ def test_randomization_log():
 
 def test_infusions():
     frames = export()
-    inf, rand = frames["infusion"], frames["randomization"].set_index("subject_id")
-    assert set(inf["subject_id"]) == set(rand.index) and (inf["infusion_no"] == 1).sum() == len(rand)
-    first = inf[inf["infusion_no"] == 1].set_index("subject_id")
-    gap = (first["infusion_date"] - rand.loc[first.index, "rand_date"]).dt.days
+    inf, rand = frames["dosing"], frames["randomization"].set_index("subject_id")
+    assert set(inf["subject_id"]) == set(rand.index) and (inf["dose_no"] == 1).sum() == len(rand)
+    first = inf[inf["dose_no"] == 1].set_index("subject_id")
+    gap = (first["dose_date"] - rand.loc[first.index, "rand_date"]).dt.days
     assert gap.between(0, 3).all()
     assert (first["arm_received"].astype(str) != rand.loc[first.index, "arm"].astype(str)).sum() <= 1
     assert (inf["completed"] == "Y").mean() >= 0.85
@@ -242,7 +242,7 @@ def test_deviations_rare_across_seeds():
     deviating = []
     for seed in range(20):
         f = export(seed=seed)
-        first = f["infusion"][f["infusion"]["infusion_no"] == 1].set_index("subject_id")["arm_received"].astype(str)
+        first = f["dosing"][f["dosing"]["dose_no"] == 1].set_index("subject_id")["arm_received"].astype(str)
         arm = f["randomization"].set_index("subject_id")["arm"].astype(str)
         deviating.append(int((first != arm[first.index]).sum()))
     assert max(deviating) <= 1 and 0 < sum(deviating) < 20
@@ -333,7 +333,7 @@ def test_route_specific_aes_only_for_hepatic_artery():
     seen = False
     for seed in range(5):
         f = export(seed=seed)
-        received = f["infusion"].groupby("subject_id")["arm_received"].first().astype(str)
+        received = f["dosing"].groupby("subject_id")["arm_received"].first().astype(str)
         ev = f["events"]
         hits = ev[ev["term"].isin(route)]
         seen |= len(hits) > 0
@@ -422,7 +422,7 @@ def _tbil_change_diff(frames):
     labs = frames["labs"]
     wide = labs.pivot(index="subject_id", columns="visit", values="tbil")
     change = (np.log(wide["WEEK24"]) - np.log(wide["BASELINE"])).dropna()
-    arm = frames["infusion"].groupby("subject_id")["arm_received"].first().astype(str)
+    arm = frames["dosing"].groupby("subject_id")["arm_received"].first().astype(str)
     return change[arm[change.index] == "HA"].mean() - change[arm[change.index] == "PV"].mean()
 
 
@@ -448,7 +448,7 @@ def test_albumin_effect_on_natural_scale():
         f = export(seed=seed, effects=(("HA", (("ALB", 5.0),)),))
         wide = f["labs"].pivot(index="subject_id", columns="visit", values="alb")
         change = (wide["WEEK24"] - wide["BASELINE"]).dropna()
-        arm = f["infusion"].groupby("subject_id")["arm_received"].first().astype(str)[change.index]
+        arm = f["dosing"].groupby("subject_id")["arm_received"].first().astype(str)[change.index]
         diffs.append(change[arm == "HA"].mean() - change[arm == "PV"].mean())
     assert abs(np.mean(diffs) - 5.0) < 0.5
 
@@ -457,7 +457,7 @@ def test_os_hazard_ratio_reduces_deaths_in_named_arm():
     dead = {"HA": 0, "PV": 0}
     for seed in range(20):
         f = export(seed=seed, effects=(("HA", (("OS_HR", 0.2),)),))
-        arm = f["infusion"].groupby("subject_id")["arm_received"].first().astype(str)
+        arm = f["dosing"].groupby("subject_id")["arm_received"].first().astype(str)
         for sid in f["events"].loc[f["events"]["event_type"] == "DEATH", "subject_id"]:
             dead[arm[sid]] += 1
     assert dead["HA"] < 0.5 * dead["PV"]
@@ -477,7 +477,7 @@ def test_sister_trial_unchanged_code():
     assert len(f["randomization"]) == t.planned_n == 92
     assert set(f["labs"]["visit"].astype(str)) == {"BASELINE", "WEEK24"}
     assert set(f["randomization"]["arm"].astype(str)) == {"SINGLE", "DOUBLE"}
-    inf = f["infusion"]
+    inf = f["dosing"]
     n_inf = inf.groupby("subject_id").size()
     regimen = inf.groupby("subject_id")["arm_received"].first().astype(str)
     ends = _end_of_follow_up(f)
@@ -486,7 +486,7 @@ def test_sister_trial_unchanged_code():
     double = regimen[regimen == "DOUBLE"].index
     assert (n_inf[regimen[regimen == "SINGLE"].index] == 1).all()
     assert (n_inf[double[end_day[double] > 31]] == 2).all()
-    second = inf[inf["infusion_no"] == 2].set_index("subject_id")["infusion_date"]
+    second = inf[inf["dose_no"] == 2].set_index("subject_id")["dose_date"]
     assert ((second - first[second.index]).dt.days.between(28, 30)).all()
     assert (n_inf[double] == 2).mean() > 0.8
     counts = f["randomization"]["arm"].value_counts()
@@ -513,7 +513,7 @@ def _study_day(frames, tid="NCT06984497"):
 
 def test_realistic_is_the_default_and_keeps_the_cohort():
     clean, real = export(), simulate_export(trial())
-    for name in ("randomization", "infusion", "events"):
+    for name in ("randomization", "dosing", "events"):
         assert real[name].equals(clean[name]), name
     keys = ["subject_id", "visit", "lab_date"]
     rows = clean["labs"][keys].merge(real["labs"][keys], how="right", indicator=True)
@@ -719,7 +719,7 @@ def test_demo_oral_trial_follows_its_trial_file(tmp_path):
     t = trial("DEMO-ORAL")
     frames = simulate_export(t)
     paths = write_export(frames, tmp_path)
-    assert "infusion" not in frames and not (tmp_path / "infusion.csv").exists()
+    assert "dosing" not in frames and not (tmp_path / "dosing.csv").exists()
     raw = _read(paths)
     assert list(raw["labs"].columns) == ["subject_id", "visit", "lab_date", "ast", "alp", "tbil", "alb", "pt", "creat",
                                          "lab_comment"]

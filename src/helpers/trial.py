@@ -85,7 +85,7 @@ class LabTest:
     """One test of the trial's laboratory panel, as the export carries it (column = code in lower case).
 
     ``units`` maps each accepted input unit other than ``unit`` to the factor that converts it to
-    ``unit`` (bilirubin mg/dL x 17.1 = umol/L). Outside ``impossible`` a value is an error; outside
+    ``unit`` (e.g. a creatinine in mg/dL x 88.4 = umol/L). Outside ``impossible`` a value is an error; outside
     ``expected`` it is listed for review (a warning).
     """
     code: str
@@ -126,11 +126,11 @@ class Criterion:
 class Treatment:
     """How study treatment is given and when study day 1 is.
 
-    ``start``: "first_dose" (day 1 = the first record of the dosing file, ``infusion.csv``) or
+    ``start``: "first_dose" (day 1 = the first record of the dosing file, ``dosing.csv``) or
     "randomization" (day 1 = the randomization date; the dosing file is then optional).
     """
     start: str = "first_dose"
-    noun: str = "infusion"
+    noun: str = "dose"
     route: str = ""
     dose_unit: str = ""
     dose_range: tuple[float, float] = (0.0, float("inf"))
@@ -758,7 +758,7 @@ def _eligibility(raw: dict) -> tuple[tuple[Criterion, ...], tuple[int, int] | No
 
 def _treatment(raw: dict) -> Treatment:
     t = raw.get("treatment") or {}
-    return Treatment(start=_get(t, "start", "first_dose"), noun=str(_get(t, "noun", "infusion")),
+    return Treatment(start=_get(t, "start", "first_dose"), noun=str(_get(t, "noun", "dose")),
                      route=str(_get(t, "route", "")), dose_unit=str(_get(t, "dose_unit", "")),
                      dose_range=_range(t.get("dose_range"), (0.0, float("inf"))))
 

@@ -61,20 +61,20 @@ def allocation_mismatches(check: pd.DataFrame) -> pd.DataFrame:
                          "Block": bad["block"]}).reset_index(drop=True)
 
 
-def received_vs_allocated(randomization: pd.DataFrame, infusion: pd.DataFrame,
+def received_vs_allocated(randomization: pd.DataFrame, dosing: pd.DataFrame,
                           trial: Trial | None = None) -> pd.DataFrame:
     """Per participant: arm allocated, arm of the first dose received, and the deviation if any.
 
     Without dose records in a trial that needs no dosing file (``Trial.doses_recorded``), what was
     received is not recorded: "Arm received" says so and no deviation is reported.
     """
-    noun = trial.treatment.noun if trial else "infusion"
+    noun = trial.treatment.noun if trial else "dosing"
     rand = randomization.sort_values("subject_id")
     allocated = rand["arm"].astype(str).to_numpy()
-    if trial is not None and not trial.doses_recorded(len(infusion)):
+    if trial is not None and not trial.doses_recorded(len(dosing)):
         return pd.DataFrame({"Subject": rand["subject_id"].to_numpy(), "Allocated arm": allocated,
                              "Arm received": "not recorded (no dosing file)", "Finding": ""})
-    got = rand["subject_id"].map(first_doses(infusion)["arm_received"].astype(str)).astype("object")
+    got = rand["subject_id"].map(first_doses(dosing)["arm_received"].astype(str)).astype("object")
     finding = np.select([got.isna(), got.ne(allocated)], [f"no {noun}", "received another arm"], "")
     return pd.DataFrame({"Subject": rand["subject_id"].to_numpy(), "Allocated arm": allocated,
                          "Arm received": got.to_numpy(), "Finding": finding})
@@ -124,18 +124,18 @@ def block_completeness(randomization: pd.DataFrame, alloc: pd.DataFrame, trial: 
     return out
 
 
-def chronology(randomization: pd.DataFrame, screening: pd.DataFrame, infusion: pd.DataFrame,
+def chronology(randomization: pd.DataFrame, screening: pd.DataFrame, dosing: pd.DataFrame,
                trial: Trial) -> pd.DataFrame:
     """Per participant: screening, randomization and first dose dates, and every order or window breach.
 
     Rules: randomized on or after screening, on or before the first dose (when dose records
     exist), inside the accrual window (``accrual_window``). ``Finding`` lists the breaches ("" when
-    none). The dose column is named by the trial's treatment noun ("First infusion").
+    none). The dose column is named by the trial's treatment noun ("First dose").
     """
     start, end = accrual_window(trial)
     noun = trial.treatment.noun
     scr = screening.set_index("screening_id")["screening_date"]
-    first = first_doses(infusion)["infusion_date"]
+    first = first_doses(dosing)["dose_date"]
     rand = randomization.sort_values("subject_id")
     dose = f"First {noun}"
     out = pd.DataFrame({"Subject": rand["subject_id"].to_numpy(),
@@ -213,7 +213,7 @@ def check_allocation(export: Export, trial: Trial, alloc: pd.DataFrame | None) -
     Without a list (``alloc`` None) the list and block checks are not possible; without block numbers in the
     log, the block checks are not; ``not_checked`` says why.
     """
-    rand, screening, doses = export["randomization"], export["screening"], export["infusion"]
+    rand, screening, doses = export["randomization"], export["screening"], export["dosing"]
     not_checked = {}
     if alloc is None:
         not_checked = {"list": NO_LIST, "blocks": NO_LIST}

@@ -119,7 +119,7 @@ def consort_flow(export: Export, trial: Trial, adsl: pd.DataFrame) -> pd.DataFra
     cut-off", not lost.
     """
     rand = export["randomization"]
-    doses = export["infusion"]
+    doses = export["dosing"]
     assumed = not trial.doses_recorded(len(doses))
     if assumed:
         first_arm = rand.set_index("subject_id")["arm"].astype(str)

@@ -20,7 +20,7 @@ CATEGORIES = ("ANY", "SERIOUS", "RELATED", "WITHDRAWAL", "DEATH")
 
 
 def safety_population(adsl: pd.DataFrame) -> pd.DataFrame:
-    """Participants who received any infusion (SAFFL = Y)."""
+    """Participants who received any dose of study treatment (SAFFL = Y)."""
     return adsl[adsl["SAFFL"] == "Y"]
 
 
@@ -32,7 +32,7 @@ def safety_n(adsl: pd.DataFrame, trial: Trial) -> dict[str, int]:
 
 def build_adae(export: Export, adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     """ADAE-style records: AEs of the safety population with arm as treated, study days from first
-    infusion (ASTDY), treatment-emergent flag (onset on or after the first infusion), and flags
+    dose (ASTDY), treatment-emergent flag (onset on or after the first dose), and flags
     AESER, AERELFL (possible/probable/definite), AEWDFL (led to withdrawal)."""
     sl = safety_population(adsl).set_index("SUBJID")
     ev = export["events"]
@@ -143,7 +143,7 @@ def rows_of(results: pd.DataFrame, *categories: str) -> pd.DataFrame:
 
 def counts(results: pd.DataFrame, adsl: pd.DataFrame) -> dict[str, int]:
     """The chapter's counts: safety population, participants treated in another arm than allocated,
-    treatment-emergent adverse events, and infusion-procedure events."""
+    treatment-emergent adverse events, and procedure-related events (the trial file's safety.procedure_terms)."""
     saf = safety_population(adsl)
     return {"n_safety": len(saf), "n_switched": int((saf["TRT01A"] != saf["TRT01P"]).sum()),
             "n_ae": int(rows_of(results, "ANY")["N_EVENTS"].sum()),
@@ -151,5 +151,5 @@ def counts(results: pd.DataFrame, adsl: pd.DataFrame) -> dict[str, int]:
 
 
 def procedure_terms(results: pd.DataFrame) -> list[str]:
-    """The infusion-procedure terms reported, in the order of the results (most frequent first)."""
+    """The procedure-related terms reported, in the order of the results (most frequent first)."""
     return list(dict.fromkeys(rows_of(results, "PROCEDURE")["TERM"]))

@@ -32,7 +32,7 @@ def derive_last_alive(export: Export) -> pd.Series:
     of overall survival for a participant without an event.
     """
     frames = [export["randomization"][["subject_id", "rand_date"]].set_axis(["subject_id", "date"], axis=1),
-              export["infusion"][["subject_id", "infusion_date"]].set_axis(["subject_id", "date"], axis=1),
+              export["dosing"][["subject_id", "dose_date"]].set_axis(["subject_id", "date"], axis=1),
               export["labs"][["subject_id", "lab_date"]].set_axis(["subject_id", "date"], axis=1),
               export["clinical"][["subject_id", "assessment_date"]].set_axis(["subject_id", "date"], axis=1)]
     ev = export["events"]
@@ -109,7 +109,7 @@ def derive_baseline_covariates(adsl: pd.DataFrame, adlb: pd.DataFrame, clinical:
     """ADSL with baseline labs (``<PARAMCD>BL``), derived parameters and the trial file's baseline covariates.
 
     Rule: the analysed record of the baseline visit (ADLB ABLFL = Y) for each parameter; a derived parameter's
-    baseline keeps its own name (``MELD``; whole numbers kept as integers), which a covariate with
+    baseline keeps its own code as name (whole numbers kept as integers), which a covariate with
     ``source: derived`` reads; one with ``class.<PARAMCD>`` is the registry's class of it; ``clinical.<column>``
     the baseline clinical assessment's grade (``screening.<column>`` covariates are set by ``build_adsl``).
     Why: Table 1 and the balance check read one subject-level row per participant.
@@ -139,7 +139,7 @@ def build_adsl(export: Export, trial: Trial) -> pd.DataFrame:
     covariates of ``source: screening.<column>``)."""
     rand = export["randomization"].sort_values("subject_id")
     scr = export["screening"].set_index("screening_id")
-    inf = first_doses(export["infusion"])
+    inf = first_doses(export["dosing"])
     order = {a.code: i + 1 for i, a in enumerate(trial.arms)}
     adsl = pd.DataFrame({
         "STUDYID": trial.id,
@@ -157,7 +157,7 @@ def build_adsl(export: Export, trial: Trial) -> pd.DataFrame:
         "RANDDT": rand["rand_date"].values,
         "RANDBLK": rand["block"].values,
     })
-    received = adsl["SUBJID"].map(inf["arm_received"]) if trial.doses_recorded(len(export["infusion"])) \
+    received = adsl["SUBJID"].map(inf["arm_received"]) if trial.doses_recorded(len(export["dosing"])) \
         else pd.Series(rand["arm"].astype(str).to_numpy(), index=adsl.index)
     adsl["TRT01A"] = received.map(trial.arm_labels)
     adsl["TRT01AN"] = received.map(order).astype("Int64")

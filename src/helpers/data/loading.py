@@ -441,7 +441,7 @@ def _canonical_keys(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         return out
     if "screening" in tables:
         out["randomization"] = rand.assign(screening_id=spelled(rand["screening_id"], tables["screening"]["screening_id"]))
-    for name in ("infusion", "labs", "clinical", "events"):
+    for name in ("dosing", "labs", "clinical", "events"):
         if name in tables:
             out[name] = tables[name].assign(subject_id=spelled(tables[name]["subject_id"], rand["subject_id"]))
     return out
@@ -497,11 +497,11 @@ def _empty(spec: FileSpec) -> pd.DataFrame:
 
 # --- rules across files -------------------------------------------------------------------------
 
-def first_doses(infusion: pd.DataFrame) -> pd.DataFrame:
+def first_doses(dosing: pd.DataFrame) -> pd.DataFrame:
     """Each participant's first dose record (indexed by subject_id): the earliest date, then the lowest
-    number. The one definition of "first infusion" (study day 1, arm received, CONSORT, chronology)."""
-    keys = [k for k in ("subject_id", "infusion_date", "infusion_no") if k in infusion]
-    ordered = infusion.sort_values(keys, na_position="last")
+    number. The one definition of "first dose" (study day 1, arm received, CONSORT, chronology)."""
+    keys = [k for k in ("subject_id", "dose_date", "dose_no") if k in dosing]
+    ordered = dosing.sort_values(keys, na_position="last")
     return ordered.drop_duplicates("subject_id").set_index("subject_id")
 
 
@@ -511,7 +511,7 @@ def treatment_start(tables: dict[str, pd.DataFrame], trial: Trial) -> pd.Series:
     rand = tables["randomization"].set_index("subject_id")["rand_date"]
     if not trial.has_dosing_file:
         return rand
-    return first_doses(tables["infusion"])["infusion_date"]
+    return first_doses(tables["dosing"])["dose_date"]
 
 
 def _at(keys: pd.Series, table: pd.Series) -> pd.Series:
@@ -549,7 +549,7 @@ def _links(tables: dict[str, pd.DataFrame], names: dict[str, str]) -> list[Probl
                 errors.append(Problem(names["randomization"], i + 2, "screening_id", "foreign_key",
                                       f"{sid!r} is not in the screening log"))
     subjects = set(key_form(rand["subject_id"]))
-    for name in ("infusion", "labs", "clinical", "events"):
+    for name in ("dosing", "labs", "clinical", "events"):
         if name not in tables:
             continue
         t = tables[name]
@@ -943,7 +943,7 @@ def _apply_cutoff(tables, trial: Trial, names) -> tuple[dict[str, pd.DataFrame],
                                 f"randomized after the data cut-off ({trial.cutoff}): not in this analysis"))
     gone = set(late["subject_id"])
     out = {"screening": tables["screening"], "randomization": rand.drop(index=late.index)}
-    for name, date_col in (("infusion", "infusion_date"), ("labs", "lab_date"), ("clinical", "assessment_date"),
+    for name, date_col in (("dosing", "dose_date"), ("labs", "lab_date"), ("clinical", "assessment_date"),
                            ("events", "start_date")):
         t = tables[name]
         after = (t[date_col] > cut).fillna(False).astype(bool) & ~t["subject_id"].isin(gone)

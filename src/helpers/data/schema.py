@@ -182,7 +182,7 @@ def export_spec(trial: Trial) -> dict[str, FileSpec]:
     for name, spec in load_schema().items():
         cols = [c for c in spec.columns] + _trial_columns(name, trial)
         optional = spec.optional
-        if name == "infusion":
+        if name == "dosing":
             lo, hi = trial.treatment.dose_range
             cols = [Column(c.name, c.type, c.meaning, unit=trial.treatment.dose_unit,
                            min=lo if lo > float("-inf") else None, max=hi if hi < float("inf") else None)

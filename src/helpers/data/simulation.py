@@ -496,11 +496,11 @@ def simulate_dosing(trial: Trial, people: pd.DataFrame, rng: np.random.Generator
                 break
             stopped = rng.random() < 0.04
             dose = rng.uniform(0.4 * typical, 0.8 * typical) if stopped else rng.normal(typical, 0.04 * typical)
-            rows.append({"subject_id": p.subject_id, "infusion_no": k + 1,
-                         "infusion_date": p.day1_date + dt.timedelta(days=day - 1),
+            rows.append({"subject_id": p.subject_id, "dose_no": k + 1,
+                         "dose_date": p.day1_date + dt.timedelta(days=day - 1),
                          "arm_received": p.arm_received, "dose": round(float(np.clip(dose, lo, hi)), 1),
                          "completed": "N" if stopped else "Y"})
-    return pd.DataFrame(rows, columns=export_spec(trial)["infusion"].column_names)
+    return pd.DataFrame(rows, columns=export_spec(trial)["dosing"].column_names)
 
 
 def _effect_on_log_scale(trial: Trial, model: LabModel) -> bool:
@@ -662,7 +662,7 @@ def simulate_events(trial: Trial, people: pd.DataFrame, dosing: pd.DataFrame | N
     are no reactions to doses.
     """
     last_week = max(v.week for v in trial.visits)
-    dose_dates = {} if dosing is None else dosing.groupby("subject_id")["infusion_date"].apply(list).to_dict()
+    dose_dates = {} if dosing is None else dosing.groupby("subject_id")["dose_date"].apply(list).to_dict()
     model = trial.simulation.adverse_events
     after_dose = dict(model.after_dose)
     during = {term: weight for term, weight, _ in model.during_follow_up}
@@ -749,7 +749,7 @@ def _truncate(frames: dict, cutoff: dt.date) -> dict:
     out["screening"] = frames["screening"][frames["screening"]["screening_date"] <= cut]
     rand = frames["randomization"][frames["randomization"]["rand_date"] <= cut]
     out["randomization"] = rand
-    for name, col in (("infusion", "infusion_date"), ("labs", "lab_date"), ("clinical", "assessment_date"),
+    for name, col in (("dosing", "dose_date"), ("labs", "lab_date"), ("clinical", "assessment_date"),
                       ("events", "start_date")):
         if name in frames:
             t = frames[name]
@@ -886,7 +886,7 @@ def simulate_export(trial: Trial, seed: int | None = None, effects: dict | None 
     frames = {
         "screening": screening,
         "randomization": randomization,
-        "infusion": dosing,
+        "dosing": dosing,
         "labs": simulate_labs(trial, people, labs),
         "clinical": simulate_clinical(trial, people, labs, rng),
         "events": simulate_events(trial, people, dosing, rng),
