@@ -10,7 +10,7 @@ import pytest
 from helpers import paths
 
 # Words that name the first trial's disease, its scores or its procedure (issue 17), in any case.
-DISEASE_WORDS = re.compile(r"liver|hepat|\bmeld|child[-_ ]?pugh|\bpugh|bilirubin|transplant|\bLTX|infusion|catheter|"
+DISEASE_WORDS = re.compile(r"\bliver|hepat|\bmeld|child[-_ ]?pugh|\bpugh|bilirubin|transplant|\bLTX|infusion|catheter|"
                            r"ascites|encephalopath|cirrho|\besld\b", re.IGNORECASE)
 PLUG_IN = paths.ROOT / "src" / "helpers" / "scores" / "liver.py"
 SOURCES = sorted(p for p in (paths.ROOT / "src").rglob("*") if p.suffix in (".py", ".yaml", ".md", ".css", ".js")

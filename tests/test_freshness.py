@@ -68,7 +68,7 @@ def test_a_real_export_is_stale_when_one_of_its_files_changes(tmp_path):
     before = freshness.data_inputs(str(tmp_path), trial)
     (tmp_path / "labs.csv").write_text("a\n2\n")
     assert freshness.data_inputs(str(tmp_path), trial)["labs.csv"] != before["labs.csv"]
-    assert freshness.data_inputs("synthetic", trial).keys() == {"trial file"}
+    assert freshness.data_inputs("synthetic", trial).keys() == {"trial file", "glossaries beside it"}
 
 
 def test_a_missing_output_makes_its_notebook_stale(tmp_path):

@@ -52,7 +52,8 @@ def notebook_source_hash(path: Path) -> str:
 def data_inputs(data: str, trial_file: Path) -> dict[str, str]:
     """The trial file's hash and, for a real export, its files' hashes (a synthetic export follows from the
     trial file, the seed and the helpers)."""
-    inputs = {"trial file": _sha(Path(trial_file).read_bytes())}
+    inputs = {"trial file": _sha(Path(trial_file).read_bytes()),
+              "glossaries beside it": tree_hash(Path(trial_file).parent, (".md",))}
     if data != "synthetic":
         for p in sorted(Path(data).iterdir()):
             if p.is_file() and p.suffix in (".csv", ".xlsx"):

@@ -123,6 +123,15 @@ def data_source_markdown(data: str, source: str) -> str:
     return f"This build runs on the site's export: {source}.\n"
 
 
+def field_glossary_markdown(trial: Trial) -> str:
+    """The glossary entries of the trial's field (the trial file's ``glossary``: a file of MyST glossary entries,
+    relative to the trial file), as a second glossary on the glossary page; nothing when the file names none."""
+    if trial.glossary is None:
+        return ""
+    entries = trial.glossary.read_text(encoding="utf-8").strip()
+    return f"## Terms of the trial's field\n\n```{{glossary}}\n:sorted:\n\n{entries}\n```\n"
+
+
 def _block_sizes_text(trial: Trial) -> str:
     """'block sizes 2 or 4' as the trial file states them, or that it does not."""
     sizes = trial.randomization.stated_block_sizes
@@ -290,6 +299,7 @@ def _run_into(tree: Path, staging: Path, data, trial, seed, cutoff, build_dir: P
         f"({time.perf_counter() - t0:.1f} s)")
     generated = tree / "generated"
     (generated / "trial.md").write_text(trial_markdown(cohort.trial), encoding="utf-8")
+    (generated / "field_glossary.md").write_text(field_glossary_markdown(cohort.trial), encoding="utf-8")
     (generated / "data_source.md").write_text(data_source_markdown(data, cohort.source), encoding="utf-8")
     (generated / "data_dictionary.md").write_text(data_dictionary_markdown(cohort.trial, cohort.export.tables),
                                                   encoding="utf-8")

@@ -467,6 +467,7 @@ class Trial:
     background: str = ""
     procedure_terms: tuple[str, ...] = ()
     adverse_events_collected: bool = True
+    glossary: Path | None = None
     events: tuple[EventType, ...] = STANDARD_EVENTS
     time_to_event: tuple[TimeToEvent, ...] = ()
     masked_from: "Trial | None" = field(default=None, repr=False, compare=False)
@@ -804,6 +805,16 @@ def _events(raw: dict, path) -> tuple[EventType, ...]:
     for e in spec.get("intercurrent") or []:
         extra.append(EventType(str(e["code"]), str(e["label"]), "intercurrent"))
     return STANDARD_EVENTS[:1] + tuple(extra) + STANDARD_EVENTS[1:]
+
+
+def _glossary(raw: dict, path: Path) -> Path | None:
+    """The trial file's ``glossary`` (MyST glossary entries of its field), relative to the trial file."""
+    if not raw.get("glossary"):
+        return None
+    file = (path.parent / str(raw["glossary"])).resolve()
+    if not file.is_file():
+        raise TrialFileError(f"{path}: glossary {raw['glossary']!r}: no such file ({file})")
+    return file
 
 
 def _time_to_event(raw: dict, path) -> tuple[TimeToEvent, ...]:
@@ -1170,7 +1181,7 @@ TRIAL_FILE_SCHEMA = {
     "treatment": _opt({"start": _opt(_one_of("first_dose", "randomization")), "noun": _opt(TEXT), "route": _opt(TEXT),
                        "dose_unit": _opt(TEXT), "dose_range": _opt(RANGE)}),
     "safety": _opt({"adverse_events_collected": _opt(FLAG), "procedure_terms": _opt(TEXTS)}),
-    "cutoff": _opt(DATE),
+    "cutoff": _opt(DATE), "glossary": _opt(TEXT),
     "simulation": _opt({"seed": _opt(WHOLE), "accrual_start": _opt(DATE),
                         "screened_per_randomized": _opt(_Kind("a number of at least 1", lambda v: _number(v) and v >= 1)),
                         "death_rate_24w": _opt(RATE), "withdrawal_rate": _opt(RATE), "missed_visit_rate": _opt(RATE),
@@ -1269,7 +1280,7 @@ def trial_from_mapping(raw, path: Path) -> Trial:
         alpha=float(_get(plan, "alpha", 0.05)),
         primary_test=_get(plan, "primary_test", "fisher"),
         background=" ".join(str(_get(raw, "background", "")).split()),
-        events=_events(raw, path), time_to_event=_time_to_event(raw, path),
+        events=_events(raw, path), time_to_event=_time_to_event(raw, path), glossary=_glossary(raw, path),
         **_safety(raw, path))
     _check(trial, path)
     return trial
