@@ -808,13 +808,16 @@ def _events(raw: dict, path) -> tuple[EventType, ...]:
 
 
 def _glossary(raw: dict, path: Path) -> Path | None:
-    """The trial file's ``glossary`` (MyST glossary entries of its field), relative to the trial file."""
+    """The trial file's ``glossary`` (MyST glossary entries of its field): beside the trial file, else among the
+    project's shared glossaries (``trials/``), so a trial file copied elsewhere keeps its field's terms."""
     if not raw.get("glossary"):
         return None
-    file = (path.parent / str(raw["glossary"])).resolve()
-    if not file.is_file():
-        raise TrialFileError(f"{path}: glossary {raw['glossary']!r}: no such file ({file})")
-    return file
+    tried = [(folder / str(raw["glossary"])).resolve() for folder in (path.parent, paths.TRIALS)]
+    found = next((f for f in tried if f.is_file()), None)
+    if found is None:
+        raise TrialFileError(f"{path}: glossary {raw['glossary']!r}: no such file (looked for {tried[0]} and "
+                             f"{tried[1]})")
+    return found
 
 
 def _time_to_event(raw: dict, path) -> tuple[TimeToEvent, ...]:
