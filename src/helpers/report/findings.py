@@ -35,7 +35,7 @@ def primary_test_text(trial: Trial) -> str:
 
 
 def _contrast_text(row: pd.Series | None, code: str, trial: Trial) -> str:
-    """'Hepatic artery versus Peripheral vein, difference -1.02 points (95% CI ...; P = ...)' from an MMRM row
+    """'Drug A versus Placebo, difference -1.02 points (95% CI ...; P = ...)' from an MMRM row
     (a log-scale endpoint's row already holds the ratio of geometric means), or 'not estimable'."""
     if row is None or pd.isna(row["estimate"]):
         return "not estimable"

@@ -60,7 +60,7 @@ def population_text(trial: Trial) -> str:
 
 
 def change_text(code: str, visit: str, trial: Trial) -> str:
-    """'change in MELD score from baseline to Week 24': what a continuous endpoint's MMRM contrast compares."""
+    """'change in eGFR from baseline to Week 24': what a continuous endpoint's MMRM contrast compares."""
     return f"change in {trial.endpoint(code).label} from baseline to {visit}"
 
 
