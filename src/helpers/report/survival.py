@@ -7,7 +7,7 @@ import pandas as pd
 from helpers.analysis import survival
 from helpers.report.cohort import arm_header
 from helpers.report.findings import TEST_NAMES
-from helpers.report.prose import estimate_text, format_p, whole_weeks, word_list
+from helpers.report.prose import estimate_text, format_p, primary_what, whole_weeks, word_list
 from helpers.report.tables import JournalTable, journal_table, n_pct
 from helpers.trial import TimeToEvent, Trial
 
@@ -29,9 +29,59 @@ def event_noun(trial: Trial, paramcd: str) -> str:
     return "deaths" if trial.tte(paramcd).events == ("DEATH",) else "events"
 
 
+def estimate_name(trial: Trial, paramcd: str) -> str:
+    """What the endpoint's Kaplan-Meier estimate is called: 'survival' when death is its only event, else
+    'event-free probability' (a composite endpoint is not survival)."""
+    return "survival" if event_noun(trial, paramcd) == "deaths" else "event-free probability"
+
+
+def fisher_name(trial: Trial, paramcd: str) -> str:
+    """Fisher's exact test of the endpoint as the text names it: on survivors, or on participants event-free, at the
+    horizon."""
+    who = "survivors" if event_noun(trial, paramcd) == "deaths" else "participants event-free"
+    return f"Fisher's exact test on {who} at the horizon"
+
+
+def role_text(trial: Trial) -> str:
+    """The lead time-to-event endpoint's place in the analysis plan: the registered primary outcome, or a secondary
+    endpoint beside a continuous primary analysed in the outcomes chapter."""
+    lead, pe = trial.lead_tte, trial.primary_endpoint
+    if pe.is_time_to_event:
+        return (f"The registered primary outcome is {lead.label.lower()} (time from randomization to "
+                f"{events_text(lead, trial)}). This chapter estimates it by arm and compares the arms.")
+    return (f"The primary endpoint of this trial is the {primary_what(trial)}, analysed in the chapter on outcomes at "
+            f"each visit. {lead.label} (time from randomization to {events_text(lead, trial)}) is a secondary "
+            "endpoint: this chapter estimates it by arm and compares the arms as supportive evidence.")
+
+
+def tests_role_text(trial: Trial) -> str:
+    """Which of the chapter's tests the plan registered: the primary test of a time-to-event primary endpoint (the
+    others supportive), or none of them when the primary endpoint is continuous."""
+    pe = trial.primary_endpoint
+    if pe.is_time_to_event:
+        name = fisher_name(trial, pe.code) if trial.primary_test == "fisher" else TEST_NAMES[trial.primary_test]
+        return f"The registered primary test is the {name}; the other tests are supportive."
+    return ("None of these tests is confirmatory: the registered primary test is the MMRM contrast of the "
+            f"{primary_what(trial)}, not a test of this endpoint.")
+
+
+def summary_measures_text(trial: Trial) -> str:
+    """The estimand's summary measures of the lead time-to-event endpoint, with the registered test when it is the
+    primary endpoint."""
+    lead = trial.lead_tte
+    measures = (f"the Kaplan-Meier {estimate_name(trial, lead.code)} at the horizon per arm and its difference "
+                f"against {trial.control.label}, the hazard ratio")
+    if trial.primary_endpoint.is_time_to_event:
+        test = (fisher_name(trial, lead.code) if trial.primary_test == "fisher"
+                else TEST_NAMES[trial.primary_test])
+        return f"{measures}, and, as registered, the primary test: {test}."
+    return (f"{measures}, the log-rank test and {fisher_name(trial, lead.code)}, all supportive (the primary "
+            "endpoint is continuous; its registered test is in the chapter on outcomes at each visit).")
+
+
 def no_events_text(trial: Trial, paramcd: str) -> str:
     """What the chapter says instead of estimates when the endpoint has no event: 'No deaths were recorded; ...'."""
-    return f"No {event_noun(trial, paramcd)} were recorded; survival estimates and tests are not shown (not estimable)"
+    return f"No {event_noun(trial, paramcd)} were recorded; {estimate_name(trial, paramcd)} estimates and tests are not shown (not estimable)"
 
 
 def events_text(tte: TimeToEvent, trial: Trial) -> str:
@@ -115,7 +165,9 @@ def chapter_numbers(results: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, sou
     others = other_endpoints(trial)
     return prose_numbers(results, lead.code, trial, "lead") | {
         "source": source, "horizon_days": trial.horizon_days, "horizon_weeks": whole_weeks(trial.horizon_days),
-        "primary_test": TEST_NAMES[trial.primary_test],
+        "role": role_text(trial), "summary_measures": summary_measures_text(trial),
+        "tests_role": tests_role_text(trial),
+        "lead_estimate": estimate_name(trial, lead.code).capitalize(), "lead_fisher_name": fisher_name(trial, lead.code),
         "lead_label": lead.label, "lead_variable": f"time from randomization to {events_text(lead, trial)}",
         "lead_censoring": censoring_text(lead, trial),
         "other_endpoints": (" ".join(f"{t.label} ({events_text(t, trial)}) is reported as a further endpoint."
@@ -240,7 +292,8 @@ def show_vital_status(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> 
     censors = [trial.event_label(c).lower() for c in trial.lead_tte.censors]
     return journal_table(
         vital_status_table(adtte, adsl, trial, arm_header(adsl, trial)),
-        f"Vital status at day {trial.horizon_days} by arm, n (%) (the data of Fisher's exact test)", "tab-vital-status",
+        f"{'Vital' if event_noun(trial, trial.lead_tte.code) == 'deaths' else 'Event'} status at day "
+        f"{trial.horizon_days} by arm, n (%) (the data of Fisher's exact test)", "tab-vital-status",
         notes=f"Unknown: censored before the horizon without completing follow-up ({word_list(censors + ['withdrawal'], 'or')}); "
               "left out of the test.")
 
