@@ -47,10 +47,10 @@ def role_text(trial: Trial) -> str:
     endpoint beside a continuous primary analysed in the outcomes chapter."""
     lead, pe = trial.lead_tte, trial.primary_endpoint
     if pe.is_time_to_event:
-        return (f"The registered primary outcome is {lead.label.lower()} (time from randomization to "
-                f"{events_text(lead, trial)}). This chapter estimates it by arm and compares the arms.")
+        return (f"The registered primary outcome is {lead.label.lower()}: the time from randomization to "
+                f"{events_text(lead, trial)}. This chapter estimates it by arm and compares the arms.")
     return (f"The primary endpoint of this trial is the {primary_what(trial)}, analysed in the chapter on outcomes at "
-            f"each visit. {lead.label} (time from randomization to {events_text(lead, trial)}) is a secondary "
+            f"each visit. {lead.label}, the time from randomization to {events_text(lead, trial)}, is a secondary "
             "endpoint: this chapter estimates it by arm and compares the arms as supportive evidence.")
 
 
