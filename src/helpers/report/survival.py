@@ -6,7 +6,7 @@ import pandas as pd
 
 from helpers.analysis import survival
 from helpers.report.cohort import arm_header
-from helpers.report.findings import TEST_NAMES
+from helpers.report.findings import TEST_NAMES, primary_test_text
 from helpers.report.prose import estimate_text, format_p, primary_what, whole_weeks, word_list
 from helpers.report.tables import JournalTable, journal_table, n_pct
 from helpers.trial import TimeToEvent, Trial
@@ -165,7 +165,7 @@ def chapter_numbers(results: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, sou
     others = other_endpoints(trial)
     return prose_numbers(results, lead.code, trial, "lead") | {
         "source": source, "horizon_days": trial.horizon_days, "horizon_weeks": whole_weeks(trial.horizon_days),
-        "role": role_text(trial), "summary_measures": summary_measures_text(trial),
+        "primary_test": primary_test_text(trial), "role": role_text(trial), "summary_measures": summary_measures_text(trial),
         "tests_role": tests_role_text(trial),
         "lead_estimate": estimate_name(trial, lead.code).capitalize(), "lead_fisher_name": fisher_name(trial, lead.code),
         "lead_label": lead.label, "lead_variable": f"time from randomization to {events_text(lead, trial)}",
