@@ -15,7 +15,7 @@ from helpers.analysis.outcomes import (
     holm_significant,
     intercurrent_counts,
 )
-from helpers.report.prose import estimate_text, format_p, population_text, primary_what, word_list
+from helpers.report.prose import death_role_text, estimate_text, format_p, population_text, primary_what, word_list
 from helpers.report.tables import JournalTable, fixed, journal_table, recorded_decimals
 from helpers.trial import Trial
 
@@ -249,18 +249,6 @@ def log_scale_text(trial: Trial) -> str:
         return "Every endpoint is analysed on its own scale, so its effects are differences in means."
     return (f"The endpoints the trial file puts on the log scale ({word_list(logs)}) are analysed on it, so their "
             "effects are ratios of geometric means; the other endpoints are analysed on their own scale.")
-
-
-def death_role_text(trial: Trial) -> str:
-    """Where deaths are analysed, for the estimand: as (part of) the lead time-to-event endpoint, primary or
-    secondary."""
-    lead = trial.lead_tte
-    role = "the primary endpoint" if trial.primary_endpoint.is_time_to_event else "a secondary endpoint"
-    if lead.events == ("DEATH",):
-        return f"death is {role} ({lead.label.lower()}), analysed as time to event"
-    if "DEATH" in lead.events:
-        return f"death is one of the events of {role} ({lead.label.lower()}), analysed as time to event"
-    return "deaths are analysed with the time-to-event endpoints"
 
 
 def fallback_sentence(mmrm: pd.DataFrame) -> str:

@@ -79,3 +79,15 @@ def early_ends_text(trial: Trial, conjunction: str = "or") -> str:
     """The ends of follow-up before its planned end, in prose: 'death, kidney failure or withdrawal' (the trial
     file's intercurrent events by their labels; just 'death or withdrawal' when it declares none)."""
     return word_list(["death"] + [e.label.lower() for e in trial.intercurrent_events] + ["withdrawal"], conjunction)
+
+
+def death_role_text(trial: Trial) -> str:
+    """Where deaths are analysed, for the estimand: as (part of) the lead time-to-event endpoint, primary or
+    secondary."""
+    lead = trial.lead_tte
+    role = "the primary endpoint" if trial.primary_endpoint.is_time_to_event else "a secondary endpoint"
+    if lead.events == ("DEATH",):
+        return f"death is {role} ({lead.label.lower()}), analysed as time to event"
+    if "DEATH" in lead.events:
+        return f"death is one of the events of {role} ({lead.label.lower()}), analysed as time to event"
+    return "deaths are analysed with the time-to-event endpoints"
