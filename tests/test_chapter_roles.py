@@ -112,3 +112,17 @@ def test_the_kidney_trial_names_no_liver_word(ckd):
     found = [m.group(0) for t in texts for m in LIVER_WORDS.finditer(t)]
     assert not found, found
     assert "Event status at day 364" in texts[-2]
+    assert "Kaplan-Meier event-free probability at the horizon" in texts[-3]
+    assert "Event-free (%)" in survival_report.show_km_numbers(adam["adtte"], adam["adsl"], trial)._repr_markdown_()
+
+
+@pytest.mark.parametrize("notebook, chapter", [("04_outcomes", 2), ("05_survival", 1)])
+def test_every_phrase_the_chapter_glues_is_computed(ckd, continuous, notebook, chapter):
+    """Each {glue:text}`key` of the chapter's prose is a key of its chapter_numbers (besides the verdict), for both
+    trials."""
+    import nbformat
+
+    cells = nbformat.read(paths.ROOT / "notebooks" / f"{notebook}.ipynb", as_version=4).cells
+    keys = set(re.findall(r"\{glue:text\}`([^`]+)`", "\n".join(c.source for c in cells if c.cell_type == "markdown")))
+    for numbers in (ckd[chapter], continuous[chapter]):
+        assert keys - {"verdict"} <= set(numbers), keys - {"verdict"} - set(numbers)

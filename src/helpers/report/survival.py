@@ -13,7 +13,7 @@ from helpers.trial import TimeToEvent, Trial
 
 ADEQUATE_EVENTS = "The number of events is adequate for the hazard ratio."
 LEAD = "tte"  # the lead time-to-event endpoint's tables and figure: tab-tte-summary, fig-km-tte, ...
-SUMMARY_NOTES = ("Survival difference: arm minus control, Wald interval with Greenwood standard errors. Hazard ratio "
+SUMMARY_NOTES = ("Difference: arm minus control, Wald interval with Greenwood standard errors. Hazard ratio "
                  "below 1 favours the first arm named. Fisher's exact test: two-sided, on participants whose status at "
                  "the horizon is known (event-free or event); Events / N for it counts those.")
 
@@ -194,15 +194,16 @@ def summary_table(results: pd.DataFrame, paramcd: str, trial: Trial | None = Non
         return pd.DataFrame([{"Analysis": no_events_text(trial, paramcd), "Arm or comparison": "all arms",
                               "Estimate (95% CI)": "not estimable", "P value": "not estimable",
                               "Events / N": f"0 / {int(d.loc[d['ANALYSIS'] == survival.LOGRANK, 'N'].sum())}"}])
+    name = "survival" if trial is None else estimate_name(trial, paramcd)
     rows = []
     for r in d.itertuples():
         what = r.ARM if not r.REFERENCE else f"{r.ARM} vs {r.REFERENCE}"
         if r.ANALYSIS.startswith(survival.KM_SURVIVAL):
-            label = "Kaplan-Meier survival at the horizon, % (log-log CI)"
+            label = f"Kaplan-Meier {name} at the horizon, % (log-log CI)"
             est = estimate_text(r.ESTIMATE, r.LCL, r.UCL, scale=100, digits=1)
         elif r.ANALYSIS.startswith(survival.KM_DIFFERENCE):
             what = f"{r.ARM} minus {r.REFERENCE}"
-            label = "Difference in survival, percentage points (Greenwood CI)"
+            label = f"Difference in {name}, percentage points (Greenwood CI)"
             est = estimate_text(r.ESTIMATE, r.LCL, r.UCL, scale=100, digits=1)
         elif r.ANALYSIS == survival.LOGRANK:
             label, est, what = "Log-rank test, chi-square", estimate_text(r.ESTIMATE), "all arms"
@@ -272,6 +273,8 @@ def show_km_numbers(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> Jo
     tte = trial.lead_tte
     table = km_plot_table(survival.km_by_arm(adtte, trial, tte.code))
     noun = event_noun(trial, tte.code)
+    if noun != "deaths":
+        table = table.rename(columns={"Survival (%)": "Event-free (%)"})
     return journal_table(
         table.assign(Arm=table["Arm"].map(header)),
         f"Kaplan-Meier estimates of {tte.label.lower()} at each {noun[:-1]} (the data of the figure above)",
