@@ -12,6 +12,7 @@ from helpers.analysis import outcomes, survival
 from helpers.data.adam import build_adam
 from helpers.data.loading import load_export
 from helpers.data.simulation import simulate_export, write_export
+from helpers.report import findings as findings_report
 from helpers.report import outcomes as outcomes_report
 from helpers.report import survival as survival_report
 from helpers.trial import load_trial
@@ -24,13 +25,14 @@ LIVER_WORDS = re.compile(r"liver|hepat|\bmeld|child[-_ ]?pugh|\bpugh|bilirubin|i
 
 
 def _chapters(trial, folder):
-    """The glued numbers of the survival and outcomes chapters on a simulated export of ``trial``, and the ADaM."""
+    """The glued numbers of the survival and outcomes chapters on a simulated export of ``trial``, the survival
+    results, the ADaM and the outcome results."""
     write_export(simulate_export(trial, realistic=False), folder, trial)
     adam = build_adam(load_export(folder, trial), trial)
     surv = survival.survival_results(adam["adtte"], adam["adsl"], trial)
     out = outcomes.outcome_results(adam["adlb"], adam["adsl"], trial)
     return (survival_report.chapter_numbers(surv, adam["adsl"], trial, "synthetic"),
-            outcomes_report.chapter_numbers(out, adam["adsl"], trial, "synthetic"), surv, adam)
+            outcomes_report.chapter_numbers(out, adam["adsl"], trial, "synthetic"), surv, adam, out)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def ckd(tmp_path_factory):
 
 
 def test_a_continuous_primary_makes_survival_supportive(continuous):
-    trial, surv, _, _, _ = continuous
+    trial, surv, *_ = continuous
     assert surv["role"] == ("The primary endpoint of this trial is the change in Albumin from baseline to Week 24, "
                             "analysed in the chapter on outcomes at each visit. Overall survival to week 24, the time "
                             "from randomization to death, is a secondary endpoint: this chapter estimates it by arm and "
@@ -58,7 +60,7 @@ def test_a_continuous_primary_makes_survival_supportive(continuous):
 
 
 def test_a_continuous_primary_is_analysed_in_the_outcomes_chapter(continuous):
-    trial, _, out, _, _ = continuous
+    trial, _, out, *_ = continuous
     assert out["role"] == ("The primary endpoint is the change in Albumin from baseline to Week 24: this chapter "
                            "analyses it, by its MMRM contrast at week 24. The other 8 endpoints are secondary.")
     assert len(trial.endpoints) == 9 and out["n_holm"] == 8  # the Holm family leaves the primary out
@@ -75,8 +77,8 @@ def test_a_time_to_event_primary_keeps_its_registered_test(trial, adam):
                                            adam["adsl"], trial, "synthetic")
     assert surv["role"].startswith("The registered primary outcome is overall survival to week 24: the time from "
                                    "randomization to death.")
-    assert surv["tests_role"] == ("The registered primary test is the Fisher's exact test on survivors at the horizon; "
-                                  "the other tests are supportive.")
+    assert surv["tests_role"] == ("Registered primary test: Fisher's exact test on survivors at the horizon; the other "
+                                  "tests are supportive.")
     assert surv["summary_measures"].endswith("as registered, the primary test: Fisher's exact test on survivors at "
                                              "the horizon.")
     assert outcomes_report.primary_effect_sentence(None, trial) == ""
@@ -86,12 +88,12 @@ def test_a_time_to_event_primary_keeps_its_registered_test(trial, adam):
 
 
 def test_a_composite_lead_endpoint_is_named_by_its_label_and_events(ckd):
-    trial, surv, out, _, _ = ckd
+    trial, surv, out, *_ = ckd
     assert trial.lead_tte.code == "KFD" and trial.primary_test == "logrank"
     assert surv["role"] == ("The registered primary outcome is kidney failure or death to week 52: the time from "
                             "randomization to kidney failure (dialysis or kidney transplant) or death, whichever came "
                             "first. This chapter estimates it by arm and compares the arms.")
-    assert surv["tests_role"] == "The registered primary test is the log-rank test; the other tests are supportive."
+    assert surv["tests_role"] == "Registered primary test: log-rank test; the other tests are supportive."
     assert surv["lead_estimate"] == "Event-free probability"
     assert surv["lead_fisher_name"] == "Fisher's exact test on participants event-free at the horizon"
     assert re.fullmatch(r"\d+ events", surv["lead_events"])
@@ -103,16 +105,18 @@ def test_a_composite_lead_endpoint_is_named_by_its_label_and_events(ckd):
 
 
 def test_the_kidney_trial_names_no_liver_word(ckd):
-    trial, surv, out, results, adam = ckd
+    trial, surv, out, results, adam, out_results = ckd
     texts = [*map(str, surv.values()), *map(str, out.values()),
              survival_report.show_event_counts(adam["adtte"], adam["adsl"], trial)._repr_markdown_(),
              survival_report.show_summary(results, trial)._repr_markdown_(),
              survival_report.show_vital_status(adam["adtte"], adam["adsl"], trial)._repr_markdown_(),
+             findings_report.verdicts(results, out_results["mmrm"], trial)["verdict"],
              survival_report.show_intercurrent_events(adam["adsl"], adam["adlb"], trial)._repr_markdown_()]
     found = [m.group(0) for t in texts for m in LIVER_WORDS.finditer(t)]
     assert not found, found
-    assert "Event status at day 364" in texts[-2]
-    assert "Kaplan-Meier event-free probability at the horizon" in texts[-3]
+    assert "Event status at day 364" in texts[-3]
+    assert "Kaplan-Meier event-free probability at the horizon" in texts[-4]
+    assert "event-free probability at day 364 was" in texts[-2] and "log-rank test P" in texts[-2]
     assert "Event-free (%)" in survival_report.show_km_numbers(adam["adtte"], adam["adsl"], trial)._repr_markdown_()
 
 

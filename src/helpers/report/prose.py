@@ -91,3 +91,16 @@ def death_role_text(trial: Trial) -> str:
     if "DEATH" in lead.events:
         return f"death is one of the events of {role} ({lead.label.lower()}), analysed as time to event"
     return "deaths are analysed with the time-to-event endpoints"
+
+
+def km_name(trial: Trial, code: str) -> str:
+    """What a time-to-event endpoint's Kaplan-Meier estimate is called: 'survival' when death is its only event, else
+    'event-free probability' (a composite endpoint is not survival)."""
+    return "survival" if trial.tte(code).events == ("DEATH",) else "event-free probability"
+
+
+def fisher_name(trial: Trial, code: str) -> str:
+    """Fisher's exact test of a time-to-event endpoint as the text names it: on survivors, or on participants
+    event-free, at the horizon."""
+    who = "survivors" if km_name(trial, code) == "survival" else "participants event-free"
+    return f"Fisher's exact test on {who} at the horizon"

@@ -6,8 +6,8 @@ import pandas as pd
 
 from helpers.analysis import survival
 from helpers.report.cohort import arm_header
-from helpers.report.findings import TEST_NAMES, primary_test_text
-from helpers.report.prose import estimate_text, format_p, primary_what, whole_weeks, word_list
+from helpers.report.findings import primary_test_text
+from helpers.report.prose import estimate_text, fisher_name, format_p, km_name, primary_what, whole_weeks, word_list
 from helpers.report.tables import JournalTable, journal_table, n_pct
 from helpers.trial import TimeToEvent, Trial
 
@@ -29,19 +29,6 @@ def event_noun(trial: Trial, paramcd: str) -> str:
     return "deaths" if trial.tte(paramcd).events == ("DEATH",) else "events"
 
 
-def estimate_name(trial: Trial, paramcd: str) -> str:
-    """What the endpoint's Kaplan-Meier estimate is called: 'survival' when death is its only event, else
-    'event-free probability' (a composite endpoint is not survival)."""
-    return "survival" if event_noun(trial, paramcd) == "deaths" else "event-free probability"
-
-
-def fisher_name(trial: Trial, paramcd: str) -> str:
-    """Fisher's exact test of the endpoint as the text names it: on survivors, or on participants event-free, at the
-    horizon."""
-    who = "survivors" if event_noun(trial, paramcd) == "deaths" else "participants event-free"
-    return f"Fisher's exact test on {who} at the horizon"
-
-
 def role_text(trial: Trial) -> str:
     """The lead time-to-event endpoint's place in the analysis plan: the registered primary outcome, or a secondary
     endpoint beside a continuous primary analysed in the outcomes chapter."""
@@ -59,8 +46,7 @@ def tests_role_text(trial: Trial) -> str:
     others supportive), or none of them when the primary endpoint is continuous."""
     pe = trial.primary_endpoint
     if pe.is_time_to_event:
-        name = fisher_name(trial, pe.code) if trial.primary_test == "fisher" else TEST_NAMES[trial.primary_test]
-        return f"The registered primary test is the {name}; the other tests are supportive."
+        return f"Registered primary test: {primary_test_text(trial)}; the other tests are supportive."
     return ("None of these tests is confirmatory: the registered primary test is the MMRM contrast of the "
             f"{primary_what(trial)}, not a test of this endpoint.")
 
@@ -69,19 +55,17 @@ def summary_measures_text(trial: Trial) -> str:
     """The estimand's summary measures of the lead time-to-event endpoint, with the registered test when it is the
     primary endpoint."""
     lead = trial.lead_tte
-    measures = (f"the Kaplan-Meier {estimate_name(trial, lead.code)} at the horizon per arm and its difference "
+    measures = (f"the Kaplan-Meier {km_name(trial, lead.code)} at the horizon per arm and its difference "
                 f"against {trial.control.label}, the hazard ratio")
     if trial.primary_endpoint.is_time_to_event:
-        test = (fisher_name(trial, lead.code) if trial.primary_test == "fisher"
-                else TEST_NAMES[trial.primary_test])
-        return f"{measures}, and, as registered, the primary test: {test}."
+        return f"{measures}, and, as registered, the primary test: {primary_test_text(trial)}."
     return (f"{measures}, the log-rank test and {fisher_name(trial, lead.code)}, all supportive (the primary "
             "endpoint is continuous; its registered test is in the chapter on outcomes at each visit).")
 
 
 def no_events_text(trial: Trial, paramcd: str) -> str:
     """What the chapter says instead of estimates when the endpoint has no event: 'No deaths were recorded; ...'."""
-    return f"No {event_noun(trial, paramcd)} were recorded; {estimate_name(trial, paramcd)} estimates and tests are not shown (not estimable)"
+    return f"No {event_noun(trial, paramcd)} were recorded; {km_name(trial, paramcd)} estimates and tests are not shown (not estimable)"
 
 
 def events_text(tte: TimeToEvent, trial: Trial) -> str:
@@ -167,7 +151,7 @@ def chapter_numbers(results: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, sou
         "source": source, "horizon_days": trial.horizon_days, "horizon_weeks": whole_weeks(trial.horizon_days),
         "primary_test": primary_test_text(trial), "role": role_text(trial), "summary_measures": summary_measures_text(trial),
         "tests_role": tests_role_text(trial),
-        "lead_estimate": estimate_name(trial, lead.code).capitalize(), "lead_fisher_name": fisher_name(trial, lead.code),
+        "lead_estimate": km_name(trial, lead.code).capitalize(), "lead_fisher_name": fisher_name(trial, lead.code),
         "lead_label": lead.label, "lead_variable": f"time from randomization to {events_text(lead, trial)}",
         "lead_censoring": censoring_text(lead, trial),
         "other_endpoints": (" ".join(f"{t.label} ({events_text(t, trial)}) is reported as a further endpoint."
@@ -194,7 +178,7 @@ def summary_table(results: pd.DataFrame, paramcd: str, trial: Trial | None = Non
         return pd.DataFrame([{"Analysis": no_events_text(trial, paramcd), "Arm or comparison": "all arms",
                               "Estimate (95% CI)": "not estimable", "P value": "not estimable",
                               "Events / N": f"0 / {int(d.loc[d['ANALYSIS'] == survival.LOGRANK, 'N'].sum())}"}])
-    name = "survival" if trial is None else estimate_name(trial, paramcd)
+    name = "survival" if trial is None else km_name(trial, paramcd)
     rows = []
     for r in d.itertuples():
         what = r.ARM if not r.REFERENCE else f"{r.ARM} vs {r.REFERENCE}"
