@@ -407,7 +407,8 @@ def test_chapter_numbers_glue_every_phrase_of_the_chapter(adam, trial):
     res = outcomes.outcome_results(adam["adlb"], adam["adsl"], trial)
     numbers = report.chapter_numbers(res, adam["adsl"], trial, "synthetic cohort")
     assert list(numbers) == ["source", "population", "n_per_arm", "control", "experimental", "followup", "last_visit", "n_endpoints",
-                             "primary_label", "key_label", "log_endpoints", "n_deaths", "n_withdrawn", "intercurrent_text", "hypothetical_condition", "key_effect", "key_covariance",
+                             "primary_label", "key_label", "log_endpoints", "log_scale_sentence", "role", "hierarchy", "death_role",
+                             "primary_effect_sentence", "n_deaths", "n_withdrawn", "intercurrent_text", "hypothetical_condition", "key_effect", "key_covariance", "key_sentence",
                              "fallback_sentence", "n_holm", "holm_significant", "class_name", "best_class",
                              "alpha_level", "class_a_last"]
     assert numbers["control"] == trial.control.label

@@ -11,7 +11,7 @@ import pandas as pd
 from helpers.analysis import findings, outcomes, survival
 from helpers.analysis.findings import MET, NOT_ESTIMABLE, NOT_MET, Decision
 from helpers.report.outcomes import effect_text
-from helpers.report.prose import change_text, estimate_text, format_p, p_text, primary_what
+from helpers.report.prose import change_text, estimate_text, fisher_name, format_p, km_name, p_text, primary_what
 from helpers.report.tables import fixed
 from helpers.trial import Trial
 
@@ -28,14 +28,15 @@ VERDICT_WORDS = {MET: "was met", NOT_MET: "was not met", NOT_ESTIMABLE: "could n
 
 
 def primary_test_text(trial: Trial) -> str:
-    """How the primary endpoint is tested: the registered survival test, or the MMRM contrast at its visit."""
+    """How the primary endpoint is tested: the registered time-to-event test, or the MMRM contrast at its visit."""
     if trial.primary_endpoint.is_time_to_event:
-        return TEST_NAMES[trial.primary_test]
+        pe = trial.primary_endpoint
+        return fisher_name(trial, pe.code) if trial.primary_test == "fisher" else TEST_NAMES[trial.primary_test]
     return f"the MMRM contrast at {trial.primary_visit.label}"
 
 
 def _contrast_text(row: pd.Series | None, code: str, trial: Trial) -> str:
-    """'Hepatic artery versus Peripheral vein, difference -1.02 points (95% CI ...; P = ...)' from an MMRM row
+    """'Drug A versus Placebo, difference -1.02 points (95% CI ...; P = ...)' from an MMRM row
     (a log-scale endpoint's row already holds the ratio of geometric means), or 'not estimable'."""
     if row is None or pd.isna(row["estimate"]):
         return "not estimable"
@@ -57,14 +58,14 @@ def primary_sentence(d: Decision, surv: pd.DataFrame, mmrm: pd.DataFrame, trial:
     km = km.set_index("ARM").loc[order].reset_index()
     by_arm = " versus ".join(f"{estimate_text(r.ESTIMATE, r.LCL, r.UCL, scale=100, digits=1, unit='%', ci_label='95% CI')}"
                              f" with {r.ARM}" for r in km.itertuples())
-    test = f"{TEST_NAMES[trial.primary_test]} {p_text(d.p_value)}" if not np.isnan(d.p_value) else \
-        f"{TEST_NAMES[trial.primary_test]} not estimable"
+    test = f"{primary_test_text(trial)} {p_text(d.p_value)}" if not np.isnan(d.p_value) else \
+        f"{primary_test_text(trial)} not estimable"
     if int(surv.loc[(surv["PARAMCD"] == pe.code) & (surv["ANALYSIS"] == survival.LOGRANK), "EVENTS"].sum()) == 0:
         noun = "deaths" if trial.tte(pe.code).events == ("DEATH",) else "events"
         return (f"The primary endpoint ({primary_what(trial)}) {verdict}: no {noun} were recorded in any arm by day "
                 f"{trial.horizon_days}, so no difference between the arms was shown and no effect can be estimated; "
                 f"{test} (two-sided level {trial.alpha:g}).")
-    return (f"The primary endpoint ({primary_what(trial)}) {verdict}: survival at day {trial.horizon_days} was "
+    return (f"The primary endpoint ({primary_what(trial)}) {verdict}: {km_name(trial, pe.code)} at day {trial.horizon_days} was "
             f"{by_arm}; {test} (two-sided level {trial.alpha:g}).")
 
 
@@ -127,13 +128,15 @@ def _finding_label(r, trial: Trial) -> str:
         effect = "ratio" if outcomes.LOG_SCALE in r.ANALYSIS else "difference"
         return f"Primary: {trial.endpoint(r.ENDPOINT).label_with_unit}, change to {trial.primary_visit.label}: {effect}"
     if r.ROLE == "primary":
-        a = r.ANALYSIS
+        a, name = r.ANALYSIS, km_name(trial, trial.primary_endpoint.code)
         if a.startswith(survival.KM_SURVIVAL):
-            return f"Primary: survival at day {trial.horizon_days}, % (95% CI)"
+            return f"Primary: {name} at day {trial.horizon_days}, % (95% CI)"
         if a.startswith(survival.KM_DIFFERENCE):
-            return f"Primary: survival at day {trial.horizon_days}, difference in % points"
-        return {survival.COX: "Primary: hazard ratio of death (Cox)",
-                survival.FISHER: "Primary: odds ratio of being alive at the horizon (Fisher)"}[a]
+            return f"Primary: {name} at day {trial.horizon_days}, difference in % points"
+        death = name == "survival"
+        return {survival.COX: f"Primary: hazard ratio of {'death' if death else 'an event'} (Cox)",
+                survival.FISHER: f"Primary: odds ratio of being {'alive' if death else 'event-free'} at the horizon "
+                                 "(Fisher)"}[a]
     e = trial.endpoint(r.ENDPOINT)
     effect = "ratio" if outcomes.LOG_SCALE in r.ANALYSIS else "difference"
     prefix = "Key secondary: " if r.ROLE == "key secondary" else ""

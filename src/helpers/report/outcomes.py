@@ -15,7 +15,7 @@ from helpers.analysis.outcomes import (
     holm_significant,
     intercurrent_counts,
 )
-from helpers.report.prose import estimate_text, format_p, population_text, primary_what, word_list
+from helpers.report.prose import death_role_text, estimate_text, format_p, population_text, primary_what, word_list
 from helpers.report.tables import JournalTable, fixed, journal_table, recorded_decimals
 from helpers.trial import Trial
 
@@ -179,17 +179,76 @@ def effect_text(row: pd.Series, unit: str = "", digits: int = 2) -> str:
 
 
 def key_secondary_numbers(mmrm: pd.DataFrame, trial: Trial) -> dict[str, str]:
-    """The key secondary endpoint's MMRM effect at the last visit and its covariance, as the prose reads them;
-    'not estimable' with the reason when no participant was observed there (an early interim look)."""
+    """The key secondary endpoint's MMRM effect at the last visit and its covariance, as the prose reads them
+    ('key_effect', 'key_covariance' and the whole 'key_sentence'); 'not estimable' with the reason when no participant
+    was observed there (an early interim look); a sentence saying so when the trial file names none."""
+    if not trial.key_secondary:
+        return {"key_effect": "none", "key_covariance": "none",
+                "key_sentence": "The trial file names no key secondary endpoint."}
     last = trial.last_visit.label
+    label = f"the change in {trial.endpoint(trial.key_secondary).label} at {last.lower()}"
     rows = mmrm[(mmrm["PARAMCD"] == trial.key_secondary) & (mmrm["AVISIT"] == last)]
     if rows.empty:
         when = " by the data cut-off" if trial.is_interim else ""
-        return {"key_effect": f"not estimable: no participant was observed at {last.lower()}{when}",
-                "key_covariance": "none"}
+        effect = f"not estimable: no participant was observed at {last.lower()}{when}"
+        return {"key_effect": effect, "key_covariance": "none",
+                "key_sentence": f"For the key secondary endpoint, {label}, the MMRM effect is {effect}."}
     key = rows.iloc[0]
-    return {"key_effect": effect_text(key, trial.endpoint(trial.key_secondary).unit),
-            "key_covariance": covariance_name(key["covariance"])}
+    out = {"key_effect": effect_text(key, trial.endpoint(trial.key_secondary).unit),
+           "key_covariance": covariance_name(key["covariance"])}
+    return out | {"key_sentence": f"For the key secondary endpoint, {label}, the MMRM gives a {out['key_effect']} "
+                                  f"(covariance structure: {out['key_covariance']})."}
+
+
+def primary_effect_sentence(mmrm: pd.DataFrame, trial: Trial) -> str:
+    """The continuous primary endpoint's MMRM effect at its visit, as the prose reads it; empty when the primary
+    endpoint is time to event (the survival chapter analyses it)."""
+    pe = trial.primary_endpoint
+    if pe.is_time_to_event:
+        return ""
+    visit = trial.primary_visit.label
+    rows = mmrm[(mmrm["PARAMCD"] == pe.code) & (mmrm["AVISIT"] == visit)]
+    if rows.empty:
+        when = " by the data cut-off" if trial.is_interim else ""
+        effect = f"is not estimable: no participant was observed at {visit.lower()}{when}"
+    else:
+        r = rows.iloc[0]
+        effect = (f"gives a {effect_text(r, trial.endpoint(pe.code).unit)} (covariance structure: "
+                  f"{covariance_name(r['covariance'])})")
+    return f"For the primary endpoint, the {primary_what(trial)}, the MMRM {effect}."
+
+
+def role_text(trial: Trial) -> str:
+    """Which endpoint is primary and where it is analysed: here (a continuous primary, the other endpoints secondary)
+    or in the survival chapter (every endpoint here secondary)."""
+    pe = trial.primary_endpoint
+    if pe.is_time_to_event:
+        return (f"The primary endpoint, {primary_what(trial)}, is a time-to-event endpoint analysed in the survival "
+                "chapter; every endpoint of this chapter is secondary.")
+    others = len(trial.endpoints) - 1
+    return (f"The primary endpoint is the {primary_what(trial)}: this chapter analyses it, by its MMRM contrast at "
+            f"{trial.primary_visit.label.lower()}. The other {others} endpoint{'s are' if others != 1 else ' is'} "
+            "secondary.")
+
+
+def hierarchy_text(trial: Trial) -> str:
+    """The analysis plan's fixed sequence: the primary endpoint first, then the key secondary endpoint if the trial
+    file names one."""
+    first = f"the primary endpoint, {primary_what(trial)}, is tested first"
+    if not trial.key_secondary:
+        return f"{first}; the trial file names no key secondary endpoint, so no other test is confirmatory."
+    return (f"{first}; only if it is significant at the two-sided {100 * trial.alpha:g}% level is the key secondary "
+            f"endpoint, the change in {trial.endpoint(trial.key_secondary).label} at "
+            f"{trial.last_visit.label.lower()} from the MMRM, tested confirmatorily at the same level.")
+
+
+def log_scale_text(trial: Trial) -> str:
+    """Which endpoints the trial file puts on the log scale, and what their effects are then."""
+    logs = [e.label.lower() for e in trial.endpoints if e.log]
+    if not logs:
+        return "Every endpoint is analysed on its own scale, so its effects are differences in means."
+    return (f"The endpoints the trial file puts on the log scale ({word_list(logs)}) are analysed on it, so their "
+            "effects are ratios of geometric means; the other endpoints are analysed on their own scale.")
 
 
 def fallback_sentence(mmrm: pd.DataFrame) -> str:
@@ -233,6 +292,11 @@ def chapter_numbers(results: dict[str, pd.DataFrame], adsl: pd.DataFrame, trial:
         "key_label": (f"the change in {trial.endpoint(trial.key_secondary).label} at {last.lower()}" if trial.key_secondary
                       else "none"),
         "log_endpoints": ", ".join(e.label.lower() for e in trial.endpoints if e.log),
+        "log_scale_sentence": log_scale_text(trial),
+        "role": role_text(trial),
+        "hierarchy": hierarchy_text(trial),
+        "death_role": death_role_text(trial),
+        "primary_effect_sentence": primary_effect_sentence(mmrm, trial),
         **intercurrent_numbers(adsl, trial),
         **key_secondary_numbers(mmrm, trial),
         "fallback_sentence": fallback_sentence(mmrm),

@@ -60,7 +60,7 @@ def population_text(trial: Trial) -> str:
 
 
 def change_text(code: str, visit: str, trial: Trial) -> str:
-    """'change in MELD score from baseline to Week 24': what a continuous endpoint's MMRM contrast compares."""
+    """'change in eGFR from baseline to Week 24': what a continuous endpoint's MMRM contrast compares."""
     return f"change in {trial.endpoint(code).label} from baseline to {visit}"
 
 
@@ -79,3 +79,28 @@ def early_ends_text(trial: Trial, conjunction: str = "or") -> str:
     """The ends of follow-up before its planned end, in prose: 'death, kidney failure or withdrawal' (the trial
     file's intercurrent events by their labels; just 'death or withdrawal' when it declares none)."""
     return word_list(["death"] + [e.label.lower() for e in trial.intercurrent_events] + ["withdrawal"], conjunction)
+
+
+def death_role_text(trial: Trial) -> str:
+    """Where deaths are analysed, for the estimand: as (part of) the lead time-to-event endpoint, primary or
+    secondary."""
+    lead = trial.lead_tte
+    role = "the primary endpoint" if trial.primary_endpoint.is_time_to_event else "a secondary endpoint"
+    if lead.events == ("DEATH",):
+        return f"death is {role} ({lead.label.lower()}), analysed as time to event"
+    if "DEATH" in lead.events:
+        return f"death is one of the events of {role} ({lead.label.lower()}), analysed as time to event"
+    return "deaths are analysed with the time-to-event endpoints"
+
+
+def km_name(trial: Trial, code: str) -> str:
+    """What a time-to-event endpoint's Kaplan-Meier estimate is called: 'survival' when death is its only event, else
+    'event-free probability' (a composite endpoint is not survival)."""
+    return "survival" if trial.tte(code).events == ("DEATH",) else "event-free probability"
+
+
+def fisher_name(trial: Trial, code: str) -> str:
+    """Fisher's exact test of a time-to-event endpoint as the text names it: on survivors, or on participants
+    event-free, at the horizon."""
+    who = "survivors" if km_name(trial, code) == "survival" else "participants event-free"
+    return f"Fisher's exact test on {who} at the horizon"

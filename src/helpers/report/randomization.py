@@ -72,7 +72,7 @@ def allocation_text(trial: Trial, alloc: pd.DataFrame | None, checks: Allocation
 
 
 def strata_text(trial: Trial) -> str:
-    """'stratified by SITE, MELD_GROUP' (names or ``{code, levels}`` factors of the trial file), or 'unstratified'."""
+    """'stratified by SITE, SEVERITY' (names or ``{code, levels}`` factors of the trial file), or 'unstratified'."""
     names = trial.strata
     return f"stratified by {', '.join(names)}" if names else "unstratified"
 

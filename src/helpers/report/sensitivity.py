@@ -25,7 +25,7 @@ from helpers.analysis.worst_rank import (
     worst_rank_counts,
 )
 from helpers.report.cohort import arm_header
-from helpers.report.prose import early_ends_text, estimate_text, format_p, population_text, word_list
+from helpers.report.prose import death_role_text, early_ends_text, estimate_text, format_p, population_text, word_list
 from helpers.report.tables import JournalTable, journal_table
 from helpers.trial import Trial, shown_unit
 
@@ -133,6 +133,7 @@ def chapter_numbers(a: dict, adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Tria
         "hypothetical_condition": ("alive, free of " + word_list([e.label.lower() for e in trial.intercurrent_events], "or")
                                    + " and in follow-up") if trial.intercurrent_events else "alive and in follow-up",
         "ice_handling": ice_handling_text(trial),
+        "death_role": death_role_text(trial).replace("d", "D", 1),
         "mmrm_formula": outcomes.mmrm_formula(trial), "m": N_IMPUTATIONS, "mi_seed": MI_SEED, "burn_in": N_BURN_IN,
     }
     if "not_estimable" in a:

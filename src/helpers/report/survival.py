@@ -6,14 +6,14 @@ import pandas as pd
 
 from helpers.analysis import survival
 from helpers.report.cohort import arm_header
-from helpers.report.findings import TEST_NAMES
-from helpers.report.prose import estimate_text, format_p, whole_weeks, word_list
+from helpers.report.findings import primary_test_text
+from helpers.report.prose import estimate_text, fisher_name, format_p, km_name, primary_what, whole_weeks, word_list
 from helpers.report.tables import JournalTable, journal_table, n_pct
 from helpers.trial import TimeToEvent, Trial
 
 ADEQUATE_EVENTS = "The number of events is adequate for the hazard ratio."
 LEAD = "tte"  # the lead time-to-event endpoint's tables and figure: tab-tte-summary, fig-km-tte, ...
-SUMMARY_NOTES = ("Survival difference: arm minus control, Wald interval with Greenwood standard errors. Hazard ratio "
+SUMMARY_NOTES = ("Difference: arm minus control, Wald interval with Greenwood standard errors. Hazard ratio "
                  "below 1 favours the first arm named. Fisher's exact test: two-sided, on participants whose status at "
                  "the horizon is known (event-free or event); Events / N for it counts those.")
 
@@ -29,9 +29,43 @@ def event_noun(trial: Trial, paramcd: str) -> str:
     return "deaths" if trial.tte(paramcd).events == ("DEATH",) else "events"
 
 
+def role_text(trial: Trial) -> str:
+    """The lead time-to-event endpoint's place in the analysis plan: the registered primary outcome, or a secondary
+    endpoint beside a continuous primary analysed in the outcomes chapter."""
+    lead, pe = trial.lead_tte, trial.primary_endpoint
+    if pe.is_time_to_event:
+        return (f"The registered primary outcome is {lead.label.lower()}: the time from randomization to "
+                f"{events_text(lead, trial)}. This chapter estimates it by arm and compares the arms.")
+    return (f"The primary endpoint of this trial is the {primary_what(trial)}, analysed in the chapter on outcomes at "
+            f"each visit. {lead.label}, the time from randomization to {events_text(lead, trial)}, is a secondary "
+            "endpoint: this chapter estimates it by arm and compares the arms as supportive evidence.")
+
+
+def tests_role_text(trial: Trial) -> str:
+    """Which of the chapter's tests the plan registered: the primary test of a time-to-event primary endpoint (the
+    others supportive), or none of them when the primary endpoint is continuous."""
+    pe = trial.primary_endpoint
+    if pe.is_time_to_event:
+        return f"Registered primary test: {primary_test_text(trial)}; the other tests are supportive."
+    return ("None of these tests is confirmatory: the registered primary test is the MMRM contrast of the "
+            f"{primary_what(trial)}, not a test of this endpoint.")
+
+
+def summary_measures_text(trial: Trial) -> str:
+    """The estimand's summary measures of the lead time-to-event endpoint, with the registered test when it is the
+    primary endpoint."""
+    lead = trial.lead_tte
+    measures = (f"the Kaplan-Meier {km_name(trial, lead.code)} at the horizon per arm and its difference "
+                f"against {trial.control.label}, the hazard ratio")
+    if trial.primary_endpoint.is_time_to_event:
+        return f"{measures}, and, as registered, the primary test: {primary_test_text(trial)}."
+    return (f"{measures}, the log-rank test and {fisher_name(trial, lead.code)}, all supportive (the primary "
+            "endpoint is continuous; its registered test is in the chapter on outcomes at each visit).")
+
+
 def no_events_text(trial: Trial, paramcd: str) -> str:
     """What the chapter says instead of estimates when the endpoint has no event: 'No deaths were recorded; ...'."""
-    return f"No {event_noun(trial, paramcd)} were recorded; survival estimates and tests are not shown (not estimable)"
+    return f"No {event_noun(trial, paramcd)} were recorded; {km_name(trial, paramcd)} estimates and tests are not shown (not estimable)"
 
 
 def events_text(tte: TimeToEvent, trial: Trial) -> str:
@@ -115,7 +149,9 @@ def chapter_numbers(results: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, sou
     others = other_endpoints(trial)
     return prose_numbers(results, lead.code, trial, "lead") | {
         "source": source, "horizon_days": trial.horizon_days, "horizon_weeks": whole_weeks(trial.horizon_days),
-        "primary_test": TEST_NAMES[trial.primary_test],
+        "primary_test": primary_test_text(trial), "role": role_text(trial), "summary_measures": summary_measures_text(trial),
+        "tests_role": tests_role_text(trial),
+        "lead_estimate": km_name(trial, lead.code).capitalize(), "lead_fisher_name": fisher_name(trial, lead.code),
         "lead_label": lead.label, "lead_variable": f"time from randomization to {events_text(lead, trial)}",
         "lead_censoring": censoring_text(lead, trial),
         "other_endpoints": (" ".join(f"{t.label} ({events_text(t, trial)}) is reported as a further endpoint."
@@ -142,15 +178,16 @@ def summary_table(results: pd.DataFrame, paramcd: str, trial: Trial | None = Non
         return pd.DataFrame([{"Analysis": no_events_text(trial, paramcd), "Arm or comparison": "all arms",
                               "Estimate (95% CI)": "not estimable", "P value": "not estimable",
                               "Events / N": f"0 / {int(d.loc[d['ANALYSIS'] == survival.LOGRANK, 'N'].sum())}"}])
+    name = "survival" if trial is None else km_name(trial, paramcd)
     rows = []
     for r in d.itertuples():
         what = r.ARM if not r.REFERENCE else f"{r.ARM} vs {r.REFERENCE}"
         if r.ANALYSIS.startswith(survival.KM_SURVIVAL):
-            label = "Kaplan-Meier survival at the horizon, % (log-log CI)"
+            label = f"Kaplan-Meier {name} at the horizon, % (log-log CI)"
             est = estimate_text(r.ESTIMATE, r.LCL, r.UCL, scale=100, digits=1)
         elif r.ANALYSIS.startswith(survival.KM_DIFFERENCE):
             what = f"{r.ARM} minus {r.REFERENCE}"
-            label = "Difference in survival, percentage points (Greenwood CI)"
+            label = f"Difference in {name}, percentage points (Greenwood CI)"
             est = estimate_text(r.ESTIMATE, r.LCL, r.UCL, scale=100, digits=1)
         elif r.ANALYSIS == survival.LOGRANK:
             label, est, what = "Log-rank test, chi-square", estimate_text(r.ESTIMATE), "all arms"
@@ -220,6 +257,8 @@ def show_km_numbers(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> Jo
     tte = trial.lead_tte
     table = km_plot_table(survival.km_by_arm(adtte, trial, tte.code))
     noun = event_noun(trial, tte.code)
+    if noun != "deaths":
+        table = table.rename(columns={"Survival (%)": "Event-free (%)"})
     return journal_table(
         table.assign(Arm=table["Arm"].map(header)),
         f"Kaplan-Meier estimates of {tte.label.lower()} at each {noun[:-1]} (the data of the figure above)",
@@ -240,7 +279,8 @@ def show_vital_status(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> 
     censors = [trial.event_label(c).lower() for c in trial.lead_tte.censors]
     return journal_table(
         vital_status_table(adtte, adsl, trial, arm_header(adsl, trial)),
-        f"Vital status at day {trial.horizon_days} by arm, n (%) (the data of Fisher's exact test)", "tab-vital-status",
+        f"{'Vital' if event_noun(trial, trial.lead_tte.code) == 'deaths' else 'Event'} status at day "
+        f"{trial.horizon_days} by arm, n (%) (the data of Fisher's exact test)", "tab-vital-status",
         notes=f"Unknown: censored before the horizon without completing follow-up ({word_list(censors + ['withdrawal'], 'or')}); "
               "left out of the test.")
 
