@@ -232,13 +232,22 @@ def _derived_values(trial: Trial, code: str, value: dict, grades: dict, shape: t
     return scores.derive(p, frame).to_numpy().reshape(shape)
 
 
-def scenario_effects(trial: Trial, scenario: Scenario) -> dict[str, float]:
-    """The scenario's shift of each endpoint the plan tests by MMRM (``findings.mmrm_codes``), by code: a continuous
-    primary endpoint's ``primary_effect``, the key secondary endpoint's ``key_effect``."""
-    effects = {trial.key_secondary: scenario.key_effect} if trial.key_secondary is not None else {}
+def analysis_visits(trial: Trial) -> dict:
+    """The visit of each endpoint the plan tests by MMRM (``findings.mmrm_codes``), by code: a continuous primary
+    endpoint's primary visit, the key secondary endpoint's last visit."""
+    visits = {trial.key_secondary: trial.last_visit} if trial.key_secondary is not None else {}
     if is_continuous(trial):
-        effects = {trial.primary_endpoint.code: scenario.primary_effect} | effects
-    return effects
+        visits = {trial.primary_endpoint.code: trial.primary_visit} | visits
+    return visits
+
+
+def scenario_effects(trial: Trial, scenario: Scenario) -> dict[str, float]:
+    """The full effect (reached at the last follow-up week, ``simulation.effect_ramp``) on each endpoint the plan
+    tests by MMRM, by code, such that the effect at its analysis visit (``analysis_visits``) is the scenario's: a
+    continuous primary endpoint's ``primary_effect``, the key secondary endpoint's ``key_effect``."""
+    ramp = dict(zip((v.code for v in trial.visits), simulation.effect_ramp(trial)))
+    effect = {trial.key_secondary: scenario.key_effect, trial.primary_endpoint.code: scenario.primary_effect}
+    return {code: effect[code] / ramp[v.code] for code, v in analysis_visits(trial).items()}
 
 
 def _mmrm_values(trial: Trial, scenario: Scenario, p: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -453,11 +462,8 @@ def change_sds(trial: Trial, n: int = 20000, seed: int = 0) -> dict[str, float]:
     visit; the units of the default grid of effects."""
     trial = design_trial(trial)
     d = simulate_cohort(trial, Scenario(), np.random.default_rng(seed), n)["adlb"]
-    visits = {trial.key_secondary: trial.last_visit} if trial.key_secondary is not None else {}
-    if is_continuous(trial):
-        visits = {trial.primary_endpoint.code: trial.primary_visit} | visits
     out = {}
-    for code, visit in visits.items():
+    for code, visit in analysis_visits(trial).items():
         x = d[(d["PARAMCD"] == code) & (d["AVISITN"] == visit.week)]
         chg = np.log(x["AVAL"]) - np.log(x["BASE"]) if trial.endpoint(code).log else x["CHG"]
         out[code] = float(np.nanstd(chg, ddof=1))
