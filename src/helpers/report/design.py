@@ -165,7 +165,8 @@ def _primary_numbers(oc: pd.DataFrame, t: Trial) -> dict[str, str]:
     alpha = f"{t.alpha:g}"
     if not design.is_continuous(t):
         strongest = prim.loc[prim["hazard_ratio"].idxmin()]
-        hr_min = hr_text(strongest["hazard_ratio"]) + (" (no event on the experimental arm)"
+        none = "death" if _events_noun(t) == "deaths" else "event"
+        hr_min = hr_text(strongest["hazard_ratio"]) + (f" (no {none} on the experimental arm)"
                                                        if strongest["hazard_ratio"] == 0 else "")
         deaths = f"{null.loc[PRIMARY, 'death_control'] * t.planned_n:.1f}" if PRIMARY in null.index else ""
         return {
