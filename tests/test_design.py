@@ -421,7 +421,7 @@ def test_the_chapter_names_a_continuous_primary(egfr_oc, egfr):
     assert numbers["power_primary_text"].startswith("effect ") and "mL/min/1.73m2: " in numbers["power_primary_text"]
     for k in ("scenario_text", "estimands_text", "primary_analysis_text", "power_primary_text", "mde_primary_text",
               "n80_primary_text", "effects_assumed"):
-        assert "hazard" not in numbers[k] and "survival" not in numbers[k], k
+        assert "hazard ratio" not in numbers[k] and "survival" not in numbers[k], k
     assert "eGFR" in numbers["mde_primary_text"] and "eGFR" in numbers["estimands_text"]
     assert list(report.primary_table(oc, egfr)["Scenario"]) == ["Null"] + [f"Alternative {k}" for k in range(1, 5)]
     assert "Effect on eGFR" in report.scenario_table(oc, egfr).columns
