@@ -3,16 +3,18 @@
 The trial is simulated as designed, from its trial file: ``planned_n`` participants allocated by the
 trial's permuted blocks in its arm ratio, its visits and windows, and the ``simulation`` block's death,
 intercurrent-event, withdrawal and missed-visit rates and its disease model. Each scenario sets the true effect
-of the experimental arm(s) on the primary endpoint (a hazard ratio of its events, reported also as the event
-probabilities by the horizon it implies) and on the key secondary endpoint (``trial.key_secondary``: a shift in
-its change from baseline at the last visit, on its analysis scale: log scale for ``log: true`` endpoints, points
-for scores). Every replicate is then analysed by the book's own helpers, exactly as the chapters call them:
+of the experimental arm(s) on the primary endpoint (time to event: a hazard ratio of its events, reported also as
+the event probabilities by the horizon it implies; continuous: a shift in its change from baseline at the primary
+visit, ``trial.primary_visit``) and on the key secondary endpoint (``trial.key_secondary``: a shift in its change
+from baseline at the last visit); shifts are on the analysis scale: log scale for ``log: true`` endpoints, points
+for scores. Every replicate is then analysed by the book's own helpers, exactly as the chapters call them:
 
-* the primary test the trial file names (``trial.primary_test``: ``survival.fisher_survivors``,
-  ``survival.logrank`` or ``survival.cox_hr``), and the Kaplan-Meier difference in event-free survival at the
-  horizon with its Greenwood standard error (``survival.survival_at_horizon``) as the primary estimate;
-* the key secondary MMRM (``findings.key_mmrm``: ``outcomes.mmrm_table(..., codes=[key])``) at the last
-  visit;
+* a time-to-event primary endpoint: the primary test the trial file names (``trial.primary_test``:
+  ``survival.fisher_survivors``, ``survival.logrank`` or ``survival.cox_hr``), and the Kaplan-Meier difference in
+  event-free survival at the horizon with its Greenwood standard error (``survival.survival_at_horizon``) as the
+  primary estimate; a continuous primary endpoint: the MMRM contrast at the primary visit
+  (``outcomes.mmrm_table``, ``findings.primary_row``), as the findings module decides it;
+* the key secondary MMRM (``outcomes.mmrm_table``, ``findings.key_secondary_row``) at the last visit;
 * the fixed-sequence decisions of the analysis plan (``findings.decisions``).
 
 The cohort is drawn by the public functions of ``helpers.data.simulation`` (the generator of the book's synthetic
@@ -29,7 +31,7 @@ draw of the switched participant and of missed visits.
 What is simplified, and why it does not change the analysed numbers:
 
 * the analysis datasets are built directly (ADSL: ``USUBJID, TRT01P, EOSSTT``; ADTTE: ``USUBJID, TRT01P,
-  PARAMCD, AVAL, CNSR, EVNTDESC``; ADLB of the key endpoint: ``USUBJID, TRT01P, PARAMCD, AVISIT, AVISITN,
+  PARAMCD, AVAL, CNSR, EVNTDESC``; ADLB of the endpoints tested by MMRM: ``USUBJID, TRT01P, PARAMCD, AVISIT, AVISITN,
   AVAL, BASE, CHG``, one record per visit), not through the CSV export, validation and the ADaM derivation:
   these are the columns the three analyses read, derived by the same rules (times from randomization, the
   horizon, the events and censoring events of the trial file's time-to-event endpoint, completion, baseline and
@@ -52,8 +54,8 @@ What is simplified, and why it does not change the analysed numbers:
 The truth each estimate is compared with is the estimand's value in the simulated population, under the
 intention-to-treat rule the analyses follow (arms as randomized): the difference in event-free survival at the
 horizon with no intercurrent event and no withdrawal (the hypothetical strategy of the survival chapter), from
-the hazard model by Gauss-Hermite quadrature, and the key secondary effect; both diluted by the occasional
-participant who receives the other arm.
+the hazard model by Gauss-Hermite quadrature, or a continuous primary endpoint's effect at its visit, and the key
+secondary effect; each diluted by the occasional participant who receives the other arm.
 
 Replicates run in parallel through joblib (``n_jobs``), or on a Dask distributed cluster (``scheduler``
 "tcp://host:port", or the ``DASK_SCHEDULER`` environment variable). Replicate i is seeded by the i-th child
