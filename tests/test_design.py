@@ -215,9 +215,9 @@ def test_chapter_numbers_and_tables(small_oc, trial):
     numbers = report.chapter_numbers(small_oc, trial, 3)
     assert numbers["n_planned"] == trial.planned_n and numbers["replicates"] == 3
     assert numbers["hr_min"].startswith("0 ") and numbers["power_primary_text"].startswith("hazard ratio 0.75: ")
-    assert all(v != "" for k, v in numbers.items() if k not in ("deaths_null", "assumptions_note"))
+    assert all(v != "" for k, v in numbers.items() if k not in ("deaths_null", "assumptions_note", "primary_fallback"))
     assert numbers["assumptions_note"] == ""
-    assert len(report.scenario_table(small_oc, trial)) == len(report.primary_table(small_oc)) == 5
+    assert len(report.scenario_table(small_oc, trial)) == len(report.primary_table(small_oc, trial)) == 5
     key = report.key_table(small_oc, trial)
     assert list(key["Scenario"]) == ["Null"] + [f"Alternative {k}" for k in range(1, 5)]
     assert report.show_key(small_oc, trial).name == "tab-design-key"
@@ -310,3 +310,146 @@ def test_a_derived_key_endpoint_with_participant_inputs_is_simulated(ckd):
     assert 25 < base.median() < 40
     reps = design.simulate_design(t, [NULL], replicates=2, n_jobs=1)
     assert reps["key_estimate"].notna().all()
+
+
+# ------------------------------------------------------------------ a continuous primary endpoint
+
+def ckd_continuous_file(folder, visit: str = "WEEK52") -> "Path":
+    """DEMO-CKD's trial file with eGFR (derived from creatinine, age and sex) added to its endpoints and made the
+    primary endpoint, continuous at ``visit``; no primary test (a continuous primary is tested by its MMRM)."""
+    from helpers import paths
+
+    text = paths.trial_file("DEMO-CKD").read_text(encoding="utf-8")
+    hgb = "  - {code: HGB, label: Haemoglobin, unit: g/L, log: false, better: higher, source: lab}\n"
+    primary = ("primary_endpoint:\n  code: KFD\n  label: Kidney failure or death to week 52\n  horizon_days: 364\n")
+    assert hgb in text and primary in text and "  primary_test: logrank\n" in text
+    text = (text.replace(hgb, hgb + "  - {code: EGFR, label: eGFR, unit: mL/min/1.73m2, log: false, better: higher, "
+                                    "source: derived}\n")
+            .replace("  primary_test: logrank\n", "")
+            .replace(primary, f"primary_endpoint:\n  code: EGFR\n  kind: continuous\n  visit: {visit}\n"
+                              f"  label: Change in eGFR to {visit}\n"))
+    path = folder / f"ckd-egfr-{visit}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def egfr(tmp_path_factory):
+    from helpers.trial import load_trial
+
+    return load_trial(ckd_continuous_file(tmp_path_factory.mktemp("egfr")))
+
+
+def test_a_continuous_primary_is_analysed_by_its_mmrm_at_the_primary_visit(egfr):
+    """The design's primary analysis of a continuous primary endpoint is the book's: the MMRM contrast at the primary
+    visit (``findings.key_mmrm``, ``findings.primary_p``), its estimate and p-value those of the model table."""
+    assert design.is_continuous(egfr) and egfr.primary_visit.code == "WEEK52"
+    data = design.simulate_cohort(egfr, design.Scenario(primary_effect=3.0, key_effect=-0.3), np.random.default_rng(2))
+    adsl, adlb = data["adsl"], data["adlb"]
+    assert set(adlb["PARAMCD"]) == {"EGFR", "UACR"} and len(adsl) == egfr.planned_n
+    row = design.analyse_cohort(egfr, data)
+    mmrm = findings.key_mmrm(adlb, adsl, egfr)
+    book = findings.primary_row(mmrm, egfr)
+    assert row["primary_p"] == findings.primary_p(pd.DataFrame(), mmrm, egfr) == book["p_value"]
+    assert row["primary_estimate"] == book["estimate"] and row["primary_se"] == book["se"]
+    assert row["key_estimate"] == pytest.approx(np.log(findings.key_secondary_row(mmrm, egfr)["estimate"]))
+    assert "deaths" not in row
+    assert [d.outcome for d in findings.decisions(pd.DataFrame(), mmrm, egfr)] == [row["primary_outcome"],
+                                                                                  row["key_outcome"]]
+
+
+@pytest.mark.parametrize("visit", ["WEEK52", "WEEK24"])
+def test_the_scenario_shifts_a_continuous_primary_by_its_effect_at_the_primary_visit(tmp_path, visit):
+    """Same seed, with and without an effect of 2 on eGFR (a derived endpoint: the effect is added): at the primary
+    visit every treated participant's eGFR differs by exactly 2, a control participant's not at all, also when the
+    primary visit is before the last (the effect ramps in: 24/52 of the full effect at week 24)."""
+    from helpers.trial import load_trial
+
+    t = load_trial(ckd_continuous_file(tmp_path, visit))
+    a, b = (design.simulate_cohort(t, s, np.random.default_rng(4))["adlb"]
+            for s in (design.Scenario(), design.Scenario(primary_effect=2.0)))
+    assert a[["USUBJID", "AVISIT"]].equals(b[["USUBJID", "AVISIT"]])
+    at = (a["PARAMCD"] == "EGFR") & (a["AVISIT"] == t.primary_visit.label)
+    diff = (b.loc[at, "AVAL"] - a.loc[at, "AVAL"]).round(9)
+    treated = a.loc[at, "TRT01P"] != t.control.label   # no participant switched arms with this seed
+    assert set(diff[treated]) == {2.0} and set(diff[~treated]) == {0.0}
+    assert design.scenario_effects(t, design.Scenario(primary_effect=2.0))["EGFR"] == pytest.approx(
+        2.0 / (t.primary_visit.week / t.followup_weeks))
+
+
+def test_scenarios_and_truths_of_a_continuous_primary(egfr):
+    s = design.default_scenarios(egfr)
+    assert s[0].is_null and all(x.hazard_ratio == 1.0 for x in s)
+    effects = [x.primary_effect for x in s]
+    assert effects == sorted(effects) and effects[-1] > 0   # eGFR: higher is better
+    assert effects[-1] == pytest.approx(design.primary_change_sd(egfr), rel=0.03)
+    t = design.true_values(egfr, design.Scenario(primary_effect=3.0, key_effect=-0.3))
+    q = design.SWITCH_PROBABILITY / egfr.planned_n
+    assert t["primary_truth"] == pytest.approx(3.0 * (1 - 2 * q)) and t["key_truth"] == pytest.approx(-0.3 * (1 - 2 * q))
+    assert np.isnan(t["death_control"])
+
+
+@pytest.fixture(scope="module")
+def egfr_oc(egfr):
+    reps = design.simulate_design(egfr, replicates=6, seed=3, n_jobs=1)
+    return design.operating_characteristics(reps, egfr), reps
+
+
+def test_operating_characteristics_of_a_continuous_primary(egfr_oc, egfr):
+    """Power of the primary endpoint is the share of replicates whose MMRM contrast at the primary visit is
+    significant; the fixed sequence never claims the key secondary more often than the primary is met."""
+    oc, reps = egfr_oc
+    prim = oc[oc["endpoint"] == design.PRIMARY].set_index("scenario")
+    key = oc[oc["endpoint"] == design.KEY].set_index("scenario")
+    by = reps.groupby("scenario")
+    pd.testing.assert_series_equal(prim["power"], by["primary_p"].apply(lambda p: (p < egfr.alpha).mean()),
+                                   check_names=False)
+    assert (key["claimed"] <= prim["power"]).all()
+    assert ((reps["key_outcome"] == findings.MET) <= (reps["primary_outcome"] == findings.MET)).all()
+    assert (prim["truth"].iloc[1:] > 0).all() and prim["n_for_power"].iloc[1:].notna().all()
+
+
+def test_the_chapter_names_a_continuous_primary(egfr_oc, egfr):
+    from helpers.report import design as report
+    from helpers.report import plots
+
+    oc, _ = egfr_oc
+    numbers = report.chapter_numbers(oc, egfr, 6)
+    assert numbers["primary_test"] == "the MMRM contrast at Week 52"
+    assert numbers["primary_what"] == "change in eGFR from baseline to Week 52"
+    assert numbers["scenario_text"].startswith("Scenario k shifts the change in eGFR from baseline to Week 52")
+    assert numbers["power_primary_text"].startswith("effect ") and "mL/min/1.73m2: " in numbers["power_primary_text"]
+    for k in ("scenario_text", "estimands_text", "primary_analysis_text", "power_primary_text", "mde_primary_text",
+              "n80_primary_text", "effects_assumed"):
+        assert "hazard ratio" not in numbers[k] and "survival" not in numbers[k], k
+    assert "eGFR" in numbers["mde_primary_text"] and "eGFR" in numbers["estimands_text"]
+    assert list(report.primary_table(oc, egfr)["Scenario"]) == ["Null"] + [f"Alternative {k}" for k in range(1, 5)]
+    assert "Effect on eGFR" in report.scenario_table(oc, egfr).columns
+    assert report.show_primary(oc, egfr).name == "tab-design-primary"
+    left, _ = plots.plot_design_power(oc, egfr).axes
+    assert "eGFR" in left.get_xlabel() and not left.xaxis_inverted()
+
+
+def test_the_chapter_glues_the_intercurrent_events_by_their_labels(small_oc, trial, ckd):
+    from helpers.report import design as report
+
+    numbers = report.chapter_numbers(small_oc, trial, 3)
+    labels = [e.label.lower() for e in trial.intercurrent_events]
+    assert numbers["hazards_text"] == " and ".join(["death"] + labels)
+    assert numbers["follow_up_ends"] == ", ".join(["death"] + labels + ["withdrawal"])
+    assert all(x in numbers["estimands_text"] for x in labels)
+    assert numbers["scenario_text"].startswith("Scenario k multiplies the hazards of death on the experimental arm")
+    assert report.primary_events_text(ckd) == "kidney failure (dialysis or kidney transplant) and death"
+
+
+@pytest.mark.slow
+def test_type_one_error_of_a_continuous_primary_is_near_alpha(egfr):
+    """1000 simulated trials under the null: the MMRM of the primary endpoint rejects at about alpha, and the fixed
+    sequence claims the key secondary no more often than the primary is met."""
+    reps = design.simulate_design(egfr, [NULL], replicates=1000, seed=20260103)
+    oc = design.operating_characteristics(reps, egfr).set_index("endpoint")
+    m = int(oc.loc[design.PRIMARY, "replicates"])
+    rejected = round(oc.loc[design.PRIMARY, "power"] * m)
+    assert stats.binomtest(rejected, m, egfr.alpha).pvalue > 0.001, f"MMRM type-I error {rejected}/{m}"
+    assert oc.loc[design.KEY, "claimed"] <= oc.loc[design.PRIMARY, "power"]
+    assert _check_recovery(oc.loc[design.PRIMARY]) == []

@@ -319,20 +319,16 @@ def test_a_build_computes_the_verdict_once_and_its_chapters_read_it(tmp_path, mo
         assert (tmp_path / "_build" / "results" / f"{name}.txt").read_text() == expected
 
 
-def test_the_design_chapter_says_it_does_not_simulate_a_continuous_primary(continuous, trial):
-    """The design simulation models a time-to-event primary only: for a continuous primary it stands in the trial's
-    first time-to-event endpoint, and the chapter says so in words; a time-to-event trial's chapter is unchanged."""
+def test_the_design_simulates_a_continuous_primary_by_its_own_analysis(continuous, trial):
+    """The design chapter simulates the trial's own primary analysis: for a continuous primary, the MMRM contrast at
+    its visit, then the key secondary in the fixed sequence; a time-to-event trial's primary stays time to event."""
     from helpers.analysis import design
-    from helpers.report import design as design_report
 
-    view = design.design_trial(continuous)
-    assert view.primary_endpoint.is_time_to_event and view.primary_endpoint.code == "OS"
-    assert not design.simulates_trial_primary(continuous) and design.simulates_trial_primary(trial)
-    row = design.analyse_cohort(continuous, design.simulate_cohort(continuous, design.Scenario(),
-                                                                   np.random.default_rng(1)))
+    assert design.is_continuous(continuous) and not design.is_continuous(trial)
+    assert design.design_trial(continuous).primary_endpoint == continuous.primary_endpoint
+    data = design.simulate_cohort(continuous, design.Scenario(), np.random.default_rng(1))
+    assert set(data["adlb"]["PARAMCD"]) == {"ALB", "MELD"}
+    row = design.analyse_cohort(continuous, data)
+    mmrm = findings.key_mmrm(data["adlb"], data["adsl"], continuous)
+    assert row["primary_p"] == findings.primary_p(pd.DataFrame(), mmrm, continuous)
     assert row["primary_outcome"] in (findings.MET, findings.NOT_MET) and "key_outcome" in row
-    note = design_report.scope_note(continuous)
-    assert note.startswith("This trial's primary endpoint is continuous (change in Albumin from baseline to Week 24, "
-                           "tested by the MMRM contrast at Week 24)")
-    assert "overall survival to week 24" in note and "not simulated here" in note
-    assert design_report.scope_note(trial) == ""

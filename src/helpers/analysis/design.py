@@ -3,16 +3,18 @@
 The trial is simulated as designed, from its trial file: ``planned_n`` participants allocated by the
 trial's permuted blocks in its arm ratio, its visits and windows, and the ``simulation`` block's death,
 intercurrent-event, withdrawal and missed-visit rates and its disease model. Each scenario sets the true effect
-of the experimental arm(s) on the primary endpoint (a hazard ratio of its events, reported also as the event
-probabilities by the horizon it implies) and on the key secondary endpoint (``trial.key_secondary``: a shift in
-its change from baseline at the last visit, on its analysis scale: log scale for ``log: true`` endpoints, points
-for scores). Every replicate is then analysed by the book's own helpers, exactly as the chapters call them:
+of the experimental arm(s) on the primary endpoint (time to event: a hazard ratio of its events, reported also as
+the event probabilities by the horizon it implies; continuous: a shift in its change from baseline at the primary
+visit, ``trial.primary_visit``) and on the key secondary endpoint (``trial.key_secondary``: a shift in its change
+from baseline at the last visit); shifts are on the analysis scale: log scale for ``log: true`` endpoints, points
+for scores. Every replicate is then analysed by the book's own helpers, exactly as the chapters call them:
 
-* the primary test the trial file names (``trial.primary_test``: ``survival.fisher_survivors``,
-  ``survival.logrank`` or ``survival.cox_hr``), and the Kaplan-Meier difference in event-free survival at the
-  horizon with its Greenwood standard error (``survival.survival_at_horizon``) as the primary estimate;
-* the key secondary MMRM (``findings.key_mmrm``: ``outcomes.mmrm_table(..., codes=[key])``) at the last
-  visit;
+* a time-to-event primary endpoint: the primary test the trial file names (``trial.primary_test``:
+  ``survival.fisher_survivors``, ``survival.logrank`` or ``survival.cox_hr``), and the Kaplan-Meier difference in
+  event-free survival at the horizon with its Greenwood standard error (``survival.survival_at_horizon``) as the
+  primary estimate; a continuous primary endpoint: the MMRM contrast at the primary visit
+  (``outcomes.mmrm_table``, ``findings.primary_row``), as the findings module decides it;
+* the key secondary MMRM (``outcomes.mmrm_table``, ``findings.key_secondary_row``) at the last visit;
 * the fixed-sequence decisions of the analysis plan (``findings.decisions``).
 
 The cohort is drawn by the public functions of ``helpers.data.simulation`` (the generator of the book's synthetic
@@ -29,7 +31,7 @@ draw of the switched participant and of missed visits.
 What is simplified, and why it does not change the analysed numbers:
 
 * the analysis datasets are built directly (ADSL: ``USUBJID, TRT01P, EOSSTT``; ADTTE: ``USUBJID, TRT01P,
-  PARAMCD, AVAL, CNSR, EVNTDESC``; ADLB of the key endpoint: ``USUBJID, TRT01P, PARAMCD, AVISIT, AVISITN,
+  PARAMCD, AVAL, CNSR, EVNTDESC``; ADLB of the endpoints tested by MMRM: ``USUBJID, TRT01P, PARAMCD, AVISIT, AVISITN,
   AVAL, BASE, CHG``, one record per visit), not through the CSV export, validation and the ADaM derivation:
   these are the columns the three analyses read, derived by the same rules (times from randomization, the
   horizon, the events and censoring events of the trial file's time-to-event endpoint, completion, baseline and
@@ -52,8 +54,8 @@ What is simplified, and why it does not change the analysed numbers:
 The truth each estimate is compared with is the estimand's value in the simulated population, under the
 intention-to-treat rule the analyses follow (arms as randomized): the difference in event-free survival at the
 horizon with no intercurrent event and no withdrawal (the hypothetical strategy of the survival chapter), from
-the hazard model by Gauss-Hermite quadrature, and the key secondary effect; both diluted by the occasional
-participant who receives the other arm.
+the hazard model by Gauss-Hermite quadrature, or a continuous primary endpoint's effect at its visit, and the key
+secondary effect; each diluted by the occasional participant who receives the other arm.
 
 Replicates run in parallel through joblib (``n_jobs``), or on a Dask distributed cluster (``scheduler``
 "tcp://host:port", or the ``DASK_SCHEDULER`` environment variable). Replicate i is seeded by the i-th child
@@ -83,21 +85,24 @@ from helpers.trial import Trial
 PRIMARY, KEY = "primary", "key secondary"
 ANALYSES = (PRIMARY, KEY)
 POWER_TARGET = 0.80
-DEFAULT_STEPS = (0.0, 0.25, 0.5, 0.75, 1.0)  # scenario k: hazard ratio 1 - s_k, key effect s_k x SD of the change
+DEFAULT_STEPS = (0.0, 0.25, 0.5, 0.75, 1.0)  # scenario k: hazard ratio 1 - s_k (or a continuous primary's effect
+# s_k x SD of its change), key effect s_k x SD of the change
 _GH_NODES = 60
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One truth: the hazard ratio of death (experimental vs control arm, as received) and the shift of the
-    key secondary endpoint's change at the last visit (its analysis scale), both for every experimental arm."""
+    """One truth, for every experimental arm (as received): the hazard ratio of the primary time-to-event endpoint's
+    events, the shift of the key secondary endpoint's change at the last visit, and the shift of a continuous primary
+    endpoint's change at the primary visit (both on their analysis scale)."""
     hazard_ratio: float = 1.0
     key_effect: float = 0.0
     name: str = ""
+    primary_effect: float = 0.0
 
     @property
     def is_null(self) -> bool:
-        return self.hazard_ratio == 1.0 and self.key_effect == 0.0
+        return self.hazard_ratio == 1.0 and self.key_effect == 0.0 and self.primary_effect == 0.0
 
 
 # ------------------------------------------------------------------ the trial as designed
@@ -122,32 +127,24 @@ def assumed_models(trial: Trial) -> list[str]:
 
 
 def design_trial(trial: Trial) -> Trial:
-    """The trial at its final analysis (a data cut-off in the trial file is not part of the design). The simulation
-    models a time-to-event primary endpoint only: for a continuous primary endpoint, the design's primary endpoint
-    is the trial's first time-to-event endpoint (``simulates_trial_primary`` is then False, and the chapter says so)."""
-    pe = trial.primary_endpoint
-    if pe.is_time_to_event:
-        return dataclasses.replace(trial, cutoff=None)
-    if not trial.time_to_event:
-        raise ValueError(f"{trial.id}: the design simulation needs a time-to-event endpoint (time_to_event), and the "
-                         f"primary endpoint {pe.code} is continuous")
-    tte = trial.time_to_event[0]
-    return dataclasses.replace(trial, cutoff=None, primary_endpoint=dataclasses.replace(
-        pe, code=tte.code, label=tte.label, kind="time_to_event", visit=None))
+    """The trial at its final analysis (a data cut-off in the trial file is not part of the design)."""
+    return dataclasses.replace(trial, cutoff=None)
 
 
-def simulates_trial_primary(trial: Trial) -> bool:
-    """Whether the design chapter simulates the trial's own primary analysis (time to event) or a stand-in."""
-    return trial.primary_endpoint.is_time_to_event
+def is_continuous(trial: Trial) -> bool:
+    """Whether the primary endpoint is continuous (tested by the MMRM contrast at its visit) rather than time to
+    event."""
+    return not trial.primary_endpoint.is_time_to_event
 
 
 def _check(trial: Trial) -> None:
     if trial.strata:
         raise NotImplementedError(f"{trial.id}: stratified randomization is not simulated (as in the cohort generator)")
-    if trial.key_secondary is not None:
-        e = trial.endpoint(trial.key_secondary)
+    for code, role in zip(findings.mmrm_codes(trial), ("primary" if is_continuous(trial) else "key secondary",
+                                                      "key secondary")):
+        e = trial.endpoint(code)
         if e.source == "derived" and e.code not in trial.derived_scores:
-            raise ValueError(f"{trial.id}: key secondary {e.code} cannot be derived from the lab panel")
+            raise ValueError(f"{trial.id}: {role} endpoint {e.code} cannot be derived from the lab panel")
 
 
 @functools.lru_cache(maxsize=64)
@@ -156,8 +153,9 @@ def _subject_ids(study: str, n: int) -> np.ndarray:
 
 
 def _primary_events(trial: Trial) -> tuple[str, ...]:
-    """The event types that count as events of the primary time-to-event endpoint (the trial file's time_to_event)."""
-    return trial.lead_tte.events
+    """The event types that count as events of the primary time-to-event endpoint (the trial file's time_to_event);
+    none for a continuous primary endpoint (the scenario's hazard ratio then acts on nothing)."""
+    return () if is_continuous(trial) else trial.lead_tte.events
 
 
 def _people(trial: Trial, scenario: Scenario, rng: np.random.Generator, n: int,
@@ -192,12 +190,16 @@ def _people(trial: Trial, scenario: Scenario, rng: np.random.Generator, n: int,
 
 
 def _analysis_times(trial: Trial, p: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """ADSL (disposition) and the ADTTE record of the primary endpoint, by the trial file's time-to-event rule: time
-    from randomization (day 1) to the first of its events, else censored at an intercurrent event or last contact,
-    administratively at the horizon."""
+    """ADSL (disposition) and the ADTTE record of the lead time-to-event endpoint (empty without one), by the trial
+    file's time-to-event rule: time from randomization (day 1) to the first of its events, else censored at an
+    intercurrent event or last contact, administratively at the horizon."""
     n = len(p["end"])
     ids = _subject_ids(trial.id, n)
     arm = pd.Series(p["allocated"]).map(trial.arm_labels).to_numpy(dtype=object)
+    adsl = pd.DataFrame({"USUBJID": ids, "TRT01P": arm,
+                         "EOSSTT": np.where(p["end"] == "COMPLETED", "COMPLETED", "DISCONTINUED")})
+    if not trial.time_to_event:
+        return adsl, pd.DataFrame(columns=["USUBJID", "TRT01P", "PARAMCD", "AVAL", "CNSR", "EVNTDESC"])
     h = trial.horizon_days
     tte = trial.lead_tte
     aval = p["delay"] + p["end_day"]
@@ -210,8 +212,6 @@ def _analysis_times(trial: Trial, p: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     adtte = pd.DataFrame({"USUBJID": ids, "TRT01P": arm, "PARAMCD": tte.code,
                           "AVAL": np.minimum(aval, h).astype(int), "CNSR": np.where(event & ~beyond, 0, 1),
                           "EVNTDESC": np.where(beyond, "ALIVE AT HORIZON", desc)})
-    adsl = pd.DataFrame({"USUBJID": ids, "TRT01P": arm,
-                         "EOSSTT": np.where(p["end"] == "COMPLETED", "COMPLETED", "DISCONTINUED")})
     return adsl, adtte
 
 
@@ -234,14 +234,34 @@ def _derived_values(trial: Trial, code: str, value: dict, grades: dict, shape: t
     return scores.derive(p, frame).to_numpy().reshape(shape)
 
 
-def _key_values(trial: Trial, scenario: Scenario, p: dict, rng: np.random.Generator) -> np.ndarray:
-    """The key secondary endpoint at every visit (participants x visits) as the export and ADaM would give it: the
-    generator's lab values and clinical file (``simulation.simulate_lab_values``, ``simulate_clinical_values``),
-    labs rounded to the panel's decimals, cells missing at random, derived parameters from the registry
-    ``helpers.scores`` (``_derived_values``)."""
-    e = trial.endpoint(trial.key_secondary)
+def analysis_visits(trial: Trial) -> dict:
+    """The visit of each endpoint the plan tests by MMRM (``findings.mmrm_codes``), by code: a continuous primary
+    endpoint's primary visit, the key secondary endpoint's last visit."""
+    visits = {trial.key_secondary: trial.last_visit} if trial.key_secondary is not None else {}
+    if is_continuous(trial):
+        visits = {trial.primary_endpoint.code: trial.primary_visit} | visits
+    return visits
+
+
+def scenario_effects(trial: Trial, scenario: Scenario) -> dict[str, float]:
+    """The full effect (reached at the last follow-up week, ``simulation.effect_ramp``) on each endpoint the plan
+    tests by MMRM, by code, such that the effect at its analysis visit (``analysis_visits``) is the scenario's: a
+    continuous primary endpoint's ``primary_effect``, the key secondary endpoint's ``key_effect``."""
+    ramp = dict(zip((v.code for v in trial.visits), simulation.effect_ramp(trial)))
+    effect = {trial.key_secondary: scenario.key_effect, trial.primary_endpoint.code: scenario.primary_effect}
+    return {code: effect[code] / ramp[v.code] for code, v in analysis_visits(trial).items()}
+
+
+def _mmrm_values(trial: Trial, scenario: Scenario, p: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The endpoints tested by MMRM (``scenario_effects``) at every visit (participants x visits) as the export and
+    ADaM would give them: the generator's lab values and clinical file (``simulation.simulate_lab_values``,
+    ``simulate_clinical_values``), labs rounded to the panel's decimals, cells missing at random, derived parameters
+    from the registry ``helpers.scores`` (``_derived_values``)."""
+    effects = scenario_effects(trial, scenario)
+    endpoints = [trial.endpoint(code) for code in effects]
     experimental = [a.code for a in trial.experimental_arms]
-    lab_effects = {a: {e.code: scenario.key_effect} for a in experimental} if e.source == "lab" else {}
+    lab = {e.code: effects[e.code] for e in endpoints if e.source == "lab"}
+    lab_effects = {a: dict(lab) for a in experimental} if lab else {}
     people = pd.DataFrame({"severity": p["severity"], "arm_received": p["received"], **p["baseline"]})
     labs = simulation.simulate_lab_values(trial, people, rng, lab_effects)
     n, nv = len(people), len(trial.visits)
@@ -252,17 +272,23 @@ def _key_values(trial: Trial, scenario: Scenario, p: dict, rng: np.random.Genera
     decimals = {t.column: t.decimals for t in trial.lab_panel}
     value = {c: np.where(missing[:, :, j], np.nan, np.round(labs[c], decimals.get(c, 2)))
              for j, c in enumerate(labs)}
-    if e.source == "lab":
-        return value[trial.lab(e.code).column]
-    if trial.derived(e.code).participant:  # drawn last, so that the other draws stay those of any other endpoint
+    derived = [e for e in endpoints if e.source != "lab"]
+    if any(trial.derived(e.code).participant for e in derived):  # drawn last: the other draws stay any endpoint's
         grades |= simulation.draw_demographics(trial, rng, n)
-    y = _derived_values(trial, e.code, value, grades, (n, nv))
     treated = (p["received"] != trial.control_arm)[:, None]
-    return np.asarray(y, dtype=float) + scenario.key_effect * simulation.effect_ramp(trial)[None, :] * treated
+    out = {}
+    for e in endpoints:
+        if e.source == "lab":
+            out[e.code] = value[trial.lab(e.code).column]
+        else:
+            y = _derived_values(trial, e.code, value, grades, (n, nv))
+            out[e.code] = (np.asarray(y, dtype=float)
+                           + effects[e.code] * simulation.effect_ramp(trial)[None, :] * treated)
+    return out
 
 
-def _key_adlb(trial: Trial, p: dict, y: np.ndarray) -> pd.DataFrame:
-    """ADLB records of the key endpoint (one per attended visit with a value), with BASE and CHG."""
+def _endpoint_adlb(trial: Trial, p: dict, code: str, y: np.ndarray) -> pd.DataFrame:
+    """ADLB records of one endpoint (one per attended visit with a value), with BASE and CHG."""
     n = len(p["end"])
     base_j = next(j for j, v in enumerate(trial.visits) if v.is_baseline)
     follow_j = [j for j, v in enumerate(trial.visits) if not v.is_baseline]
@@ -276,23 +302,27 @@ def _key_adlb(trial: Trial, p: dict, y: np.ndarray) -> pd.DataFrame:
     labels = np.array([v.label for v in trial.visits], dtype=object)
     weeks = np.array([v.week for v in trial.visits])
     arm = pd.Series(p["allocated"]).map(trial.arm_labels).to_numpy(dtype=object)
-    return pd.DataFrame({"USUBJID": _subject_ids(trial.id, n)[i], "TRT01P": arm[i], "PARAMCD": trial.key_secondary,
+    return pd.DataFrame({"USUBJID": _subject_ids(trial.id, n)[i], "TRT01P": arm[i], "PARAMCD": code,
                          "AVISIT": labels[j], "AVISITN": weeks[j], "AVAL": aval, "BASE": base[i],
                          "CHG": np.where(post, aval - base[i], np.nan)})
 
 
 def simulate_cohort(trial: Trial, scenario: Scenario, rng: np.random.Generator, n: int | None = None,
                     stratified_deaths: bool = False) -> dict[str, pd.DataFrame]:
-    """One simulated trial's analysis data: ``adsl``, ``adtte`` (primary endpoint), ``adlb`` (key endpoint;
-    empty without one), with the columns the book's primary and key secondary analyses read."""
+    """One simulated trial's analysis data: ``adsl``, ``adtte`` (the lead time-to-event endpoint: the primary one,
+    else the trial file's first; empty without one), ``adlb`` (the endpoints tested by MMRM: a continuous primary
+    endpoint and the key secondary endpoint; empty without one), with the columns the book's primary and key
+    secondary analyses read."""
     trial = design_trial(trial)
     _check(trial)
     n = trial.planned_n if n is None else int(n)
     p = _people(trial, scenario, rng, n, stratified_deaths)
     adsl, adtte = _analysis_times(trial, p)
-    if trial.key_secondary is None:
+    if not scenario_effects(trial, scenario):
         return {"adsl": adsl, "adtte": adtte, "adlb": pd.DataFrame(columns=["USUBJID", "TRT01P", "PARAMCD"])}
-    return {"adsl": adsl, "adtte": adtte, "adlb": _key_adlb(trial, p, _key_values(trial, scenario, p, rng))}
+    values = _mmrm_values(trial, scenario, p, rng)
+    adlb = pd.concat([_endpoint_adlb(trial, p, code, y) for code, y in values.items()], ignore_index=True)
+    return {"adsl": adsl, "adtte": adtte, "adlb": adlb}
 
 
 # ------------------------------------------------------------------ the book's analyses of one replicate
@@ -307,36 +337,52 @@ def _primary_p(trial: Trial, adtte: pd.DataFrame, adsl: pd.DataFrame) -> float:
     return float(survival.cox_hr(adtte, trial, code)["PVALUE"].iloc[0])
 
 
+def _mmrm_columns(trial: Trial, r: pd.Series | None, code: str, prefix: str) -> dict:
+    """An MMRM contrast (``findings.mmrm_row``) as the replicate's columns ``<prefix>_estimate/_se/_lower/_upper/
+    _df/_p/_n/_covariance``, on the analysis scale (log for ``log: true`` endpoints)."""
+    r = pd.Series(dtype=object) if r is None else r
+    scale = np.log if trial.endpoint(code).log else (lambda x: x)
+
+    def num(col, f=float):
+        return float(f(r[col])) if col in r and pd.notna(r[col]) else np.nan
+
+    return {f"{prefix}_estimate": num("estimate", scale), f"{prefix}_se": num("se"),
+            f"{prefix}_lower": num("lower", scale), f"{prefix}_upper": num("upper", scale), f"{prefix}_df": num("df"),
+            f"{prefix}_p": num("p_value"), f"{prefix}_n": num("n"),
+            f"{prefix}_covariance": str(r.get("covariance", "not estimable"))}
+
+
 def analyse_cohort(trial: Trial, data: dict[str, pd.DataFrame], analyses=ANALYSES) -> dict:
-    """The book's confirmatory analyses of one (simulated) trial: the primary test and estimate, the key secondary
-    MMRM at the last visit, and the fixed-sequence decisions (``findings.decisions``)."""
+    """The book's confirmatory analyses of one (simulated) trial: the primary test and estimate (time to event: the
+    plan's primary test and the difference in event-free survival at the horizon; continuous: the MMRM contrast at
+    the primary visit), the key secondary MMRM at the last visit, and the fixed-sequence decisions
+    (``findings.decisions``)."""
     trial = design_trial(trial)
     adsl, adtte, adlb = data["adsl"], data["adtte"], data["adlb"]
     code = trial.primary_endpoint.code
     row = {}
     p1 = np.nan
-    if PRIMARY in analyses:
+    surv = pd.DataFrame(columns=["PARAMCD", "ANALYSIS", "PVALUE"])
+    if PRIMARY in analyses and not is_continuous(trial):
         p1 = _primary_p(trial, adtte, adsl)
         at = survival.survival_at_horizon(adtte, trial, code)
         diff = at[at["STATISTIC"] == "difference"].iloc[0]
         row |= {"deaths": int((adtte["CNSR"] == 0).sum()), "primary_estimate": float(diff["ESTIMATE"]),
                 "primary_se": float(diff["SE"]), "primary_lower": float(diff["LCL"]),
                 "primary_upper": float(diff["UCL"])}
-    surv = pd.DataFrame({"PARAMCD": [code], "ANALYSIS": [findings.PRIMARY_ANALYSIS[trial.primary_test]],
-                         "PVALUE": [p1]})
+        surv = pd.DataFrame({"PARAMCD": [code], "ANALYSIS": [findings.PRIMARY_ANALYSIS[trial.primary_test]],
+                             "PVALUE": [p1]})
+    fitted = ([code] if PRIMARY in analyses and is_continuous(trial) else []) + \
+        ([trial.key_secondary] if KEY in analyses and trial.key_secondary is not None else [])
     mmrm = pd.DataFrame(columns=outcomes.MODEL_COLUMNS)
+    if fitted:
+        mmrm = outcomes.mmrm_table(adlb, trial, adsl, codes=fitted)
+    if PRIMARY in analyses and is_continuous(trial):
+        primary = _mmrm_columns(trial, findings.primary_row(mmrm, trial), code, "primary")
+        p1 = primary.pop("primary_p")
+        row |= primary
     if KEY in analyses and trial.key_secondary is not None:
-        mmrm = findings.key_mmrm(adlb, adsl, trial)
-        r = findings.key_secondary_row(mmrm, trial)
-        r = pd.Series(dtype=object) if r is None else r
-        scale = np.log if trial.endpoint(trial.key_secondary).log else (lambda x: x)
-
-        def num(col, f=float):
-            return float(f(r[col])) if col in r and pd.notna(r[col]) else np.nan
-
-        row |= {"key_estimate": num("estimate", scale), "key_se": num("se"), "key_lower": num("lower", scale),
-                "key_upper": num("upper", scale), "key_df": num("df"), "key_p": num("p_value"),
-                "key_n": num("n"), "key_covariance": str(r.get("covariance", "not estimable"))}
+        row |= _mmrm_columns(trial, findings.key_secondary_row(mmrm, trial), trial.key_secondary, "key")
     ds = findings.decisions(surv, mmrm, trial)
     row |= {"primary_p": p1, "primary_outcome": ds[0].outcome}
     if len(ds) > 1:
@@ -390,42 +436,72 @@ def _treated_share(trial: Trial, n: int) -> dict[str, float]:
 
 
 def true_values(trial: Trial, scenario: Scenario, n: int | None = None) -> dict[str, float]:
-    """The estimands' values under a scenario, as randomized (first experimental arm vs control): death
-    probabilities at the horizon per arm, the difference in survival at the horizon, the key secondary effect."""
+    """The estimands' values under a scenario, as randomized (first experimental arm vs control): the primary
+    endpoint's event probabilities at the horizon per arm and the difference in event-free survival at the horizon
+    (time to event; for a continuous primary endpoint the event probabilities are nan and the primary truth is its
+    effect at the primary visit), the key secondary effect."""
     trial = design_trial(trial)
     n = trial.planned_n if n is None else int(n)
     control, first = trial.control_arm, trial.experimental_arms[0].code
     share = _treated_share(trial, n)
+    dilution = share[first] - share[control]
+    if is_continuous(trial):
+        return {"death_control": np.nan, "death_experimental": np.nan,
+                "primary_truth": scenario.primary_effect * dilution, "key_truth": scenario.key_effect * dilution}
     p_treated, p_untreated = event_probability(trial, scenario.hazard_ratio), event_probability(trial, 1.0)
     d_exp = share[first] * p_treated + (1 - share[first]) * p_untreated
     d_ctl = share[control] * p_treated + (1 - share[control]) * p_untreated
     return {"death_control": d_ctl, "death_experimental": d_exp, "primary_truth": d_ctl - d_exp,
-            "key_truth": scenario.key_effect * (share[first] - share[control])}
+            "key_truth": scenario.key_effect * dilution}
 
 
 # ------------------------------------------------------------------ scenarios
 
-def key_change_sd(trial: Trial, n: int = 20000, seed: int = 0) -> float:
-    """SD of the key secondary endpoint's change from baseline to the last visit under the null (analysis scale),
-    from one large simulated cohort: the unit of the default grid of key secondary effects."""
+@functools.lru_cache(maxsize=16)
+def change_sds(trial: Trial, n: int = 20000, seed: int = 0) -> dict[str, float]:
+    """SD of the change from baseline under the null (analysis scale) of each endpoint tested by MMRM, from one large
+    simulated cohort: a continuous primary endpoint's to the primary visit, the key secondary endpoint's to the last
+    visit; the units of the default grid of effects."""
     trial = design_trial(trial)
     d = simulate_cohort(trial, Scenario(), np.random.default_rng(seed), n)["adlb"]
-    d = d[d["AVISITN"] == trial.last_visit.week]
-    e = trial.endpoint(trial.key_secondary)
-    chg = np.log(d["AVAL"]) - np.log(d["BASE"]) if e.log else d["CHG"]
-    return float(np.nanstd(chg, ddof=1))
+    out = {}
+    for code, visit in analysis_visits(trial).items():
+        x = d[(d["PARAMCD"] == code) & (d["AVISITN"] == visit.week)]
+        chg = np.log(x["AVAL"]) - np.log(x["BASE"]) if trial.endpoint(code).log else x["CHG"]
+        out[code] = float(np.nanstd(chg, ddof=1))
+    return out
+
+
+def key_change_sd(trial: Trial, n: int = 20000, seed: int = 0) -> float:
+    """SD of the key secondary endpoint's change from baseline to the last visit under the null (``change_sds``)."""
+    return change_sds(trial, n, seed)[trial.key_secondary]
+
+
+def primary_change_sd(trial: Trial, n: int = 20000, seed: int = 0) -> float:
+    """SD of a continuous primary endpoint's change from baseline to the primary visit under the null
+    (``change_sds``)."""
+    return change_sds(trial, n, seed)[trial.primary_endpoint.code]
 
 
 def _round_sig(x: float, digits: int = 2) -> float:
     return 0.0 if x == 0 else round(x, digits - 1 - math.floor(math.log10(abs(x))))
 
 
+def _better_sign(trial: Trial, code: str | None) -> float:
+    return -1.0 if code is not None and trial.endpoint(code).better == "lower" else 1.0
+
+
 def default_scenarios(trial: Trial, steps=DEFAULT_STEPS) -> list[Scenario]:
     """The null and a ladder of alternatives, both effects growing together: scenario k has hazard ratio
-    1 - s_k and key secondary effect s_k SDs of its change (to two significant digits), in the direction the
-    trial file calls better."""
+    1 - s_k (a continuous primary endpoint: effect s_k SDs of its change to the primary visit, hazard ratio 1) and
+    key secondary effect s_k SDs of its change (effects to two significant digits), in the direction the trial file
+    calls better."""
     sd = key_change_sd(trial) if trial.key_secondary is not None else 0.0
-    sign = -1.0 if trial.key_secondary and trial.endpoint(trial.key_secondary).better == "lower" else 1.0
+    sign = _better_sign(trial, trial.key_secondary)
+    if is_continuous(trial):
+        sd1, sign1 = primary_change_sd(trial), _better_sign(trial, trial.primary_endpoint.code)
+        return [Scenario(1.0, _round_sig(sign * s * sd), "null" if s == 0 else f"S{k}", _round_sig(sign1 * s * sd1))
+                for k, s in enumerate(steps)]
     return [Scenario(round(1.0 - s, 4), _round_sig(sign * s * sd), "null" if s == 0 else f"S{k}")
             for k, s in enumerate(steps)]
 
@@ -448,11 +524,12 @@ def simulate_design(trial: Trial, scenarios: list[Scenario] | None = None, repli
     ``$DASK_SCHEDULER``) sends the tasks to that Dask distributed cluster instead (its workers need this
     package installed). ``analyses`` may leave out the key secondary MMRM (``("primary",)``).
 
-    Columns: scenario (index), name, hazard_ratio, key_effect, replicate, n, the truths (``true_values``),
-    deaths, primary_p, primary_outcome, primary_estimate/_se/_lower/_upper (Kaplan-Meier difference in
-    survival at the horizon, experimental minus control), key_estimate/_se/_lower/_upper/_df/_p/_n/_covariance
-    (MMRM at the last visit, analysis scale), key_outcome (fixed sequence: met, not met, not tested, not
-    estimable).
+    Columns: scenario (index), name, hazard_ratio, primary_effect, key_effect, replicate, n, the truths
+    (``true_values``), primary_p, primary_outcome, primary_estimate/_se/_lower/_upper (time to event: Kaplan-Meier
+    difference in survival at the horizon, experimental minus control, and ``deaths``, the primary endpoint's events;
+    continuous: the MMRM contrast at the primary visit, analysis scale, with primary_df/_n/_covariance),
+    key_estimate/_se/_lower/_upper/_df/_p/_n/_covariance (MMRM at the last visit, analysis scale), key_outcome (fixed
+    sequence: met, not met, not tested, not estimable).
     """
     trial = design_trial(trial)
     _check(trial)
@@ -476,7 +553,8 @@ def simulate_design(trial: Trial, scenarios: list[Scenario] | None = None, repli
         results = Parallel(n_jobs=n_jobs)(delayed(_run_chunk)(*t) for t in tasks)
     reps = pd.DataFrame([r for chunk in results for r in chunk]).sort_values(["scenario", "replicate"])
     info = pd.DataFrame([{"scenario": s, "name": sc.name or f"S{s}", "hazard_ratio": sc.hazard_ratio,
-                          "key_effect": sc.key_effect, "n": n} | true_values(trial, sc, n)
+                          "primary_effect": sc.primary_effect, "key_effect": sc.key_effect, "n": n}
+                         | true_values(trial, sc, n)
                          for s, sc in enumerate(scenarios)])
     return info.merge(reps, on="scenario").reset_index(drop=True)
 
@@ -526,14 +604,16 @@ def operating_characteristics(reps: pd.DataFrame, trial: Trial, power: float = P
     for s, d in reps.groupby("scenario", sort=True):
         first = d.iloc[0]
         base = {"scenario": s, "name": first["name"], "hazard_ratio": first["hazard_ratio"],
-                "key_effect": first["key_effect"], "n": int(first["n"]), "replicates": len(d),
+                "primary_effect": first.get("primary_effect", 0.0), "key_effect": first["key_effect"], "n": int(first["n"]), "replicates": len(d),
                 "death_control": first["death_control"], "death_experimental": first["death_experimental"]}
         parts = []
         if "primary_estimate" in d:
             met = int((d["primary_outcome"] == findings.MET).sum())
-            parts.append((PRIMARY, first["primary_truth"], met, met, d["primary_p"].isna().mean(),
-                          _estimate_summary(*(d[f"primary_{c}"].to_numpy(float) for c in ("estimate", "se", "lower", "upper")),
-                                            first["primary_truth"])))
+            summary = _estimate_summary(*(d[f"primary_{c}"].to_numpy(float) for c in ("estimate", "se", "lower", "upper")),
+                                        first["primary_truth"])
+            if "primary_covariance" in d:
+                summary["fallback"] = float((~d["primary_covariance"].isin(["us"])).mean())
+            parts.append((PRIMARY, first["primary_truth"], met, met, d["primary_p"].isna().mean(), summary))
         if "key_estimate" in d:
             sig = int((d["key_p"] < trial.alpha).sum())
             claimed = int((d["key_outcome"] == findings.MET).sum())
@@ -549,15 +629,23 @@ def operating_characteristics(reps: pd.DataFrame, trial: Trial, power: float = P
     return pd.DataFrame(rows)
 
 
+def is_null_row(oc: pd.DataFrame) -> pd.Series:
+    """Per row of replicates or operating characteristics: whether it is of a null scenario (hazard ratio 1, no
+    effect on the primary or the key secondary endpoint)."""
+    primary = oc["primary_effect"] if "primary_effect" in oc else 0.0
+    return (oc["hazard_ratio"] == 1.0) & (primary == 0.0) & (oc["key_effect"] == 0.0)
+
+
 def null_scenario(oc: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the null scenario (hazard ratio 1, no key secondary effect); empty when it was not simulated."""
-    return oc[(oc["hazard_ratio"] == 1.0) & (oc["key_effect"] == 0.0)]
+    """The rows of the null scenario (``is_null_row``); empty when it was not simulated."""
+    return oc[is_null_row(oc)]
 
 
 def detectable_effect(oc: pd.DataFrame, trial: Trial, power: float = POWER_TARGET) -> dict[str, float]:
     """The smallest true effect the design detects with ``power`` (two-sided level alpha, Wald approximation), per
     endpoint: (z_{1-alpha/2} + z_power) x the empirical SE of its estimate under the null; nan without a null
-    scenario. Primary: difference in survival at the horizon; key secondary: its effect on the analysis scale."""
+    scenario. Primary: difference in survival at the horizon (time to event) or its effect on the analysis scale
+    (continuous); key secondary: its effect on the analysis scale."""
     z = stats.norm.ppf(1 - trial.alpha / 2) + stats.norm.ppf(power)
     null = null_scenario(oc).set_index("endpoint")["empirical_se"]
     return {endpoint: float(z * null[endpoint]) if endpoint in null else np.nan for endpoint in ANALYSES}

@@ -7,8 +7,8 @@ import pandas as pd
 
 from helpers.analysis import design
 from helpers.analysis.design import KEY, POWER_TARGET, PRIMARY
-from helpers.report.findings import TEST_NAMES, primary_test_text
-from helpers.report.prose import primary_what, whole_weeks
+from helpers.report.findings import TEST_NAMES
+from helpers.report.prose import change_text, early_ends_text, primary_what, whole_weeks, word_list
 from helpers.report.tables import JournalTable, fixed, journal_table
 from helpers.trial import SIMULATION_DEFAULTS, Trial, shown_unit
 
@@ -32,19 +32,26 @@ def hr_text(hr: float) -> str:
     return f"{hr:g}"
 
 
-def key_unit(trial: Trial) -> str:
-    """The key secondary effect's unit as the prose writes it: ' points', or '' for log-scale endpoints (log ratio)."""
-    e = trial.endpoint(trial.key_secondary)
+def key_unit(trial: Trial, code: str | None = None) -> str:
+    """The effect's unit of endpoint ``code`` (default: the key secondary) as the prose writes it: ' points', or ''
+    for log-scale endpoints (log ratio)."""
+    e = trial.endpoint(trial.key_secondary if code is None else code)
     return "" if e.log or not shown_unit(e.unit) else f" {shown_unit(e.unit)}"
 
 
-def effect_text(x: float, trial: Trial, digits: int = 2) -> str:
-    """A key secondary effect on its analysis scale: '-0.93 points', or 'ratio 0.90' for a log-scale endpoint."""
+def effect_text(x: float, trial: Trial, digits: int = 2, code: str | None = None) -> str:
+    """An effect on endpoint ``code`` (default: the key secondary) on its analysis scale: '-0.93 points', or
+    'ratio 0.90' for a log-scale endpoint."""
     if pd.isna(x):
         return NOT_APPLICABLE
-    if trial.endpoint(trial.key_secondary).log:
+    if trial.endpoint(trial.key_secondary if code is None else code).log:
         return f"ratio {np.exp(x):.{digits}f}"
-    return f"{x:.{digits}f}{key_unit(trial)}"
+    return f"{x:.{digits}f}{key_unit(trial, code)}"
+
+
+def primary_effect_text(x: float, trial: Trial, digits: int = 2) -> str:
+    """An effect on a continuous primary endpoint, on its analysis scale (``effect_text``)."""
+    return effect_text(x, trial, digits, trial.primary_endpoint.code)
 
 
 def n_text(n: float) -> str:
@@ -56,12 +63,12 @@ def _rows(oc: pd.DataFrame, endpoint: str) -> pd.DataFrame:
 
 
 def scenario_label(row: pd.Series) -> str:
-    return "Null" if row["hazard_ratio"] == 1.0 and row["key_effect"] == 0.0 else f"Alternative {int(row['scenario'])}"
+    return "Null" if design.is_null_row(pd.DataFrame([row])).iloc[0] else f"Alternative {int(row['scenario'])}"
 
 
 def _by_scenario(rows: pd.DataFrame, what, label) -> str:
     """'hazard ratio 0.75: 4.0%; 0.5: 5.5%; ...' over the non-null scenarios."""
-    alt = rows[~((rows["hazard_ratio"] == 1.0) & (rows["key_effect"] == 0.0))]
+    alt = rows[~design.is_null_row(rows)]
     return "; ".join(f"{label(r)}: {what(r)}" for _, r in alt.iterrows())
 
 
@@ -129,20 +136,121 @@ def _assumption_text(key: str) -> str:
     return str(value) if key == "seed" else pct(value, 0)
 
 
-def scope_note(trial: Trial) -> str:
-    """For a continuous primary endpoint: that the simulation stands in a time-to-event endpoint for it ("" else)."""
-    if design.simulates_trial_primary(trial):
-        return ""
-    t = design.design_trial(trial)
-    return (f"This trial's primary endpoint is continuous ({primary_what(trial)}, tested by "
-            f"{primary_test_text(trial)}), but this chapter's simulation models a time-to-event primary endpoint only: "
-            f"below, the primary endpoint is {t.primary_endpoint.label.lower()}, tested by {TEST_NAMES[t.primary_test]}, "
-            "and the key secondary endpoint follows it in the fixed sequence. The power of the trial's own primary "
-            "analysis is not simulated here.")
+def primary_events_text(trial: Trial) -> str:
+    """The events of a time-to-event primary endpoint, in prose: 'death', 'kidney failure and death'."""
+    return word_list([trial.event_label(code).lower() for code in trial.lead_tte.events])
+
+
+def _events_noun(trial: Trial) -> str:
+    return "deaths" if all(trial.event_type(c).role == "death" for c in trial.lead_tte.events) else "events"
+
+
+def _fallback_text(rows: pd.DataFrame) -> str:
+    fallback = float(rows["fallback"].mean()) if len(rows) and "fallback" in rows else np.nan
+    return ("the unstructured covariance converged in every replicate" if fallback == 0 else
+            f"a simpler covariance structure was used in {pct(fallback)} of the replicates")
+
+
+def _primary_numbers(oc: pd.DataFrame, t: Trial) -> dict[str, str]:
+    """The primary endpoint's phrases, by its kind: time to event (hazard ratios, survival at the horizon) or
+    continuous (the MMRM contrast of its change at the primary visit)."""
+    prim, key = _rows(oc, PRIMARY), _rows(oc, KEY)
+    null = design.null_scenario(oc).set_index("endpoint")
+    mde = design.detectable_effect(oc, t)
+    largest = key.loc[key["key_effect"].abs().idxmax()] if len(key) else None
+    key_text = (f"an effect of {effect_text(largest['key_effect'], t)} on the {t.endpoint(t.key_secondary).label}, "
+                f"{fixed(abs(largest['key_effect']) / design.key_change_sd(t), 1)} standard deviations of its change "
+                f"under no effect ({effect_text(design.key_change_sd(t), t)})") if largest is not None else ""
+    exp = t.experimental_arms[0].label
+    alpha = f"{t.alpha:g}"
+    if not design.is_continuous(t):
+        strongest = prim.loc[prim["hazard_ratio"].idxmin()]
+        none = "death" if _events_noun(t) == "deaths" else "event"
+        hr_min = hr_text(strongest["hazard_ratio"]) + (f" (no {none} on the experimental arm)"
+                                                       if strongest["hazard_ratio"] == 0 else "")
+        deaths = f"{null.loc[PRIMARY, 'death_control'] * t.planned_n:.1f}" if PRIMARY in null.index else ""
+        return {
+            "hr_min": hr_min, "death_exp_min": pct(strongest["death_experimental"]), "deaths_null": deaths,
+            "power_primary_max": pct(strongest["power"]),
+            "primary_test": TEST_NAMES[t.primary_test],
+            "primary_label": t.primary_endpoint.label,
+            "scenario_text": (f"Scenario k multiplies the hazards of {primary_events_text(t)} on the experimental arm "
+                              f"({exp}) by a hazard ratio and shifts the change in "
+                              f"{t.endpoint(t.key_secondary).label} there by an effect, both growing together: from "
+                              f"no effect to a hazard ratio of {hr_min} and {key_text}."
+                              if key_text else
+                              f"Scenario k multiplies the hazards of {primary_events_text(t)} on the experimental arm "
+                              f"({exp}) by a hazard ratio: from no effect to a hazard ratio of {hr_min}."),
+            "estimands_text": (f"the difference in event-free survival at day {t.horizon_days} with no "
+                               f"{' and no '.join(e.label.lower() for e in t.intercurrent_events + [t.event_type('WITHDRAWAL')])}, "
+                               "as the survival chapter defines it"),
+            "primary_analysis_text": (f"{TEST_NAMES[t.primary_test]} at two-sided level {alpha}, and the Kaplan-Meier "
+                                      f"difference in event-free survival at day {t.horizon_days} with its Greenwood "
+                                      "standard error as the estimate"),
+            "null_events_text": f", which had about {deaths} {_events_noun(t)} each" if deaths else "",
+            "power_primary_text": _by_scenario(prim, lambda r: pct(r["power"]), _primary_scenario_label(t)),
+            "power_primary_max_text": f"At a hazard ratio of {hr_min}, the power is {pct(strongest['power'])}.",
+            "mde_primary": f"{fixed(100 * mde[PRIMARY], 1)} percentage points",
+            "mde_primary_text": (f"The smallest difference in event-free survival this design detects with "
+                                 f"{pct(POWER_TARGET, 0)} power is about {fixed(100 * mde[PRIMARY], 1)} percentage "
+                                 "points (from the spread of the estimate under no effect), against a probability of "
+                                 f"{primary_events_text(t)} of {pct(design.event_probability(t, 1.0), 0)} by day "
+                                 f"{t.horizon_days} to be reduced."),
+            "primary_se_name": "mean Greenwood standard error", "primary_interval": "95% Wald interval",
+            "primary_truth_name": "true difference", "primary_fallback": "",
+            "n80_primary_note": (f"sized for a Wald test of the survival difference, which {TEST_NAMES[t.primary_test]} "
+                                 "approaches as events grow many"),
+            "effects_assumed": (f"proportional hazards on {primary_events_text(t)} and a shift of the change in "
+                                f"{t.endpoint(t.key_secondary).label} that grows linearly to {t.last_visit.label}"
+                                if t.key_secondary is not None else
+                                f"proportional hazards on {primary_events_text(t)}"),
+        }
+    pe = t.primary_endpoint
+    what = change_text(pe.code, t.primary_visit.label, t)
+    strongest = prim.loc[prim["primary_effect"].abs().idxmax()]
+    sd1 = design.primary_change_sd(t)
+    primary_max = primary_effect_text(strongest["primary_effect"], t)
+    primary_part = (f"an effect of {primary_max} on the {what}, {fixed(abs(strongest['primary_effect']) / sd1, 1)} "
+                    f"standard deviations of that change under no effect ({primary_effect_text(sd1, t)})")
+    mde1 = mde[PRIMARY]
+    mde1 = -abs(mde1) if t.endpoint(pe.code).better == "lower" else abs(mde1)
+    return {
+        "hr_min": NOT_APPLICABLE, "death_exp_min": NOT_APPLICABLE, "deaths_null": "",
+        "power_primary_max": pct(strongest["power"]),
+        "primary_test": f"the MMRM contrast at {t.primary_visit.label}",
+        "primary_label": pe.label,
+        "scenario_text": (f"Scenario k shifts the {what} on the experimental arm ({exp}) by an effect"
+                          + (f", and the change in {t.endpoint(t.key_secondary).label} by another, both growing "
+                             f"together: from no effect to {primary_part}, and {key_text}." if key_text else
+                             f": from no effect to {primary_part}.")
+                          + " The effects grow linearly to the last follow-up week; the hazards of "
+                          f"{early_ends_text(t, 'and')} are those of no effect on both arms."),
+        "estimands_text": f"the effect on the {what}",
+        "primary_analysis_text": (f"the mixed model for repeated measures of the {what} (the MMRM contrast at "
+                                  f"{t.primary_visit.label}, as the outcomes chapter fits it) at two-sided level "
+                                  f"{alpha}, its estimate the contrast with its model standard error"),
+        "null_events_text": "",
+        "power_primary_text": _by_scenario(prim, lambda r: pct(r["power"]), _primary_scenario_label(t)),
+        "power_primary_max_text": f"At an effect of {primary_max}, the power is {pct(strongest['power'])}.",
+        "mde_primary": primary_effect_text(mde1, t),
+        "mde_primary_text": (f"The smallest effect on the {what} this design detects with {pct(POWER_TARGET, 0)} "
+                             f"power is about {primary_effect_text(mde1, t)} (from the spread of the estimate under "
+                             "no effect)."),
+        "primary_se_name": "mean model standard error",
+        "primary_interval": "95% interval (Satterthwaite degrees of freedom)",
+        "primary_truth_name": "true effect", "primary_fallback": f" In the primary MMRM, {_fallback_text(prim)}.",
+        "n80_primary_note": "sized for a Wald test of the MMRM contrast, which its t test approaches as participants "
+                            "grow many",
+        "effects_assumed": (f"shifts of the change in {t.endpoint(pe.code).label}"
+                            + (f" and in {t.endpoint(t.key_secondary).label}" if t.key_secondary is not None else "")
+                            + f" that grow linearly to the last follow-up week ({t.last_visit.label}), with no effect "
+                              "on the hazards of the events"),
+    }
 
 
 def chapter_numbers(oc: pd.DataFrame, trial: Trial, replicates: int, seed: int | None = None) -> dict[str, str | int]:
-    """Every number and phrase the design chapter's prose glues, from ``operating_characteristics``."""
+    """Every number and phrase the design chapter's prose glues, from ``operating_characteristics``; the primary
+    endpoint's phrases by its kind (``_primary_numbers``)."""
     t = design.design_trial(trial)
     e = t.endpoint(t.key_secondary)
     prim, key = _rows(oc, PRIMARY), _rows(oc, KEY)
@@ -150,12 +258,8 @@ def chapter_numbers(oc: pd.DataFrame, trial: Trial, replicates: int, seed: int |
     mde = design.detectable_effect(oc, t)
     ratio = ":".join(str(a.ratio) for a in t.arm_order)
     blocks = simulated_blocks_text(t)
-    strongest = prim.loc[prim["hazard_ratio"].idxmin()]
     largest = key.loc[key["key_effect"].abs().idxmax()]
     exp_label, ctl_label = t.experimental_arms[0].label, t.control.label
-
-    def hr_label(r):
-        return f"hazard ratio {hr_text(r['hazard_ratio'])}"
 
     def eff_label(r):
         return f"effect {effect_text(r['key_effect'], t)}"
@@ -163,63 +267,77 @@ def chapter_numbers(oc: pd.DataFrame, trial: Trial, replicates: int, seed: int |
     def rel_bias(rows):
         return _range(np.abs(rows["bias"] / rows["empirical_se"]), lambda x: pct(x, 0))
 
-    fallback = float(key["fallback"].mean()) if len(key) else np.nan
     sd = design.key_change_sd(t)
+    seed = design.assumption(t, "seed") if seed is None else seed
     return {
         "n_planned": t.planned_n, "allocation": ratio, "block_sizes": blocks, "replicates": int(replicates),
-        "design_seed": str(design.assumption(t, "seed") if seed is None else seed), "n_scenarios": int(oc["scenario"].nunique()),
-        "seed_text": seed_text(design.assumption(t, "seed") if seed is None else seed),
+        "design_seed": str(seed), "n_scenarios": int(oc["scenario"].nunique()), "seed_text": seed_text(seed),
         "key_derivation": key_derivation(e),
         "experimental": exp_label, "control": ctl_label,
+        "primary_what": primary_what(t),
+        "hazards_text": word_list(["death"] + [x.label.lower() for x in t.intercurrent_events]),
+        "follow_up_ends": ", ".join(["death"] + [x.label.lower() for x in t.intercurrent_events] + ["withdrawal"]),
         "death_rate": pct(design.assumption(t, "death_rate_24w"), 0),
         "withdrawal_rate": pct(design.assumption(t, "withdrawal_rate"), 0),
-        "missed_visit_rate": pct(design.assumption(t, "missed_visit_rate"), 0), "assumptions_note": " ".join(filter(None, (scope_note(trial), assumptions_note(t)))),
+        "missed_visit_rate": pct(design.assumption(t, "missed_visit_rate"), 0),
+        "assumptions_note": assumptions_note(t),
         "cell_missing_rate": pct(design.CELL_MISSING_RATE),
         "horizon_days": t.horizon_days, "horizon_weeks": whole_weeks(t.horizon_days), "last_visit": t.last_visit.label,
-        "primary_test": TEST_NAMES[t.primary_test], "alpha": f"{t.alpha:g}", "power_target": pct(POWER_TARGET, 0),
+        "alpha": f"{t.alpha:g}", "power_target": pct(POWER_TARGET, 0),
         "key_label": e.label, "key_scale": "log scale (ratio of geometric means)" if e.log else f"{e.unit} (difference)",
         "key_sd": effect_text(sd, t), "key_max_sd": f"{fixed(abs(largest['key_effect']) / sd, 1)} standard deviations",
-        "deaths_null": f"{null.loc[PRIMARY, 'death_control'] * t.planned_n:.1f}" if PRIMARY in null.index else "",
         "type1_primary": rate_text(null.loc[PRIMARY]) if PRIMARY in null.index else "not simulated",
         "type1_key": rate_text(null.loc[KEY]) if KEY in null.index else "not simulated",
-        "type1_primary_note": level_note(null.loc[PRIMARY], t.alpha, t.primary_test == "fisher")
+        "type1_primary_note": level_note(null.loc[PRIMARY], t.alpha,
+                                         not design.is_continuous(t) and t.primary_test == "fisher")
         if PRIMARY in null.index else "",
         "type1_key_note": level_note(null.loc[KEY], t.alpha) if KEY in null.index else "",
         "type1_sequence": pct(null.loc[KEY, "claimed"]) if KEY in null.index else "not simulated",
-        "power_primary_text": _by_scenario(prim, lambda r: pct(r["power"]), hr_label),
-        "power_primary_max": pct(strongest["power"]),
-        "hr_min": hr_text(strongest["hazard_ratio"]) + (" (no death on the experimental arm)"
-                                                        if strongest["hazard_ratio"] == 0 else ""),
-        "death_exp_min": pct(strongest["death_experimental"]),
         "power_key_text": _by_scenario(key, lambda r: pct(r["power"]), eff_label),
         "power_key_max": pct(largest["power"]), "effect_key_max": effect_text(largest["key_effect"], t),
         "claimed_text": _by_scenario(key, lambda r: pct(r["claimed"]), eff_label),
         "claimed_max": pct(key["claimed"].max()),
-        "mde_primary": f"{fixed(100 * mde[PRIMARY], 1)} percentage points",
         "mde_key": effect_text(-abs(mde[KEY]) if e.better == "lower" else abs(mde[KEY]), t),
         "coverage_primary": _range(prim["coverage"], pct), "coverage_key": _range(key["coverage"], pct),
         "bias_primary": rel_bias(prim), "bias_key": rel_bias(key),
         "se_ratio_primary": _range(prim["mean_se"] / prim["empirical_se"], lambda x: f"{x:.2f}"),
         "se_ratio_key": _range(key["mean_se"] / key["empirical_se"], lambda x: f"{x:.2f}"),
-        "n80_primary_text": _by_scenario(prim, lambda r: n_text(r["n_for_power"]), hr_label),
+        "n80_primary_text": _by_scenario(prim, lambda r: n_text(r["n_for_power"]), _primary_scenario_label(t)),
         "n80_key_text": _by_scenario(key, lambda r: n_text(r["n_for_power"]), eff_label),
-        "fallback_key": ("the unstructured covariance converged in every replicate" if fallback == 0 else
-                         f"a simpler covariance structure was used in {pct(fallback)} of the replicates"),
-    }
+        "fallback_key": _fallback_text(key),
+    } | _primary_numbers(oc, t)
+
+
+def _primary_scenario_label(t: Trial):
+    """How a scenario is named by its effect on the primary endpoint: 'hazard ratio 0.75', 'effect 1.40 mL/min'."""
+    if design.is_continuous(t):
+        return lambda r: f"effect {primary_effect_text(r['primary_effect'], t)}"
+    return lambda r: f"hazard ratio {hr_text(r['hazard_ratio'])}"
 
 
 # ------------------------------------------------------------------ tables
 
 def scenario_table(oc: pd.DataFrame, trial: Trial) -> pd.DataFrame:
-    """One row per scenario: the hazard ratio and the 24-week death probabilities it implies (as randomized), the
-    true survival difference and the key secondary effect, as simulated and as randomized."""
+    """One row per scenario: the hazard ratio and the probabilities of the primary endpoint's events by the horizon it
+    implies (as randomized) and the true survival difference, or a continuous primary endpoint's effect; the key
+    secondary effect; as simulated and as randomized."""
     t = design.design_trial(trial)
     exp, ctl = t.experimental_arms[0].label, t.control.label
     p = _rows(oc, PRIMARY).set_index("scenario")
     k = _rows(oc, KEY).set_index("scenario")
     rows = []
     for s, r in (p if len(p) else k).iterrows():
-        rows.append({"Scenario": scenario_label(pd.Series({**r, "scenario": s})),
+        label = scenario_label(pd.Series({**r, "scenario": s}))
+        if design.is_continuous(t):
+            primary = t.endpoint(t.primary_endpoint.code).label
+            rows.append({"Scenario": label, f"Effect on {primary}": primary_effect_text(r["primary_effect"], t),
+                         f"{primary}: true effect as randomized":
+                             primary_effect_text(p.loc[s, "truth"], t) if s in p.index else "",
+                         f"Effect on {t.endpoint(t.key_secondary).label}": effect_text(r["key_effect"], t),
+                         f"{t.endpoint(t.key_secondary).label}: true effect as randomized":
+                             effect_text(k.loc[s, "truth"], t) if s in k.index else ""})
+            continue
+        rows.append({"Scenario": label,
                      "Hazard ratio": hr_text(r["hazard_ratio"]),
                      f"Death by day {t.horizon_days}, {ctl} (%)": fixed(100 * r["death_control"], 1),
                      f"Death by day {t.horizon_days}, {exp} (%)": fixed(100 * r["death_experimental"], 1),
@@ -233,9 +351,18 @@ def _ci(r: pd.Series) -> str:
     return f"{fixed(100 * r['power'], 1)} ({fixed(100 * r['power_lower'], 1)} to {fixed(100 * r['power_upper'], 1)})"
 
 
-def primary_table(oc: pd.DataFrame) -> pd.DataFrame:
-    """The primary endpoint's operating characteristics per scenario (percentage points for the estimate)."""
+def primary_table(oc: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """The primary endpoint's operating characteristics per scenario: time to event in percentage points of the
+    survival difference, a continuous primary endpoint on its analysis scale."""
     rows = []
+    if design.is_continuous(trial):
+        for _, r in _rows(oc, PRIMARY).iterrows():
+            rows.append({"Scenario": scenario_label(r), "Effect": primary_effect_text(r["primary_effect"], trial),
+                         "Significant, % (95% MC interval)": _ci(r), "True effect": f"{r['truth']:.2f}",
+                         "Bias": f"{r['bias']:.2f}", "Mean SE": f"{r['mean_se']:.2f}",
+                         "Empirical SE": f"{r['empirical_se']:.2f}", "Coverage (%)": fixed(100 * r["coverage"], 1),
+                         f"N for {pct(POWER_TARGET, 0)} power": n_text(r["n_for_power"])})
+        return pd.DataFrame(rows)
     for _, r in _rows(oc, PRIMARY).iterrows():
         rows.append({"Scenario": scenario_label(r), "Hazard ratio": hr_text(r["hazard_ratio"]),
                      "Significant, % (95% MC interval)": _ci(r),
@@ -264,9 +391,18 @@ def operating_table(oc: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     rows = []
     for s in sorted(set(p.index) | set(k.index)):
         r = p.loc[s] if s in p.index else k.loc[s]
-        row = {"scenario": scenario_label(pd.Series({**r, "scenario": s})), "HR": hr_text(r["hazard_ratio"]),
-               "death ctl/exp %": f"{fixed(100 * r['death_control'], 1)}/{fixed(100 * r['death_experimental'], 1)}"}
-        if s in p.index:
+        row = {"scenario": scenario_label(pd.Series({**r, "scenario": s}))}
+        if design.is_continuous(trial):
+            row |= {"primary effect": f"{r['primary_effect']:g}"}
+        else:
+            row |= {"HR": hr_text(r["hazard_ratio"]), "death ctl/exp %":
+                    f"{fixed(100 * r['death_control'], 1)}/{fixed(100 * r['death_experimental'], 1)}"}
+        if s in p.index and design.is_continuous(trial):
+            q = p.loc[s]
+            row |= {"primary sig %": fixed(100 * q["power"], 1), "primary bias": f"{q['bias']:.3f}",
+                    "primary SE": f"{q['empirical_se']:.3f}", "primary cover %": fixed(100 * q["coverage"], 1),
+                    "primary N80": n_text(q["n_for_power"])}
+        elif s in p.index:
             q = p.loc[s]
             row |= {"primary sig %": fixed(100 * q["power"], 1), "primary bias pp": fixed(100 * q["bias"], 1),
                     "primary SE pp": fixed(100 * q["empirical_se"], 1), "primary cover %": fixed(100 * q["coverage"], 1),
@@ -284,20 +420,37 @@ def operating_table(oc: pd.DataFrame, trial: Trial) -> pd.DataFrame:
 def show_scenarios(oc: pd.DataFrame, trial: Trial) -> JournalTable:
     """The scenarios simulated and their true values."""
     t = design.design_trial(trial)
-    return journal_table(
-        scenario_table(oc, t), "Scenarios simulated: the true effects and what they imply", "tab-design-scenarios",
-        notes=(f"Hazard ratio of death, {t.experimental_arms[0].label} vs {t.control.label}, for the "
-               f"arm received. Death by the horizon: with no {' and no '.join(e.label.lower() for e in t.intercurrent_events + [t.event_type('WITHDRAWAL')])} (the hypothetical strategy of "
-               "the survival chapter), as randomized. Effect on the key secondary endpoint: on its change from baseline "
-               f"to {t.last_visit.label}, for the arm received; as randomized, diluted by the occasional participant who "
-               "receives the other arm."))
+    key = ("Effect on the key secondary endpoint: on its change from baseline to "
+           f"{t.last_visit.label}, for the arm received; as randomized, diluted by the occasional participant who "
+           "receives the other arm.")
+    if design.is_continuous(t):
+        notes = (f"Effect on the primary endpoint: on its change from baseline to {t.primary_visit.label}, for the arm "
+                 "received, on its analysis scale; as randomized, diluted by the occasional participant who receives "
+                 "the other arm. " + key)
+    else:
+        notes = (f"Hazard ratio of {primary_events_text(t)}, {t.experimental_arms[0].label} vs {t.control.label}, for "
+                 f"the arm received. Death by the horizon: with no "
+                 f"{' and no '.join(e.label.lower() for e in t.intercurrent_events + [t.event_type('WITHDRAWAL')])} "
+                 "(the hypothetical strategy of the survival chapter), as randomized. " + key)
+    return journal_table(scenario_table(oc, t), "Scenarios simulated: the true effects and what they imply",
+                         "tab-design-scenarios", notes=notes)
 
 
 def show_primary(oc: pd.DataFrame, trial: Trial) -> JournalTable:
     """The primary endpoint's operating characteristics."""
     t = design.design_trial(trial)
+    if design.is_continuous(t):
+        return journal_table(
+            primary_table(oc, t), f"Primary endpoint: {primary_what(t)} (MMRM)", "tab-design-primary",
+            notes=(f"Significant: MMRM contrast at {t.primary_visit.label} with P < {t.alpha:g} (two-sided), the "
+                   "primary endpoint met; under the null, the type-I error. MC interval: Wilson 95% interval of the "
+                   "Monte Carlo rate. Estimates on the analysis scale "
+                   f"({'log' if t.endpoint(t.primary_endpoint.code).log else t.endpoint(t.primary_endpoint.code).unit}); "
+                   "bias against the true effect as randomized; coverage of the 95% interval (Satterthwaite degrees "
+                   f"of freedom). N for {pct(POWER_TARGET, 0)} power: from the empirical SE scaled by 1/sqrt(N), in "
+                   "whole blocks."))
     return journal_table(
-        primary_table(oc), f"Primary endpoint: {TEST_NAMES[t.primary_test]}, and the difference in survival at day "
+        primary_table(oc, t), f"Primary endpoint: {TEST_NAMES[t.primary_test]}, and the difference in survival at day "
                            f"{t.horizon_days}", "tab-design-primary",
         notes=(f"Significant: P < {t.alpha:g} (two-sided), the primary endpoint met; under the null, the type-I error. "
                "MC interval: Wilson 95% interval of the Monte Carlo rate. Estimate: Kaplan-Meier survival at the horizon, "

@@ -32,8 +32,8 @@ def _references(ax, alpha: float):
 
 
 def plot_design_power(oc: pd.DataFrame, trial: Trial):
-    """Left: the primary endpoint's probability of a significant result against the hazard ratio of death (larger
-    benefit to the right). Right: the key secondary endpoint's, tested alone and claimed in the fixed sequence,
+    """Left: the primary endpoint's probability of a significant result against the hazard ratio of its events, or
+    a continuous primary endpoint's effect (larger benefit to the right). Right: the key secondary endpoint's, tested alone and claimed in the fixed sequence,
     against its effect. Error bars: Wilson 95% Monte Carlo intervals; reference lines at 80% and at alpha."""
     set_style()
     t = design.design_trial(trial)
@@ -47,11 +47,21 @@ def plot_design_power(oc: pd.DataFrame, trial: Trial):
     exp, ctl = t.experimental_arms[0].label, t.control.label
     if len(prim):
         ax = axes.pop(0)
-        _rate(ax, prim["hazard_ratio"], prim, "power", ARM_COLOURS[0], "primary endpoint met")
-        ax.invert_xaxis()
-        ax.set_xlabel(f"Hazard ratio of death, {exp} vs {ctl}")
+        if design.is_continuous(t):
+            e = t.endpoint(t.primary_endpoint.code)
+            _rate(ax, prim["primary_effect"].to_numpy(float), prim, "power", ARM_COLOURS[0], "primary endpoint met")
+            if e.better == "lower":
+                ax.invert_xaxis()
+            unit = "log scale" if e.log else shown_unit(e.unit)
+            ax.set_xlabel(f"Effect on change in {e.label} to {t.primary_visit.label}" + (f" ({unit})" if unit else ""))
+            ax.set_title(f"Primary: {e.label}", fontsize="medium")
+        else:
+            _rate(ax, prim["hazard_ratio"], prim, "power", ARM_COLOURS[0], "primary endpoint met")
+            ax.invert_xaxis()
+            events = " and ".join(t.event_label(c).lower() for c in t.lead_tte.events)
+            ax.set_xlabel(f"Hazard ratio of {events}, {exp} vs {ctl}")
+            ax.set_title(f"Primary: survival to day {t.horizon_days}", fontsize="medium")
         ax.set_ylabel("Probability (%)")
-        ax.set_title(f"Primary: survival to day {t.horizon_days}", fontsize="medium")
         _references(ax, t.alpha)
         ax.legend(loc="upper left", fontsize="x-small")
     if len(key):
