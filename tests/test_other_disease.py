@@ -1,5 +1,6 @@
-"""A trial in another disease, by its trial file alone: DEMO-CKD (chronic kidney disease, an oral drug, a continuous
-primary endpoint: the change in eGFR by CKD-EPI 2021 to week 52) builds the whole book, and no page names the liver."""
+"""A trial in another disease, by its trial file alone: DEMO-CKD (chronic kidney disease, an oral drug, kidney failure
+or death as the primary endpoint, eGFR by CKD-EPI 2021) builds the whole book and no page names the liver; its variant
+with a continuous primary endpoint (the change in eGFR to week 52) builds and states the verdict of the MMRM."""
 from __future__ import annotations
 
 import html
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 
 from helpers import pipeline
+from test_design import ckd_continuous_file
 from test_disease_words import disease_words
 
 # The first trial's field: liver words, its scores and its treatment (a kidney trial may say transplant).
@@ -41,15 +43,26 @@ def test_the_kidney_trial_book_names_no_liver_word(book):
 
 
 @pytest.mark.slow
-def test_the_kidney_trial_states_its_verdict_from_the_mmrm_and_shows_its_own_score(book):
+def test_the_kidney_trial_shows_its_own_endpoints_score_and_glossary(book):
     summary = page_text(book / "html" / "book" / "generated" / "00_summary.html")
-    assert "The primary endpoint (change in eGFR (CKD-EPI 2021) from baseline to Week 52) was met (MMRM, two-sided " \
-           "level 0.05): Oral drug versus Placebo, difference" in summary
+    assert "The primary endpoint (kidney failure or death to week 52)" in summary and "log-rank test" in summary
     adlb = pd.read_csv(book / "data" / "adlb.csv")
     assert {"EGFR", "CREAT", "UACR"} <= set(adlb["PARAMCD"])
     assert "GFR category (KDIGO)" in page_text(book / "html" / "book" / "generated" / "03_baseline.html")
     glossary = page_text(book / "html" / "book" / "glossary.html")
     assert "CKD-EPI 2021" in glossary and "Inker" in page_text(book / "html" / "book" / "references.html")
+
+
+@pytest.mark.slow
+def test_a_continuous_primary_endpoint_builds_and_its_summary_states_the_mmrm_verdict(tmp_path):
+    build = tmp_path / "_build"
+    pipeline.run(trial=str(ckd_continuous_file(tmp_path)), build_dir=build, log=lambda *_: None)
+    summary = (build / "generated" / "00_summary.ipynb").read_text(encoding="utf-8")
+    assert re.search(r"The primary endpoint \(change in eGFR from baseline to Week 52\) (was met|was not met) \(MMRM, "
+                     r"two-sided level 0\.05\): Oral drug versus Placebo, difference", summary)
+    key = pd.read_csv(build / "results" / "key_results.csv")
+    assert key.iloc[0].astype(str).str.contains("eGFR").any(), "the primary heads the key results"
+    assert not disease_words(summary.replace("kidney transplant", "")), "no liver word on the summary"
 
 
 def test_the_scan_catches_a_liver_word():
