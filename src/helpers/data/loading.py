@@ -756,7 +756,7 @@ def _cutoff_before_randomization(tables: dict[str, pd.DataFrame], names: dict[st
 
 
 # A value is taken for another unit when, converted, it lies within this factor of the values measured just
-# before and after it (bilirubin mg/dL: 17.1). Neighbours in time, not the whole follow-up: in progressive disease
+# before and after it (e.g. a factor of 17.1 or 88.4 from mg/dL). Neighbours in time, not the whole follow-up: in progressive disease
 # a value can rise 40-fold over years, never by a unit's factor from one visit to the next.
 UNIT_MIXUP_TOLERANCE = 2.5
 
