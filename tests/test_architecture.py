@@ -224,20 +224,3 @@ def test_status_at_the_horizon_and_visit_status_are_each_one_rule_used_everywher
     for user in ("helpers.analysis.cohort.visit_completeness", "helpers.analysis.survival.intercurrent_events"):
         assert "visit_status" in calls[user], user
     assert any("visit_status" in c for name, c in calls.items() if name.startswith("helpers.analysis.sensitivity."))
-
-
-# The simulator's own rates (data/simulation.py, analysis/design.py) are made generic in their own change; remove
-# these two from the list once it is merged.
-TRANSPLANT_WORDS_PENDING = {"data/simulation.py", "analysis/design.py"}
-
-
-def test_no_transplant_words_in_the_code():
-    """Intercurrent events come from the trial file (events.intercurrent, time_to_event): the code names none."""
-    import re
-
-    word = re.compile(r"transplant|LTX", re.IGNORECASE)
-    found = [f"{path.relative_to(PACKAGE)}:{n}: {line.strip()}"
-             for path in sorted(PACKAGE.rglob("*")) if path.suffix in (".py", ".yaml", ".yml", ".md", ".txt")
-             and path.relative_to(PACKAGE).as_posix() not in TRANSPLANT_WORDS_PENDING
-             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1) if word.search(line)]
-    assert not found, "\n".join(found)

@@ -270,7 +270,7 @@ def show_summary(results: pd.DataFrame, trial: Trial, paramcd: str | None = None
     """one endpoint's estimates and tests (default: the lead time-to-event endpoint)."""
     paramcd = trial.lead_tte.code if paramcd is None else paramcd
     return journal_table(summary_table(results, paramcd, trial),
-                         f"{trial.tte(paramcd).label} to day {trial.horizon_days}: estimates and tests",
+                         f"{trial.tte(paramcd).label}: estimates and tests at day {trial.horizon_days}",
                          f"tab-{reference_key(trial, paramcd)}-summary", notes=SUMMARY_NOTES)
 
 
