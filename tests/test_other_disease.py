@@ -61,7 +61,7 @@ def test_a_continuous_primary_endpoint_builds_and_its_summary_states_the_mmrm_ve
     assert re.search(r"The primary endpoint \(change in eGFR from baseline to Week 52\) (was met|was not met) \(MMRM, "
                      r"two-sided level 0\.05\): Oral drug versus Placebo, difference", summary)
     key = pd.read_csv(build / "results" / "key_results.csv")
-    assert key.iloc[0].astype(str).str.contains("eGFR").any(), "the primary heads the key results"
+    assert (key.iloc[0]["ROLE"], key.iloc[0]["ENDPOINT"], key.iloc[0]["ANALYSIS"][:4]) == ("primary", "EGFR", "MMRM")
     assert not disease_words(summary.replace("kidney transplant", "")), "no liver word on the summary"
 
 
