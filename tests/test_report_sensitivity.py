@@ -69,3 +69,19 @@ def test_chapter_numbers_say_why_when_not_estimable(adam, trial):
                                        "missing, like a withdrawal, and left out of the ranking.")
     assert numbers["last_visit"] == trial.last_visit.label.lower()
     assert numbers["n_itt"] == len(wide) and numbers["m"] == imputation.N_IMPUTATIONS
+
+
+def test_the_chapter_examines_a_continuous_primary_at_the_last_visit_else_the_key_secondary(tmp_path, adam, trial):
+    """ICH E9(R1): sensitivity analyses belong to the primary estimand when it is a change at the last visit."""
+    from test_findings import continuous_trial_file
+
+    from helpers.trial import load_trial
+    assert trial.sensitivity_endpoint == trial.key_secondary == "MELD"
+    last = load_trial(continuous_trial_file(tmp_path, code="ALB", visit="WEEK24"))
+    earlier = load_trial(continuous_trial_file(tmp_path, code="ALB", visit="WEEK12"))
+    assert last.sensitivity_endpoint == "ALB" and earlier.sensitivity_endpoint == "MELD"
+    wide = sensitivity.change_wide(adam["adlb"], adam["adsl"], last, "ALB")
+    a = {"wide": wide, "not_estimable": "not estimable: too few", "results": pd.DataFrame()}
+    assert report.chapter_numbers(a, adam["adsl"], adam["adlb"], last, "ALB", "x")["endpoint_role"] == "primary endpoint"
+    assert report.chapter_numbers(a, adam["adsl"], adam["adlb"], trial, PARAM, "x")["endpoint_role"] == \
+        "key secondary endpoint"

@@ -575,6 +575,15 @@ class Trial:
         return code in (tte or self.lead_tte).censors
 
     @property
+    def sensitivity_endpoint(self) -> str | None:
+        """The endpoint whose missing data the sensitivity chapter examines at the last visit: a continuous primary
+        endpoint tested there (the primary estimand), else the key secondary endpoint."""
+        v = self.primary_visit
+        if v is not None and v.code == self.last_visit.code:
+            return self.primary_endpoint.code
+        return self.key_secondary
+
+    @property
     def accrual_start(self) -> dt.date | None:
         """First day of randomization: the randomization section's, else the simulation's, else not stated."""
         return self.randomization.accrual_start or self.simulation.accrual_start

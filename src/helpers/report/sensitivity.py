@@ -116,12 +116,14 @@ def chapter_numbers(a: dict, adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Tria
     e = trial.endpoint(paramcd)
     last = trial.last_visit.label
     events = survival.intercurrent_events(adsl, adlb, trial)
+    role = "primary endpoint" if paramcd == trial.primary_endpoint.code else "key secondary endpoint"
     at_last = events[events["Visit"] == last]
     experimental = [arm.label for arm in trial.experimental_arms]
     out = {
         "source": source,
         "n_per_arm": ", ".join(f"{n} to {label}" for label, n in cohort.arm_n(adsl, trial).items()),
         "population": population_text(trial),
+        "endpoint_role": role,
         "endpoint": e.label, "unit": e.unit, "better": e.better, "last_visit": last.lower(),
         "experimental": " and ".join(experimental), "control": trial.control.label,
         "followup": followup_text(a["wide"], trial), "n_itt": len(a["wide"]),
