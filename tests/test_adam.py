@@ -170,20 +170,27 @@ def test_baseline_covariates_come_from_their_sources(adam, trial, clean_dir):
     assert adsl["ETIOLOGY"].tolist() == adsl["SUBJID"].map(rand["screening_id"]).map(screening["etiology"]).tolist()
 
 
-def test_trial_file_covariate_sources_are_checked(tmp_path):
+def _trial_file_error(folder, raw: dict) -> str:
+    """The TrialFileError a trial file written from ``raw`` raises (folder/trial.yaml)."""
     import yaml
 
     from helpers.trial import TrialFileError, load_trial
+    (folder / "trial.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(TrialFileError) as err:
+        load_trial(folder / "trial.yaml")
+    return str(err.value)
+
+
+def test_trial_file_covariate_sources_are_checked(tmp_path):
+    import yaml
+
+    from helpers.trial import load_trial
     raw = yaml.safe_load(open(load_trial().source, encoding="utf-8"))
     raw["baseline_covariates"] += [{"code": "X", "label": "X", "source": "lab.x"},
                                    {"code": "Y", "label": "Y", "type": "categorical", "source": "class.MELD"},
                                    {"code": "Z", "label": "Z", "levels": ["a"]}]
     raw["derived_parameters"] = ["MELD", "NOPE"]
-    path = tmp_path / "trial.yaml"
-    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    with pytest.raises(TrialFileError) as err:
-        load_trial(path)
-    text = str(err.value)
+    text = _trial_file_error(tmp_path, raw)
     assert "baseline_covariates (X): source 'lab.x' must be one of adsl, screening.<column>" in text
     assert "baseline_covariates (Y): source 'class.MELD': MELD has no classes" in text
     assert "baseline_covariates (Z): levels are for a categorical covariate" in text
@@ -196,7 +203,7 @@ def test_clinical_assessments_come_from_the_trial_file_and_match_the_scores_that
     import yaml
 
     from helpers.data.schema import export_spec
-    from helpers.trial import TrialFileError, load_trial
+    from helpers.trial import load_trial
     cols = {c.name: c for c in export_spec(trial)["clinical"].columns}
     assert list(cols) == ["subject_id", "visit", "assessment_date", "ascites", "encephalopathy", "dialysis"]
     assert cols["ascites"].allowed == ("none", "mild", "moderate-severe", "present, grade unknown")
@@ -204,11 +211,8 @@ def test_clinical_assessments_come_from_the_trial_file_and_match_the_scores_that
     raw = yaml.safe_load(open(trial.source, encoding="utf-8"))
     raw["clinical_assessments"] = [{"column": "ascites", "label": "Ascites", "levels": ["none", "present"]},
                                    {"column": "dialysis", "label": "Dialysis"}]
+    text = _trial_file_error(tmp_path, raw)
     path = tmp_path / "trial.yaml"
-    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    with pytest.raises(TrialFileError) as err:
-        load_trial(path)
-    text = str(err.value)
     assert "clinical_assessments (ascites): levels ['none', 'present'] are not those CPSCORE scores" in text
     assert "derived parameter CPSCORE: needs the clinical assessment 'encephalopathy'" in text
     assert "baseline_covariates (HEPENC): source 'clinical.encephalopathy': no clinical_assessments column" in text
