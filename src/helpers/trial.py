@@ -468,6 +468,7 @@ class Trial:
     procedure_terms: tuple[str, ...] = ()
     adverse_events_collected: bool = True
     glossary: Path | None = None
+    export_mapping: Path | None = None
     events: tuple[EventType, ...] = STANDARD_EVENTS
     time_to_event: tuple[TimeToEvent, ...] = ()
     masked_from: "Trial | None" = field(default=None, repr=False, compare=False)
@@ -606,6 +607,13 @@ class Trial:
         if cutoff is None or cutoff == "":
             return self
         return replace(self, cutoff=parse_cutoff(cutoff))
+
+    def with_mapping(self, mapping: str | os.PathLike | None) -> "Trial":
+        """The same trial read through another export mapping (a build parameter overrides the trial file's
+        ``export_mapping``; "none": the export is in the contract's shape)."""
+        if mapping is None or mapping == "":
+            return self
+        return replace(self, export_mapping=None if str(mapping).lower() == "none" else Path(mapping).resolve())
 
     @property
     def is_blinded(self) -> bool:
@@ -827,6 +835,12 @@ def _glossary(raw: dict, path: Path) -> Path | None:
         raise TrialFileError(f"{path}: glossary {raw['glossary']!r}: no such file (looked for {tried[0]} and "
                              f"{tried[1]})")
     return found
+
+
+def _export_mapping(raw: dict, path: Path) -> Path | None:
+    """The trial file's ``export_mapping`` (how the site's files become the contract's), relative to the trial file;
+    it is checked when an export is read, so a trial file names it before the site's first export exists."""
+    return (path.parent / str(raw["export_mapping"])).resolve() if raw.get("export_mapping") else None
 
 
 def _time_to_event(raw: dict, path) -> tuple[TimeToEvent, ...]:
@@ -1193,7 +1207,7 @@ TRIAL_FILE_SCHEMA = {
     "treatment": _opt({"start": _opt(_one_of("first_dose", "randomization")), "noun": _opt(TEXT), "route": _opt(TEXT),
                        "dose_unit": _opt(TEXT), "dose_range": _opt(RANGE)}),
     "safety": _opt({"adverse_events_collected": _opt(FLAG), "procedure_terms": _opt(TEXTS)}),
-    "cutoff": _opt(DATE), "glossary": _opt(TEXT),
+    "cutoff": _opt(DATE), "glossary": _opt(TEXT), "export_mapping": _opt(TEXT),
     "simulation": _opt({"seed": _opt(WHOLE), "accrual_start": _opt(DATE),
                         "screened_per_randomized": _opt(_Kind("a number of at least 1", lambda v: _number(v) and v >= 1)),
                         "death_rate_24w": _opt(RATE), "withdrawal_rate": _opt(RATE), "missed_visit_rate": _opt(RATE),
@@ -1293,6 +1307,7 @@ def trial_from_mapping(raw, path: Path) -> Trial:
         primary_test=_get(plan, "primary_test", "fisher"),
         background=" ".join(str(_get(raw, "background", "")).split()),
         events=_events(raw, path), time_to_event=_time_to_event(raw, path), glossary=_glossary(raw, path),
+        export_mapping=_export_mapping(raw, path),
         **_safety(raw, path))
     _check(trial, path)
     return trial

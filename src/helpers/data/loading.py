@@ -1,4 +1,4 @@
-"""Read a site export (CSV or XLSX), validate it against the contract and the trial file, drop identifiers.
+"""Read a site export (CSV, XLSX, SAS or SPSS files; through its export mapping, if any), validate it against the contract and the trial file, drop identifiers.
 
 Every problem is collected (not only the first) and reported with file, row, column and rule.
 Rows are numbered as a spreadsheet shows them: the header is row 1, the first record row 2.
@@ -8,9 +8,7 @@ samples, extra columns, records after the data cut-off) are listed and the data 
 """
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.data.privacy import identifier_values, identifiers_in_text
+from helpers.data.reading import SUFFIXES, Problem, ReadError, read_raw  # noqa: F401 - the loader's public names
 from helpers.data.schema import UNSCHEDULED, Column, FileSpec, export_spec, missing_codes
 from helpers.trial import LabTest, Trial, study_day, unit_key
 
@@ -31,23 +30,6 @@ _DATE_DMY = re.compile(rf"^(\d{{1,2}})[-/.](\d{{1,2}})[-/.](\d{{4}}){_TIME}$")
 _CENSORED = re.compile(r"^([<>])\s*=?\s*([+-]?\d+(?:\.\d*)?|\.\d+)$")
 # Companion columns the loader adds beside each lab test column of labs.csv.
 REASON, CENS, REPORTED = "__reason", "__cens", "__reported"
-
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    row: int | None
-    column: str | None
-    rule: str
-    message: str
-
-    def __str__(self) -> str:
-        where = [self.file]
-        if self.row is not None:
-            where.append(f"row {self.row}")
-        if self.column is not None:
-            where.append(f"column {self.column}")
-        return f"{', '.join(where)}: {self.message} [rule: {self.rule}]"
 
 
 def _trial_name(trial: Trial) -> str:
@@ -86,161 +68,14 @@ class Export:
         return self.tables[name]
 
 
-# --- reading ------------------------------------------------------------------------------------
+# --- reading ---------------------------------------------------------------------------------------
 
 def _find_file(folder: Path, name: str) -> tuple[Path | None, Problem | None]:
-    found = [folder / f"{name}{ext}" for ext in (".csv", ".xlsx") if (folder / f"{name}{ext}").exists()]
+    found = [folder / f"{name}{ext}" for ext in SUFFIXES if (folder / f"{name}{ext}").exists()]
     if len(found) > 1:
         return None, Problem(f"{name}.csv", None, None, "one_file_per_table",
-                             f"both {name}.csv and {name}.xlsx are present: keep one")
+                             f"{' and '.join(p.name for p in found)} are present: keep one")
     return (found[0] if found else None), None
-
-
-class ReadError(ValueError):
-    """A file that cannot be read as a table; carries the problem (file, row, rule) to report."""
-
-    def __init__(self, problem: Problem):
-        self.problem = problem
-        super().__init__(str(problem))
-
-
-def _decode(path: Path) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        row = data[:exc.start].count(b"\n") + 1
-        hint = ""
-        try:
-            data.decode("gb18030")
-            hint = "; it reads as GBK/GB18030 (Chinese Windows): save it as UTF-8"
-        except UnicodeDecodeError:
-            pass
-        raise ReadError(Problem(path.name, row, None, "encoding",
-                                f"byte 0x{data[exc.start]:02X} is not UTF-8{hint}")) from None
-
-
-def _repeated_header(fname: str, header: list[str], row: list[str], number: int) -> Problem | None:
-    """A data row naming every column of the header: two exports concatenated. The same columns in the
-    same order: the row is to be left out (the returned error); otherwise ReadError (rows below are shifted)."""
-    names = [h.strip().casefold() for h in header]
-    cells = [c.strip().casefold() for c in row]
-    if sum(bool(n) for n in names) < 2 or not {n for n in names if n} <= set(cells):
-        return None
-    if cells[:len(names)] == names and not any(cells[len(names):]):
-        return Problem(fname, number, None, "repeated_header",
-                       f"row {number} repeats the header: two exports concatenated? The row is left out; "
-                       "check the rows below it for records exported twice")
-    raise ReadError(Problem(fname, number, None, "repeated_header",
-                            f"row {number} is a second header with other columns or another column order: two "
-                            "exports concatenated? The rows below it cannot be read; export the table once"))
-
-
-def _read_csv(path: Path, warnings: list[Problem], errors: list[Problem]) -> pd.DataFrame:
-    reader = csv.reader(io.StringIO(_decode(path), newline=""))
-    records = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
-    if not records:
-        return pd.DataFrame()
-    header = records[0][1]
-    if len(header) == 1 and header[0].count(";") >= 2:
-        raise ReadError(Problem(path.name, 1, None, "delimiter",
-                                "looks like a semicolon-delimited file: save it with commas (CSV UTF-8)"))
-    while header and header[-1].strip() == "":
-        header = header[:-1]
-    rows, index, trailing = [], [], False
-    for line, row in records[1:]:
-        repeated = _repeated_header(path.name, header, row, line)
-        if repeated:
-            errors.append(repeated)
-            continue
-        extra = row[len(header):]
-        if any(cell.strip() for cell in extra):
-            raise ReadError(Problem(path.name, line, None, "fields",
-                                    f"{len(row)} fields where the header has {len(header)}: an unquoted comma "
-                                    "(a decimal comma, or a comma inside a text)?"))
-        trailing |= bool(extra)
-        rows.append(row[:len(header)] + [""] * (len(header) - len(row)))
-        index.append(line - 2)
-    if trailing:
-        warnings.append(Problem(path.name, None, None, "trailing_delimiter",
-                                "rows end with an extra delimiter: the empty last field was ignored"))
-    return pd.DataFrame(rows, columns=[str(c) for c in header], index=index)
-
-
-def _cell_text(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d") if value.time() == dt.time() else value.isoformat(sep=" ")
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _read_xlsx(path: Path, warnings: list[Problem], errors: list[Problem]) -> pd.DataFrame:
-    """Every visible sheet that holds data, with the same header, read as one table (rows numbered as in the
-    first sheet, the next sheets' rows below them as if stacked); hidden sheets are left out, with a warning."""
-    from openpyxl import load_workbook
-
-    book = load_workbook(path, read_only=True, data_only=True)
-    sheets, last = [], 0
-    for ws in book.worksheets:
-        if ws.sheet_state != "visible":
-            state = "very hidden" if ws.sheet_state == "veryHidden" else "hidden"
-            warnings.append(Problem(path.name, None, None, "hidden_sheet",
-                                    f"sheet {ws.title!r} is {state}: left out (unhide it if it holds the data)"))
-            continue
-        rows = [(n, [_cell_text(v) for v in r]) for n, r in enumerate(ws.iter_rows(values_only=True), start=1)]
-        rows = [(n, r) for n, r in rows if any(c.strip() for c in r)]
-        if not rows:
-            continue
-        first, header = rows[0]
-        filled = [c for c in header if c.strip()]
-        if len(filled) == 1 and len(rows) > 1 and sum(bool(c.strip()) for c in rows[1][1]) > 1:
-            raise ReadError(Problem(f"{path.name} (sheet {ws.title})", first, None, "header",
-                                    f"the first row holds only {filled[0]!r}: a title row? The header must be the first row"))
-        while header and not header[-1].strip():
-            header = header[:-1]
-        base = last - first if sheets else 0
-        data = []
-        for n, r in rows[1:]:
-            repeated = _repeated_header(path.name, header, r, n + base)
-            if repeated:
-                errors.append(repeated)
-            else:
-                data.append((n + base, r[:len(header)]))
-        last = rows[-1][0] + base
-        sheets.append((ws.title, [c.strip() for c in header], data))
-    book.close()
-    if not sheets:
-        return pd.DataFrame()
-    if any(h != sheets[0][1] for _, h, _ in sheets[1:]):
-        names = ", ".join(repr(t) for t, _, _ in sheets)
-        raise ReadError(Problem(path.name, None, None, "sheets",
-                                f"sheets {names} hold data with different headers: keep one table per file"))
-    if len(sheets) > 1:
-        parts = "; ".join(f"{t} ({len(r)} rows)" for t, _, r in sheets)
-        warnings.append(Problem(path.name, None, None, "sheets_combined",
-                                f"{len(sheets)} sheets read as one table, in order: {parts}; rows are numbered as stacked"))
-    width = len(sheets[0][1])
-    data = [(n, r + [""] * (width - len(r))) for _, _, sheet_rows in sheets for n, r in sheet_rows]
-    return pd.DataFrame([r for _, r in data], columns=sheets[0][1], index=[n - 2 for n, _ in data])
-
-
-def read_raw(path: Path, warnings: list[Problem] | None = None, errors: list[Problem] | None = None) -> pd.DataFrame:
-    """A file as text cells, empty string for an empty cell, nothing converted yet; an empty file has no columns.
-
-    The index is the row number as a spreadsheet shows it, minus 2. Raises ReadError (file, row, rule)
-    for an encoding that is not UTF-8, another delimiter, rows with more fields than the header,
-    a title row above the header, sheets with different headers, or a second header with other columns;
-    a trailing delimiter, several sheets with one header and hidden sheets (left out) are read, with a
-    warning; a row repeating the header is left out, with an error in ``errors``.
-    """
-    warnings = [] if warnings is None else warnings
-    errors = [] if errors is None else errors
-    if path.stat().st_size == 0:
-        return pd.DataFrame()
-    return _read_xlsx(path, warnings, errors) if path.suffix == ".xlsx" else _read_csv(path, warnings, errors)
 
 
 # --- cells --------------------------------------------------------------------------------------
@@ -458,10 +293,16 @@ def _check_file(path: Path, spec: FileSpec, trial: Trial):
         return None, [exc.problem], read_warnings
     except Exception as exc:  # noqa: BLE001 - any other unreadable file is reported, not raised
         return None, [Problem(fname, None, None, "readable", f"cannot be read: {exc}")], read_warnings
+    return _check_table(fname, raw, spec, trial, read_errors, read_warnings)
+
+
+def _check_table(fname: str, raw: pd.DataFrame, spec: FileSpec, trial: Trial, read_errors: list[Problem],
+                 read_warnings: list[Problem]):
+    """A table of text cells (as read, or as the export mapping made it) checked against its contract file."""
     if raw.shape[1] == 0:
         needed = [] if spec.optional else [Problem(fname, None, None, "missing_file",
                                                    "the file is empty and the trial needs it")]
-        return (None if needed else _empty(spec)), needed, read_warnings
+        return (None if needed else _empty(spec)), read_errors + needed, read_warnings
     raw.columns = [str(c).strip() for c in raw.columns]
     missing = [Problem(fname, 1, c.name, "columns", "required column is missing")
                for c in spec.columns if c.name not in raw.columns and not c.optional_column]
@@ -958,8 +799,8 @@ def _apply_cutoff(tables, trial: Trial, names) -> tuple[dict[str, pd.DataFrame],
     return out, warnings
 
 
-def validate_export(folder: str | Path, trial: Trial, export_date: dt.date | None = None
-                    ) -> tuple[dict[str, pd.DataFrame], list[Problem], list[Problem]]:
+def validate_export(folder: str | Path, trial: Trial, export_date: dt.date | None = None, mapping=None,
+                    effects: list | None = None) -> tuple[dict[str, pd.DataFrame], list[Problem], list[Problem]]:
     """Typed tables (identifiers still in, cut-off applied), errors and warnings for an export folder.
 
     Every problem is found in one pass: each file is checked, then every rule across files whose tables are
@@ -967,13 +808,28 @@ def validate_export(folder: str | Path, trial: Trial, export_date: dt.date | Non
     that failed its check is missing in its typed table, and rules do not report it again. Visit warnings and
     the cut-off run on a valid export only: on one with errors a duplicate record or a wrong first-dose date
     would reappear as repeated or out-of-window visits, and the tables are not analysed anyway.
-    ``export_date`` (default: today) is the last day a record may carry.
+    ``export_date`` (default: today) is the last day a record may carry. ``mapping`` (an ExportMapping or its
+    path; default: the trial file's ``export_mapping``) makes contract files from the site's own files; every
+    problem is then named at the raw file's row and column, and ``effects`` (a list) receives what it did.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return {}, [Problem(str(folder), None, None, "folder", "export folder not found")], []
     tables, errors, warnings, names = {}, [], [], {}
+    plan = resolve_mapping(mapping if mapping is not None else trial.export_mapping, trial)
+    origins, effects = {}, effects if effects is not None else []
     for name, spec in export_spec(trial).items():
+        if plan is not None and name in plan.files:
+            table, errs, warns, origin = _check_mapped(folder, plan.files[name], spec, trial, effects)
+            if origin is not None:
+                names[name], origins[origin.token] = origin.token, origin
+            errors += errs
+            warnings += warns
+            if table is not None:
+                tables[name] = table
+            elif spec.optional and origin is None:
+                tables[name] = _empty(spec)
+            continue
         path, clash = _find_file(folder, name)
         if clash:
             errors.append(clash)
@@ -982,7 +838,8 @@ def validate_export(folder: str | Path, trial: Trial, export_date: dt.date | Non
             if spec.optional:
                 tables[name] = _empty(spec)
             else:
-                errors.append(Problem(f"{name}.csv", None, None, "missing_file", "file not found (.csv or .xlsx)"))
+                errors.append(Problem(f"{name}.csv", None, None, "missing_file",
+                                      f"file not found ({', '.join(SUFFIXES)})"))
             continue
         names[name] = path.name
         table, errs, warns = _check_file(path, spec, trial)
@@ -1008,7 +865,47 @@ def validate_export(folder: str | Path, trial: Trial, export_date: dt.date | Non
         warnings += _visit_warnings(tables, trial, names)
         tables, late = _apply_cutoff(tables, trial, names)
         warnings += late
-    return tables, errors, warnings
+    return tables, *_at_raw_cells(errors, warnings, origins)
+
+
+def resolve_mapping(mapping, trial: Trial):
+    """The export mapping to apply: an ExportMapping, a path to load, or None (the export is in the contract's shape)."""
+    from helpers.data.mapping import ExportMapping, load_mapping
+
+    if mapping is None or isinstance(mapping, ExportMapping):
+        return mapping
+    return load_mapping(mapping, trial)
+
+
+def _check_mapped(folder: Path, fm, spec: FileSpec, trial: Trial, effects: list):
+    """A contract file made by the export mapping from the site's files, checked like any export file; its
+    problems carry the mapped table's token until ``_at_raw_cells`` names the raw rows and columns."""
+    from helpers.data.mapping import apply_mapping
+
+    errors, warnings = [], []
+    try:
+        raw, origin = apply_mapping(folder, fm, spec, trial, warnings, errors, effects, set(missing_codes()))
+    except ReadError as exc:
+        return None, errors + [exc.problem], warnings, None
+    if raw is None:
+        return None, errors, warnings, origin
+    table, errs, warns = _check_table(origin.token, raw, spec, trial, [], [])
+    return table, errors + errs, warnings + warns, origin
+
+
+def _at_raw_cells(errors: list[Problem], warnings: list[Problem], origins: dict) -> tuple[list[Problem], list[Problem]]:
+    """Problems found on mapped tables named at the raw file's own row and column; a cell the mapping already
+    reported (a date not in its declared format) is not reported again by the contract's type check."""
+    if not origins:
+        return errors, warnings
+
+    def located(problems):
+        return [origins[p.file].locate(p) if p.file in origins else p for p in problems]
+
+    errors, warnings = located(errors), located(warnings)
+    reported = {(p.file, p.row, p.column) for p in errors if p.rule == "mapping_date"}
+    errors = [p for p in errors if p.rule != "type" or (p.file, p.row, p.column) not in reported]
+    return errors, warnings
 
 
 # --- report -------------------------------------------------------------------------------------
