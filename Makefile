@@ -12,14 +12,16 @@ BLINDED ?=
 BLIND_ARG  := $(if $(filter-out 0,$(BLINDED)),--blinded,)
 JOBS ?=
 JOBS_ARG   := $(if $(JOBS),--jobs $(JOBS),)
+MAPPING ?=
+MAPPING_ARG := $(if $(MAPPING),--mapping "$(MAPPING)",)
 
 .PHONY: book run test simulate validate refresh lock bench clean design
 
 book: $(STAMP)
-	$(BIN)/python -m helpers build --data "$(DATA)" --trial "$(TRIAL)" $(CUTOFF_ARG) $(BLIND_ARG) $(JOBS_ARG)
+	$(BIN)/python -m helpers build --data "$(DATA)" --trial "$(TRIAL)" $(CUTOFF_ARG) $(MAPPING_ARG) $(BLIND_ARG) $(JOBS_ARG)
 
 run: $(STAMP)
-	$(BIN)/python -m helpers run --data "$(DATA)" --trial "$(TRIAL)" $(CUTOFF_ARG) $(BLIND_ARG) $(JOBS_ARG)
+	$(BIN)/python -m helpers run --data "$(DATA)" --trial "$(TRIAL)" $(CUTOFF_ARG) $(MAPPING_ARG) $(BLIND_ARG) $(JOBS_ARG)
 
 test: $(STAMP)
 	@sh tools/install_browser.sh
@@ -29,7 +31,7 @@ simulate: $(STAMP)
 	$(BIN)/python -m helpers simulate --trial "$(TRIAL)"
 
 validate: $(STAMP)
-	$(BIN)/python -m helpers validate --trial "$(TRIAL)" $(CUTOFF_ARG) $(if $(filter-out synthetic,$(DATA)),"$(DATA)",)
+	$(BIN)/python -m helpers validate --trial "$(TRIAL)" $(CUTOFF_ARG) $(MAPPING_ARG) $(if $(filter-out synthetic,$(DATA)),"$(DATA)",)
 
 refresh: $(STAMP)
 	$(BIN)/python -m helpers refresh

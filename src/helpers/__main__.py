@@ -22,11 +22,15 @@ def _validate(args) -> int:
     from helpers.data.loading import summary_text, validate_export, write_validation_report
     from helpers.trial import load_trial
 
-    trial = load_trial(args.trial).with_cutoff(args.cutoff)
-    _, errors, warnings = validate_export(args.folder, trial)
-    report = write_validation_report(errors, warnings, args.report)
-    head = f"{args.folder} (trial file {trial.source}): {len(errors)} error(s), {len(warnings)} warning(s)"
+    trial = load_trial(args.trial).with_cutoff(args.cutoff).with_mapping(args.mapping)
+    effects = []
+    _, errors, warnings = validate_export(args.folder, trial, effects=effects)
+    report = write_validation_report(errors, warnings, args.report, effects)
+    mapped = f", read through the export mapping {trial.export_mapping}" if trial.export_mapping else ""
+    head = f"{args.folder} (trial file {trial.source}{mapped}): {len(errors)} error(s), {len(warnings)} warning(s)"
     print(head, file=sys.stderr if errors else sys.stdout)
+    if effects:
+        print(f"what the mapping did: {report[-1]}", file=sys.stderr if errors else sys.stdout)
     if errors or warnings:
         print(summary_text(errors, warnings), file=sys.stderr if errors else sys.stdout)
     for p in errors[:args.show]:
@@ -41,7 +45,7 @@ def _current(args, html: bool) -> bool:
     """The quick check before anything heavy is imported: the published build came from these very inputs, and no
     other build is running."""
     if args.force or not freshness.is_current_now(args.build_dir, args.data, paths.trial_file(args.trial), args.seed,
-                                              args.cutoff, args.blinded, html):
+                                              args.cutoff, args.blinded, html, args.mapping):
         return False
     print(f"nothing changed since the published build in {args.build_dir}: it is current")
     return True
@@ -53,7 +57,7 @@ def _run(args) -> int:
     from helpers.pipeline import run
 
     run(args.data, args.trial, args.seed, cutoff=args.cutoff, blinded=args.blinded, jobs=args.jobs, force=args.force,
-        build_dir=args.build_dir)
+        build_dir=args.build_dir, mapping=args.mapping)
     return 0
 
 
@@ -64,7 +68,7 @@ def _build(args) -> int:
     from helpers.pipeline import build
 
     print(build(args.data, args.trial, args.seed, cutoff=args.cutoff, blinded=args.blinded, jobs=args.jobs,
-                force=args.force, build_dir=args.build_dir))
+                force=args.force, build_dir=args.build_dir, mapping=args.mapping))
     return 0
 
 
@@ -105,9 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers", description="Build the trial's analysis book.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def with_common(p, data=True):
+    def with_common(p, data=True, mapping=False):
         p.add_argument("--trial", default=paths.DEFAULT_TRIAL, help="trial id in trials/ or path to a trial YAML file")
         p.add_argument("--cutoff", default=None, help="data cut-off YYYY-MM-DD (default: the trial file's)")
+        if data or mapping:
+            p.add_argument("--mapping", default=None,
+                           help="export mapping YAML the site's files are read through (default: the trial file's "
+                                "export_mapping; none: the export is in the contract's shape)")
         if data:
             p.add_argument("--data", default="synthetic", help='export folder, or "synthetic" to simulate (default)')
             p.add_argument("--seed", type=int, default=None, help="simulation seed (default: the trial file's)")
@@ -122,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--out", type=Path, default=paths.SYNTHETIC)
     p.set_defaults(func=_simulate)
-    p = with_common(sub.add_parser("validate", help="check an export folder against the schema and trial file"), data=False)
+    p = with_common(sub.add_parser("validate", help="check an export folder against the schema and trial file"), data=False,
+                    mapping=True)
     p.add_argument("folder", type=Path, nargs="?", default=paths.SYNTHETIC)
     p.add_argument("--report", type=Path, default=paths.BUILD.with_name("_build-validation"),
                    help="folder for problems.csv and summary.csv (default: _build-validation)")
@@ -146,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_design)
     args = parser.parse_args(argv)
     from helpers.data.loading import ExportError
+    from helpers.data.mapping import MappingError
     from helpers.pipeline import BuildError
     from helpers.trial import TrialFileError, parse_cutoff
 
@@ -153,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "cutoff", None):
             parse_cutoff(args.cutoff)
         return args.func(args)
-    except (BuildError, ExportError, TrialFileError) as exc:
+    except (BuildError, ExportError, MappingError, TrialFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

@@ -16,11 +16,14 @@ from pathlib import Path
 import pandas as pd
 
 from helpers import paths
-from helpers.provenance import sha256
+from helpers.freshness import export_files
 from helpers.analysis.findings import Findings, confirmatory_findings
 from helpers.data.adam import analysis_records, build_adam
 from helpers.data.blinding import mask_export
-from helpers.data.loading import Export, ExportError, Problem, export_from, read_raw, validate_export
+from helpers.data.loading import (SUFFIXES, Export, ExportError, Problem, export_from, read_raw, resolve_mapping,
+                                  validate_export)
+from helpers.data.mapping import Effect, ExportMapping, apply_mapping
+from helpers.data.schema import export_spec
 from helpers.data.privacy import Identifiers, identifier_values
 from helpers.data.simulation import seed_text, simulate_export, write_export
 from helpers.trial import Trial, load_trial
@@ -62,14 +65,17 @@ class Cohort:
 
 @dataclass
 class DataRead:
-    """One reading of the export: validated tables, errors and warnings, the SHA-256 of every input file, and
-    the identifying values of the raw export (the privacy scan looks for them in every output)."""
+    """One reading of the export: validated tables, errors and warnings, the SHA-256 of every input file, the
+    identifying values of the raw export (the privacy scan looks for them in every output), and the export mapping
+    applied with what it did."""
     folder: Path
     tables: dict[str, pd.DataFrame]
     errors: list[Problem]
     warnings: list[Problem]
     inputs: dict[str, str] = field(default_factory=dict)
     identifiers: Identifiers | None = None
+    mapping: ExportMapping | None = None
+    effects: list[Effect] = field(default_factory=list)
 
 
 def source_text(data: str, trial: Trial, seed: int | None) -> str:
@@ -81,27 +87,35 @@ def source_text(data: str, trial: Trial, seed: int | None) -> str:
     return text + (f", data cut-off {trial.cutoff:%d %B %Y}" if trial.is_interim else "")
 
 
-def _checksums(folder: Path) -> dict[str, str]:
-    return {p.name: sha256(p) for p in sorted(Path(folder).iterdir()) if p.is_file() and p.suffix in (".csv", ".xlsx")}
-
-
-def _raw_identifiers(folder: Path) -> Identifiers:
-    tables = {name: read_raw(folder / f"{name}{ext}") for name in IDENTIFIER_FILES for ext in (".csv", ".xlsx")
-              if (folder / f"{name}{ext}").exists()}
+def _raw_identifiers(folder: Path, trial: Trial, mapping: ExportMapping | None) -> Identifiers:
+    """The direct identifiers as the site wrote them (through the export mapping, when the files are the site's own)."""
+    specs, tables = export_spec(trial), {}
+    for name in IDENTIFIER_FILES:
+        if mapping is not None and name in mapping.files:
+            table, _ = apply_mapping(folder, mapping.files[name], specs[name], trial, [], [], [], set())
+            if table is not None:
+                tables[name] = table
+            continue
+        found = [folder / f"{name}{ext}" for ext in SUFFIXES if (folder / f"{name}{ext}").exists()]
+        if found:
+            tables[name] = read_raw(found[0])
     return identifier_values(tables)
 
 
 def read_data(data: str, trial: Trial, seed: int | None) -> DataRead:
-    """Simulate (data="synthetic") or take the export folder, and validate it once."""
+    """Simulate (data="synthetic") or take the export folder (through the trial's export mapping, if any), and
+    validate it once."""
     if data == SYNTHETIC:
         simulated = simulate_export(trial, seed=seed)
         with tempfile.TemporaryDirectory() as tmp:
             write_export(simulated, tmp)
-            tables, errors, warnings = validate_export(tmp, trial)
-            return DataRead(Path(tmp), tables, errors, warnings, _checksums(Path(tmp)), identifier_values(simulated))
-    folder = Path(data)
-    tables, errors, warnings = validate_export(folder, trial)
-    return DataRead(folder, tables, errors, warnings, _checksums(folder), _raw_identifiers(folder))
+            tables, errors, warnings = validate_export(tmp, trial.with_mapping("none"))
+            return DataRead(Path(tmp), tables, errors, warnings, export_files(Path(tmp)), identifier_values(simulated))
+    folder, effects = Path(data), []
+    mapping = resolve_mapping(trial.export_mapping, trial)
+    tables, errors, warnings = validate_export(folder, trial, mapping=mapping, effects=effects)
+    return DataRead(folder, tables, errors, warnings, export_files(folder), _raw_identifiers(folder, trial, mapping),
+                    mapping, effects)
 
 
 def cohort_from(read: DataRead, data: str, trial: Trial, seed: int | None, blinded: bool = False) -> Cohort:

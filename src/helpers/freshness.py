@@ -49,22 +49,40 @@ def notebook_source_hash(path: Path) -> str:
     return _sha(json.dumps(cells, sort_keys=True).encode())
 
 
-def data_inputs(data: str, trial_file: Path) -> dict[str, str]:
-    """The trial file's hash and, for a real export, its files' hashes (a synthetic export follows from the
-    trial file, the seed and the helpers)."""
+def mapping_file(data: str, trial_file: Path, mapping: str | None = None) -> Path | None:
+    """The export mapping a build reads its export through (``paths.mapping_file``; none for the synthetic export),
+    found without loading the whole trial file."""
+    if data == "synthetic":
+        return None
+    import yaml
+
+    named = None if mapping else (yaml.safe_load(Path(trial_file).read_text(encoding="utf-8")) or {}).get("export_mapping")
+    return paths.mapping_file(trial_file, named, mapping)
+
+
+def data_inputs(data: str, trial_file: Path, mapping: str | None = None) -> dict[str, str]:
+    """The trial file's hash and, for a real export, its files' hashes and the export mapping's (a synthetic export
+    follows from the trial file, the seed and the helpers)."""
     inputs = {"trial file": _sha(Path(trial_file).read_bytes()),
               "glossaries beside it": tree_hash(Path(trial_file).parent, (".md",))}
     if data != "synthetic":
-        for p in sorted(Path(data).iterdir()):
-            if p.is_file() and p.suffix in (".csv", ".xlsx"):
-                inputs[p.name] = _sha(p.read_bytes())
+        inputs.update(export_files(Path(data)))
+        used = mapping_file(data, trial_file, mapping)
+        if used is not None:
+            inputs["export mapping"] = _sha(used.read_bytes()) if used.is_file() else "missing"
     return inputs
+
+
+def export_files(folder: Path) -> dict[str, str]:
+    """Every file of an export folder (hidden files aside) by name, with its SHA-256: what the site sent."""
+    return {p.name: _sha(p.read_bytes()) for p in sorted(Path(folder).iterdir())
+            if p.is_file() and not p.name.startswith(".")}
 
 
 def common_key(data: str, trial_file: Path, params: dict) -> dict:
     """What every notebook depends on besides its own source."""
     key = os.environ.get("BLINDING_KEY")
-    return {"helpers": helpers_hash(), "inputs": data_inputs(data, trial_file),
+    return {"helpers": helpers_hash(), "inputs": data_inputs(data, trial_file, params.get("mapping")),
             "params": {k: params.get(k) for k in ("data", "seed", "cutoff", "blinded")},
             "blinding key": _sha(key.encode()) if key else None}
 
@@ -102,14 +120,15 @@ def stale(notebooks: list[Path], common: dict, manifest: dict, tree: Path) -> li
 
 
 def is_current(build_dir: Path, data: str, trial_file: Path, seed, cutoff, blinded: bool, html: bool,
-               notebook_dir: Path = paths.NOTEBOOKS) -> bool:
+               notebook_dir: Path = paths.NOTEBOOKS, mapping: str | None = None) -> bool:
     """The published build was made from exactly these inputs: building again would change nothing."""
     published = Path(build_dir)
     manifest = read_manifest(published)
     if not manifest.get("build") or (html and not (published / "html" / "index.html").exists()):
         return False
     data = data if data == "synthetic" else str(Path(data).resolve())
-    params = {"data": data, "seed": seed, "cutoff": str(cutoff) if cutoff else None, "blinded": blinded}
+    params = {"data": data, "seed": seed, "cutoff": str(cutoff) if cutoff else None, "blinded": blinded,
+              "mapping": mapping}
     chapters = sorted(Path(notebook_dir).glob("[0-9][0-9]_*.ipynb"))
     return manifest["build"] == build_key(chapters, common_key(data, Path(trial_file), params), html)
 
@@ -140,8 +159,9 @@ def build_lock(build_dir: Path, log=print, wait: bool = True):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def is_current_now(build_dir: Path, data: str, trial_file: Path, seed, cutoff, blinded: bool, html: bool) -> bool:
+def is_current_now(build_dir: Path, data: str, trial_file: Path, seed, cutoff, blinded: bool, html: bool,
+                   mapping: str | None = None) -> bool:
     """``is_current``, decided under the build lock; False at once while another build holds it (that build may
     publish other inputs, so the caller must build, and wait its turn)."""
     with build_lock(build_dir, wait=False) as held:
-        return held and is_current(build_dir, data, trial_file, seed, cutoff, blinded, html)
+        return held and is_current(build_dir, data, trial_file, seed, cutoff, blinded, html, mapping=mapping)

@@ -19,3 +19,11 @@ def trial_file(trial: str | os.PathLike = DEFAULT_TRIAL) -> Path:
     if path.suffix in {".yaml", ".yml"}:
         return path if path.is_absolute() else (Path.cwd() / path).resolve()
     return TRIALS / f"{trial}.yaml"
+
+
+def mapping_file(trial_file: os.PathLike, named: str | None, override: str | os.PathLike | None = None) -> Path | None:
+    """The export mapping a real export is read through: ``override`` (a build parameter; "none": the export is in
+    the contract's shape), else the trial file's ``export_mapping`` (``named``), relative to the trial file."""
+    if override:
+        return None if str(override).lower() == "none" else Path(override).resolve()
+    return (Path(trial_file).parent / str(named)).resolve() if named else None

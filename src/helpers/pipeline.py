@@ -146,8 +146,9 @@ def _day_one(trial: Trial) -> str:
     return f"Study day 1 is the day of the first {trial.treatment.noun}."
 
 
-def validation_markdown(errors, warnings, trial: Trial, source: str) -> str:
-    """The validation report as a book page: a summary by rule, and where the full list is."""
+def validation_markdown(errors, warnings, trial: Trial, source: str, effects: list | None = None) -> str:
+    """The validation report as a book page: what the export mapping did (when there is one), a summary by rule,
+    and where the full list is."""
     summary = summary_by_rule(errors, warnings)
     if summary.empty:
         body = "The export passed every rule of the data dictionary: no errors and no warnings."
@@ -161,8 +162,27 @@ def validation_markdown(errors, warnings, trial: Trial, source: str) -> str:
 The {source} was validated against the data dictionary and the trial file `{Path(str(trial.source)).name}`.
 {len(errors)} error(s), {len(warnings)} warning(s). The full list, one finding per row, is
 `_build/validation/problems.csv`; the summary by rule is `_build/validation/summary.csv`.
-
+{mapping_markdown(effects, trial)}
 {body}
+"""
+
+
+def mapping_markdown(effects: list | None, trial: Trial) -> str:
+    """What the export mapping did, file by file (read, renamed, recoded with counts, dates parsed by format, long
+    results pivoted, units by count, left out): a section of the validation report."""
+    if not effects:
+        return ""
+    rows = "\n".join(f"| {e.file} | {e.source} | {e.action} | {e.column} | {e.detail} | {e.count} |" for e in effects)
+    return f"""
+## What the export mapping did
+
+The site's files were read as they were sent (their SHA-256 are in the provenance appendix) through the export
+mapping `{Path(str(trial.export_mapping)).name}`; nothing in them was edited. Every problem below is named at the
+raw file's own row and column. The same list is `_build/validation/mapping.csv`.
+
+| Contract file | Source | Action | Column | Detail | Rows |
+|---|---|---|---|---|---:|
+{rows}
 """
 
 
@@ -228,14 +248,15 @@ def publish(tree: Path, build_dir: Path) -> None:
 def build(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | None = None,
           cutoff: str | None = None, html: bool = True, build_dir: Path = paths.BUILD,
           notebook_dir: Path = paths.NOTEBOOKS, log=print, blinded: bool = False, jobs: int | None = None,
-          force: bool = False) -> Path:
+          force: bool = False, mapping: str | None = None) -> Path:
     """The whole book: validate, derive ADaM, run the notebooks whose inputs changed (all with ``force``), scan
     for identifiers, build the HTML (unless ``html`` is False), and publish every output together. Does nothing
-    when the published build came from the same inputs. Returns the published index.html."""
+    when the published build came from the same inputs. ``mapping`` (a path, or "none") overrides the trial file's
+    export mapping. Returns the published index.html."""
     build_dir = Path(build_dir)
     with freshness.build_lock(build_dir, log), _terminate_cleanly():
         if not force and freshness.is_current(build_dir, data, paths.trial_file(trial), seed, cutoff, blinded, html,
-                                              notebook_dir):
+                                              notebook_dir, mapping):
             log(f"[build] nothing changed since the published build in {build_dir}: it is current")
             return build_dir / "html" / "index.html"
         trees = trees_dir(build_dir)
@@ -246,7 +267,7 @@ def build(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | N
         try:
             tree = staging / "tree"
             trial_obj = _run_into(tree, staging, data, trial, seed, cutoff, build_dir, notebook_dir, log, blinded,
-                                  jobs or os.cpu_count() or 1, html, force)
+                                  jobs or os.cpu_count() or 1, html, force, mapping)
             if html:
                 _html_into(tree, staging, trial_obj, log, build_dir)
             if blinded:
@@ -259,10 +280,11 @@ def build(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | N
 
 def run(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | None = None,
         build_dir: Path = paths.BUILD, notebook_dir: Path = paths.NOTEBOOKS, log=print,
-        cutoff: str | None = None, blinded: bool = False, jobs: int | None = None, force: bool = False) -> None:
+        cutoff: str | None = None, blinded: bool = False, jobs: int | None = None, force: bool = False,
+        mapping: str | None = None) -> None:
     """Everything but the HTML (``make run``): data, results, figures and executed notebooks, published together."""
     build(data, trial, seed, cutoff, html=False, build_dir=build_dir, notebook_dir=notebook_dir, log=log,
-          blinded=blinded, jobs=jobs, force=force)
+          blinded=blinded, jobs=jobs, force=force, mapping=mapping)
 
 
 def check_blinding(tree: Path, trial: Trial) -> None:
@@ -274,7 +296,7 @@ def check_blinding(tree: Path, trial: Trial) -> None:
 
 
 def _run_into(tree: Path, staging: Path, data, trial, seed, cutoff, build_dir: Path, notebook_dir: Path, log,
-              blinded: bool, jobs: int, html: bool, force: bool = False) -> Trial:
+              blinded: bool, jobs: int, html: bool, force: bool = False, mapping: str | None = None) -> Trial:
     """Read and validate the export once, derive ADaM once, run the notebooks whose inputs changed (``jobs`` at a
     time; the others are taken from the published build), scan the outputs for identifiers."""
     for sub in OUTPUT_FOLDERS + ("generated",):
@@ -283,11 +305,11 @@ def _run_into(tree: Path, staging: Path, data, trial, seed, cutoff, build_dir: P
     trial_param = str(paths.trial_file(trial))
     cutoff_param = str(cutoff) if cutoff else None
     t0 = time.perf_counter()
-    t = load_trial(trial_param).with_cutoff(cutoff_param)
+    t = load_trial(trial_param).with_cutoff(cutoff_param).with_mapping(mapping)
     read = read_data(data_param, t, seed)
-    write_validation_report(read.errors, read.warnings, tree / "validation")
+    write_validation_report(read.errors, read.warnings, tree / "validation", read.effects)
     if read.errors:
-        write_validation_report(read.errors, read.warnings, failed_validation_dir(build_dir))
+        write_validation_report(read.errors, read.warnings, failed_validation_dir(build_dir), read.effects)
         raise ExportError(Path(data_param), read.errors, t)
     cohort = cohort_from(read, data_param, t, seed, blinded)
     if blinded:
@@ -303,7 +325,7 @@ def _run_into(tree: Path, staging: Path, data, trial, seed, cutoff, build_dir: P
     (generated / "data_source.md").write_text(data_source_markdown(data, cohort.source), encoding="utf-8")
     (generated / "data_dictionary.md").write_text(data_dictionary_markdown(cohort.trial, cohort.export.tables),
                                                   encoding="utf-8")
-    validation_page = validation_markdown(read.errors, read.warnings, cohort.trial, cohort.source)
+    validation_page = validation_markdown(read.errors, read.warnings, cohort.trial, cohort.source, read.effects)
     (generated / "validation.md").write_text(mask_text(validation_page, cohort.trial) if blinded else validation_page,
                                              encoding="utf-8")
     params = {"data": data_param, "trial": trial_param, "seed": seed, "cutoff": cutoff_param, "blinded": blinded,
@@ -311,8 +333,8 @@ def _run_into(tree: Path, staging: Path, data, trial, seed, cutoff, build_dir: P
     shown = {"data": data if data == SYNTHETIC else Path(data_param).name, "trial": os.path.relpath(trial_param, paths.ROOT),
              "seed": seed if seed is not None else simulation_seed(cohort.trial) if data == SYNTHETIC else None,
              "cutoff": cutoff_param, "blinded": blinded}
-    record = provenance.collect(cohort.trial, read.inputs, shown, cohort.source)
-    common = freshness.common_key(data_param, Path(trial_param), params)
+    record = provenance.collect(cohort.trial, read.inputs, shown, cohort.source, read.mapping)
+    common = freshness.common_key(data_param, Path(trial_param), params | {"mapping": mapping})
     chapters = notebooks(notebook_dir)
     published = build_dir.resolve() if build_dir.is_symlink() else build_dir
     manifest, runs = run_notebooks(chapters, common, params, tree, staging, published, notebook_dir, log, jobs, force)

@@ -43,8 +43,9 @@ def build_date() -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def collect(trial: Trial, inputs: dict[str, str], parameters: dict, source: str) -> dict:
-    """Everything that determines the build, as a JSON-ready dict."""
+def collect(trial: Trial, inputs: dict[str, str], parameters: dict, source: str, mapping=None) -> dict:
+    """Everything that determines the build, as a JSON-ready dict: ``inputs`` are the export's files as the site
+    sent them, ``mapping`` the export mapping they were read through (an ExportMapping, or None)."""
     versions = {}
     for name in PACKAGES:
         try:
@@ -59,6 +60,7 @@ def collect(trial: Trial, inputs: dict[str, str], parameters: dict, source: str)
         "trial_file": {"path": os.path.relpath(trial.source, paths.ROOT), "sha256": sha256(trial.source)},
         "inputs": inputs,
         "export_sha256": export_checksum(inputs),
+        "export_mapping": None if mapping is None else {"path": _shown_path(mapping.path), "sha256": mapping.sha256},
         "parameters": parameters,
         "cutoff": str(trial.cutoff) if trial.cutoff else None,
         "blinding": "blinded (arms masked as " + ", ".join(a.label for a in trial.arms) + ")" if trial.is_blinded
@@ -66,6 +68,12 @@ def collect(trial: Trial, inputs: dict[str, str], parameters: dict, source: str)
         "python": platform.python_version(),
         "packages": versions,
     }
+
+
+def _shown_path(path: Path) -> str:
+    """A path relative to the project when inside it (the same in every checkout), else as given."""
+    path = Path(path).resolve()
+    return os.path.relpath(path, paths.ROOT) if path.is_relative_to(paths.ROOT) else str(path)
 
 
 def write_json(record: dict, path: Path) -> Path:
@@ -80,6 +88,9 @@ def markdown(record: dict) -> str:
     params = "\n".join(f"| `{k}` | `{v}` |" for k, v in record["parameters"].items())
     packages = ", ".join(f"{k} {v}" for k, v in record["packages"].items())
     dirty = " (with uncommitted changes)" if record["dirty"] else ""
+    mapping = record.get("export_mapping")
+    mapped = (f"\n- **Export mapping**: `{mapping['path']}`, SHA-256 `{mapping['sha256']}` (the files below are the "
+              "site's own, never edited; the mapping made the contract's tables from them)") if mapping else ""
     return f"""# Provenance
 
 What this book was built from, so that an auditor can re-create it: check out the commit, put the
@@ -89,7 +100,7 @@ with each notebook's run time, is `_build/results/provenance.json`.
 - **Commit**: `{record["commit"]}`{dirty}
 - **Built**: {record["build_date"]}
 - **Data**: {record["data_source"]}; export checksum (SHA-256 of its files' checksums) `{record["export_sha256"]}`
-- **Trial file**: `{record["trial_file"]["path"]}`, SHA-256 `{record["trial_file"]["sha256"]}`
+- **Trial file**: `{record["trial_file"]["path"]}`, SHA-256 `{record["trial_file"]["sha256"]}`{mapped}
 - **Data cut-off**: {record["cutoff"] or "none (final analysis)"}; **blinding**: {record["blinding"]}
 - **Python** {record["python"]}; {packages}
 

@@ -611,9 +611,7 @@ class Trial:
     def with_mapping(self, mapping: str | os.PathLike | None) -> "Trial":
         """The same trial read through another export mapping (a build parameter overrides the trial file's
         ``export_mapping``; "none": the export is in the contract's shape)."""
-        if mapping is None or mapping == "":
-            return self
-        return replace(self, export_mapping=None if str(mapping).lower() == "none" else Path(mapping).resolve())
+        return replace(self, export_mapping=paths.mapping_file(self.source, None, mapping)) if mapping else self
 
     @property
     def is_blinded(self) -> bool:
@@ -840,7 +838,7 @@ def _glossary(raw: dict, path: Path) -> Path | None:
 def _export_mapping(raw: dict, path: Path) -> Path | None:
     """The trial file's ``export_mapping`` (how the site's files become the contract's), relative to the trial file;
     it is checked when an export is read, so a trial file names it before the site's first export exists."""
-    return (path.parent / str(raw["export_mapping"])).resolve() if raw.get("export_mapping") else None
+    return paths.mapping_file(path, raw.get("export_mapping"))
 
 
 def _time_to_event(raw: dict, path) -> tuple[TimeToEvent, ...]:

@@ -937,12 +937,17 @@ def summary_text(errors: list[Problem], warnings: list[Problem] | None = None) -
     return "\n".join(f"  {r.severity} {r.rule}: {r.count} (e.g. {r.examples})" for r in s.itertuples())
 
 
-def write_validation_report(errors: list[Problem], warnings: list[Problem], out_dir: str | Path) -> list[Path]:
-    """problems.csv (every finding) and summary.csv (by rule) in ``out_dir`` (the build's validation/)."""
+def write_validation_report(errors: list[Problem], warnings: list[Problem], out_dir: str | Path,
+                            effects: list | None = None) -> list[Path]:
+    """problems.csv (every finding) and summary.csv (by rule) in ``out_dir`` (the build's validation/), and
+    mapping.csv (what the export mapping did) when the export was read through one."""
+    from helpers.data.mapping import effects_frame
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, df in (("problems", problems_frame(errors, warnings)), ("summary", summary_by_rule(errors, warnings))):
+    frames = [("problems", problems_frame(errors, warnings)), ("summary", summary_by_rule(errors, warnings))]
+    for name, df in frames + ([("mapping", effects_frame(effects))] if effects else []):
         path = out_dir / f"{name}.csv"
         df.to_csv(path, index=False, lineterminator="\n")
         written.append(path)

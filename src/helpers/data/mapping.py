@@ -367,7 +367,8 @@ def _dates(frame: pd.DataFrame, fm: FileMapping, read: _Read, effects: list[Effe
         text = frame[column].astype(str).str.strip()
         todo = (text != "") & ~text.str.upper().isin(codes)
         parsed = parse_dates(text.where(todo), fmt)
-        iso = todo & parsed.isna() & text.str.match(_ISO)
+        iso = todo & parsed.isna() & pd.to_datetime(text.str[:10].where(text.str.match(_ISO)), format="%Y-%m-%d",
+                                                    errors="coerce").notna()
         bad = todo & parsed.isna() & ~iso
         for i in np.flatnonzero(bad.to_numpy()):
             errors.append(Problem(str(read.file[i]), int(read.row[i]), read.columns.get(column, column), "mapping_date",

@@ -120,6 +120,13 @@ RULES = {
     "eligibility": ("warning", "a participant randomized outside the protocol's age bounds: a protocol deviation"),
     "trailing_delimiter": ("warning", "an empty last field on every row was ignored"),
     "sheets_combined": ("warning", "several sheets with one header were read as one table"),
+    "sheet_not_found": ("error", "the export mapping names a workbook sheet the file does not have"),
+    "mapping_column": ("error", "a column the export mapping names is not in the site's file"),
+    "mapping_date": ("error", "a date not written in the format the export mapping declares for its column"),
+    "mapping_duplicate_result": ("error", "two results of one test for one sample (long laboratory rows): which "
+                                          "one is right cannot be known"),
+    "unmapped_test": ("warning", "a test of the site's long laboratory file that the mapping does not name (a test "
+                                 "outside the panel): left out"),
     "hidden_sheet": ("warning", "a hidden sheet (a draft, a lookup list) is left out: only visible sheets are data"),
 }
 
