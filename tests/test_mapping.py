@@ -347,3 +347,30 @@ def test_provenance_and_freshness_know_the_mapping(site, trial, tmp_path):
     _, errors, warnings = validate_export(site, trial, mapping=mapping, effects=effects)
     page = validation_markdown(errors, warnings, trial.with_mapping(mapping_path), "site export", effects)
     assert "## What the export mapping did" in page and "| randomization | 随机.csv | recoded | 组别 | 肝动脉 -> HA | 16 |" in page
+
+
+def test_the_privacy_scan_knows_the_names_the_site_wrote(site, trial):
+    from helpers.chapter import read_data
+    from helpers.data.privacy import name_key
+
+    r = pd.read_csv(site / "随机.csv", dtype=str, keep_default_na=False).rename(columns={"name": "姓名"})
+    r.loc[0, "姓名"] = "欧阳娜娜"
+    _write(r, site / "随机.csv")
+    mapping = _mapping(site, RANDOMIZATION.replace("组别: arm}", "组别: arm, 姓名: name}") + LABS)
+    read = read_data(str(site), trial.with_mapping(mapping), None)
+    assert read.errors == [] and read.mapping.path == mapping
+    assert read.identifiers.names[name_key("欧阳娜娜")] == "randomization.name", "known only from the mapped file"
+
+
+def test_the_command_line_validates_through_a_mapping(site, trial, tmp_path, capsys):
+    from helpers.__main__ import main
+
+    good = _mapping(site, RANDOMIZATION + LABS)
+    assert main(["validate", str(site), "--mapping", str(good), "--report", str(tmp_path / "v")]) == 0
+    out = capsys.readouterr().out
+    assert "read through the export mapping" in out and (tmp_path / "v" / "mapping.csv").exists()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("files:\n  randomization: {source: a.csv, rename: {组别: group}}\n", encoding="utf-8")
+    assert main(["validate", str(site), "--mapping", str(bad), "--report", str(tmp_path / "v")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad}: 1 problem(s) in the export mapping") and "Traceback" not in err
