@@ -210,6 +210,33 @@ def test_english_wide_labs_units_in_headers_and_month_first_dates(english):
     assert files["randomization"]["recode"] == {"arm": {"Hepatic artery": "HA", "Peripheral vein": "PV"}}
 
 
+def test_an_sdtm_lb_file_in_two_parts_is_one_long_labs_source(tmp_path, trial):
+    folder = tmp_path / "sdtm"
+    folder.mkdir()
+    labs = _csv("labs.csv")
+    codes = {"alt": ("ALT", "Alanine Aminotransferase"), "tbil": ("BILI", "Bilirubin"), "inr": ("INR", "INR"),
+             "sodium": ("SODIUM", "Sodium")}
+    units = {t.column: t.unit for t in trial.lab_panel}
+    lb = pd.DataFrame([{"USUBJID": f"X-{r.subject_id}", "LBTESTCD": code, "LBTEST": name, "LBORRES": r[column],
+                        "LBORRESU": units[column], "VISIT": r.visit.replace("WEEK", "WEEK "),
+                        "LBDTC": f"{r.lab_date}T08:30"} for _, r in labs.iterrows()
+                       for column, (code, name) in codes.items()])
+    lb.iloc[:200].to_csv(folder / "lb_part1.csv", index=False)
+    lb.iloc[200:].to_csv(folder / "lb_part2.csv", index=False)
+    text = draft_text(suggest_mapping(folder, trial))
+    files = yaml.safe_load(text)["files"]
+    assert list(files) == ["labs"]
+    labs = files["labs"]
+    assert labs["source"] == "lb_part*.csv"
+    assert labs["long"] == {"subject_id": "USUBJID", "visit": "VISIT", "lab_date": "LBDTC", "test": "LBTESTCD",
+                            "value": "LBORRES", "unit": "LBORRESU"}
+    assert labs["tests"] == {"ALT": "alt", "BILI": "tbil", "INR": "inr", "SODIUM": "sodium"}
+    assert labs["recode"] == {"visit": {"WEEK 4": "WEEK4", "WEEK 12": "WEEK12", "WEEK 24": "WEEK24"}}
+    assert labs["dates"] == {"lab_date": "%Y-%m-%dT%H:%M"}
+    assert "2 files with these columns, stacked in name order: lb_part1.csv, lb_part2.csv" in text
+    assert re.search(r"# UNMATCHED: LBTEST \(values: .*; looks like laboratory test names\)", text)
+
+
 @pytest.mark.parametrize("values, fmt, sure", [
     (["13/08/2025", "02/09/2025"], "%d/%m/%Y", True),
     (["08/13/2025", "09/02/2025"], "%m/%d/%Y", True),

@@ -10,8 +10,10 @@ written with its reason, and whatever is not matched is listed in comments for t
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import inspect
 import json
+import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -150,8 +152,10 @@ def panel_links(trial: Trial) -> PanelLinks:
     table: dict = {}
     linked: dict[str, LabTest] = {}
     for t in trial.lab_panel:
-        own = {name_key(t.code): f"the panel's code {t.code}", name_key(t.column): f"the panel's column {t.column}",
-               name_key(t.label): f'the panel\'s label "{t.label}" of {t.code}'}
+        own: dict[str, str] = {}
+        for key, why in ((t.code, f"the panel's code {t.code}"), (t.column, f"the panel's column {t.column}"),
+                         (t.label, f'the panel\'s label "{t.label}" of {t.code}')):
+            own.setdefault(name_key(key), why)
         for key, why in own.items():
             _claim(table, key, (t, f"name matches {why}"), 0)
         for entry in lab_names():
@@ -379,14 +383,21 @@ def date_format(counts: list[tuple[str, int]]) -> DateGuess | None:
 
 @dataclass
 class Table:
-    """One table of the export: a file, or one sheet of a workbook."""
+    """One table of the export: a file, one sheet of a workbook, or files with one header named by a pattern
+    (``pattern``, ``files``: stacked in name order)."""
     path: Path
     sheet: str | None
     frame: pd.DataFrame
+    pattern: str | None = None
+    files: tuple[str, ...] = ()
+
+    @property
+    def source(self) -> str:
+        return self.pattern or self.path.name
 
     @property
     def name(self) -> str:
-        return self.path.name + (f" (sheet {self.sheet})" if self.sheet else "")
+        return self.source + (f" (sheet {self.sheet})" if self.sheet else "")
 
     @property
     def labels(self) -> dict:
@@ -413,6 +424,41 @@ def _read_sheet(path: Path, sheet: str | None) -> pd.DataFrame:
         header.pop()
     data = [r[:len(header)] + [""] * (len(header) - len(r)) for _, r in rows[1:]]
     return pd.DataFrame(data, columns=header, index=[n - 2 for n, _ in rows[1:]])
+
+
+def _pattern(names: list[str], all_names: list[str]) -> str | None:
+    """A glob pattern that names these files and no other file of the folder ("labs_*.csv"), if there is one."""
+    stems = [Path(n).stem for n in names]
+    suffix = {Path(n).suffix for n in names}
+    if len(suffix) != 1:
+        return None
+    head = os.path.commonprefix(stems)
+    tail = os.path.commonprefix([s[len(head):][::-1] for s in stems])[::-1]
+    pattern = f"{head}*{tail}{suffix.pop()}"
+    return pattern if sorted(n for n in all_names if fnmatch.fnmatchcase(n, pattern)) == sorted(names) else None
+
+
+def stack_same_header(tables: list[Table], folder: Path) -> tuple[list[Table], list[str]]:
+    """Files (not sheets) with one header become one table named by a glob pattern, their rows stacked in name
+    order, as the mapping's ``source`` stacks them; where no pattern names them alone, a note says so."""
+    all_names = sorted(p.name for p in folder.iterdir() if p.is_file())
+    groups: dict[tuple, list[Table]] = {}
+    for t in tables:
+        key = (t.path.suffix.lower(), tuple(t.frame.columns)) if t.sheet is None else (id(t),)
+        groups.setdefault(key, []).append(t)
+    out, notes = [], []
+    for group in groups.values():
+        names = [t.path.name for t in group]
+        pattern = _pattern(names, all_names) if len(group) > 1 else None
+        if pattern is None:
+            out += group
+            if len(group) > 1:
+                notes.append(f"SAME HEADER: {', '.join(names)} have the same columns, but no file pattern names them "
+                             "alone: rename the files, or map one")
+            continue
+        frame = pd.concat([t.frame for t in group], ignore_index=True)
+        out.append(Table(group[0].path, None, frame, pattern, tuple(names)))
+    return sorted(out, key=lambda t: t.name), notes
 
 
 def read_tables(folder: Path) -> tuple[list[Table], list[str]]:
@@ -605,14 +651,17 @@ def _unit_note(fd: FileDraft, header: str, test: LabTest, unit: str) -> None:
                         f"accept for {test.code} ({', '.join(test.factors)}) - check, or add it to the trial file's units")
 
 
-def _unmatched_note(header: str, cells: pd.Series) -> str:
+def _unmatched_note(header: str, cells: pd.Series, trial: Trial) -> str:
     counts = _counts(cells)
     hints = []
     guess = date_format(counts)
+    links = panel_links(trial)
     if guess is not None:
         hints.append(f"dates {guess.format}")
     elif counts and all(name_key(v) in _flag_words() for v, _ in counts) and not all(_is_number(v) for v, _ in counts):
         hints.append("Y/N-like values")
+    elif counts and sum(n for v, n in counts if links.find(v) != (None, "", None)) >= 0.5 * len(cells):
+        hints.append("laboratory test names")
     hint = f"; looks like {', '.join(hints)}" if hints else ""
     values = f"values: {_shown(counts)}" if counts else "empty"
     return f"UNMATCHED: {header} ({values}{hint}) - decide or leave out"
@@ -624,6 +673,8 @@ def _file_draft(c: _Candidate, spec: FileSpec, trial: Trial) -> FileDraft:
     panel = {t.column: t for t in trial.lab_panel}
     why = (f"one row per laboratory result: {c.score - 2} contract column(s) and a test and value column"
            if c.long else f"{len(c.matches)} of its {frame.shape[1]} columns match the {spec.name} file")
+    if c.table.pattern:
+        why += f"; {len(c.table.files)} files with these columns, stacked in name order: {', '.join(c.table.files)}"
     fd = FileDraft(spec.name, c.table, why)
     long_headers = {v[0] for v in (c.long or {}).values()}
     for h in frame.columns:
@@ -632,7 +683,7 @@ def _file_draft(c: _Candidate, spec: FileSpec, trial: Trial) -> FileDraft:
         if m is None and h in long_headers:
             continue
         if m is None:
-            fd.sections["rename"].append(_unmatched_note(h, cells))
+            fd.sections["rename"].append(_unmatched_note(h, cells, trial))
             fd.unmatched += 1
             continue
         fd.matched += 1
@@ -705,6 +756,9 @@ def suggest_mapping(folder: str | Path, trial: Trial) -> Draft:
         raise FileNotFoundError(f"{folder}: no such export folder")
     spec = export_spec(trial)
     tables, notes = read_tables(folder)
+    read = len(tables)
+    tables, same = stack_same_header(tables, folder)
+    notes += same
     names = {n: _column_table(s, trial) for n, s in spec.items()}
     candidates = [c for t in tables for c in _candidates(t, spec, trial, names) if _fits_file(c, spec[c.contract])]
     order = list(spec)
@@ -728,7 +782,7 @@ def suggest_mapping(folder: str | Path, trial: Trial) -> Draft:
         if n not in chosen and not spec[n].optional:
             notes.append(f"NOT FOUND: no file looks like the {n} file - name its source here, or it is read as "
                          f"{n}.csv/.xlsx")
-    return Draft(folder, trial, files, sorted(notes), len(tables))
+    return Draft(folder, trial, files, sorted(notes), read)
 
 
 # --- writing ----------------------------------------------------------------------------------------
@@ -785,7 +839,7 @@ def draft_text(draft: Draft) -> str:
     out.append("files:")
     for fd in draft.files:
         out.append(f"  {fd.contract}:")
-        out.append(f"    source: {scalar(fd.table.path.name)}   # {_comment(fd.why)}")
+        out.append(f"    source: {scalar(fd.table.source)}   # {_comment(fd.why)}")
         if fd.table.sheet:
             out.append(f"    sheet: {scalar(fd.table.sheet)}   # the workbook's sheet that holds this table")
         for key in ("long", "tests", "rename"):
