@@ -48,4 +48,4 @@ def test_the_plug_in_exists_and_the_rule_catches_a_disease_word():
     assert disease_words("x = scores.meld(tbil)\nchildren = []\nLiver Transplant")== [
         "line 1: 'meld' in 'x = scores.meld(tbil)'", "line 3: 'Liver' in 'Liver Transplant'",
         "line 3: 'Transplant' in 'Liver Transplant'"]
-    assert disease_words("Total Bilirubin, bilirubin; liver", {"bilirubin"}) == ["line 1: 'liver' in 'Total Bilirubin, bilirubin; liver'"]
+    assert disease_words("Total Bilirubin; liver", {"bilirubin"}) == ["line 1: 'liver' in 'Total Bilirubin; liver'"]

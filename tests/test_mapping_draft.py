@@ -237,6 +237,20 @@ def test_an_sdtm_lb_file_in_two_parts_is_one_long_labs_source(tmp_path, trial):
     assert re.search(r"# UNMATCHED: LBTEST \(values: .*; looks like laboratory test names\)", text)
 
 
+def test_sheets_with_one_header_are_one_table_without_a_sheet(tmp_path, trial):
+    folder = tmp_path / "site"
+    folder.mkdir()
+    r = _csv("randomization.csv")
+    with pd.ExcelWriter(folder / "rand.xlsx") as xw:
+        r.iloc[:10].to_excel(xw, sheet_name="2025", index=False)
+        r.iloc[10:].to_excel(xw, sheet_name="2026", index=False)
+    text = draft_text(suggest_mapping(folder, trial))
+    spec = yaml.safe_load(text)["files"]["randomization"]
+    assert spec == {"source": "rand.xlsx"}
+    assert "its 2 sheets have these columns and are read as one table, in order: sheet 2025, sheet 2026" in text
+    assert "# rand_date: all 32 values are dates %Y-%m-%d, the contract's format: nothing to declare" in text
+
+
 @pytest.mark.parametrize("values, fmt, sure", [
     (["13/08/2025", "02/09/2025"], "%d/%m/%Y", True),
     (["08/13/2025", "09/02/2025"], "%m/%d/%Y", True),

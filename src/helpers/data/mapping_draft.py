@@ -93,7 +93,8 @@ class LabName:
 @lru_cache(maxsize=None)
 def lab_names(path: Path = LAB_NAMES) -> tuple[LabName, ...]:
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    return tuple(LabName(str(t["code"]), str(t.get("loinc") or ""), tuple(str(n) for n in t.get("en", []) + t.get("zh", [])),
+    return tuple(LabName(str(t["code"]), str(t.get("loinc") or ""),
+                         tuple(str(n) for n in t.get("en", []) + t.get("zh", [])),
                          tuple(str(u) for u in t.get("units", []))) for t in raw["tests"])
 
 
@@ -102,22 +103,20 @@ def column_names(path: Path = COLUMN_NAMES) -> dict:
     return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
 
 
-def _claim(table: dict, key: str, value, rank: int = 0) -> None:
-    """Record key -> value unless a better-ranked (lower) claim holds it; two equal claims for different values
-    make the key ambiguous (None): it then matches nothing."""
+def _claim(table: dict, key: str, value: tuple, rank: int = 0) -> None:
+    """Record key -> value (a tuple, its first item what the key stands for) unless a better-ranked (lower) claim
+    holds it; two claims of one rank for different things make the key ambiguous: it then matches nothing."""
     if not key:
         return
     held = table.get(key)
-    if held is None and key in table:
-        return
     if held is None or rank < held[1]:
         table[key] = (value, rank)
-    elif rank == held[1] and held[0][0] != value[0]:
-        table[key] = None
+    elif rank == held[1] and held[0] is not None and held[0][0] != value[0]:
+        table[key] = (None, rank)
 
 
 def _resolved(table: dict) -> dict:
-    return {k: v[0] for k, v in table.items() if v is not None}
+    return {k: v[0] for k, v in table.items() if v[0] is not None}
 
 
 @dataclass(frozen=True)
@@ -383,8 +382,8 @@ def date_format(counts: list[tuple[str, int]]) -> DateGuess | None:
 
 @dataclass
 class Table:
-    """One table of the export: a file, one sheet of a workbook, or files with one header named by a pattern
-    (``pattern``, ``files``: stacked in name order)."""
+    """One table of the export: a file, one sheet of a workbook, or several with one header read as one
+    (``files``: files named by ``pattern``, stacked in name order, or the sheets of one workbook)."""
     path: Path
     sheet: str | None
     frame: pd.DataFrame
@@ -479,6 +478,7 @@ def read_tables(folder: Path) -> tuple[list[Table], list[str]]:
                       if ws.sheet_state != "visible"]
             book.close()
             sheets = visible if len(visible) > 1 else [None]
+        read = []
         for sheet in sheets:
             try:
                 frame = _read_sheet(path, sheet)
@@ -488,7 +488,17 @@ def read_tables(folder: Path) -> tuple[list[Table], list[str]]:
             if frame.shape[1] == 0:
                 notes.append(f"EMPTY: {path.name}{f' sheet {sheet}' if sheet else ''}")
                 continue
-            tables.append(Table(path, sheet, frame))
+            twice = frame.columns[frame.columns.duplicated()]
+            if len(twice):
+                notes.append(f"CHECK: {path.name}{f' sheet {sheet}' if sheet else ''} names a column twice "
+                             f"({', '.join(map(str, twice.unique()))}): only the first of each was looked at")
+                frame = frame.loc[:, ~frame.columns.duplicated()]
+            read.append(Table(path, sheet, frame))
+        if len(read) > 1 and len(read) == len(sheets) and all(list(t.frame.columns) == list(read[0].frame.columns)
+                                                             for t in read):
+            read = [Table(path, None, pd.concat([t.frame for t in read], ignore_index=True),
+                          files=tuple(f"sheet {t.sheet}" for t in read))]
+        tables += read
     return tables, notes
 
 
@@ -560,7 +570,8 @@ def _long_layout(table: Table, trial: Trial, matches: dict) -> dict | None:
         named = name_key(h) in roles["test"]
         if share >= 0.5 and known and (best is None or (named, share) > best[0]):
             best = ((named, share), h, f"{known} of {len(cells)} values are laboratory test names or codes "
-                                       f"(lab_names.yaml or the panel)" + (f'; "{h}" names the test column' if named else ""))
+                                       "(lab_names.yaml or the panel)"
+                    + (f'; "{h}" names the test column' if named else ""))
     if best is None:
         return None
     layout = {"test": (best[1], best[2])}
@@ -648,7 +659,8 @@ def _unit_note(fd: FileDraft, header: str, test: LabTest, unit: str) -> None:
                                              f"(x {test.factor(unit):g} = {test.unit})"))
     else:
         fd.notes.append(f"UNIT: {header} -> {test.column}: the header gives the unit {unit}, which the panel does not "
-                        f"accept for {test.code} ({', '.join(test.factors)}) - check, or add it to the trial file's units")
+                        f"accept for {test.code} ({', '.join(test.factors)}) - check, or add it to the trial file's "
+                        "units")
 
 
 def _unmatched_note(header: str, cells: pd.Series, trial: Trial) -> str:
@@ -675,6 +687,9 @@ def _file_draft(c: _Candidate, spec: FileSpec, trial: Trial) -> FileDraft:
            if c.long else f"{len(c.matches)} of its {frame.shape[1]} columns match the {spec.name} file")
     if c.table.pattern:
         why += f"; {len(c.table.files)} files with these columns, stacked in name order: {', '.join(c.table.files)}"
+    elif c.table.files:
+        why += f"; its {len(c.table.files)} sheets have these columns and are read as one table, in order: " \
+               f"{', '.join(c.table.files)}"
     fd = FileDraft(spec.name, c.table, why)
     long_headers = {v[0] for v in (c.long or {}).values()}
     for h in frame.columns:
@@ -738,15 +753,13 @@ def _tests(fd: FileDraft, c: _Candidate, trial: Trial) -> None:
             unknown.append(f"{value} ({_rows(n)})")
     fd.sections["tests"] += [line for _, _, line in sorted(lines, key=lambda x: (x[0], x[1]))]
     if outside:
-        fd.sections["tests"].append("NOT IN THE PANEL (left out unless the trial file adds them): " + ", ".join(outside))
+        fd.sections["tests"].append("NOT IN THE PANEL (left out unless the trial file adds them): "
+                                    + ", ".join(outside))
     if unknown:
         fd.sections["tests"].append("UNMATCHED test names: " + ", ".join(unknown) + " - map them to a panel column, "
                                     "or leave out")
     if c.long.get("unit") is None:
         fd.notes.append("NOT FOUND: no unit column: every result is read in the panel's unit")
-    for role in ("subject_id", "visit", "lab_date"):
-        if role not in {m.column for m in c.matches.values()}:
-            fd.notes.append(f"NOT FOUND: the long block needs {role}: name the column that holds it")
 
 
 def suggest_mapping(folder: str | Path, trial: Trial) -> Draft:
@@ -845,8 +858,8 @@ def draft_text(draft: Draft) -> str:
         for key in ("long", "tests", "rename"):
             out += _section(key, fd.sections[key], 4)
         recode = []
-        for column in sorted(fd.recode, key=lambda c: [x.name for x in export_spec(trial)[fd.contract].columns]
-                             .index(c)):
+        order = export_spec(trial)[fd.contract].column_names
+        for column in sorted(fd.recode, key=order.index):
             body, active = _lines(fd.recode[column], 8)
             recode += ([f"      {column}:"] + body) if active else [line[2:] for line in body]
         if any(not line.lstrip().startswith("#") for line in recode):
