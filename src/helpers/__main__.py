@@ -1,4 +1,4 @@
-"""Command line: python -m helpers {simulate,validate,run,build,refresh,design}."""
+"""Command line: python -m helpers {simulate,validate,map,run,build,refresh,design}."""
 from __future__ import annotations
 
 import argparse
@@ -39,6 +39,21 @@ def _validate(args) -> int:
         print(f"  ... {len(errors) - args.show} more errors", file=sys.stderr)
     print(f"full list: {report[0]}", file=sys.stderr if errors else sys.stdout)
     return 1 if errors else 0
+
+
+def _map(args) -> int:
+    from helpers.data.mapping_draft import write_draft
+    from helpers.trial import load_trial
+
+    out = args.out or Path.cwd() / f"{args.suggest.resolve().name}.mapping.yaml"
+    try:
+        draft = write_draft(args.suggest, load_trial(args.trial), out, force=args.force)
+    except (FileExistsError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(draft.summary())
+    print(f"draft mapping written: {out} (review it, then validate with it)")
+    return 0
 
 
 def _current(args, html: bool) -> bool:
@@ -137,6 +152,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="folder for problems.csv and summary.csv (default: _build-validation)")
     p.add_argument("--show", type=int, default=20, help="errors printed one by one (all are in the report)")
     p.set_defaults(func=_validate)
+    p = sub.add_parser("map", help="draft an export mapping for a site's own files, for a person to review")
+    p.add_argument("--suggest", type=Path, required=True, metavar="EXPORT", help="the site's export folder")
+    p.add_argument("--trial", default=paths.DEFAULT_TRIAL, help="trial id in trials/ or path to a trial YAML file")
+    p.add_argument("--out", type=Path, default=None, help="where to write it (default: <EXPORT>.mapping.yaml here)")
+    p.add_argument("--force", action="store_true", help="replace an existing file")
+    p.set_defaults(func=_map)
     with_common(sub.add_parser("run", help="execute the notebooks with papermill into the book")).set_defaults(func=_run)
     with_common(sub.add_parser("build", help="run, then build the HTML book with jupyter-book")).set_defaults(func=_build)
     p = sub.add_parser("refresh", help="re-execute notebooks/ with default parameters and store their outputs")
