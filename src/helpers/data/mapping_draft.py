@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-import inspect
 import json
 import os
 import re
@@ -23,7 +22,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from helpers.data.loading import read_raw
+from helpers.data.mapping import EXCEL, parse_dates
+from helpers.data.reading import read_raw
 from helpers.data.schema import UNSCHEDULED, Column, FileSpec, export_spec, missing_codes
 from helpers.trial import LabTest, Trial, unit_key
 
@@ -33,7 +33,6 @@ SUFFIXES = (".csv", ".xlsx", ".xpt", ".sas7bdat", ".sav")
 LONG_ROLES = ("subject_id", "visit", "lab_date", "test", "value", "unit")
 ISO_DATE = "%Y-%m-%d"
 EXCEL_SERIALS = (20000, 80000)  # day numbers of 1954-10-03 to 2119-01-10 in the 1900 date system
-_EXCEL_EPOCH = dt.date(1899, 12, 30)
 _PAREN = re.compile(r"^(.*?)\s*\(([^()]*)\)\s*$")
 _NUMBER = re.compile(r"^[<>]?\s*=?\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _WEEK = re.compile(r"^(?:第(\d+)周|(\d+)周|(?:week|wk|w)(\d+))$")
@@ -311,10 +310,6 @@ def _rows(n: int) -> str:
     return f"{n} row" if n == 1 else f"{n} rows"
 
 
-def _excel_date(serial: float) -> dt.date:
-    return _EXCEL_EPOCH + dt.timedelta(days=int(serial))
-
-
 def _date_formats() -> list[str]:
     dates = [f"%Y{s}%m{s}%d" for s in "-/."] + [f"%d{s}%m{s}%Y" for s in "-/."] + \
             [f"%m{s}%d{s}%Y" for s in "-/."] + ["%Y年%m月%d日", "%Y%m%d"]
@@ -354,7 +349,7 @@ def date_format(counts: list[tuple[str, int]]) -> DateGuess | None:
         if all(x.is_integer() and EXCEL_SERIALS[0] <= x <= EXCEL_SERIALS[1] for x in numbers):
             first = min(numbers)
             return DateGuess("excel", f"all {n} values are whole numbers in {EXCEL_SERIALS[0]}-{EXCEL_SERIALS[1]}: "
-                                      f"Excel serial days (e.g. {first:.0f} = {_excel_date(first).isoformat()})", True)
+                                      f"Excel serial days (e.g. {first:.0f} = {parse_dates(pd.Series([str(first)]), EXCEL)[0]:%Y-%m-%d})", True)
         if not all(len(v) == 8 for v in values):
             return None
     fits = [f for f in _date_formats() if _fits(f, values)]
@@ -404,25 +399,8 @@ class Table:
 
 
 def _read_sheet(path: Path, sheet: str | None) -> pd.DataFrame:
-    """A file, or one sheet of a workbook, as text cells: read_raw's ``sheet=`` where it has it."""
-    if sheet is None or "sheet" in inspect.signature(read_raw).parameters:
-        return read_raw(path, [], [], **({"sheet": sheet} if sheet is not None else {}))
-    from openpyxl import load_workbook  # until read_raw reads one sheet: the sheet's rows, header first
-
-    book = load_workbook(path, read_only=True, data_only=True)
-    rows = [(n, ["" if v is None else v.strftime("%Y-%m-%d") if isinstance(v, dt.datetime) and v.time() == dt.time()
-                 else v.isoformat(sep=" ") if isinstance(v, dt.datetime)
-                 else str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in r])
-            for n, r in enumerate(book[sheet].iter_rows(values_only=True), start=1)]
-    book.close()
-    rows = [(n, r) for n, r in rows if any(c.strip() for c in r)]
-    if not rows:
-        return pd.DataFrame()
-    header = [c.strip() for c in rows[0][1]]
-    while header and not header[-1]:
-        header.pop()
-    data = [r[:len(header)] + [""] * (len(header) - len(r)) for _, r in rows[1:]]
-    return pd.DataFrame(data, columns=header, index=[n - 2 for n, _ in rows[1:]])
+    """A file, or one sheet of a workbook, as text cells."""
+    return read_raw(path, [], [], sheet=sheet)
 
 
 def _pattern(names: list[str], all_names: list[str]) -> str | None:
