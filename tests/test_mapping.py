@@ -374,3 +374,16 @@ def test_the_command_line_validates_through_a_mapping(site, trial, tmp_path, cap
     assert main(["validate", str(site), "--mapping", str(bad), "--report", str(tmp_path / "v")]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"error: {bad}: 1 problem(s) in the export mapping") and "Traceback" not in err
+
+
+def test_a_row_named_in_a_message_is_the_raw_files_row(site, trial):
+    r = pd.read_csv(site / "随机.csv", dtype=str, keep_default_na=False)
+    (site / "随机.csv").unlink()
+    r.iloc[:20].to_csv(site / "随机_1.csv", index=False)
+    late = r.iloc[20:].copy()
+    late.iloc[1, late.columns.get_loc("筛选号")] = r.at[2, "筛选号"]
+    late.to_csv(site / "随机_2.csv", index=False)
+    errors = _errors(site, trial, _mapping(site, RANDOMIZATION + LABS))
+    twice = next(p for p in errors if p.rule == "randomized_twice")
+    assert (twice.file, twice.row, twice.column) == ("随机_2.csv", 3, "筛选号")
+    assert f"was randomized on row 4 of 随机_1.csv ({r.at[2, '受试者编号']})" in twice.message

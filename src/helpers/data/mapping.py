@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import hashlib
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ LONG_ROLES = ("subject_id", "visit", "lab_date", "test", "value", "unit")
 LONG_REQUIRED = LONG_ROLES[:5]
 FILE_KEYS = ("source", "sheet", "rename", "recode", "dates", "constants", "long", "tests")
 _ISO = r"^\d{4}-\d{2}-\d{2}"
+_ROW = re.compile(r"\brow (\d+)\b")
 
 
 class MappingError(ValueError):
@@ -250,12 +252,20 @@ class Origin:
     columns: dict[str, str]
     cells: dict[tuple[int, str], tuple[str, int, str]] = field(default_factory=dict)
 
+    def _row_text(self, row: int) -> str:
+        """Another row of the same mapped table, named in a message, as the raw file numbers it."""
+        k = row - 2
+        if not 0 <= k < len(self.row_file):
+            return f"row {row}"
+        single = len(set(self.row_file)) == 1
+        return f"row {int(self.row_number[k])}" + ("" if single else f" of {self.row_file[k]}")
+
     def _column(self, column: str) -> str:
         return ",".join(self.columns.get(c, c) for c in column.split(","))
 
     def locate(self, p):
         """``p`` (a Problem on the mapped table) at the raw file's row and column."""
-        message = p.message
+        message = _ROW.sub(lambda m: self._row_text(int(m.group(1))), p.message)
         if p.column and any(c not in self.columns for c in p.column.split(",")):
             message += " (the mapping gives this contract column no source)"
         if p.row is None or not 0 <= p.row - 2 < len(self.row_file):
