@@ -387,3 +387,13 @@ def test_a_row_named_in_a_message_is_the_raw_files_row(site, trial):
     twice = next(p for p in errors if p.rule == "randomized_twice")
     assert (twice.file, twice.row, twice.column) == ("随机_2.csv", 3, "筛选号")
     assert f"was randomized on row 4 of 随机_1.csv ({r.at[2, '受试者编号']})" in twice.message
+
+
+def test_a_blinded_report_does_not_show_the_sites_arm_names(site, trial):
+    from helpers.data.blinding import mask_effects
+
+    effects = []
+    validate_export(site, trial, mapping=_mapping(site, RANDOMIZATION + LABS), effects=effects)
+    shown = effects_frame(mask_effects(effects, trial.blinded("key")))
+    assert not shown["detail"].str.contains("肝动脉|外周静脉").any()
+    assert (shown["action"] == "recoded").sum() == 2 and shown["count"].sum() == effects_frame(effects)["count"].sum()

@@ -25,7 +25,7 @@ from traitlets.config import Config
 from helpers import bundle, freshness, paths, provenance
 from helpers.chapter import SYNTHETIC, Cohort, cohort_from, load_cohort, read_data, save_cohort, save_result  # noqa: F401
 from helpers.data.adam import write_adam
-from helpers.data.blinding import arm_mentions, mask_text
+from helpers.data.blinding import arm_mentions, mask_effects, mask_text
 from helpers.data.loading import ExportError, summary_by_rule, write_validation_report
 from helpers.data.privacy import find_identifiers
 from helpers.data.schema import data_dictionary_markdown
@@ -312,7 +312,9 @@ def _run_into(tree: Path, staging: Path, data, trial, seed, cutoff, build_dir: P
         write_validation_report(read.errors, read.warnings, failed_validation_dir(build_dir), read.effects)
         raise ExportError(Path(data_param), read.errors, t)
     cohort = cohort_from(read, data_param, t, seed, blinded)
+    effects = mask_effects(read.effects, cohort.trial) if blinded else read.effects
     if blinded:
+        write_validation_report(read.errors, read.warnings, tree / "validation", effects)
         mask_files(tree / "validation", cohort.trial)
     write_adam(cohort.adam, tree / "data")
     write_xpt(cohort.adam, tree / "data", trial=cohort.trial)
@@ -325,7 +327,7 @@ def _run_into(tree: Path, staging: Path, data, trial, seed, cutoff, build_dir: P
     (generated / "data_source.md").write_text(data_source_markdown(data, cohort.source), encoding="utf-8")
     (generated / "data_dictionary.md").write_text(data_dictionary_markdown(cohort.trial, cohort.export.tables),
                                                   encoding="utf-8")
-    validation_page = validation_markdown(read.errors, read.warnings, cohort.trial, cohort.source, read.effects)
+    validation_page = validation_markdown(read.errors, read.warnings, cohort.trial, cohort.source, effects)
     (generated / "validation.md").write_text(mask_text(validation_page, cohort.trial) if blinded else validation_page,
                                              encoding="utf-8")
     params = {"data": data_param, "trial": trial_param, "seed": seed, "cutoff": cutoff_param, "blinded": blinded,

@@ -32,6 +32,14 @@ def mask_export(export: Export, blinded: Trial) -> Export:
     return replace(export, tables=tables, trial=blinded)
 
 
+def mask_effects(effects: list, blinded: Trial) -> list:
+    """What the export mapping did, without the site's own spelling of each arm (a recode such as "肝动脉 -> HA" would
+    name the arm behind a masked code)."""
+    columns = {(name, c) for name, cs in arm_columns(blinded.masked_from).items() for c in cs}
+    return [replace(e, detail="(the site's arm names are not shown in a blinded build)")
+            if e.action == "recoded" and (e.file, e.target) in columns else e for e in effects]
+
+
 def arm_names(trial: Trial) -> list[str]:
     """What names an arm in the trial file: each arm's label and description."""
     return sorted({text for a in trial.arms for text in (a.label, a.description)}, key=len, reverse=True)

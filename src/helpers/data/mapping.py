@@ -88,13 +88,15 @@ class ExportMapping:
 
 @dataclass(frozen=True)
 class Effect:
-    """One thing the mapping did, for the validation report."""
+    """One thing the mapping did, for the validation report (``column`` as the site wrote it, ``target`` the contract
+    column it became)."""
     file: str
     source: str
     action: str
     column: str
     detail: str
     count: int
+    target: str = ""
 
 
 EFFECT_COLUMNS = ["file", "source", "action", "column", "detail", "count"]
@@ -352,7 +354,7 @@ def _recode(frame: pd.DataFrame, fm: FileMapping, read: _Read, effects: list[Eff
         hit = text.isin(list(codes))
         for value, count in text[hit].value_counts(sort=False).sort_index().items():
             effects.append(Effect(fm.name, source, "recoded", read.columns.get(column, column),
-                                  f"{value} -> {codes[value]}", int(count)))
+                                  f"{value} -> {codes[value]}", int(count), column))
         frame[column] = text.where(~hit, text.map(codes))
     return frame
 
