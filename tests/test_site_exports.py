@@ -88,15 +88,16 @@ def first_difference(got: pd.DataFrame, want: pd.DataFrame) -> str:
 
 
 def test_the_validated_tables_are_the_canonical_ones(site, reference):
-    """Every typed table equals the canonical one (labs: but the text as reported, see the ADLB test); the row
-    order may differ only in the index (the raw file's own row numbers)."""
+    """Every typed table equals the canonical one; the index may differ (the raw file's own row numbers). In labs,
+    the columns of the result as reported are left out: <test>_unit (the unit a long row named, which the canonical
+    export, all in the panel's units, has not) and <test>__reported (see the ADLB test)."""
     name, *_, tables, _, _ = site
     for file, want in reference[0].items():
         got = tables[file].reset_index(drop=True)
         want = want.reset_index(drop=True)
         if file == "labs":
-            got = got.drop(columns=[c for c in got if c.endswith(REPORTED)])
-            want = want.drop(columns=[c for c in want if c.endswith(REPORTED)])
+            got = got.drop(columns=[c for c in got if c.endswith((REPORTED, "_unit"))])
+            want = want.drop(columns=[c for c in want if c.endswith((REPORTED, "_unit"))])
         assert got.to_csv() == want.to_csv(), f"{name}: {file}: {first_difference(got, want)}"
 
 
@@ -135,8 +136,25 @@ def test_the_raw_files_are_unchanged(site, trial):
 
 
 def test_the_mapping_reports_what_it_did(site):
-    name, *_, effects = site
-    assert effects, f"{name}: the mapping's effects were not reported"
+    """The effects the validation report lists, with counts known from the files: the long rows pivoted into the
+    canonical samples, the Chinese site's results by unit and its constant, the SAS files' renames."""
+    name, folder, *_, tables, _, effects = site
+    done = {(e.file, e.action) for e in effects}
+    if name == "xpt":
+        renamed = {e.column: e.count for e in effects if e.file == "events" and e.action == "renamed"}
+        assert renamed["RELATEDN"] == len(tables["events"])
+        assert ("labs", "pivoted") not in done
+        return
+    long_file = folder / ("检验结果.csv" if name == "chinese" else "lb.csv")
+    rows = len(pd.read_csv(long_file, dtype=str))
+    assert [(e.count, e.detail.split(" -> ")[-1].split(" ")[0]) for e in effects if e.action == "pivoted"] == \
+        [(rows, str(len(tables["labs"])))]
+    if name == "chinese":
+        labs = pd.read_csv(long_file, dtype=str, keep_default_na=False)
+        units = {e.detail: e.count for e in effects if e.file == "labs" and e.action == "unit"}
+        assert units["tbil: mg/dL"] == (labs["单位"] == "mg/dL").sum() > 0
+        assert [e.count for e in effects if e.action == "constant" and e.column == "dose_no"] == [len(tables["dosing"])]
+        assert ("screening", "dates parsed") in done and ("events", "recoded") in done
 
 
 # --- the site files as built ---------------------------------------------------------------------------------------
