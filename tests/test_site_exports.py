@@ -44,8 +44,9 @@ def canonical(request, clean_dir, tmp_path_factory):
     return folder
 
 
-def adam_of(folder: Path, trial, mapping=None, effects=None) -> dict[str, pd.DataFrame]:
-    """Validate (no error allowed) and derive ADaM, as a build does (helpers.chapter.read_data, cohort_from)."""
+def adam_of(folder: Path, trial, mapping=None, effects=None) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """The validated tables and ADaM (no error allowed), as a build derives them (helpers.chapter.read_data,
+    cohort_from)."""
     kwargs = {} if mapping is None else {"mapping": mapping, "effects": effects}
     tables, errors, warnings = validate_export(folder, trial, **kwargs)
     assert not errors, "\n".join(map(str, errors[:20]))
@@ -155,6 +156,29 @@ def test_the_mapping_reports_what_it_did(site):
         assert units["tbil: mg/dL"] == (labs["单位"] == "mg/dL").sum() > 0
         assert [e.count for e in effects if e.action == "constant" and e.column == "dose_no"] == [len(tables["dosing"])]
         assert ("screening", "dates parsed") in done and ("events", "recoded") in done
+
+
+def test_a_long_row_with_an_empty_result_is_an_empty_cell(clean_dir, trial, tmp_path):
+    """The builder writes no row for an empty canonical cell; a laboratory system that writes the row with an empty
+    result gives the same tables (the cell is missing, with no reason)."""
+    canonical = tmp_path / "canonical"
+    shutil.copytree(clean_dir, canonical)
+    labs = pd.read_csv(canonical / "labs.csv", dtype=str, keep_default_na=False)
+    labs.loc[1, "alt"] = ""
+    labs.to_csv(canonical / "labs.csv", index=False, lineterminator="\n")
+    without = tmp_path / "without"
+    mapping = se.chinese_export(canonical, without, trial)
+    with_row = tmp_path / "with"
+    shutil.copytree(without, with_row)
+    long = pd.read_csv(with_row / "检验结果.csv", dtype=str, keep_default_na=False)
+    sample = long[(long["受试者编号"] == labs.at[1, "subject_id"]) & (long["访视"] == "第4周")]
+    assert labs.at[1, "visit"] == "WEEK4" and not sample["检验项目"].isin(["丙氨酸氨基转移酶", "ALT"]).any()
+    empty = sample.iloc[[0]].assign(检验项目="丙氨酸氨基转移酶", 结果="", 单位="U/L", 参考范围="7-40")
+    long = pd.concat([long.loc[:sample.index[0] - 1], empty, long.loc[sample.index[0]:]], ignore_index=True)
+    long.to_csv(with_row / "检验结果.csv", index=False, lineterminator="\n")
+    tables = [adam_of(folder, trial, mapping)[0]["labs"].reset_index(drop=True) for folder in (without, with_row)]
+    assert tables[0].to_csv() == tables[1].to_csv()
+    assert pd.isna(tables[1].at[1, "alt"]) and pd.isna(tables[1].at[1, "alt__reason"])
 
 
 # --- the site files as built ---------------------------------------------------------------------------------------
