@@ -164,6 +164,8 @@ def test_a_value_wrong_after_mapping_is_named_at_the_raw_row_and_column(site, tr
     shown = {(p.file, p.row, p.column, p.rule) for p in errors}
     assert ("随机.csv", 6, "组别", "allowed") in shown
     assert ("随机.csv", 8, "随机日期", "mapping_date") in shown
+    arm = next(p for p in errors if p.rule == "allowed")
+    assert arm.message.endswith("; the export mapping recodes 肝动脉 -> HA, 外周静脉 -> PV")
     date = next(p for p in errors if p.rule == "mapping_date")
     assert date.message == "'2025-13-45' is not a date written %d/%m/%Y (the mapping's format for rand_date)"
     assert not any(p.rule == "type" and p.row == 8 for p in errors), "a cell is reported once"
@@ -245,8 +247,10 @@ def test_excel_serial_dates_date_times_and_a_chosen_sheet(site, trial, clean_dir
     (site / "随机.csv").unlink()
     book.save(site / "随机.xlsx")
     text = RANDOMIZATION.replace("随机*.csv", "随机.xlsx\n    sheet: 随机").replace('"%d/%m/%Y"', "excel")
-    tables, errors, _ = validate_export(site, trial, mapping=_mapping(site, text + LABS))
+    effects = []
+    tables, errors, _ = validate_export(site, trial, mapping=_mapping(site, text + LABS), effects=effects)
     assert errors == []
+    assert any(e.detail == "sheet 说明 (the mapping reads sheet 随机)" for e in effects)
     expected = validate_export(clean_dir, trial)[0]["randomization"]["rand_date"]
     assert tables["randomization"]["rand_date"].reset_index(drop=True).equals(expected.reset_index(drop=True))
     errors = _errors(site, trial, _mapping(site, text.replace("sheet: 随机", "sheet: Sheet9") + LABS))

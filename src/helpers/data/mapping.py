@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from helpers.data.reading import Problem, read_raw
+from helpers.data.reading import Problem, read_raw, sheet_names
 from helpers.data.schema import FileSpec, export_spec
 from helpers.trial import Trial
 
@@ -253,6 +253,7 @@ class Origin:
     row_number: np.ndarray
     columns: dict[str, str]
     cells: dict[tuple[int, str], tuple[str, int, str]] = field(default_factory=dict)
+    recodes: dict[str, dict] = field(default_factory=dict)
 
     def _row_text(self, row: int) -> str:
         """Another row of the same mapped table, named in a message, as the raw file numbers it."""
@@ -268,6 +269,9 @@ class Origin:
     def locate(self, p):
         """``p`` (a Problem on the mapped table) at the raw file's row and column."""
         message = _ROW.sub(lambda m: self._row_text(int(m.group(1))), p.message)
+        if p.rule == "allowed" and p.column in self.recodes:
+            known = ", ".join(f"{k} -> {v}" for k, v in self.recodes[p.column].items())
+            message += f"; the export mapping recodes {known}"
         if p.column and any(c not in self.columns for c in p.column.split(",")):
             message += " (the mapping gives this contract column no source)"
         if p.row is None or not 0 <= p.row - 2 < len(self.row_file):
@@ -474,8 +478,11 @@ def apply_mapping(folder: Path, fm: FileMapping, spec: FileSpec, trial: Trial, w
     if read is None:
         return None, Origin(token, [source], np.array([], dtype=object), np.array([], dtype=int), {})
     for p in paths:
-        effects.append(Effect(fm.name, _display(p, fm), "read", "", f"{int((read.file == _display(p, fm)).sum())} rows",
-                              int((read.file == _display(p, fm)).sum())))
+        rows = int((read.file == _display(p, fm)).sum())
+        effects.append(Effect(fm.name, _display(p, fm), "read", "", f"{rows} rows", rows))
+        if fm.sheet:
+            effects += [Effect(fm.name, p.name, "left out", "", f"sheet {other} (the mapping reads sheet {fm.sheet})", 0)
+                        for other in sheet_names(p) if other != fm.sheet]
     frame = _recode(read.frame.copy(), fm, read, effects, source)
     frame = _dates(frame, fm, read, effects, errors, codes, source)
     if fm.long:
@@ -490,4 +497,4 @@ def apply_mapping(folder: Path, fm: FileMapping, spec: FileSpec, trial: Trial, w
         frame[column] = value
         columns[column] = f"(constant {value!r} from the mapping)"
         effects.append(Effect(fm.name, source, "constant", column, f"= {value}", len(frame)))
-    return frame.reset_index(drop=True).astype(str), Origin(token, [source], files, rows, columns, cells)
+    return frame.reset_index(drop=True).astype(str), Origin(token, [source], files, rows, columns, cells, fm.recode)

@@ -173,6 +173,18 @@ def _read_xlsx(path: Path, warnings: list[Problem], errors: list[Problem], sheet
     return pd.DataFrame([r for _, r in data], columns=sheets[0][1], index=[n - 2 for n, _ in data])
 
 
+def sheet_names(path: Path) -> list[str]:
+    """The sheets of a workbook, in order (none for other files)."""
+    if Path(path).suffix.lower() != ".xlsx":
+        return []
+    from openpyxl import load_workbook
+
+    book = load_workbook(path, read_only=True)
+    names = list(book.sheetnames)
+    book.close()
+    return names
+
+
 def _stat_text(value) -> str:
     """A SAS or SPSS value as text: numbers as Python writes them (read back exactly), dates as YYYY-MM-DD."""
     if value is None or (isinstance(value, float) and value != value) or value is pd.NaT:
