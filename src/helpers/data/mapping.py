@@ -351,6 +351,7 @@ def _read_sources(paths: list[Path], fm: FileMapping, contract: list[str], warni
 
 
 def _recode(frame: pd.DataFrame, fm: FileMapping, read: _Read, effects: list[Effect], source: str) -> pd.DataFrame:
+    """Declared recodes applied (a value as written, spaces trimmed, becomes the contract's), counted by value."""
     for column, codes in fm.recode.items():
         if column not in frame:
             continue
@@ -414,7 +415,8 @@ def _pivot(frame: pd.DataFrame, fm: FileMapping, read: _Read, trial: Trial, cont
                                 f"test {name!r} is not in the mapping: {len(rows)} row(s) left out"))
         effects.append(Effect(fm.name, source, "left out", read.columns["test"], f"test {name} (not mapped)", len(rows)))
     kept = frame[panel_column.notna()].assign(_column=panel_column[panel_column.notna()])
-    sample = kept[key].astype(str).apply(lambda s: s.str.strip()).agg("\x1f".join, axis=1)
+    parts = [kept[k].astype(str).str.strip() for k in key]
+    sample = parts[0] + "\x1f" + parts[1] + "\x1f" + parts[2]
     order = pd.unique(sample)
     number = pd.Series(np.arange(len(order)), index=order)
     kept = kept.assign(_sample=sample.map(number).to_numpy())
