@@ -38,6 +38,8 @@ MARGIN = Mm(25)
 TEXT_SIZE, NOTE_SIZE, HEADER_SIZE = 10, 8, 8
 RULE_THICK, RULE_THIN = 12, 6  # eighths of a point: 1.5 pt top and bottom, 0.75 pt under the header
 GLUE = "application/papermill.record/text/plain"
+EMU_PER_INCH = 914400
+LABEL_MIN = 2 * EMU_PER_INCH  # the label column wraps down to this width before a table turns landscape
 
 
 def docx_name(trial: Trial) -> str:
@@ -196,9 +198,9 @@ def _table(doc, wt: WordTable, number: int, width: int) -> None:
     table.autofit = False
     tbl_pr = table._tbl.tblPr
     _border(tbl_pr, "w:tblBorders", dict.fromkeys(("top", "left", "bottom", "right", "insideH", "insideV")))
-    natural = column_widths(t) if t.header else [1.0]
-    scale = min(1.0, width / (sum(natural) * 914400))
-    widths = [int(w * 914400 * scale) for w in natural]
+    widths = fitted_widths(t, width)
+    for column, w in zip(table.columns, widths):
+        column.width = w
     for i, cells in enumerate(head + body):
         row = table.rows[i]
         _row_flag(row, "w:cantSplit")
@@ -207,6 +209,8 @@ def _table(doc, wt: WordTable, number: int, width: int) -> None:
         for j, cell in enumerate(row.cells):
             cell.width = widths[j]
             p = cell.paragraphs[0]
+            p.paragraph_format.space_before, p.paragraph_format.space_after = Pt(1), Pt(1)
+            p.paragraph_format.line_spacing = 1.0
             p.alignment = WD_ALIGN_PARAGRAPH.LEFT if j == 0 else WD_ALIGN_PARAGRAPH.CENTER
             text = cells[j] if j < len(cells) else ""
             if text:
@@ -223,8 +227,34 @@ def _table(doc, wt: WordTable, number: int, width: int) -> None:
     _paragraph(doc, after=6)
 
 
-def _is_wide(t: SavedTable, width: int) -> bool:
-    return bool(t.header) and sum(column_widths(t)) * 914400 > width
+def _natural(t: SavedTable) -> list[int]:
+    """Each column's width in EMU (Word's unit) at the tables' font: its cells on one line, its header wrapped at
+    its longest word."""
+    if not t.header:
+        return [EMU_PER_INCH]
+    words = [max(h.split() or [""], key=len) + "  " for h in t.header]  # two spaces: room for bold
+    return [int(w * EMU_PER_INCH) for w in column_widths(replace(t, header=words))]
+
+
+def is_wide(t: SavedTable, width: int) -> bool:
+    """Whether ``t`` needs a landscape page: its columns do not fit ``width`` even with the first (the labels)
+    wrapped to ``LABEL_MIN``."""
+    natural = _natural(t)
+    return sum(natural[1:]) + min(natural[0], LABEL_MIN) > width
+
+
+def fitted_widths(t: SavedTable, width: int) -> list[int]:
+    """Column widths that span ``width``: each column's natural width, the room left shared by the columns after the
+    first; the first (the labels) wrapping when the others need the room, and every column narrowed in proportion
+    only when that is not enough."""
+    natural = _natural(t)
+    if sum(natural) <= width:
+        spare = (width - sum(natural)) // max(len(natural) - 1, 1)
+        return natural[:1] + [w + spare for w in natural[1:]] if len(natural) > 1 else [width]
+    first = max(width - sum(natural[1:]), min(natural[0], LABEL_MIN))
+    widths = [first, *natural[1:]]
+    scale = min(1.0, width / sum(widths))
+    return [int(w * scale) for w in widths]
 
 
 def docx_document(tree: Path, trial: Trial, tables: Path | None = None):
@@ -251,8 +281,6 @@ def docx_document(tree: Path, trial: Trial, tables: Path | None = None):
     summary = summary_texts(tree)
     if summary.get("trial_what"):
         _paragraph(doc, summary["trial_what"])
-    if banner:
-        _paragraph(doc, banner, NOTE_SIZE)
     if summary.get("verdict"):
         _paragraph(doc, "Summary of findings", 12, bold=True, after=3)
         _paragraph(doc, summary["verdict"])
@@ -260,7 +288,7 @@ def docx_document(tree: Path, trial: Trial, tables: Path | None = None):
     landscape = A4[1] - 2 * MARGIN
     current = False
     for number, wt in enumerate(manuscript_tables(tables, trial), start=1):
-        wide = _is_wide(wt.table, portrait)
+        wide = is_wide(wt.table, portrait)
         if wide != current:
             _set_page(doc.add_section(WD_SECTION.NEW_PAGE), landscape=wide)
             current = wide
