@@ -93,6 +93,8 @@ def write_tree(tree: Path, trial, summary: str = VERDICT, banner: str = BANNER) 
     cell.outputs = [nbformat.v4.new_output("display_data", data={GLUE: repr(text)},
                                            metadata={"scrapbook": {"name": name, "mime_prefix": ""}})
                     for name, text in (("trial_what", f"{trial.id}: {trial.title}."), ("verdict", summary))]
+    cell.outputs.append(nbformat.v4.new_output("display_data", data={GLUE: "<Figure size 640x480 with 1 Axes>"},
+                                               metadata={"scrapbook": {"name": "figure", "mime_prefix": ""}}))
     nb.cells = [cell]
     nbformat.write(nb, tree / "generated" / "00_summary.ipynb")
     (tree / "html").mkdir(exist_ok=True)

@@ -98,13 +98,18 @@ def manuscript_tables(tables_dir: Path, trial: Trial) -> list[WordTable]:
 
 
 def glued(notebook: Path) -> dict[str, str]:
-    """The text values a notebook glued (myst-nb ``glue``), by name."""
+    """The text values a notebook glued (myst-nb ``glue`` stores each one's repr), by name; other values left out."""
     out = {}
     for cell in nbformat.read(notebook, as_version=4).cells:
         for o in cell.get("outputs", []):
             name = o.get("metadata", {}).get("scrapbook", {}).get("name")
             if name and GLUE in o.get("data", {}):
-                out[name] = ast.literal_eval(o["data"][GLUE])
+                try:
+                    value = ast.literal_eval(o["data"][GLUE])
+                except (ValueError, SyntaxError):
+                    continue
+                if isinstance(value, str):
+                    out[name] = value
     return out
 
 
