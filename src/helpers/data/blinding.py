@@ -93,9 +93,9 @@ def office_text(path: Path) -> str:
 
 def arm_mentions(folder: Path, real: Trial) -> list[tuple[Path, str]]:
     """Text files, and the text inside Word and Excel files, under ``folder`` that name an arm of the real trial
-    (label or description as whole words, any letter case) outside the trial file's public design description (``public_texts``), which is allowed verbatim. The HTML
-    search index holds single words, not sentences: there a word of the public texts is allowed, since every
-    page it indexes is checked here verbatim."""
+    (label or description as whole words, any letter case) outside the trial file's public design description
+    (``public_texts``), which is allowed verbatim. The HTML search index holds single words, not sentences: there
+    a word of the public texts is allowed, since every page it indexes is checked here verbatim."""
     pattern = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(n) for n in arm_names(real)) + r")(?!\w)", re.IGNORECASE)
     public = _public_pattern(real)
     public_words = {w.lower() for t in public_texts(real) for w in re.findall(r"\w+", t)}

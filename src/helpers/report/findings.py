@@ -127,7 +127,8 @@ def _finding_label(r, trial: Trial) -> str:
         return SAFETY_LABELS[r.ENDPOINT]
     if r.ROLE == "primary" and not trial.primary_endpoint.is_time_to_event:
         effect = "ratio" if outcomes.LOG_SCALE in r.ANALYSIS else "difference"
-        return f"{PRIMARY_PREFIX}{trial.endpoint(r.ENDPOINT).label_with_unit}, change to {trial.primary_visit.label}: {effect}"
+        return (f"{PRIMARY_PREFIX}{trial.endpoint(r.ENDPOINT).label_with_unit}, change to {trial.primary_visit.label}: "
+                f"{effect}")
     if r.ROLE == "primary":
         a, name = r.ANALYSIS, km_name(trial, trial.primary_endpoint.code)
         if a.startswith(survival.KM_SURVIVAL):
