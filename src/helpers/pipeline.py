@@ -342,7 +342,8 @@ def _run_into(tree: Path, staging: Path, data, trial, seed, cutoff, build_dir: P
     manifest, runs = run_notebooks(chapters, common, params, tree, staging, published, notebook_dir, log, jobs, force)
     manifest["build"] = freshness.build_key(chapters, common, html)
     (generated / freshness.MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
-    (generated / "downloads.md").write_text(bundle.downloads_markdown(tree, bundle.table_names(sorted(generated.glob("*.ipynb")))),
+    (generated / "downloads.md").write_text(bundle.downloads_markdown(tree, bundle.table_names(sorted(generated.glob("*.ipynb"))),
+                                                                        cohort.trial, bundle.dsmb_dir(build_dir)),
                                             encoding="utf-8")
     (generated / "provenance.md").write_text(provenance.markdown(record), encoding="utf-8")
     provenance.write_json(record | {"notebooks": runs},
@@ -531,7 +532,7 @@ def _html_into(tree: Path, staging: Path, trial: Trial, log, build_dir: Path) ->
         raise BuildError("jupyter-book build failed; the last good book is kept.\n" + proc.stdout[-4000:] + proc.stderr[-4000:])
     dirty.unlink()
     shutil.copytree(out / "_build" / "html", tree / "html")
-    bundle.write_downloads(tree, tree / "html")
+    bundle.write_downloads(tree, tree / "html", trial)
     log(f"[book] built in {time.perf_counter() - t0:.1f} s")
 
 

@@ -5,7 +5,9 @@ The trial file's ``Trial.blinded`` gives the masked trial; the export is loaded 
 """
 from __future__ import annotations
 
+import html
 import re
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +16,9 @@ from helpers.data.schema import export_spec
 from helpers.trial import Trial
 
 TEXT_SUFFIXES = {".html", ".md", ".csv", ".json", ".txt", ".ipynb", ".svg", ".yml", ".js", ".rtf"}
+OFFICE_SUFFIXES = {".docx", ".xlsx"}
+_OFFICE_BREAK = re.compile(r"</w:p>|</si>|</c>|</row>|</is>|<w:tab/>|<w:br/>|</dc:\w+>|</cp:\w+>")
+_XML_TAG = re.compile(r"<[^>]+>")
 
 
 def arm_columns(trial: Trial) -> dict[str, list[str]]:
@@ -77,18 +82,28 @@ def mask_text(text: str, blinded: Trial) -> str:
 SEARCH_INDEX = "searchindex.js"
 
 
+def office_text(path: Path) -> str:
+    """The text of a Word or Excel file (a zip of XML parts): each part's text with its markup removed, a line
+    break after each paragraph, cell and property, and runs within a paragraph joined as Word shows them."""
+    with zipfile.ZipFile(path) as archive:
+        parts = [archive.read(n).decode("utf-8", errors="replace") for n in sorted(archive.namelist())
+                 if n.endswith((".xml", ".rels"))]
+    return "\n".join(html.unescape(_XML_TAG.sub("", _OFFICE_BREAK.sub("\n", part))) for part in parts)
+
+
 def arm_mentions(folder: Path, real: Trial) -> list[tuple[Path, str]]:
-    """Text files under ``folder`` that name an arm of the real trial (label or description as whole words, any
-    letter case) outside the trial file's public design description (``public_texts``), which is allowed verbatim. The HTML
-    search index holds single words, not sentences: there a word of the public texts is allowed, since every
-    page it indexes is checked here verbatim."""
+    """Text files, and the text inside Word and Excel files, under ``folder`` that name an arm of the real trial
+    (label or description as whole words, any letter case) outside the trial file's public design description
+    (``public_texts``), which is allowed verbatim. The HTML search index holds single words, not sentences: there
+    a word of the public texts is allowed, since every page it indexes is checked here verbatim."""
     pattern = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(n) for n in arm_names(real)) + r")(?!\w)", re.IGNORECASE)
     public = _public_pattern(real)
     public_words = {w.lower() for t in public_texts(real) for w in re.findall(r"\w+", t)}
     hits = []
     for path in sorted(Path(folder).rglob("*")):
-        if path.is_file() and path.suffix in TEXT_SUFFIXES:
-            text = path.read_text(encoding="utf-8", errors="replace")
+        if path.is_file() and path.suffix in TEXT_SUFFIXES | OFFICE_SUFFIXES:
+            text = office_text(path) if path.suffix in OFFICE_SUFFIXES else path.read_text(encoding="utf-8",
+                                                                                             errors="replace")
             if public:
                 text = public.sub(" ", text)
             for found in pattern.finditer(text):

@@ -154,7 +154,7 @@ def _table_sheet(ws, t: SavedTable) -> None:
     ws.freeze_panes = "A3"
 
 
-def _fixed_time_zip(raw: bytes, path: Path) -> None:
+def fixed_time_zip(raw: bytes, path: Path) -> None:
     """Copy the zip ``raw`` to ``path`` with every member stamped 1980-01-01 (openpyxl stamps the clock time)."""
     with ZipFile(io.BytesIO(raw)) as src, ZipFile(path, "w", ZIP_DEFLATED) as dst:
         for info in src.infolist():
@@ -171,7 +171,7 @@ def save_reproducibly(wb: Workbook, path: str | Path, created: dt.datetime = FIX
     ExcelWriter(wb, ZipFile(buffer, "w", ZIP_DEFLATED)).save()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _fixed_time_zip(buffer.getvalue(), path)
+    fixed_time_zip(buffer.getvalue(), path)
     return path
 
 

@@ -17,6 +17,7 @@ from helpers.trial import Trial
 
 TEST_NAMES = {"fisher": "Fisher's exact test on survivors at the horizon", "logrank": "log-rank test",
               "cox": "Cox model Wald test"}
+PRIMARY_PREFIX = "Primary: "  # the key-results rows of the primary endpoint start so (the Word tables select them)
 SAFETY_LABELS = {"DEATH": "Deaths, n (%)", "SERIOUS": "Serious adverse events: participants, n (%)"}
 
 
@@ -126,16 +127,17 @@ def _finding_label(r, trial: Trial) -> str:
         return SAFETY_LABELS[r.ENDPOINT]
     if r.ROLE == "primary" and not trial.primary_endpoint.is_time_to_event:
         effect = "ratio" if outcomes.LOG_SCALE in r.ANALYSIS else "difference"
-        return f"Primary: {trial.endpoint(r.ENDPOINT).label_with_unit}, change to {trial.primary_visit.label}: {effect}"
+        return (f"{PRIMARY_PREFIX}{trial.endpoint(r.ENDPOINT).label_with_unit}, change to {trial.primary_visit.label}: "
+                f"{effect}")
     if r.ROLE == "primary":
         a, name = r.ANALYSIS, km_name(trial, trial.primary_endpoint.code)
         if a.startswith(survival.KM_SURVIVAL):
-            return f"Primary: {name} at day {trial.horizon_days}, % (95% CI)"
+            return f"{PRIMARY_PREFIX}{name} at day {trial.horizon_days}, % (95% CI)"
         if a.startswith(survival.KM_DIFFERENCE):
-            return f"Primary: {name} at day {trial.horizon_days}, difference in % points"
+            return f"{PRIMARY_PREFIX}{name} at day {trial.horizon_days}, difference in % points"
         death = name == "survival"
-        return {survival.COX: f"Primary: hazard ratio of {'death' if death else 'an event'} (Cox)",
-                survival.FISHER: f"Primary: odds ratio of being {'alive' if death else 'event-free'} at the horizon "
+        return {survival.COX: f"{PRIMARY_PREFIX}hazard ratio of {'death' if death else 'an event'} (Cox)",
+                survival.FISHER: f"{PRIMARY_PREFIX}odds ratio of being {'alive' if death else 'event-free'} at the horizon "
                                  "(Fisher)"}[a]
     e = trial.endpoint(r.ENDPOINT)
     effect = "ratio" if outcomes.LOG_SCALE in r.ANALYSIS else "difference"

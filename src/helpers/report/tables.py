@@ -125,6 +125,14 @@ def constant_columns(df: pd.DataFrame, keep: int = 1) -> list[str]:
     return [c for c in df.columns[keep:] if df[c].astype(str).nunique(dropna=False) == 1]
 
 
+def fold_constant_columns(df: pd.DataFrame, caption: str, keep: int = 1) -> tuple[pd.DataFrame, str]:
+    """``df`` without its constant columns (``constant_columns``), and ``caption`` saying each non-empty one once
+    ("...; Covariance: us"): how the book shows a table (the Word tables too)."""
+    constant = constant_columns(df, keep)
+    said = [f"{c}: {df[c].iloc[0]}" for c in constant if _cell(df[c].iloc[0])]
+    return df.drop(columns=constant), "; ".join([caption] + said)
+
+
 def journal_table(df: pd.DataFrame, caption: str, name: str, notes: str | None = None, group_columns: int = 0,
                   empty: str = "None.") -> JournalTable:
     """Render a DataFrame as a numbered, static, deterministic journal table (no random ids, no memory addresses).
@@ -134,10 +142,7 @@ def journal_table(df: pd.DataFrame, caption: str, name: str, notes: str | None =
     once per group; a column with one value in every row moves into the caption; an empty table shows ``empty``.
     """
     saved = _save_table(df, name, caption, notes)
-    constant = constant_columns(df, max(group_columns, 1))
-    said = [f"{c}: {df[c].iloc[0]}" for c in constant if _cell(df[c].iloc[0])]
-    caption = "; ".join([caption] + said)
-    df = df.drop(columns=constant)
+    df, caption = fold_constant_columns(df, caption, max(group_columns, 1))
     shown = blank_repeats(df, group_columns) if group_columns else df
     align = [""] + [' class="r"' if _right_aligned(df[c]) else "" for c in df.columns[1:]]
     head = "".join(f"<th{a}>{html.escape(str(c))}</th>" for a, c in zip(align, df.columns))
