@@ -95,6 +95,17 @@ def test_a_failed_build_is_reported_while_the_last_good_book_is_served(served):
     assert _status(base) == {"version": "build-bbb", "building": False, "error": None}
 
 
+def test_a_blinded_preview_shows_no_arm_in_a_build_error(trial, tmp_path, monkeypatch):
+    monkeypatch.setenv("BLINDING_KEY", "preview-test")
+    state = preview.State(mask=preview.blinded_mask(paths.DEFAULT_TRIAL))
+    names = [name for arm in trial.arms for name in (arm.label, arm.description)]
+    state.update(error="error: blinded build: 1 file(s) name an arm (" + ", ".join(repr(n) for n in names) + ")")
+    shown = state.status(tmp_path / "_build")["error"]
+    assert shown.startswith("error: blinded build: 1 file(s) name an arm")
+    assert not [n for n in names if n.lower() in shown.lower()], shown
+    assert "Arm A" in shown and "Arm B" in shown
+
+
 def test_before_any_book_every_page_says_so_and_waits_for_one(served):
     build_dir, state, base = served
     page = _get(base + "/")

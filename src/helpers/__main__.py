@@ -133,7 +133,7 @@ def _lab(args) -> int:
 
 
 def _preview(args) -> int:
-    from helpers.preview import PreviewError, run
+    from helpers.preview import PreviewError, blinded_mask, run
 
     build_args = ["--data", args.data, "--trial", args.trial, "--build-dir", str(args.build_dir)]
     for flag, value in (("--seed", args.seed), ("--cutoff", args.cutoff), ("--mapping", args.mapping),
@@ -143,7 +143,7 @@ def _preview(args) -> int:
     sys.stdout.reconfigure(line_buffering=True)
     try:
         run(build_args, args.build_dir, paths.trial_file(args.trial), args.data, args.mapping, args.port,
-            args.open, args.force)
+            args.open, args.force, blinded_mask(args.trial) if args.blinded else str)
     except PreviewError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

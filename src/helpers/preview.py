@@ -15,11 +15,13 @@ from __future__ import annotations
 import collections
 import http.server
 import json
+import os
 import queue
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,10 +66,12 @@ This page reloads when a book is published.</p></body></html>
 @dataclass
 class State:
     """What the preview tells the open pages besides the published tree: a build is running, the last one failed
-    (with the tail of its output) while the book ``failed_on`` was published."""
+    (with the tail of its output) while the book ``failed_on`` was published. ``mask`` is applied to the error
+    before a page shows it (a blinded preview masks the arms, as the book does)."""
     building: bool = False
     error: str | None = None
     failed_on: str = ""
+    mask: Callable[[str], str] = field(default=str, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def update(self, **changes) -> None:
@@ -81,7 +85,7 @@ class State:
         now = version(published(build_dir))
         with self.lock:
             return {"version": now, "building": self.building,
-                    "error": self.error if self.error and self.failed_on == now else None}
+                    "error": self.mask(self.error) if self.error and self.failed_on == now else None}
 
 
 def published(build_dir: Path) -> Path | None:
@@ -187,6 +191,16 @@ def rebuild(build_args: list[str], build_dir: Path, state: State, log=print) -> 
     return proc
 
 
+def blinded_mask(trial: str) -> Callable[[str], str]:
+    """What a blinded preview's pages show of a build's output: the arms masked as the blinded book masks them
+    (``$BLINDING_KEY``); the console keeps the build's own words."""
+    from helpers.data.blinding import mask_text
+    from helpers.trial import load_trial
+
+    blinded = load_trial(trial).blinded(os.environ.get("BLINDING_KEY"))
+    return lambda text: mask_text(text, blinded)
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -200,10 +214,12 @@ def _watch(roots: list[Path], changes: queue.Queue, stop: threading.Event) -> No
 
 
 def run(build_args: list[str], build_dir: Path, trial_file: Path, data: str = "synthetic", mapping: str | None = None,
-        port: int = DEFAULT_PORT, open_browser: bool = False, force_first: bool = False, log=print) -> None:
+        port: int = DEFAULT_PORT, open_browser: bool = False, force_first: bool = False,
+        mask: Callable[[str], str] = str, log=print) -> None:
     """Serve the book, build it if needed (all of it with ``force_first``), then rebuild after every change until
-    Ctrl-C or SIGTERM, which also stop a running build (it removes its staging, as after Ctrl-C)."""
-    state = State()
+    Ctrl-C or SIGTERM, which also stop a running build (it removes its staging, as after Ctrl-C). ``mask``: what a
+    page is shown of a failed build's output (see ``State``)."""
+    state = State(mask=mask)
     try:
         server = serve(build_dir, state, port)
     except OSError as exc:
