@@ -17,6 +17,7 @@ import http.server
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from helpers import paths
 DEFAULT_PORT = 8000
 STATUS_PATH = "/__preview"
 ERROR_LINES = 40
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colours in jupyter-book's messages, left out of the page
 
 RELOAD_SCRIPT = """<script>
 (function () {
@@ -177,7 +179,7 @@ def rebuild(build_args: list[str], build_dir: Path, state: State, log=print) -> 
     try:
         for line in proc.stdout:
             log(line.rstrip("\n"))
-            tail.append(line.rstrip("\n"))
+            tail.append(ANSI.sub("", line.rstrip("\n")))
         proc.wait()
     finally:
         if proc.poll() is None:
