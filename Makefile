@@ -15,7 +15,10 @@ JOBS_ARG   := $(if $(JOBS),--jobs $(JOBS),)
 MAPPING ?=
 MAPPING_ARG := $(if $(MAPPING),--mapping "$(MAPPING)",)
 
-.PHONY: book run test simulate validate refresh lock bench clean design
+PORT ?=
+PORT_ARG := $(if $(PORT),--port $(PORT),)
+
+.PHONY: book run test simulate validate refresh lock bench clean design lab preview
 
 book: $(STAMP)
 	$(BIN)/python -m helpers build --data "$(DATA)" --trial "$(TRIAL)" $(CUTOFF_ARG) $(MAPPING_ARG) $(BLIND_ARG) $(JOBS_ARG)
@@ -32,6 +35,14 @@ simulate: $(STAMP)
 
 validate: $(STAMP)
 	$(BIN)/python -m helpers validate --trial "$(TRIAL)" $(CUTOFF_ARG) $(MAPPING_ARG) $(if $(filter-out synthetic,$(DATA)),"$(DATA)",)
+
+# JupyterLab on notebooks/ with the kernel "<TRIAL> book": make lab [PORT=8888]
+lab: $(STAMP)
+	$(BIN)/python -m helpers lab --trial "$(TRIAL)" $(PORT_ARG)
+
+# The book on http://127.0.0.1:8000/, rebuilt and reloaded on every change: make preview [PORT=8000] [DATA=...] ...
+preview: $(STAMP)
+	$(BIN)/python -m helpers preview --data "$(DATA)" --trial "$(TRIAL)" $(CUTOFF_ARG) $(MAPPING_ARG) $(BLIND_ARG) $(JOBS_ARG) $(PORT_ARG)
 
 refresh: $(STAMP)
 	$(BIN)/python -m helpers refresh

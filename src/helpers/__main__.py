@@ -1,4 +1,4 @@
-"""Command line: python -m helpers {simulate,validate,map,run,build,refresh,design}."""
+"""Command line: python -m helpers {simulate,validate,map,run,build,refresh,design,lab,preview}."""
 from __future__ import annotations
 
 import argparse
@@ -120,6 +120,36 @@ def _design(args) -> int:
     return 0
 
 
+def _lab(args) -> int:
+    from helpers.lab import LabError, start
+    from helpers.trial import load_trial
+
+    try:
+        start(load_trial(args.trial), port=args.port, browser=not args.no_browser, prefix=args.prefix)
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _preview(args) -> int:
+    from helpers.preview import PreviewError, blinded_mask, run
+
+    build_args = ["--data", args.data, "--trial", args.trial, "--build-dir", str(args.build_dir)]
+    for flag, value in (("--seed", args.seed), ("--cutoff", args.cutoff), ("--mapping", args.mapping),
+                        ("--jobs", args.jobs)):
+        build_args += [flag, str(value)] if value is not None else []
+    build_args += ["--blinded"] if args.blinded else []
+    sys.stdout.reconfigure(line_buffering=True)
+    try:
+        run(build_args, args.build_dir, paths.trial_file(args.trial), args.data, args.mapping, args.port,
+            args.open, args.force, blinded_mask(args.trial) if args.blinded else str)
+    except PreviewError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers", description="Build the trial's analysis book.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -174,6 +204,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=None, help="participants per simulated trial (default: planned_n)")
     p.add_argument("--out", type=Path, default=None, help="also write the table as CSV here")
     p.set_defaults(func=_design)
+    p = sub.add_parser("lab", help="JupyterLab on notebooks/ with the trial's kernel (\"<trial> book\")")
+    p.add_argument("--trial", default=paths.DEFAULT_TRIAL, help="trial id in trials/ or path to a trial YAML file")
+    p.add_argument("--port", type=int, default=None, help="the server's port (default 8888, or the next free one)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser (the console prints the URL)")
+    p.add_argument("--prefix", default=sys.prefix, help=argparse.SUPPRESS)
+    p.set_defaults(func=_lab)
+    p = with_common(sub.add_parser("preview", help="serve the book on localhost; rebuild and reload the open page "
+                                                   "when a notebook, page, helper or the trial file changes"))
+    p.add_argument("--port", type=int, default=8000, help="the server's port (default 8000; 0: any free port)")
+    p.add_argument("--open", action="store_true", help="open the book in a browser")
+    p.set_defaults(func=_preview)
     args = parser.parse_args(argv)
     from helpers.data.loading import ExportError
     from helpers.data.mapping import MappingError

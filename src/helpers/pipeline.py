@@ -412,12 +412,15 @@ def _run_one(nb: Path, params: dict, tree: Path, staging: Path, log) -> tuple[li
     return files, seconds
 
 
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
+
 @contextlib.contextmanager
 def inline_figures():
     """Kernels draw figures inline (PNG in the notebook), whatever matplotlib backend the caller's environment
     names (a test run sets Agg, which would leave only "<Figure size ...>" text in the book)."""
     before = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    os.environ["MPLBACKEND"] = INLINE_BACKEND
     try:
         yield
     finally:
@@ -438,15 +441,16 @@ class QuietKernelManager(AsyncKernelManager):
             await super()._async_interrupt_kernel()
 
 
-def execute(nb: Path, out: Path, **papermill_args) -> None:
+def execute(nb: Path, out: Path, kernel_name: str = "python3", **papermill_args) -> None:
     """Execute a notebook with papermill on a quiet local kernel: it talks over local (IPC) sockets in a private
     temporary folder rather than unencrypted TCP ports, so nothing else on the machine can reach it and it logs no
-    warning, and it is shut down without an interrupt (``QuietKernelManager``)."""
+    warning, and it is shut down without an interrupt (``QuietKernelManager``). ``kernel_name``: the kernel spec
+    (the build's is this environment's own python3; ``helpers.lab`` installs the analysts' one)."""
     import papermill as pm
 
     with tempfile.TemporaryDirectory(prefix="kernel-") as folder:
         config = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(folder) / "k")}})
-        pm.execute_notebook(str(nb), str(out), progress_bar=False, kernel_name="python3", config=config,
+        pm.execute_notebook(str(nb), str(out), progress_bar=False, kernel_name=kernel_name, config=config,
                             kernel_manager_class=QuietKernelManager, **papermill_args)
 
 
