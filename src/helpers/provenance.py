@@ -18,7 +18,7 @@ from helpers import paths
 from helpers.trial import Trial
 
 PACKAGES = ("pandas", "numpy", "scipy", "statsmodels", "matplotlib", "seaborn", "papermill", "jupyter-book",
-            "myst-nb", "faker", "openpyxl", "pyyaml", "pyreadstat", "rtflite")
+            "myst-nb", "faker", "openpyxl", "pyyaml", "pyreadstat", "rtflite", "python-docx", "jupyterlab")
 
 
 def sha256(path: Path) -> str:
