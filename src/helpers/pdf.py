@@ -38,6 +38,8 @@ SINGLE = "single"  # the singlehtml output folder in jupyter-book's work folder
 PRINT_PAGE = "print.html"
 MARKINGS = {"OPEN": "OPEN REPORT", "CLOSED": "CLOSED REPORT"}
 CHECKSUMS = "SHA256SUMS"
+MARGIN_MM = {"top": 16, "bottom": 16, "left": 14, "right": 14}
+COLUMN_PX = int((210 - MARGIN_MM["left"] - MARGIN_MM["right"]) / 25.4 * 96)  # A4's text column, in CSS pixels
 
 
 class PrintError(RuntimeError):
@@ -219,7 +221,7 @@ def print_pdf(page: Path, target: Path, facts: list[tuple[str, str]], banner: st
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=executable, headless=True, args=args)
             try:
-                tab = browser.new_page(viewport={"width": 1000, "height": 1400})
+                tab = browser.new_page(viewport={"width": COLUMN_PX, "height": 1000})
                 tab.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "data:"))
                           else route.abort())
                 tab.goto(page.resolve().as_uri(), wait_until="load")
@@ -231,7 +233,7 @@ def print_pdf(page: Path, target: Path, facts: list[tuple[str, str]], banner: st
                 tab.evaluate(FIT_JS)
                 tab.pdf(path=str(target), format="A4", print_background=True, display_header_footer=True,
                         header_template=header, footer_template=footer, outline=True, tagged=True,
-                        margin={"top": "16mm", "bottom": "16mm", "left": "14mm", "right": "14mm"})
+                        margin={side: f"{mm}mm" for side, mm in MARGIN_MM.items()})
             finally:
                 browser.close()
     except Error as exc:
