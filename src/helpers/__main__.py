@@ -100,6 +100,11 @@ def _pdf(args) -> int:
 def _dsmb(args) -> int:
     from helpers.pdf import dsmb
 
+    if args.blinded:
+        print("error: dsmb builds the blinded (open) and the unblinded (closed) report itself: drop --blinded",
+              file=sys.stderr)
+        return 1
+
     for path in dsmb(args.data, args.trial, args.seed, args.cutoff, args.mapping, args.jobs, args.force, args.out):
         print(path)
     return 0
