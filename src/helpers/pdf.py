@@ -192,6 +192,19 @@ PREPARE_JS = r"""
 }
 """
 
+SETTLE_JS = r"""
+async () => {
+  // Lay the page out, then wait for the fonts that layout asked for and a frame, until nothing more is loading:
+  // a print taken earlier may differ from the next one by a glyph.
+  for (let i = 0; i < 3; i++) {
+    document.body.getBoundingClientRect();
+    await document.fonts.ready;
+    await Promise.all([...document.images].map(i => i.decode().catch(() => null)));
+    await new Promise(resolve => requestAnimationFrame(() => resolve()));
+  }
+}
+"""
+
 FIT_JS = r"""
 () => {
   // A table or block wider than the text column is scaled down to it (it cannot scroll on paper).
@@ -224,13 +237,13 @@ def print_pdf(page: Path, target: Path, facts: list[tuple[str, str]], banner: st
                 tab = browser.new_page(viewport={"width": COLUMN_PX, "height": 1000})
                 tab.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "data:"))
                           else route.abort())
-                tab.goto(page.resolve().as_uri(), wait_until="load")
+                tab.goto(page.resolve().as_uri(), wait_until="networkidle")
                 tab.emulate_media(media="print")
                 tab.add_style_tag(content=PRINT_CSS.read_text(encoding="utf-8"))
                 tab.evaluate(PREPARE_JS, [facts, contents(toc), root, title, banner, shown])
-                tab.evaluate("Promise.all([...document.images].map(i => i.decode().catch(() => null)))")
-                tab.evaluate("document.fonts.ready.then(() => true)")
+                tab.evaluate(SETTLE_JS)
                 tab.evaluate(FIT_JS)
+                tab.evaluate(SETTLE_JS)
                 tab.pdf(path=str(target), format="A4", print_background=True, display_header_footer=True,
                         header_template=header, footer_template=footer, outline=True, tagged=True,
                         margin={side: f"{mm}mm" for side, mm in MARGIN_MM.items()})
