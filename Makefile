@@ -18,10 +18,20 @@ MAPPING_ARG := $(if $(MAPPING),--mapping "$(MAPPING)",)
 PORT ?=
 PORT_ARG := $(if $(PORT),--port $(PORT),)
 
-.PHONY: book run test simulate validate refresh lock bench clean design lab preview
+.PHONY: book run test simulate validate refresh lock bench clean design lab preview pdf dsmb
 
 book: $(STAMP)
 	$(BIN)/python -m helpers build --data "$(DATA)" --trial "$(TRIAL)" $(CUTOFF_ARG) $(MAPPING_ARG) $(BLIND_ARG) $(JOBS_ARG)
+
+# The book as one PDF (_build/html/downloads/<trial>-<cutoff or final>.pdf), printed offline by the system's Chromium.
+pdf: $(STAMP)
+	@sh tools/install_browser.sh
+	$(BIN)/python -m helpers pdf --data "$(DATA)" --trial "$(TRIAL)" $(CUTOFF_ARG) $(MAPPING_ARG) $(BLIND_ARG) $(JOBS_ARG)
+
+# The DSMB pair in _build-dsmb/: the open (blinded) and closed (unblinded) reports of one export and cut-off.
+dsmb: $(STAMP)
+	@sh tools/install_browser.sh
+	$(BIN)/python -m helpers dsmb --data "$(DATA)" --trial "$(TRIAL)" $(CUTOFF_ARG) $(MAPPING_ARG) $(JOBS_ARG)
 
 run: $(STAMP)
 	$(BIN)/python -m helpers run --data "$(DATA)" --trial "$(TRIAL)" $(CUTOFF_ARG) $(MAPPING_ARG) $(BLIND_ARG) $(JOBS_ARG)
@@ -68,4 +78,4 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $@
 
 clean:
-	rm -rf _build _build.d _build-validation ._build.lock book/generated
+	rm -rf _build _build.d _build-validation ._build.lock book/generated _build-dsmb _build-dsmb.d ._build-dsmb.lock _build-dsmb-books

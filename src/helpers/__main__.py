@@ -1,4 +1,4 @@
-"""Command line: python -m helpers {simulate,validate,map,run,build,refresh,design,lab,preview}."""
+"""Command line: python -m helpers {simulate,validate,map,run,build,pdf,dsmb,refresh,design,lab,preview}."""
 from __future__ import annotations
 
 import argparse
@@ -56,11 +56,11 @@ def _map(args) -> int:
     return 0
 
 
-def _current(args, html: bool) -> bool:
+def _current(args, html: bool, pdf: bool = False) -> bool:
     """The quick check before anything heavy is imported: the published build came from these very inputs, and no
     other build is running."""
     if args.force or not freshness.is_current_now(args.build_dir, args.data, paths.trial_file(args.trial), args.seed,
-                                              args.cutoff, args.blinded, html, args.mapping):
+                                              args.cutoff, args.blinded, html, args.mapping, pdf):
         return False
     print(f"nothing changed since the published build in {args.build_dir}: it is current")
     return True
@@ -84,6 +84,29 @@ def _build(args) -> int:
 
     print(build(args.data, args.trial, args.seed, cutoff=args.cutoff, blinded=args.blinded, jobs=args.jobs,
                 force=args.force, build_dir=args.build_dir, mapping=args.mapping))
+    return 0
+
+
+def _pdf(args) -> int:
+    if not _current(args, html=True, pdf=True):
+        from helpers.pipeline import build
+
+        build(args.data, args.trial, args.seed, cutoff=args.cutoff, blinded=args.blinded, jobs=args.jobs,
+              force=args.force, build_dir=args.build_dir, mapping=args.mapping, pdf=True)
+    print(args.build_dir / freshness.read_manifest(args.build_dir)["pdf"]["file"])
+    return 0
+
+
+def _dsmb(args) -> int:
+    from helpers.pdf import dsmb
+
+    if args.blinded:
+        print("error: dsmb builds the blinded (open) and the unblinded (closed) report itself: drop --blinded",
+              file=sys.stderr)
+        return 1
+
+    for path in dsmb(args.data, args.trial, args.seed, args.cutoff, args.mapping, args.jobs, args.force, args.out):
+        print(path)
     return 0
 
 
@@ -190,6 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_map)
     with_common(sub.add_parser("run", help="execute the notebooks with papermill into the book")).set_defaults(func=_run)
     with_common(sub.add_parser("build", help="run, then build the HTML book with jupyter-book")).set_defaults(func=_build)
+    with_common(sub.add_parser("pdf", help="build the book and print it as one PDF (A4, offline, the system's "
+                                           "Chromium)")).set_defaults(func=_pdf)
+    p = with_common(sub.add_parser("dsmb", help="the DSMB pair: open (blinded) and closed (unblinded) PDF reports of "
+                                                "one export and cut-off, with their SHA-256"))
+    p.add_argument("--out", type=Path, default=paths.BUILD.with_name("_build-dsmb"),
+                   help="folder of the pair and its checksums (default: _build-dsmb)")
+    p.set_defaults(func=_dsmb)
     p = sub.add_parser("refresh", help="re-execute notebooks/ with default parameters and store their outputs")
     p.add_argument("notebooks", nargs="*", help="only these notebooks (default: all)")
     p.set_defaults(func=_refresh)
@@ -218,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from helpers.data.loading import ExportError
     from helpers.data.mapping import MappingError
+    from helpers.pdf import PrintError
     from helpers.pipeline import BuildError
     from helpers.trial import TrialFileError, parse_cutoff
 
@@ -225,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "cutoff", None):
             parse_cutoff(args.cutoff)
         return args.func(args)
-    except (BuildError, ExportError, MappingError, TrialFileError) as exc:
+    except (BuildError, ExportError, MappingError, PrintError, TrialFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

@@ -120,11 +120,16 @@ def stale(notebooks: list[Path], common: dict, manifest: dict, tree: Path) -> li
 
 
 def is_current(build_dir: Path, data: str, trial_file: Path, seed, cutoff, blinded: bool, html: bool,
-               notebook_dir: Path = paths.NOTEBOOKS, mapping: str | None = None) -> bool:
-    """The published build was made from exactly these inputs: building again would change nothing."""
+               notebook_dir: Path = paths.NOTEBOOKS, mapping: str | None = None, pdf: bool = False,
+               marking: str | None = None) -> bool:
+    """The published build was made from exactly these inputs: building again would change nothing. With ``pdf``,
+    it also holds the PDF with that ``marking`` (a build with a PDF is current for one asked without)."""
     published = Path(build_dir)
     manifest = read_manifest(published)
     if not manifest.get("build") or (html and not (published / "html" / "index.html").exists()):
+        return False
+    printed = manifest.get("pdf") or {}
+    if pdf and (printed.get("marking") != marking or not (published / printed.get("file", "")).is_file()):
         return False
     data = data if data == "synthetic" else str(Path(data).resolve())
     params = {"data": data, "seed": seed, "cutoff": str(cutoff) if cutoff else None, "blinded": blinded,
@@ -160,8 +165,8 @@ def build_lock(build_dir: Path, log=print, wait: bool = True):
 
 
 def is_current_now(build_dir: Path, data: str, trial_file: Path, seed, cutoff, blinded: bool, html: bool,
-                   mapping: str | None = None) -> bool:
+                   mapping: str | None = None, pdf: bool = False) -> bool:
     """``is_current``, decided under the build lock; False at once while another build holds it (that build may
     publish other inputs, so the caller must build, and wait its turn)."""
     with build_lock(build_dir, wait=False) as held:
-        return held and is_current(build_dir, data, trial_file, seed, cutoff, blinded, html, mapping=mapping)
+        return held and is_current(build_dir, data, trial_file, seed, cutoff, blinded, html, mapping=mapping, pdf=pdf)

@@ -248,15 +248,18 @@ def publish(tree: Path, build_dir: Path) -> None:
 def build(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | None = None,
           cutoff: str | None = None, html: bool = True, build_dir: Path = paths.BUILD,
           notebook_dir: Path = paths.NOTEBOOKS, log=print, blinded: bool = False, jobs: int | None = None,
-          force: bool = False, mapping: str | None = None) -> Path:
+          force: bool = False, mapping: str | None = None, pdf: bool = False, marking: str | None = None) -> Path:
     """The whole book: validate, derive ADaM, run the notebooks whose inputs changed (all with ``force``), scan
-    for identifiers, build the HTML (unless ``html`` is False), and publish every output together. Does nothing
-    when the published build came from the same inputs. ``mapping`` (a path, or "none") overrides the trial file's
-    export mapping. Returns the published index.html."""
+    for identifiers, build the HTML (unless ``html`` is False) and the PDF (with ``pdf``; ``marking`` "OPEN" or
+    "CLOSED" marks a DSMB report), and publish every output together. Does nothing when the published build came
+    from the same inputs. ``mapping`` (a path, or "none") overrides the trial file's export mapping. Returns the
+    published index.html."""
     build_dir = Path(build_dir)
     with freshness.build_lock(build_dir, log), _terminate_cleanly():
+        if pdf and not html:
+            raise BuildError("a PDF is printed from the HTML book: build it with html=True")
         if not force and freshness.is_current(build_dir, data, paths.trial_file(trial), seed, cutoff, blinded, html,
-                                              notebook_dir, mapping):
+                                              notebook_dir, mapping, pdf, marking):
             log(f"[build] nothing changed since the published build in {build_dir}: it is current")
             return build_dir / "html" / "index.html"
         trees = trees_dir(build_dir)
@@ -270,6 +273,10 @@ def build(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | N
                                   jobs or os.cpu_count() or 1, html, force, mapping)
             if html:
                 _html_into(tree, staging, trial_obj, log, build_dir)
+            if pdf:
+                from helpers.pdf import write_pdf
+
+                write_pdf(tree, book_work_dir(build_dir, trial_obj.is_blinded), trial_obj, log, marking)
             if blinded:
                 check_blinding(tree, trial_obj)
             publish(tree, build_dir)

@@ -42,7 +42,8 @@ def _caption(node) -> str:
 
 
 def visit_journal_table_html(self, node):
-    number = self.builder.fignumbers.get("table", {}).get(node["ids"][0]) if node["ids"] else None
+    key = f"{self.docnames[-1]}/table" if self.builder.name == "singlehtml" else "table"  # as Sphinx's add_fignumber
+    number = self.builder.fignumbers.get(key, {}).get(node["ids"][0]) if node["ids"] else None
     label = self.config.numfig_format["table"] % ".".join(map(str, number)) if number else ""
     caption = (f'<span class="caption-number">{html.escape(label)} </span>' if label else "") + \
         f'<span class="caption-text">{html.escape(node["caption"])}</span>'
