@@ -332,3 +332,10 @@ def test_a_blinded_book_publishes_word_tables_that_are_its_csvs(tmp_path, trial)
     assert arm_mentions(build_dir, trial) == []
     assert docx_name(trial) in (build_dir / "generated" / "downloads.md").read_text(encoding="utf-8")
     assert write_docx(build_dir, b, tmp_path / "again.docx").read_bytes() == path.read_bytes()
+
+
+def test_the_downloads_page_links_the_pdf_the_build_prints(tmp_path, trial):
+    """The PDF is printed after the page is made: a build that prints it links it already."""
+    page = bundle.reports_markdown(tmp_path, trial, printed=True)
+    assert f"/{bundle.pdf_name(trial)}\">" in page and "not made with this build" not in page
+    assert "not made with this build" in bundle.reports_markdown(tmp_path, trial)

@@ -40,14 +40,15 @@ def report_stem(trial: Trial) -> str:
     return f"{trial.id}-{trial.cutoff.isoformat() if trial.cutoff else 'final'}"
 
 
-def pdf_name(trial: Trial) -> str:
-    """The book as one PDF (``make pdf``), under ``html/downloads/``."""
-    return f"{report_stem(trial)}.pdf"
+def pdf_name(trial: Trial, marking: str | None = None) -> str:
+    """The book as one PDF (``make pdf``, under ``html/downloads/``): ``NCT06984497-final.pdf``,
+    ``NCT06984497-2026-03-31.pdf``; with a DSMB ``marking`` ("OPEN", "CLOSED"), ``...-open.pdf``."""
+    return f"{report_stem(trial)}{'-' + marking.lower() if marking else ''}.pdf"
 
 
 def dsmb_names(trial: Trial) -> tuple[str, str]:
     """The data monitoring committee's open (blinded) and closed (unblinded) reports (``make dsmb``)."""
-    return f"{report_stem(trial)}-open.pdf", f"{report_stem(trial)}-closed.pdf"
+    return pdf_name(trial, "OPEN"), pdf_name(trial, "CLOSED")
 
 
 def dsmb_dir(build_dir: Path) -> Path:
@@ -55,11 +56,13 @@ def dsmb_dir(build_dir: Path) -> Path:
     return build_dir.with_name(build_dir.name + "-dsmb")
 
 
-def reports_markdown(tree: Path, trial: Trial, dsmb: Path | None = None) -> str:
+def reports_markdown(tree: Path, trial: Trial, dsmb: Path | None = None, printed: bool = False) -> str:
     """The page's list of the reports: the Word tables, the book's PDF and the committee's pair, each linked when
-    it is in the build (named, with where it is, when it is beside the book) and otherwise how to make it."""
+    it is in the build (``printed``: this build prints the PDF after the page is made; named, with where it is, when
+    it is beside the book) and otherwise how to make it."""
     pdf = pdf_name(trial)
-    pdf_line = (f"{_link(pdf)}, the whole book for committees and archives" if (tree / "html" / "downloads" / pdf).exists()
+    pdf_line = (f"{_link(pdf)}, the whole book for committees and archives"
+                if printed or (tree / "html" / "downloads" / pdf).exists()
                 else f"not made with this build: `make pdf` prints the whole book to `_build/html/downloads/{pdf}`")
     pair = dsmb_names(trial)
     present = [n for n in pair if dsmb is not None and (dsmb / n).exists()]
@@ -78,7 +81,8 @@ def reports_markdown(tree: Path, trial: Trial, dsmb: Path | None = None) -> str:
 """
 
 
-def downloads_markdown(tree: Path, names: list[str], trial: Trial | None = None, dsmb: Path | None = None) -> str:
+def downloads_markdown(tree: Path, names: list[str], trial: Trial | None = None, dsmb: Path | None = None,
+                       printed: bool = False) -> str:
     """The downloads page: links to every file the build publishes under ``downloads/``, and (given the trial) the
     reports: the Word tables, the book's PDF and the committee's pair (``reports_markdown``)."""
     tables = "\n".join(f"| {{numref}}`{n}` | {_link(f'tables/{n}.csv', 'CSV')} |" for n in names)
@@ -113,7 +117,7 @@ The tidy result tables the chapters compute: {results}.
 | Figure | PNG | SVG |
 |---|---|---|
 {figures}
-""" + ("\n" + reports_markdown(tree, trial, dsmb) if trial is not None else "")
+""" + ("\n" + reports_markdown(tree, trial, dsmb, printed) if trial is not None else "")
 
 
 def write_downloads(tree: Path, html: Path, trial: Trial | None = None) -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 import yaml
 
 from helpers import freshness, paths
+from helpers.bundle import dsmb_dir, pdf_name  # noqa: F401 - pdf_name: the PDF's name, here with the printing
 from helpers.trial import Trial
 
 DOWNLOADS = Path("html") / "downloads"
@@ -44,12 +45,6 @@ COLUMN_PX = int((210 - MARGIN_MM["left"] - MARGIN_MM["right"]) / 25.4 * 96)  # A
 
 class PrintError(RuntimeError):
     """The PDF could not be made (no Chromium, no playwright, a failed single-page build)."""
-
-
-def pdf_name(trial: Trial, marking: str | None = None) -> str:
-    """``NCT06984497-final.pdf``, ``NCT06984497-2026-03-31.pdf``, ``...-open.pdf`` for a DSMB report."""
-    cut = str(trial.cutoff) if trial.cutoff else "final"
-    return f"{trial.id}-{cut}{'-' + marking.lower() if marking else ''}.pdf"
 
 
 def chromium() -> str:
@@ -303,7 +298,7 @@ def write_pdf(tree: Path, work: Path, trial: Trial, log, marking: str | None = N
 
 # --- the DSMB pair -----------------------------------------------------------------------------------------------
 
-DSMB = paths.BUILD.with_name("_build-dsmb")
+DSMB = dsmb_dir(paths.BUILD)
 
 
 def dsmb_books(out: Path) -> Path:

@@ -270,7 +270,7 @@ def build(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: int | N
         try:
             tree = staging / "tree"
             trial_obj = _run_into(tree, staging, data, trial, seed, cutoff, build_dir, notebook_dir, log, blinded,
-                                  jobs or os.cpu_count() or 1, html, force, mapping)
+                                  jobs or os.cpu_count() or 1, html, force, mapping, pdf)
             if html:
                 _html_into(tree, staging, trial_obj, log, build_dir)
             if pdf:
@@ -303,7 +303,8 @@ def check_blinding(tree: Path, trial: Trial) -> None:
 
 
 def _run_into(tree: Path, staging: Path, data, trial, seed, cutoff, build_dir: Path, notebook_dir: Path, log,
-              blinded: bool, jobs: int, html: bool, force: bool = False, mapping: str | None = None) -> Trial:
+              blinded: bool, jobs: int, html: bool, force: bool = False, mapping: str | None = None,
+              pdf: bool = False) -> Trial:
     """Read and validate the export once, derive ADaM once, run the notebooks whose inputs changed (``jobs`` at a
     time; the others are taken from the published build), scan the outputs for identifiers."""
     for sub in OUTPUT_FOLDERS + ("generated",):
@@ -350,7 +351,7 @@ def _run_into(tree: Path, staging: Path, data, trial, seed, cutoff, build_dir: P
     manifest["build"] = freshness.build_key(chapters, common, html)
     (generated / freshness.MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
     (generated / "downloads.md").write_text(bundle.downloads_markdown(tree, bundle.table_names(sorted(generated.glob("*.ipynb"))),
-                                                                        cohort.trial, bundle.dsmb_dir(build_dir)),
+                                                                        cohort.trial, bundle.dsmb_dir(build_dir), pdf),
                                             encoding="utf-8")
     (generated / "provenance.md").write_text(provenance.markdown(record), encoding="utf-8")
     provenance.write_json(record | {"notebooks": runs},
