@@ -25,7 +25,6 @@ import functools
 import http.server
 import os
 import re
-import shutil
 import threading
 import urllib.error
 import urllib.request
@@ -36,20 +35,14 @@ from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 import pytest
 
+from helpers.pdf import find_chromium
+
 sync_api = pytest.importorskip(
     "playwright.sync_api", exc_type=ImportError,
-    reason="playwright is not installed (it is in the test extra: pip install -e '.[test]'); browser tests skipped")
+    reason="playwright is not installed (a dependency: make .venv/.installed); browser tests skipped")
 
 
-def _chromium() -> str | None:
-    """The system's Chromium: $CHROMIUM, else chromium or chromium-browser on PATH."""
-    if os.environ.get("CHROMIUM"):
-        found = shutil.which(os.environ["CHROMIUM"])
-        return found or None
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-CHROMIUM = _chromium()
+CHROMIUM = find_chromium()
 if CHROMIUM is None:
     pytest.skip("no Chromium found (set CHROMIUM=/path/to/chromium, or run tools/install_browser.sh); "
                 "browser tests skipped", allow_module_level=True)

@@ -19,6 +19,7 @@ import nbformat
 import pytest
 
 from helpers import lab, paths
+from helpers.pdf import find_chromium
 from helpers.pipeline import INLINE_BACKEND, execute
 
 CHAPTER = "03_baseline.ipynb"
@@ -129,12 +130,6 @@ def _get(url: str, timeout: float = 5):
         return r.status, r.read()
 
 
-def _chromium() -> str | None:
-    """The system's Chromium as tests/test_browser.py finds it ($CHROMIUM, else chromium on PATH)."""
-    name = os.environ.get("CHROMIUM")
-    return shutil.which(name) if name else shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.mark.slow
 def test_lab_starts_a_server_that_answers_on_its_port(trial, tmp_path):
     """`python -m helpers lab --no-browser --port P` installs the kernel spec and serves JupyterLab on P within a
@@ -168,7 +163,7 @@ def test_lab_starts_a_server_that_answers_on_its_port(trial, tmp_path):
         assert specs["kernelspecs"]["nct06984497-book"]["spec"]["display_name"] == "NCT06984497 book"
         _, body = _get(f"{base}/api/contents?token={token}")
         assert CHAPTER in {item["name"] for item in json.loads(body)["content"]}
-        if _chromium():
+        if find_chromium():
             _open_in_browser(f"{base}/lab/tree/{CHAPTER}?token={token}", f"{base}/api/sessions?token={token}")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -183,7 +178,7 @@ def _open_in_browser(page_url: str, sessions_url: str) -> None:
     """Open a notebook in JupyterLab in headless Chromium and wait for its kernel: the trial's."""
     sync_api = pytest.importorskip("playwright.sync_api", exc_type=ImportError)
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        browser = pw.chromium.launch(executable_path=find_chromium(), args=["--no-sandbox"])
         try:
             page = browser.new_page()
             page.goto(page_url)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from helpers import paths, preview
+from helpers.pdf import find_chromium
 
 
 def _get(url: str, timeout: float = 5) -> bytes:
@@ -184,12 +185,6 @@ def _wait(what: str, check, seconds: float, proc: subprocess.Popen, log: Path):
     pytest.fail(f"{what}: not within {seconds} s\n{log.read_text()[-3000:]}")
 
 
-def _chromium() -> str | None:
-    """The system's Chromium as tests/test_browser.py finds it ($CHROMIUM, else chromium on PATH)."""
-    name = os.environ.get("CHROMIUM")
-    return shutil.which(name) if name else shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.mark.slow
 def test_an_edited_page_is_rebuilt_served_and_reloaded(tmp_path):
     """On a copy of the project: the preview builds the book, serves it; an edit of book/intro.md is served within
@@ -211,10 +206,10 @@ def test_an_edited_page_is_rebuilt_served_and_reloaded(tmp_path):
     try:
         first = _wait("the first book", lambda: _status(base)["version"], FIRST_BUILD_S, proc, log)
         assert b"var served" in _get(f"{base}/book/intro.html")
-        if _chromium():
+        if find_chromium():
             sync_api = pytest.importorskip("playwright.sync_api", exc_type=ImportError)
             pw = sync_api.sync_playwright().start()
-            browser = pw.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+            browser = pw.chromium.launch(executable_path=find_chromium(), args=["--no-sandbox"])
             page = browser.new_page()
             page.goto(f"{base}/book/intro.html")
 

@@ -47,10 +47,16 @@ class PrintError(RuntimeError):
     """The PDF could not be made (no Chromium, no playwright, a failed single-page build)."""
 
 
-def chromium() -> str:
+def find_chromium() -> str | None:
     """The system's Chromium: $CHROMIUM, else chromium or chromium-browser on PATH (never a downloaded build)."""
-    found = shutil.which(os.environ["CHROMIUM"]) if os.environ.get("CHROMIUM") else (
-        shutil.which("chromium") or shutil.which("chromium-browser"))
+    if os.environ.get("CHROMIUM"):
+        return shutil.which(os.environ["CHROMIUM"])
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def chromium() -> str:
+    """``find_chromium``, or an error saying how to install it."""
+    found = find_chromium()
     if not found:
         raise PrintError("no Chromium found to print the PDF: install Debian's (sh tools/install_browser.sh, or "
                          "apt-get install chromium) or set CHROMIUM=/path/to/chromium")
