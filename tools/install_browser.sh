@@ -1,10 +1,17 @@
 #!/bin/sh
-# Install the Chromium that tests/test_browser.py drives (through playwright, never a downloaded browser build).
+# Install the Chromium that make pdf and tests/test_browser.py drive (through playwright, never a downloaded browser
+# build), and poppler-utils (pdftotext, pdffonts, pdfinfo), which the PDF tests read the PDF with.
 #
 # Does nothing when a chromium is already on PATH (or $CHROMIUM names one); otherwise, on Debian/Ubuntu as root,
 # installs Debian's package with apt-get. It never fails its caller: when it cannot install, it says why and
 # exits 0, and the browser tests then skip with their own reason.
 set -u
+
+if ! command -v pdftotext >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+    echo "install_browser: installing Debian's poppler-utils (for the PDF tests) ..." >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils; } \
+        || echo "install_browser: poppler-utils could not be installed; the PDF tests will skip." >&2
+fi
 
 if [ -n "${CHROMIUM:-}" ] && [ -x "${CHROMIUM}" ]; then
     exit 0
