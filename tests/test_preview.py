@@ -148,7 +148,7 @@ def test_a_failing_build_leaves_its_message_for_the_page(tmp_path):
 
 PROJECT_PARTS = ("src", "notebooks", "book", "trials", "data", "_config.yml", "_toc.yml")
 KEPT_CHAPTERS = ("00_summary", "03_baseline")
-FIRST_BUILD_S, REBUILD_S = 400, 120
+FIRST_BUILD_S, REBUILD_S = 600, 300
 
 
 def _copy_project(dest: Path) -> Path:

@@ -217,6 +217,9 @@ FIT_JS = r"""
 """
 
 
+PRINT_TIMEOUT_MS = 600_000  # a 100-page book on a loaded 2-core machine takes minutes, not playwright's 30 s
+
+
 def print_pdf(page: Path, target: Path, facts: list[tuple[str, str]], banner: str, title: str,
               marking: str | None = None, toc: Path = paths.ROOT / "_toc.yml") -> Path:
     """Print ``page`` (a single-page build) to ``target`` with Chromium, offline: requests for anything but local
@@ -236,6 +239,7 @@ def print_pdf(page: Path, target: Path, facts: list[tuple[str, str]], banner: st
             browser = pw.chromium.launch(executable_path=executable, headless=True, args=args)
             try:
                 tab = browser.new_page(viewport={"width": COLUMN_PX, "height": 1000})
+                tab.set_default_timeout(PRINT_TIMEOUT_MS)
                 tab.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "data:"))
                           else route.abort())
                 tab.goto(page.resolve().as_uri(), wait_until="networkidle")
