@@ -2,6 +2,7 @@
 on its port with that kernel alone (and, with a browser, a stored notebook opening with it)."""
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import shutil
@@ -115,7 +116,8 @@ def test_a_chapter_run_through_the_kernel_shows_its_stored_numbers(trial, kernel
     monkeypatch.setenv("JUPYTER_PATH", str(kernel_prefix / "share" / "jupyter"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.delenv("PYTHONPATH", raising=False)
-    execute(src, out, kernel_name=lab.kernel_name(trial), cwd=str(paths.NOTEBOOKS))
+    with concurrent.futures.ThreadPoolExecutor(1) as worker:  # papermill leaves an event loop: not in this thread
+        worker.submit(execute, src, out, kernel_name=lab.kernel_name(trial), cwd=str(paths.NOTEBOOKS)).result()
     ran = nbformat.read(out, as_version=4)
     *chapter, probed = _text_outputs(ran)
     assert probed[0]["text"].split() == [str(paths.ROOT / "src" / "helpers" / "__init__.py"), INLINE_BACKEND]

@@ -220,8 +220,17 @@ FIT_JS = r"""
 PRINT_TIMEOUT_MS = 600_000  # a 100-page book on a loaded 2-core machine takes minutes, not playwright's 30 s
 
 
-def print_pdf(page: Path, target: Path, facts: list[tuple[str, str]], banner: str, title: str,
-              marking: str | None = None, toc: Path = paths.ROOT / "_toc.yml") -> Path:
+def print_pdf(*args, **kwargs) -> Path:
+    """``_print_pdf`` in a thread of its own: playwright's sync API refuses a thread where an asyncio loop runs (a
+    notebook's kernel, or a process that ran papermill)."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as worker:
+        return worker.submit(_print_pdf, *args, **kwargs).result()
+
+
+def _print_pdf(page: Path, target: Path, facts: list[tuple[str, str]], banner: str, title: str,
+               marking: str | None = None, toc: Path = paths.ROOT / "_toc.yml") -> Path:
     """Print ``page`` (a single-page build) to ``target`` with Chromium, offline: requests for anything but local
     files are refused."""
     try:
