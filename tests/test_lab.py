@@ -2,7 +2,6 @@
 on its port with that kernel alone (and, with a browser, a stored notebook opening with it)."""
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import os
 import shutil
@@ -20,7 +19,7 @@ import nbformat
 import pytest
 
 from helpers import lab, paths
-from helpers.pdf import find_chromium
+from helpers.pdf import find_chromium, in_own_thread
 from helpers.pipeline import INLINE_BACKEND, execute
 
 CHAPTER = "03_baseline.ipynb"
@@ -116,8 +115,7 @@ def test_a_chapter_run_through_the_kernel_shows_its_stored_numbers(trial, kernel
     monkeypatch.setenv("JUPYTER_PATH", str(kernel_prefix / "share" / "jupyter"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.delenv("PYTHONPATH", raising=False)
-    with concurrent.futures.ThreadPoolExecutor(1) as worker:  # papermill leaves an event loop: not in this thread
-        worker.submit(execute, src, out, kernel_name=lab.kernel_name(trial), cwd=str(paths.NOTEBOOKS)).result()
+    in_own_thread(execute, src, out, kernel_name=lab.kernel_name(trial), cwd=str(paths.NOTEBOOKS))
     ran = nbformat.read(out, as_version=4)
     *chapter, probed = _text_outputs(ran)
     assert probed[0]["text"].split() == [str(paths.ROOT / "src" / "helpers" / "__init__.py"), INLINE_BACKEND]
@@ -166,7 +164,8 @@ def test_lab_starts_a_server_that_answers_on_its_port(trial, tmp_path):
         _, body = _get(f"{base}/api/contents?token={token}")
         assert CHAPTER in {item["name"] for item in json.loads(body)["content"]}
         if find_chromium():
-            _open_in_browser(f"{base}/lab/tree/{CHAPTER}?token={token}", f"{base}/api/sessions?token={token}")
+            in_own_thread(_open_in_browser, f"{base}/lab/tree/{CHAPTER}?token={token}",
+                          f"{base}/api/sessions?token={token}")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

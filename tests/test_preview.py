@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from helpers import paths, preview
-from helpers.pdf import find_chromium
+from helpers.pdf import find_chromium, in_own_thread
 
 
 def _get(url: str, timeout: float = 5) -> bytes:
@@ -190,6 +190,15 @@ def test_an_edited_page_is_rebuilt_served_and_reloaded(tmp_path):
     """On a copy of the project: the preview builds the book, serves it; an edit of book/intro.md is served within
     REBUILD_S with a new reload signal (and an open page reloads by itself); a page that breaks the build leaves
     that book served with the error reported; mending it publishes again; SIGTERM stops everything cleanly."""
+    in_own_thread(_edit_and_watch, tmp_path)
+
+
+def _shows(text: str) -> str:
+    """A browser predicate, safe while the page reloads (no body yet)."""
+    return f"document.body !== null && document.body.innerText.includes({json.dumps(text)})"
+
+
+def _edit_and_watch(tmp_path: Path) -> None:
     project = _copy_project(tmp_path / "project")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -218,7 +227,7 @@ def test_an_edited_page_is_rebuilt_served_and_reloaded(tmp_path):
                        and _status(base)["version"], REBUILD_S, proc, log)
         assert second != first
         if page is not None:
-            page.wait_for_function("document.body.innerText.includes('Preview marker one.')", timeout=30_000)
+            page.wait_for_function(_shows("Preview marker one."), timeout=30_000)
 
         intro.write_text(original + "\n\nPreview marker one. {numref}`no-such-table`\n", encoding="utf-8")
         error = _wait("the failed build reported", lambda: _status(base)["error"], REBUILD_S, proc, log)
@@ -233,7 +242,7 @@ def test_an_edited_page_is_rebuilt_served_and_reloaded(tmp_path):
               REBUILD_S, proc, log)
         assert _status(base)["error"] is None, "a newer book than the failed build's shows no error"
         if page is not None:
-            page.wait_for_function("document.body.innerText.includes('Preview marker two.')", timeout=30_000)
+            page.wait_for_function(_shows("Preview marker two."), timeout=30_000)
             assert page.locator("pre", has_text="The last build failed").count() == 0
     finally:
         if browser is not None:

@@ -220,13 +220,18 @@ FIT_JS = r"""
 PRINT_TIMEOUT_MS = 600_000  # a 100-page book on a loaded 2-core machine takes minutes, not playwright's 30 s
 
 
-def print_pdf(*args, **kwargs) -> Path:
-    """``_print_pdf`` in a thread of its own: playwright's sync API refuses a thread where an asyncio loop runs (a
-    notebook's kernel, or a process that ran papermill)."""
+def in_own_thread(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` in a thread of its own: playwright's sync API refuses a thread where an asyncio loop
+    runs (a notebook's kernel, or a process that ran papermill or a Jupyter client)."""
     import concurrent.futures
 
     with concurrent.futures.ThreadPoolExecutor(1) as worker:
-        return worker.submit(_print_pdf, *args, **kwargs).result()
+        return worker.submit(fn, *args, **kwargs).result()
+
+
+def print_pdf(*args, **kwargs) -> Path:
+    """Print the book (``_print_pdf``) outside any asyncio loop."""
+    return in_own_thread(_print_pdf, *args, **kwargs)
 
 
 def _print_pdf(page: Path, target: Path, facts: list[tuple[str, str]], banner: str, title: str,
