@@ -385,10 +385,10 @@ def _links(tables: dict[str, pd.DataFrame], names: dict[str, str]) -> list[Probl
     rand = tables["randomization"]
     if "screening" in tables:
         screened = set(key_form(tables["screening"]["screening_id"]))
-        for i, sid in rand["screening_id"].items():
-            if pd.notna(sid) and key_form(pd.Series([sid])).iloc[0] not in screened:
-                errors.append(Problem(names["randomization"], i + 2, "screening_id", "foreign_key",
-                                      f"{sid!r} is not in the screening log"))
+        unknown = rand["screening_id"].notna() & ~key_form(rand["screening_id"]).isin(screened)
+        for i, sid in rand["screening_id"][unknown.fillna(False).astype(bool)].items():
+            errors.append(Problem(names["randomization"], i + 2, "screening_id", "foreign_key",
+                                  f"{sid!r} is not in the screening log"))
     subjects = set(key_form(rand["subject_id"]))
     for name in ("dosing", "labs", "clinical", "events"):
         if name not in tables:
@@ -602,14 +602,27 @@ def _cutoff_before_randomization(tables: dict[str, pd.DataFrame], names: dict[st
 UNIT_MIXUP_TOLERANCE = 2.5
 
 
-def _neighbours(dates: pd.Series, position: int) -> list[int]:
-    """Positions of the two values measured nearest in time to the one at ``position`` (sorted by date): the one
-    before and the one after, or at either end the two nearest on its only side; the nearest first."""
-    n = len(dates)
-    if 0 < position < n - 1:
-        before, after = dates.iloc[position] - dates.iloc[position - 1], dates.iloc[position + 1] - dates.iloc[position]
-        return [position - 1, position + 1] if before <= after else [position + 1, position - 1]
-    return [i for i in ((1, 2) if position == 0 else (n - 2, n - 3)) if 0 <= i < n and i != position]
+def _neighbours(dates: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For values sorted by participant (``groups``, a label per value) and date: the positions of the two values
+    of the same participant measured nearest in time to each, the nearest first: the one before and the one after,
+    or at either end the two nearest on its only side; -1 where there is none (a participant with one value has
+    neither)."""
+    n = len(groups)
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]]) if n else np.array([], dtype=int)
+    sizes = np.diff(np.r_[starts, n])
+    size = np.repeat(sizes, sizes)
+    pos = np.arange(n) - np.repeat(starts, sizes)
+    i = np.arange(n)
+    first, last = pos == 0, pos == size - 1
+    inner = ~first & ~last
+    before = dates[i] - dates[np.maximum(i - 1, 0)]
+    after = dates[np.minimum(i + 1, n - 1)] - dates[i]
+    earlier = before <= after
+    nearest = np.where(first, i + 1, np.where(last, i - 1, np.where(earlier, i - 1, i + 1)))
+    second = np.where(first, i + 2, np.where(last, i - 2, np.where(earlier, i + 1, i - 1)))
+    nearest = np.where(size >= 2, nearest, -1)
+    second = np.where(inner | (size >= 3), second, -1)
+    return nearest, second
 
 
 @_needs("labs")
@@ -634,23 +647,26 @@ def _unit_mixups(tables: dict[str, pd.DataFrame], names: dict[str, str], trial: 
         possible = (data[test.column].astype(float) >= (-np.inf if lo is None else lo)) & \
                    (data[test.column].astype(float) <= (np.inf if hi is None else hi))
         data = data[(data[test.column].astype(float) > 0) & possible].sort_values(["subject_id", "lab_date"], kind="stable")
-        for sid, g in data.groupby("subject_id", sort=False):
-            values = g[test.column].astype(float)
-            if len(values) < 2:
-                continue
-            for pos, (i, v) in enumerate(values.items()):
-                near = values.iloc[_neighbours(g["lab_date"], pos)]
-                for unit, factor in other_units.items():
-                    fits = np.abs(np.log(v * factor / near.to_numpy())) < tolerance
-                    if not fits[0]:
-                        continue
-                    sure = len(near) == 2 and fits.all()
-                    message = (f"{v:g} is about 1/{factor:g} of {sid}'s values measured "
-                               f"{'just before and after it' if sure else 'nearest in time'} "
-                               f"({', '.join(f'{x:g}' for x in near)} {test.unit}): reported in {unit}? "
-                               f"x {factor:g} = {v * factor:.4g} {test.unit}")
-                    (errors if sure else warnings).append(
-                        Problem(fname, i + 2, test.column, "unit_mixup" if sure else "unit_mixup_possible", message))
+        values = data[test.column].astype(float).to_numpy()
+        subjects = data["subject_id"].to_numpy()
+        nearest, second = _neighbours(data["lab_date"].to_numpy(), subjects)
+        has, both = nearest >= 0, second >= 0
+        found = []
+        for k, (unit, factor) in enumerate(other_units.items()):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                fits = np.abs(np.log(values * factor / values[np.where(has, nearest, 0)])) < tolerance
+                fits_second = np.abs(np.log(values * factor / values[np.where(both, second, 0)])) < tolerance
+            for j in np.flatnonzero(has & fits):
+                found.append((j, k, unit, factor, bool(both[j] and fits_second[j])))
+        for j, _, unit, factor, sure in sorted(found, key=lambda f: (f[0], f[1])):
+            v, sid = values[j], subjects[j]
+            near = [values[nearest[j]]] + ([values[second[j]]] if both[j] else [])
+            message = (f"{v:g} is about 1/{factor:g} of {sid}'s values measured "
+                       f"{'just before and after it' if sure else 'nearest in time'} "
+                       f"({', '.join(f'{x:g}' for x in near)} {test.unit}): reported in {unit}? "
+                       f"x {factor:g} = {v * factor:.4g} {test.unit}")
+            (errors if sure else warnings).append(
+                Problem(fname, int(data.index[j]) + 2, test.column, "unit_mixup" if sure else "unit_mixup_possible", message))
     return errors, warnings
 
 
@@ -748,20 +764,20 @@ def _visit_warnings(tables, trial: Trial, names) -> list[Problem]:
         t = tables[name]
         fname = names.get(name, f"{name}.csv")
         day = study_day(t[date_col], _at(t["subject_id"], day1))
-        for i in t.index:
+        outside = pd.Series(False, index=t.index)
+        for code in t["visit"].dropna().unique():
+            if code != UNSCHEDULED:
+                at = (t["visit"] == code) & day.notna()
+                outside |= (at & ~trial.visit(code).holds(day)).fillna(False).astype(bool)
+        for i in t.index[(t["visit"] == UNSCHEDULED).fillna(False).astype(bool) | outside]:
             visit = t.at[i, "visit"]
-            if pd.isna(visit):
-                continue
             if visit == UNSCHEDULED:
                 out.append(Problem(fname, i + 2, "visit", "unscheduled_visit",
                                    "unscheduled sample: used for an analysis visit only if inside its window"))
                 continue
-            if pd.isna(day[i]):
-                continue
             lo, hi = trial.visit(visit).window
-            if not trial.visit(visit).holds(day[i]):
-                out.append(Problem(fname, i + 2, date_col, "visit_window",
-                                   f"study day {int(day[i])} outside the {visit} window [{lo}, {hi}]"))
+            out.append(Problem(fname, i + 2, date_col, "visit_window",
+                               f"study day {int(day[i])} outside the {visit} window [{lo}, {hi}]"))
         scheduled = t[t["visit"] != UNSCHEDULED]
         for i in scheduled.index[scheduled.duplicated(["subject_id", "visit"], keep="first")]:
             out.append(Problem(fname, i + 2, "visit", "repeated_visit",

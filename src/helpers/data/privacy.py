@@ -51,6 +51,8 @@ _NAME_SEPARATORS = re.compile(f"{_SEPARATORS}+")
 _WORD = re.compile(r"[a-z]+")
 _DIGITS = re.compile(r"\d(?:[\d\-./()]| (?=\d))*x?")
 _EMBEDDED = re.compile(r'"image/(?:png|jpeg|gif)": "[^"]*"|data:image/[a-z+]+;base64,[A-Za-z0-9+/=]+')
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE_AT = re.compile(r"(?=(\d{4}-\d{2}-\d{2}))")  # every place a date starts, overlapping
 
 
 def _unaccented(text: str) -> str:
@@ -179,8 +181,14 @@ class Identifiers:
                 digits = digit_key(run)
                 found = {digits} | {digits[-n:] for n in number_lengths} | {digits[:n] for n in number_lengths}
                 hits += [(self.numbers[k], k) for k in sorted(found) if k in self.numbers]
-        hits += [(col, d) for d, col in self.dates.items() if d in text]
+        dated = {m for m in _DATE_AT.findall(text) if m in self.dates}
+        hits += [(self.dates[d], d) for d in dated] + [(col, d) for d, col in self._odd_dates.items() if d in text]
         return sorted(set(hits))
+
+    @cached_property
+    def _odd_dates(self) -> dict[str, str]:
+        """Date keys not written YYYY-MM-DD (found by a search of their own, not by ``_DATE_AT``)."""
+        return {d: col for d, col in self.dates.items() if not _DATE.fullmatch(d)}
 
 
 def _keys(values: pd.Series, numbers: bool) -> pd.Series:
@@ -247,6 +255,10 @@ def identifiers_in_text(tables: dict[str, pd.DataFrame], values: Identifiers,
         for col in cols:
             if col not in table:
                 continue
+            found = {}
             for i, text in table[col].dropna().items():
-                out += [(file, i, col, where) for where, _ in values.find(str(text))]
+                text = str(text)
+                if text not in found:
+                    found[text] = values.find(text)
+                out += [(file, i, col, where) for where, _ in found[text]]
     return out
