@@ -191,7 +191,14 @@ def _not_derivable(frame: pd.DataFrame, parameter: scores.DerivedParameter, tria
     labels.update({g.column: g.label for g in parameter.required_grades})
     labels.update({v: v for v in parameter.participant})
     miss = pd.DataFrame({labels[c]: frame[c].isna() for c in labels})
-    text = miss.apply(lambda r: ", ".join(k for k, v in r.items() if v), axis=1) if len(miss) else pd.Series(dtype=str)
+    if len(miss):
+        joined = np.full(len(miss), "", dtype=object)
+        for k in miss.columns:
+            missing = miss[k].to_numpy(bool)
+            joined = np.where(missing, np.where(joined == "", k, joined + ", " + k), joined)
+        text = pd.Series(joined, index=miss.index, dtype=object)
+    else:
+        text = pd.Series(dtype=str)
     text = (text + " missing").where(text != "", "")
     for c in (g.column for g in parameter.grades):
         unknown = frame[c].eq(scores.GRADE_UNKNOWN).fillna(False).astype(bool)
@@ -309,17 +316,18 @@ def build_adlb(export: Export, trial: Trial, adsl: pd.DataFrame) -> pd.DataFrame
         "USUBJID": long["subject_id"].map(sl["USUBJID"]),
         "TRT01P": long["subject_id"].map(sl["TRT01P"]),
         "TRT01PN": long["subject_id"].map(sl["TRT01PN"]),
-        "PARAMCD": long["col"].map(lambda c: params[c][0]),
-        "PARAM": long["col"].map(lambda c: label_with_unit(*params[c][1:])),
+        "PARAMCD": long["col"].map({c: p[0] for c, p in params.items()}),
+        "PARAM": long["col"].map({c: label_with_unit(*p[1:]) for c, p in params.items()}),
         "VISIT": long["visit"].astype(str),
-        "AVISIT": avisit.map(lambda v: visits[v].label if v in visits else UNSCHEDULED_LABEL),
-        "AVISITN": avisit.map(lambda v: visits[v].week if v in visits else pd.NA).astype("Int64"),
+        "AVISIT": avisit.map({c: v.label for c, v in visits.items()}).fillna(UNSCHEDULED_LABEL) if len(avisit)
+        else avisit.astype(object),
+        "AVISITN": avisit.map({c: v.week for c, v in visits.items()}).astype("Int64"),
         "ADT": long["lab_date"],
         "ADY": ady,
         "AVAL": aval,
         "AVALC": long["REPORTED"].astype("object"),
         "ACENSFL": long["CENS"].astype("object"),
-        "AVALU": long["col"].map(lambda c: params[c][2]),
+        "AVALU": long["col"].map({c: p[2] for c, p in params.items()}),
         "LBSTAT": np.where(np.isnan(aval), "NOT DONE", ""),
         "LBREASND": long["REASON"].astype("object").where(np.isnan(aval), pd.NA),
     })

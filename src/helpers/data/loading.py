@@ -22,6 +22,8 @@ from helpers.data.schema import UNSCHEDULED, Column, FileSpec, export_spec, miss
 from helpers.trial import LabTest, Trial, study_day, unit_key
 
 _INT = re.compile(r"^[+-]?\d+$")
+_NUMBER = re.compile(r"\d+")
+_LEADING_ZEROS = re.compile(r"(?<![0-9])0+(?=[0-9])")
 # A time of day after a date (24 h or AM/PM, seconds, fraction, zone) is accepted and dropped.
 _TIME = (r"(?:(?:T|\s+)(?:[01]?\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?"
          r"(?:\s*[AaPp]\.?[Mm]\.?)?(?:\s*(?:Z|[+-]\d\d:?\d\d))?)?")
@@ -80,6 +82,14 @@ def _find_file(folder: Path, name: str) -> tuple[Path | None, Problem | None]:
 
 # --- cells --------------------------------------------------------------------------------------
 
+def _by_distinct(rule, values: pd.Series) -> pd.Series:
+    """``rule`` (a function of a Series, value by value) computed once for each distinct value and spread to every
+    row: the same result, with each repeated text (a visit, a date, a category) handled once."""
+    codes, distinct = pd.factorize(values, use_na_sentinel=False)
+    out = rule(pd.Series(distinct, dtype=values.dtype, name=values.name))
+    return out.take(codes).set_axis(values.index)
+
+
 def _date_order(texts: list[pd.Series]) -> str | None:
     """Which comes first in a file's dates written DD/MM/YYYY or MM/DD/YYYY: "day" or "month" where a
     number above 12 stands in one place only, "both" where it stands in both, None where none does."""
@@ -109,14 +119,14 @@ def _parse(kind: str, text: pd.Series, empty: pd.Series, order: str | None = Non
         typed = pd.to_numeric(text.where(~empty), errors="coerce").astype("Float64")
         return typed, typed.isna() & ~empty
     if kind == "date":
-        typed = _parse_dates(text.where(~empty, ""), order)
+        typed = _by_distinct(lambda t: _parse_dates(t, order), text.where(~empty, ""))
         return typed, typed.isna() & ~empty
     return text.where(~empty, pd.NA), pd.Series(False, index=text.index)
 
 
 def _missing_reasons(text: pd.Series) -> pd.Series:
     """The reason a cell records a missing value (a code of the contract), else NA."""
-    return text.str.upper().map(missing_codes()).astype("object")
+    return _by_distinct(lambda t: t.str.upper().map(missing_codes()).astype("object"), text)
 
 
 def _range_problems(fname, name, num, text, lo, hi, unit, rule, what, shown=None) -> list[Problem]:
@@ -128,10 +138,12 @@ def _range_problems(fname, name, num, text, lo, hi, unit, rule, what, shown=None
                     f"[{lo:g}, {hi:g}]{unit}") for i in bad]
 
 
-def _check_column(fname: str, col: Column, spec: FileSpec, raw: pd.DataFrame, trial: Trial):
-    """Type, requiredness, allowed values and range for one column; returns (typed, companions, errors, warnings)."""
+def _check_column(fname: str, col: Column, spec: FileSpec, raw: pd.DataFrame, trial: Trial,
+                  date_order: str | None = None):
+    """Type, requiredness, allowed values and range for one column; returns (typed, companions, errors, warnings).
+    ``date_order``: the file's ``_date_order`` (read by date columns)."""
     errors, warnings, extra = [], [], {}
-    text = raw[col.name].str.strip() if col.name in raw else pd.Series("", index=raw.index)
+    text = _by_distinct(lambda t: t.str.strip(), raw[col.name]) if col.name in raw else pd.Series("", index=raw.index)
     is_key = col.name in spec.key
     unit_of = _unit_column_test(col, spec, trial)
     empty = text == ""
@@ -153,8 +165,7 @@ def _check_column(fname: str, col: Column, spec: FileSpec, raw: pd.DataFrame, tr
         m = text.str.extract(_CENSORED)
         cens = m[0].where(m[0].notna(), pd.NA).astype("object")
         parse_text = m[1].where(m[1].notna(), text)
-    order = _date_order([raw[c.name] for c in spec.columns if c.type == "date" and c.name in raw]) \
-        if col.type == "date" else None
+    order = date_order if col.type == "date" else None
     typed, bad = _parse(col.type, parse_text, empty, order)
     for i in text.index[bad]:
         errors.append(Problem(fname, i + 2, col.name, "type",
@@ -255,11 +266,19 @@ def _normalize_keys(raw: pd.DataFrame, spec: FileSpec) -> pd.DataFrame:
     return out
 
 
+def _unpadded(text: str) -> str:
+    """Numbers in ``text`` without their leading zeros, as ``int`` writes them (other scripts' digits too)."""
+    if text.isascii():
+        return _LEADING_ZEROS.sub("", text)
+    return _NUMBER.sub(lambda m: str(int(m.group())), text)
+
+
 def key_form(values: pd.Series) -> pd.Series:
     """How keys are compared: whitespace trimmed, letter case and zero padding of numbers ignored
     ("01-005 ", "1-5" and "01-005" are one participant)."""
-    folded = values.astype("string").str.strip().str.casefold()
-    return folded.str.replace(r"\d+", lambda m: str(int(m.group())), regex=True)
+    codes, distinct = pd.factorize(values.astype("string"))
+    forms = np.array([_unpadded(v.strip().casefold()) for v in distinct] + [pd.NA], dtype=object)
+    return pd.Series(forms[codes], index=values.index, dtype="string", name=values.name)
 
 
 def _canonical_keys(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -313,8 +332,10 @@ def _check_table(fname: str, raw: pd.DataFrame, spec: FileSpec, trial: Trial, re
     errors = list(read_errors)
     raw = _normalize_keys(raw, spec)
     typed = {}
+    dates = [raw[c.name] for c in spec.columns if c.type == "date" and c.name in raw]
+    order = _date_order(dates) if dates else None
     for col in spec.columns:
-        typed[col.name], extra, errs, warns = _check_column(fname, col, spec, raw, trial)
+        typed[col.name], extra, errs, warns = _check_column(fname, col, spec, raw, trial, order)
         typed.update(extra)
         errors += errs
         warnings += warns

@@ -85,8 +85,9 @@ def _read_csv(path: Path, warnings: list[Problem], errors: list[Problem]) -> pd.
     while header and header[-1].strip() == "":
         header = header[:-1]
     rows, index, trailing = [], [], False
+    probe = max((h.strip().casefold() for h in header), key=len, default="")  # in every repeated header
     for line, row in records[1:]:
-        repeated = _repeated_header(path.name, header, row, line)
+        repeated = probe in "\x00".join(row).casefold() and _repeated_header(path.name, header, row, line)
         if repeated:
             errors.append(repeated)
             continue
