@@ -103,9 +103,15 @@ def pinyin_keys(key: str) -> dict[str, set[tuple[int, ...]]]:
     """The pinyin spellings of a name in Chinese characters (a ``name_key``), as compared, each with its syllable
     boundaries: each character in every reading (at most ``MAX_READINGS`` combinations, the given name's rarer
     readings dropped first), surname (one or two characters) first or last."""
+    return {p: set(cuts) for p, cuts in _pinyin_keys(key)}
+
+
+@lru_cache(maxsize=100_000)
+def _pinyin_keys(key: str) -> tuple[tuple[str, frozenset], ...]:
+    """``pinyin_keys``, kept (names recur: within an export, and between its raw and typed tables)."""
     readings = [list(_readings(c)) for c in key]
     if len(key) < MIN_CJK or not all(readings):
-        return {}
+        return ()
     for r in reversed(readings):
         while len(r) > 1 and math.prod(map(len, readings)) > MAX_READINGS:
             r.pop()
@@ -115,7 +121,7 @@ def pinyin_keys(key: str) -> dict[str, set[tuple[int, ...]]]:
             for s in range(min(3, len(syllables))):
                 order = syllables[s:] + syllables[:s]
                 keys.setdefault("".join(order), set()).add(tuple(accumulate(map(len, order[:-1]))))
-    return keys
+    return tuple((p, frozenset(cuts)) for p, cuts in keys.items())
 
 
 @dataclass
