@@ -93,7 +93,8 @@ def _by_distinct(rule, values: pd.Series) -> pd.Series:
 def _date_order(texts: list[pd.Series]) -> str | None:
     """Which comes first in a file's dates written DD/MM/YYYY or MM/DD/YYYY: "day" or "month" where a
     number above 12 stands in one place only, "both" where it stands in both, None where none does."""
-    parts = pd.concat([t.str.strip().str.extract(_DATE_DMY) for t in texts]) if texts else pd.DataFrame(columns=[0, 1])
+    parts = pd.concat([pd.Series(t.unique(), dtype=t.dtype).str.strip().str.extract(_DATE_DMY) for t in texts]) \
+        if texts else pd.DataFrame(columns=[0, 1])
     first, second = (pd.to_numeric(parts[0]) > 12).any(), (pd.to_numeric(parts[1]) > 12).any()
     return {(True, False): "day", (False, True): "month", (True, True): "both"}.get((first, second))
 
@@ -162,7 +163,7 @@ def _check_column(fname: str, col: Column, spec: FileSpec, raw: pd.DataFrame, tr
     cens = pd.Series(pd.NA, index=text.index, dtype="object")
     parse_text = text
     if col.type == "number" and spec.name == "labs":
-        m = text.str.extract(_CENSORED)
+        m = _by_distinct(lambda t: t.str.extract(_CENSORED), text)
         cens = m[0].where(m[0].notna(), pd.NA).astype("object")
         parse_text = m[1].where(m[1].notna(), text)
     order = date_order if col.type == "date" else None
@@ -277,7 +278,8 @@ def key_form(values: pd.Series) -> pd.Series:
     """How keys are compared: whitespace trimmed, letter case and zero padding of numbers ignored
     ("01-005 ", "1-5" and "01-005" are one participant)."""
     codes, distinct = pd.factorize(values.astype("string"))
-    forms = np.array([_unpadded(v.strip().casefold()) for v in distinct] + [pd.NA], dtype=object)
+    forms = np.array([_unpadded(v.strip().casefold()) for v in np.asarray(distinct, dtype=object)] + [pd.NA],
+                     dtype=object)
     return pd.Series(forms[codes], index=values.index, dtype="string", name=values.name)
 
 

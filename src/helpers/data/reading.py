@@ -75,7 +75,7 @@ def _repeated_header(fname: str, header: list[str], row: list[str], number: int)
 
 def _read_csv(path: Path, warnings: list[Problem], errors: list[Problem]) -> pd.DataFrame:
     reader = csv.reader(io.StringIO(_decode(path), newline=""))
-    records = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+    records = [(reader.line_num, row) for row in reader if "".join(row).strip()]
     if not records:
         return pd.DataFrame()
     header = records[0][1]
