@@ -246,19 +246,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--open", action="store_true", help="open the book in a browser")
     p.set_defaults(func=_preview)
     args = parser.parse_args(argv)
-    from helpers.data.loading import ExportError
-    from helpers.data.mapping import MappingError
-    from helpers.pdf import PrintError
-    from helpers.pipeline import BuildError
-    from helpers.trial import TrialFileError, parse_cutoff
+    from helpers.trial import parse_cutoff
 
     try:
         if getattr(args, "cutoff", None):
             parse_cutoff(args.cutoff)
         return args.func(args)
-    except (BuildError, ExportError, MappingError, PrintError, TrialFileError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except Exception as exc:
+        if isinstance(exc, _user_errors()):
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The errors reported as one line (a bad export, mapping, trial file, print or build), imported only when
+    something failed: a no-op build imports none of the pipeline."""
+    from helpers.data.loading import ExportError
+    from helpers.data.mapping import MappingError
+    from helpers.pdf import PrintError
+    from helpers.pipeline import BuildError
+    from helpers.trial import TrialFileError
+
+    return BuildError, ExportError, MappingError, PrintError, TrialFileError
 
 
 if __name__ == "__main__":
