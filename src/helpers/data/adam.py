@@ -196,7 +196,7 @@ def _not_derivable(frame: pd.DataFrame, parameter: scores.DerivedParameter, tria
         for k in miss.columns:
             missing = miss[k].to_numpy(bool)
             joined = np.where(missing, np.where(joined == "", k, joined + ", " + k), joined)
-        text = pd.Series(joined, index=miss.index, dtype=object)
+        text = pd.Series(joined.tolist(), index=miss.index)
     else:
         text = pd.Series(dtype=str)
     text = (text + " missing").where(text != "", "")
