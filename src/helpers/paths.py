@@ -10,6 +10,8 @@ NOTEBOOKS = Path(os.environ.get("HELPERS_NOTEBOOKS", ROOT / "notebooks"))  # ano
 BOOK = ROOT / "book"
 SYNTHETIC = ROOT / "data" / "synthetic"
 BUILD = ROOT / "_build"
+BUILD_CACHE = BUILD.with_name("_build.d") / "cache"  # kept across builds (the build keeps "cache" when it publishes)
+DESIGN_CACHE = BUILD_CACHE / "design"  # analysis.design.design_results
 DEFAULT_TRIAL = "NCT06984497"
 
 

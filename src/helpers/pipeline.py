@@ -203,6 +203,7 @@ class BuildError(RuntimeError):
 # or by the next build when the process was killed outright).
 
 BOOK_WORK = "jupyter-book"
+CACHE = "cache"  # <build_dir>.d/cache: results kept across builds (paths.BUILD_CACHE)
 OUTPUT_FOLDERS = ("results", "figures", "tables")
 
 
@@ -244,7 +245,7 @@ def publish(tree: Path, build_dir: Path) -> None:
     os.symlink(os.path.relpath(final, build_dir.parent), link)
     os.replace(link, build_dir)
     for old in trees.iterdir():
-        if old != final and not old.name.startswith(BOOK_WORK):
+        if old != final and not old.name.startswith(BOOK_WORK) and old.name != CACHE:
             shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
 
 

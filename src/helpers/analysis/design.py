@@ -64,19 +64,26 @@ depend on the number of workers, on the chunking, nor on where they run.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
+import hashlib
+import importlib.metadata
+import json
 import math
 import os
+import pickle
+import tempfile
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from helpers.analysis import findings, outcomes, survival
-from helpers import scores
+from helpers import paths, scores
 from helpers.data import simulation
 from helpers.data.randomization import permuted_blocks
 from helpers.data.simulation import CELL_MISSING_RATE, SWITCH_PROBABILITY
@@ -650,3 +657,122 @@ def detectable_effect(oc: pd.DataFrame, trial: Trial, power: float = POWER_TARGE
     null = null_scenario(oc).set_index("endpoint")["empirical_se"]
     return {endpoint: float(z * null[endpoint]) if endpoint in null else np.nan for endpoint in ANALYSES}
 
+
+
+# ------------------------------------------------------------------ results kept across builds
+
+_NOT_DESIGN = ("cutoff", "source", "glossary", "export_mapping")  # where the data are, not what is designed
+_PACKAGES = ("numpy", "pandas", "scipy", "statsmodels", "joblib")
+_CACHE_FORMAT = 1
+
+
+def _canonical(value):
+    """``value`` as JSON-ready data that is the same in every process (sets sorted; paths and dates as text)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _canonical(getattr(value, f.name)) for f in dataclasses.fields(value) if f.compare}
+    if isinstance(value, dict):
+        return sorted(([_canonical(k), _canonical(v)] for k, v in value.items()), key=json.dumps)
+    if isinstance(value, (set, frozenset)):
+        return sorted((_canonical(v) for v in value), key=json.dumps)
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def design_inputs(trial: Trial) -> dict:
+    """The trial as the design sees it: every field of the trial file but the data cut-off and the places of the
+    export, its mapping and the glossary, so that a new export or cut-off leaves the design's results as they are."""
+    return _canonical(dataclasses.replace(design_trial(trial), **{k: None for k in _NOT_DESIGN}))
+
+
+def design_sources() -> list[Path]:
+    """The source files the design's simulation runs: this module and every ``helpers`` module it imports, directly
+    or not (read from their import statements), with the packages' ``__init__`` and every score module (the
+    registry loads them by name)."""
+    root = Path(__file__).resolve().parents[1]
+
+    def files(name: str) -> list[Path]:
+        parts = name.split(".")[1:]
+        found = [root.joinpath(*parts[:k], "__init__.py") for k in range(len(parts) + 1)]
+        if parts:
+            found.append(root.joinpath(*parts).with_suffix(".py"))
+        return [f for f in found if f.is_file()]
+
+    todo, seen = [Path(__file__).resolve(), *sorted((root / "scores").glob("*.py"))], set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            todo += [f for name in names if name.split(".")[0] == "helpers" for f in files(name)]
+    return sorted(seen)
+
+
+def design_key(trial: Trial, replicates: int) -> str:
+    """SHA-256 of what the design's results depend on: the trial as the design sees it (``design_inputs``), the
+    number of replicates, the source of the code that simulates and analyses them (``design_sources``) and the
+    versions of the numerical packages."""
+    root = Path(__file__).resolve().parents[1]
+    versions = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    inputs = {"format": _CACHE_FORMAT, "trial": design_inputs(trial), "replicates": int(replicates),
+              "sources": {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                          for p in design_sources()},
+              "packages": versions}
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def _read_cached(path: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    try:
+        with open(path, "rb") as f:
+            value = pickle.load(f)
+    except Exception:  # missing, truncated or unreadable: computed again
+        return None
+    if (isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, pd.DataFrame) for v in value)):
+        return value
+    return None
+
+
+def _write_cached(path: Path, value: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def design_results(trial: Trial, replicates: int, scheduler: str | None = None,
+                   cache_dir: os.PathLike | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The design chapter's results: the replicates of the default scenarios (``simulate_design``) and their
+    operating characteristics (``operating_characteristics``), read from ``cache_dir`` (default
+    ``paths.DESIGN_CACHE``) when they were computed before for the same ``design_key``. They depend only on the
+    trial file and the design's code, so a new export or cut-off reuses them; an entry that cannot be read is
+    computed again. ``scheduler`` as in ``simulate_design`` (it does not change the results)."""
+    path = Path(paths.DESIGN_CACHE if cache_dir is None else cache_dir) / f"{design_key(trial, replicates)}.pickle"
+    cached = _read_cached(path)
+    if cached is not None:
+        return cached
+    reps = simulate_design(trial, default_scenarios(trial), replicates=replicates, scheduler=scheduler)
+    result = (reps, operating_characteristics(reps, trial))
+    try:
+        _write_cached(path, result)
+    except OSError as e:
+        warnings.warn(f"design results not kept in {path.parent}: {e}", RuntimeWarning, stacklevel=2)
+    return result
