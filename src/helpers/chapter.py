@@ -60,7 +60,7 @@ class Cohort:
     def results(self) -> Results:
         """Every analysis of the plan, each computed on first use and kept: a build computes them all before
         saving the cohort, so its chapters only read them."""
-        return Results(self.export, self.adsl, self.adlb, self.adtte, self.trial)
+        return Results(self.export, self.adsl, self.adlb, self.adtte, self.trial, self.adlb_all)
 
     @property
     def findings(self) -> Findings:

@@ -8,7 +8,7 @@ population, dataset and filter, groups, statistic, method, role in the plan). Th
 
 Columns (``COLUMNS``): ANALYSIS_ID (result table, and the analysis inside it where a table holds several),
 RESULT (the result table's file name), ROW (its row), ROLE (primary, key secondary, secondary, sensitivity,
-safety, descriptive, design), PARAMCD, AVISIT, POPULATION, DATASET, FILTER, GROUP1/GROUP1_LEVEL (the arm
+safety, descriptive, design, plan), PARAMCD, AVISIT, POPULATION, DATASET, FILTER, GROUP1/GROUP1_LEVEL (the arm
 variable and arm), GROUP2/GROUP2_LEVEL (a second grouping: contrast reference, level, term, class),
 VARIABLE/VARIABLE_LEVEL (what is summarised), STAT_NAME, STAT (a number) or STAT_TEXT (a label), METHOD.
 """
@@ -110,6 +110,28 @@ LAYOUTS: dict[str, Layout] = {
                            "REFERENCE": "GROUP2_LEVEL"},
                           ITT, "ADTTE, ADLB, ADAE", "", lambda r, t: str(r["ANALYSIS"]), "", group2="reference",
                           analysis="ANALYSIS", stats=TTE_STATS),
+    "mean_ci": Layout({"PARAMCD": "PARAMCD", "AVISIT": "AVISIT", "TRT01P": "GROUP1_LEVEL"}, ITT, "ADLB",
+                      _param_filter(base=f"{ANALYSED} and "), "mean or geometric mean, t-based 95% CI", "descriptive"),
+    "km": Layout({"PARAMCD": "PARAMCD", "ARM": "GROUP1_LEVEL"}, ITT, "ADTTE", _param_filter(),
+                 "Kaplan-Meier, Greenwood variance, log(-log) 95% CI", "descriptive"),
+    "vital_status": Layout({"PARAMCD": "PARAMCD", "ARM": "GROUP1_LEVEL", "STATUS": "VARIABLE_LEVEL"}, ITT, "ADTTE",
+                           _param_filter(), "status at the horizon, n (%)", "descriptive"),
+    "disposition": Layout({"STATUS": "VARIABLE_LEVEL", "ARM": "GROUP1_LEVEL"}, "randomized", "ADSL", "",
+                          "end-of-study status, n (%)", "descriptive"),
+    "missingness": Layout({"Parameter": "VARIABLE", "Visit": "AVISIT"}, "all records", "ADLB", "",
+                          "laboratory records and missing values", "descriptive", group1=""),
+    "tipping": Layout({"TRT01P": "GROUP1_LEVEL"}, ITT, "ADLB",
+                      lambda r, t: f"{ANALYSED} and PARAMCD = '{t.sensitivity_endpoint}'",
+                      "delta-adjusted multiple imputation (tipping point), Rubin's rules", "sensitivity"),
+    "tipping_point": Layout({"TRT01P": "GROUP1_LEVEL"}, ITT, "ADLB",
+                            lambda r, t: f"{ANALYSED} and PARAMCD = '{t.sensitivity_endpoint}'",
+                            "delta at which the conclusion changes (tipping point)", "sensitivity"),
+    "design_effects": Layout({"endpoint": "VARIABLE", "scenario": "VARIABLE_LEVEL"}, "simulated trials", "", "",
+                             "detectable effect (Wald, empirical SE under the null); model SE / empirical SE; "
+                             "SD of the change under no effect",
+                             "design", group1="", long=("statistic", "value")),
+    "plan": Layout({}, "analysis plan", "", "", "the analysis plan's settings", "plan", group1="",
+                   long=("setting", "value")),
     "allocation_list": Layout({"seq": "VARIABLE_LEVEL"}, "allocation list", "", "", "stated allocation list",
                               "descriptive", group1=""),
 }
@@ -135,8 +157,8 @@ def _resolve(value, row: pd.Series, trial: Trial) -> str:
 
 
 def _cell(value) -> tuple[float, object]:
-    """A cell as (STAT, STAT_TEXT): numbers in the first, text in the second, missing in neither."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+    """A cell as (STAT, STAT_TEXT): numbers in the first, text in the second, missing (or empty) in neither."""
+    if value is None or value is pd.NA or value == "" or (isinstance(value, float) and math.isnan(value)):
         return np.nan, None
     if isinstance(value, (bool, np.bool_)):
         return np.nan, str(value)
