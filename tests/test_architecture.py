@@ -207,7 +207,7 @@ def loglog_ci(s, alpha=0.05):
 
 
 def test_status_at_the_horizon_and_visit_status_are_each_one_rule_used_everywhere():
-    """Fisher's test and the vital-status table use ``status_at_horizon``; the completeness tables, the intercurrent
+    """Fisher's test and the vital-status counts (of the table) use ``status_at_horizon``; the completeness tables, the intercurrent
     events and the sensitivity analyses use ``cohort.visit_status``; each is defined once."""
     defined: dict[str, list[str]] = {}
     calls: dict[str, set[str]] = {}
@@ -220,7 +220,8 @@ def test_status_at_the_horizon_and_visit_status_are_each_one_rule_used_everywher
     assert defined["status_at_horizon"] == ["helpers.analysis.survival"]
     assert defined["visit_status"] == ["helpers.analysis.cohort"]
     assert "status_at_horizon" in calls["helpers.analysis.survival.fisher_survivors"]
-    assert "status_at_horizon" in calls["helpers.report.survival.vital_status_table"]
+    assert "status_at_horizon" in calls["helpers.analysis.survival.status_counts"]
+    assert "status_counts" in calls["helpers.report.survival.vital_status_table"]
     for user in ("helpers.analysis.cohort.visit_completeness", "helpers.analysis.survival.intercurrent_events"):
         assert "visit_status" in calls[user], user
     assert any("visit_status" in c for name, c in calls.items() if name.startswith("helpers.analysis.sensitivity."))
