@@ -207,7 +207,7 @@ def loglog_ci(s, alpha=0.05):
 
 
 def test_status_at_the_horizon_and_visit_status_are_each_one_rule_used_everywhere():
-    """Fisher's test and the vital-status table use ``status_at_horizon``; the completeness tables, the intercurrent
+    """Fisher's test and the vital-status counts (of the table) use ``status_at_horizon``; the completeness tables, the intercurrent
     events and the sensitivity analyses use ``cohort.visit_status``; each is defined once."""
     defined: dict[str, list[str]] = {}
     calls: dict[str, set[str]] = {}
@@ -220,7 +220,71 @@ def test_status_at_the_horizon_and_visit_status_are_each_one_rule_used_everywher
     assert defined["status_at_horizon"] == ["helpers.analysis.survival"]
     assert defined["visit_status"] == ["helpers.analysis.cohort"]
     assert "status_at_horizon" in calls["helpers.analysis.survival.fisher_survivors"]
-    assert "status_at_horizon" in calls["helpers.report.survival.vital_status_table"]
+    assert "status_at_horizon" in calls["helpers.analysis.survival.status_counts"]
+    assert "status_counts" in calls["helpers.report.survival.vital_status_table"]
     for user in ("helpers.analysis.cohort.visit_completeness", "helpers.analysis.survival.intercurrent_events"):
         assert "visit_status" in calls[user], user
     assert any("visit_status" in c for name, c in calls.items() if name.startswith("helpers.analysis.sensitivity."))
+
+
+# ------------------------------------------------------------------ chapters only show: no model is fitted there
+
+FITTING = {
+    "helpers.analysis.mmrm": {"fit_mmrm"},
+    "helpers.analysis.outcomes": {"outcome_results", "ancova", "mmrm_table", "fit_endpoint_mmrm", "mmrm_differences"},
+    "helpers.analysis.survival": {"survival_results", "cox_hr", "logrank", "fisher_survivors"},
+    "helpers.analysis.imputation": {"mi_ancova", "pooled_ancova", "ancova_fit", "impute_changes", "impute_arm"},
+    "helpers.analysis.tipping": {"tipping_grid", "tipping_point"},
+    "helpers.analysis.worst_rank": {"worst_rank", "win_probability"},
+    "helpers.analysis.sensitivity": {"sensitivity_analyses", "primary_mmrm"},
+    "helpers.analysis.balance": {"baseline_balance"},
+    "helpers.analysis.design": {"simulate_design", "design_results", "analyse_cohort"},
+    "helpers.analysis.findings": {"key_mmrm", "key_results"},
+}
+FITTING_PACKAGES = ("statsmodels", "lifelines", "scipy.optimize")
+
+
+def _fits(tree: ast.AST) -> list[str]:
+    """Model-fitting functions a source imports or calls (``from m import f``, ``m.f`` for an imported module m),
+    and model-fitting packages it imports."""
+    modules, found = {}, []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            for a in node.names:
+                full = f"{node.module}.{a.name}"
+                if full in FITTING:
+                    modules[a.asname or a.name] = full
+                elif a.name in FITTING.get(node.module, ()):
+                    found.append(f"line {node.lineno}: imports {full}")
+            if node.module.startswith(FITTING_PACKAGES):
+                found.append(f"line {node.lineno}: imports {node.module}")
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith(FITTING_PACKAGES):
+                    found.append(f"line {node.lineno}: imports {a.name}")
+                if a.name in FITTING and a.asname:
+                    modules[a.asname] = a.name
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
+                and node.attr in FITTING[modules[node.value.id]]):
+            found.append(f"line {node.lineno}: calls {modules[node.value.id]}.{node.attr}")
+    return found
+
+
+REPORT = sorted((PACKAGE / "report").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", REPORT + NOTEBOOKS,
+                         ids=lambda p: p.name if p.suffix == ".ipynb" else str(p.relative_to(PACKAGE)))
+def test_chapters_and_the_report_layer_fit_no_model(path):
+    """The analyses run once per build (``helpers.analysis.results``); the report layer and the chapters show them."""
+    fits = _fits(ast.parse(_code(path)))
+    assert not fits, f"{path.name} fits a model ({'; '.join(fits)}): read it from Cohort.results"
+
+
+def test_the_fitting_rule_catches_a_model_fitted_in_a_chapter():
+    code = ("from helpers.analysis import outcomes\nfrom helpers.analysis.survival import survival_results\n"
+            "import statsmodels.formula.api as smf\nm = outcomes.mmrm_table(adlb, trial)\nx = outcomes.MODEL_COLUMNS\n")
+    assert _fits(ast.parse(code)) == ["line 2: imports helpers.analysis.survival.survival_results",
+                                      "line 3: imports statsmodels.formula.api",
+                                      "line 4: calls helpers.analysis.outcomes.mmrm_table"]

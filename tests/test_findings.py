@@ -11,6 +11,7 @@ import pytest
 from conftest import write_tiny_notebook
 from helpers import chapter, paths, pipeline
 from helpers.analysis import findings, outcomes, safety, survival
+from helpers.analysis.results import Results
 from helpers.report import findings as report
 from helpers.report.cohort import arm_header
 from helpers.trial import TrialFileError, load_trial
@@ -125,7 +126,7 @@ GOLDEN_ENDPOINT = ("Primary endpoint: overall survival to week 24, tested by Fis
 
 def test_the_time_to_event_verdict_on_the_clean_export_is_unchanged(adam, trial):
     """The sentences as the book printed them before a continuous primary endpoint existed (golden)."""
-    f = findings.confirmatory_findings(adam["adtte"], adam["adsl"], adam["adlb"], trial)
+    f = Results(None, adam["adsl"], adam["adlb"], adam["adtte"], trial).findings
     assert report.verdicts(f.survival, f.mmrm, trial)["verdict"] == GOLDEN_VERDICT
     assert report.summary_numbers(trial, adam["adsl"], "x", f.survival, f.mmrm)["trial_endpoint"] == GOLDEN_ENDPOINT
     assert report.key_results_notes(trial) == report.KEY_RESULTS_NOTES
@@ -247,7 +248,7 @@ def test_key_results_list_a_continuous_primary_as_the_primary(adam, export, cont
     assert not shown["Finding"].str.contains("survival|horizon|Fisher").any()
     text = report.key_results_csv(key)["TEXT"]
     assert set(text) <= set(shown.drop(columns="Finding").to_numpy().ravel()) and "" not in set(text)
-    f = findings.confirmatory_findings(adam["adtte"], adsl, adlb, continuous)
+    f = Results(None, adsl, adlb, adam["adtte"], continuous).findings
     assert f.survival.empty and sorted(set(f.mmrm["PARAMCD"])) == ["ALB", "MELD"]
     decided = findings.decisions(f.survival, f.mmrm, continuous)
     assert decided[0].p_value == pytest.approx(alb["p_value"], abs=1e-12)
@@ -278,41 +279,47 @@ def test_a_continuous_primary_refuses_a_survival_test_in_the_trial_file(tmp_path
 
 # ------------------------------------------------------------------ one computation per build
 
-def test_a_chapter_alone_computes_the_findings_once_and_keeps_them(monkeypatch):
+def _count_fits(monkeypatch) -> list:
+    """Count the model fits of the outcomes and survival analyses in this process."""
     calls = []
-    real = findings.confirmatory_findings
-    monkeypatch.setattr(chapter, "confirmatory_findings", lambda *a: calls.append(1) or real(*a))
+    for module, name in ((outcomes, "outcome_results"), (survival, "survival_results")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, real=real, name=name, **k: calls.append(name) or real(*a, **k))
+    return calls
+
+
+def test_a_chapter_alone_computes_the_findings_once_and_keeps_them(monkeypatch):
+    calls = _count_fits(monkeypatch)
     c = chapter.load_cohort()
-    assert c.computed_findings is None
+    assert "results" not in c.__dict__ and not calls
     first = report.chapter_verdict(c)
-    assert report.chapter_verdict(c) == first and len(calls) == 1
+    assert report.chapter_verdict(c) == first and sorted(calls) == ["outcome_results", "survival_results"]
 
 
 VERDICT_CHAPTER = """
 import helpers.chapter as chapter
 from pathlib import Path
+from helpers.analysis import outcomes, survival
 from helpers.report.findings import chapter_verdict
 
-def refuse(*args):
-    raise AssertionError("a chapter refitted the findings")
+def refuse(*args, **kwargs):
+    raise AssertionError("a chapter fitted a model again")
 
-chapter.confirmatory_findings = refuse
+outcomes.outcome_results = outcomes.mmrm_table = survival.survival_results = refuse
 c = chapter.load_cohort(cohort_file=cohort_file)
 Path(output_dir, "results", "{name}.txt").write_text(chapter_verdict(c))
 """
 
 
 def test_a_build_computes_the_verdict_once_and_its_chapters_read_it(tmp_path, monkeypatch):
-    """The pipeline computes the findings once, before the chapters; a chapter that tried to fit them again fails."""
+    """The pipeline runs the analyses once, before the chapters; a chapter that tried to fit them again fails."""
     nbs = tmp_path / "notebooks"
     nbs.mkdir()
     for name in ("01_one", "02_two"):
         write_tiny_notebook(nbs / f"{name}.ipynb", VERDICT_CHAPTER.replace("{name}", name))
-    calls = []
-    real = findings.confirmatory_findings
-    monkeypatch.setattr(chapter, "confirmatory_findings", lambda *a: calls.append(1) or real(*a))
+    calls = _count_fits(monkeypatch)
     pipeline.run(build_dir=tmp_path / "_build", notebook_dir=nbs, log=lambda *_: None)
-    assert len(calls) == 1
+    assert sorted(calls) == ["outcome_results", "survival_results"]
     c = chapter.load_cohort()
     expected = report.chapter_verdict(c)
     for name in ("01_one", "02_two"):

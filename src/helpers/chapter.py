@@ -1,9 +1,10 @@
 """What every chapter starts from: the cohort (trial, validated export, ADaM), read once per build.
 
-A build reads and validates the export once (``read_data``), derives ADaM once (``cohort_from``), computes the
-analysis plan's findings once (``Cohort.findings``) and saves the cohort with them beside the notebooks
-(``save_cohort``); each chapter loads that file (``load_cohort(..., cohort_file)``) and reads the verdict from it.
-Run by hand, without a build, a chapter makes the cohort itself from the same parameters.
+A build reads and validates the export once (``read_data``), derives ADaM once (``cohort_from``), runs every
+analysis of the plan once (``Cohort.results``) and saves the cohort with them beside the notebooks
+(``save_cohort``); each chapter loads that file (``load_cohort(..., cohort_file)``) and only shows the results.
+Run by hand, without a build, a chapter makes the cohort itself from the same parameters and computes, once, the
+analyses it shows.
 """
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ import os
 import pickle
 import tempfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
 
 from helpers import paths
 from helpers.freshness import export_files
-from helpers.analysis.findings import Findings, confirmatory_findings
+from helpers.analysis.findings import Findings
+from helpers.analysis.results import Results
 from helpers.data.adam import analysis_records, build_adam
 from helpers.data.blinding import mask_export
 from helpers.data.loading import (SUFFIXES, Export, ExportError, Problem, export_from, read_raw, resolve_mapping,
@@ -48,19 +51,21 @@ class Cohort:
     source: str
     adlb_all: pd.DataFrame | None = None
     synthetic: bool = False
-    computed_findings: Findings | None = field(default=None, repr=False)
 
     @property
     def adam(self) -> dict[str, pd.DataFrame]:
         return {"adsl": self.adsl, "adlb": self.adlb_all, "adtte": self.adtte}
 
+    @cached_property
+    def results(self) -> Results:
+        """Every analysis of the plan, each computed on first use and kept: a build computes them all before
+        saving the cohort, so its chapters only read them."""
+        return Results(self.export, self.adsl, self.adlb, self.adtte, self.trial, self.adlb_all)
+
     @property
     def findings(self) -> Findings:
-        """The analysis plan's findings (the primary analysis and the MMRM of the endpoints tested by MMRM), computed
-        on first use and kept: a build computes them before saving the cohort, so its chapters only read them."""
-        if self.computed_findings is None:
-            self.computed_findings = confirmatory_findings(self.adtte, self.adsl, self.adlb, self.trial)
-        return self.computed_findings
+        """What the plan's verdicts rest on (``Results.findings``)."""
+        return self.results.findings
 
 
 @dataclass
@@ -144,8 +149,8 @@ def load_cohort(data: str = SYNTHETIC, trial: str = paths.DEFAULT_TRIAL, seed: i
 
 
 def save_cohort(cohort: Cohort, path: Path) -> Path:
-    """Save the build's cohort, with its findings, for its chapters (a private file of the build, never published)."""
-    cohort.findings  # computed before saving: the chapters only read them
+    """Save the build's cohort, with every result, for its chapters (a private file of the build, never published)."""
+    cohort.results.compute_all()
     with open(path, "wb") as f:
         pickle.dump(cohort, f, protocol=pickle.HIGHEST_PROTOCOL)
     return path

@@ -23,6 +23,8 @@ from jupyter_client.manager import AsyncKernelManager
 from traitlets.config import Config
 
 from helpers import bundle, freshness, paths, provenance
+from helpers.analysis.ard import build_ard, result_table, write_ard
+from helpers.analysis.results import Results
 from helpers.chapter import SYNTHETIC, Cohort, cohort_from, load_cohort, read_data, save_cohort, save_result  # noqa: F401
 from helpers.data.adam import write_adam
 from helpers.data.blinding import arm_mentions, mask_effects, mask_text
@@ -31,6 +33,7 @@ from helpers.data.privacy import find_identifiers
 from helpers.data.schema import data_dictionary_markdown
 from helpers.data.simulation import simulation_seed
 from helpers.data.transport import write_xpt
+from helpers.report.findings import key_results_csv
 from helpers.report.prose import change_text, primary_what
 from helpers.report.randomization import strata_text
 from helpers.trial import Trial, load_trial
@@ -327,9 +330,12 @@ def _run_into(tree: Path, staging: Path, data, trial, seed, cutoff, build_dir: P
         mask_files(tree / "validation", cohort.trial)
     write_adam(cohort.adam, tree / "data")
     write_xpt(cohort.adam, tree / "data", trial=cohort.trial)
-    cohort_file = save_cohort(cohort, staging / "cohort.pickle")
     log(f"[data] {cohort.source}: {len(cohort.adsl)} participants, {len(read.warnings)} warning(s), ADaM written "
         f"({time.perf_counter() - t0:.1f} s)")
+    t0 = time.perf_counter()
+    cohort_file = save_cohort(cohort, staging / "cohort.pickle")
+    write_results(cohort.results, tree)
+    log(f"[analyses] every analysis of the plan, once: results/ard.csv ({time.perf_counter() - t0:.1f} s)")
     generated = tree / "generated"
     (generated / "trial.md").write_text(trial_markdown(cohort.trial), encoding="utf-8")
     (generated / "field_glossary.md").write_text(field_glossary_markdown(cohort.trial), encoding="utf-8")
@@ -364,6 +370,18 @@ def _run_into(tree: Path, staging: Path, data, trial, seed, cutoff, build_dir: P
                          "nothing was published and the refused outputs were deleted")
     (tree / "book_config.yml").write_text(book_config(cohort.trial, banner(data, cohort.trial, record)), encoding="utf-8")
     return cohort.trial
+
+
+def write_results(results: Results, tree: Path) -> None:
+    """The analysis results dataset (``results/ard.csv`` and ``.json``) and the result tables as its views
+    (``key_results`` with the summary page's cell text), and the design's simulated trials."""
+    tables = results.tables()
+    ard = build_ard(tables, results.trial)
+    write_ard(ard, tree / "results")
+    for name, table in tables.items():
+        view = result_table(ard, name, list(table.columns))
+        save_result(key_results_csv(view) if name == "key_results" else view, tree, name)
+    save_result(results.design[0], tree, "design_replicates")
 
 
 def run_notebooks(chapters: list[Path], common: dict, params: dict, tree: Path, staging: Path, published: Path,

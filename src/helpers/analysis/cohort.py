@@ -106,6 +106,25 @@ def _reasons(reason: pd.Series) -> str:
     return "; ".join(f"{r} {n}" for r, n in sorted(counts.items(), key=lambda x: (x[0] == none, -x[1], x[0])))
 
 
+COMPLETED_FIRST = "Completed"
+
+
+def disposition_counts(adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """End-of-study status and reason (ADSL EOSSTT, DCSREAS) by arm and in total: STATUS, ARM ("Total" for all),
+    n, N (randomized in the arm), pct. At an interim look (DCUTDT set) a participant still in follow-up is
+    "Ongoing at data cut-off"."""
+    status = adsl["EOSSTT"].str.capitalize().where(adsl["DCSREAS"].isna(),
+                                                   "Discontinued: " + adsl["DCSREAS"].fillna("").str.lower())
+    if "DCUTDT" in adsl:
+        status = status.mask(adsl["EOSSTT"].eq("ONGOING") & adsl["DCUTDT"].notna(), "Ongoing at data cut-off")
+    order = sorted(status.unique(), key=lambda s: (not s.startswith(COMPLETED_FIRST), s))
+    groups = [(arm.label, adsl["ARMCD"] == arm.code) for arm in trial.arms] + [("Total", adsl["ARMCD"].notna())]
+    rows = [{"STATUS": s, "ARM": label, "n": int((status[mask] == s).sum()), "N": int(mask.sum())}
+            for s in order for label, mask in groups]
+    out = pd.DataFrame(rows, columns=["STATUS", "ARM", "n", "N"])
+    return out.assign(pct=100 * out["n"] / out["N"].where(out["N"] > 0))
+
+
 def missingness_by_visit(adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     """Per parameter (trial order) and scheduled analysis visit: records, missing values and their reasons.
 

@@ -6,8 +6,8 @@ A time-to-event primary endpoint is tested by the plan's primary test (``trial.p
 or Cox); a continuous one by the MMRM contrast at its visit (``trial.primary_visit``), as the outcomes chapter
 computes it. The key secondary endpoint is the MMRM contrast at the last visit.
 
-``confirmatory_findings`` computes what the verdicts need once per build; the chapters read it
-(``helpers.chapter.Cohort.findings``).
+The verdicts read their p-values from the analysis results dataset (``ard_decisions``); the analyses run once per
+build (``helpers.analysis.results.Results``) and the chapters read them.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.analysis import outcomes, safety, survival
+from helpers.analysis.ard import ard_value
 from helpers.trial import Trial
 
 PRIMARY_ANALYSIS = {"fisher": survival.FISHER, "logrank": survival.LOGRANK, "cox": survival.COX}
@@ -78,15 +79,35 @@ def _outcome(p: float, alpha: float) -> str:
     return NOT_ESTIMABLE if np.isnan(p) else MET if p < alpha else NOT_MET
 
 
-def decisions(survival_results: pd.DataFrame, mmrm: pd.DataFrame, trial: Trial) -> list[Decision]:
-    """The fixed-sequence decisions: primary, then the key secondary endpoint only if the primary was met."""
-    p1 = primary_p(survival_results, mmrm, trial)
+def decide(p1: float, p2: float, trial: Trial) -> list[Decision]:
+    """The fixed-sequence decisions from the two p-values: primary, then the key secondary endpoint only if the
+    primary was met (``p2`` is ignored without a key secondary endpoint)."""
     first = Decision(trial.primary_endpoint.code, p1, trial.alpha, _outcome(p1, trial.alpha))
     if trial.key_secondary is None:
         return [first]
-    p2 = _p(key_secondary_row(mmrm, trial))
     second = _outcome(p2, trial.alpha) if first.outcome == MET else NOT_TESTED
     return [first, Decision(trial.key_secondary, p2, trial.alpha, second)]
+
+
+def decisions(survival_results: pd.DataFrame, mmrm: pd.DataFrame, trial: Trial) -> list[Decision]:
+    """``decide`` on the p-values of the result tables (the design's simulated trials use it)."""
+    return decide(primary_p(survival_results, mmrm, trial), _p(key_secondary_row(mmrm, trial)), trial)
+
+
+def ard_decisions(ard: pd.DataFrame, trial: Trial) -> list[Decision]:
+    """``decide`` on the p-values of the analysis results dataset (``helpers.analysis.ard``): the book's verdicts.
+    The primary test's row of the first experimental arm (the log-rank test has one row for all arms), and the
+    MMRM contrasts at the primary and the last visit."""
+    pe, arm = trial.primary_endpoint, trial.experimental_arms[0].label
+    if pe.is_time_to_event:
+        analysis = PRIMARY_ANALYSIS[trial.primary_test]
+        arm_key = {} if analysis == survival.LOGRANK else {"GROUP1_LEVEL": arm}
+        p1 = ard_value(ard, "p", RESULT="survival", PARAMCD=pe.code, ANALYSIS_ID=f"survival:{analysis}", **arm_key)
+    else:
+        p1 = ard_value(ard, "p", RESULT="mmrm", PARAMCD=pe.code, AVISIT=trial.primary_visit.label, GROUP1_LEVEL=arm)
+    p2 = np.nan if trial.key_secondary is None else ard_value(
+        ard, "p", RESULT="mmrm", PARAMCD=trial.key_secondary, AVISIT=trial.last_visit.label, GROUP1_LEVEL=arm)
+    return decide(p1, p2, trial)
 
 
 def mmrm_codes(trial: Trial) -> list[str]:
@@ -101,16 +122,6 @@ def key_mmrm(adlb: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> pd.DataFra
     if not codes:
         return pd.DataFrame(columns=outcomes.MODEL_COLUMNS)
     return outcomes.mmrm_table(adlb, trial, adsl, codes=codes)
-
-
-def confirmatory_findings(adtte: pd.DataFrame, adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> Findings:
-    """The analyses of the plan's verdicts, computed once per build (the chapters read them): the time-to-event
-    primary endpoint's survival results and the MMRM of the endpoints tested by MMRM."""
-    pe = trial.primary_endpoint
-    surv = (survival.survival_results(adtte, adsl, trial, paramcds=(pe.code,)) if pe.is_time_to_event
-            else pd.DataFrame(columns=["PARAMCD", "ANALYSIS", "ARM", "REFERENCE", "ESTIMATE", "LCL", "UCL", "PVALUE",
-                                       "N", "EVENTS"]))
-    return Findings(surv, key_mmrm(adlb, adsl, trial))
 
 
 def key_results(survival_results: pd.DataFrame, mmrm: pd.DataFrame, holm: pd.DataFrame,

@@ -15,7 +15,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
@@ -156,6 +155,8 @@ def _ols_difference(d: pd.DataFrame, arm: str, trial: Trial, level: float) -> di
     if counts.get(arm, 0) == 0 or counts.get(trial.control.label, 0) == 0:
         return empty
     d = d.assign(TRT01P=d["TRT01P"].cat.remove_unused_categories())
+    import statsmodels.formula.api as smf  # its import takes about 1.7 s: a chapter that only shows results skips it
+
     fit = smf.ols(ancova_formula(trial), data=d).fit()
     if fit.df_resid < 1:
         return empty

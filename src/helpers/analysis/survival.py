@@ -237,6 +237,19 @@ def status_at_horizon(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, par
     return d[["USUBJID", "ARM", "STATUS"]]
 
 
+def status_counts(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, paramcd: str | None = None) -> pd.DataFrame:
+    """``status_at_horizon`` counted by arm: PARAMCD, ARM, STATUS, n, N (randomized in the arm), pct."""
+    paramcd = _code(trial, paramcd)
+    st = status_at_horizon(adtte, adsl, trial, paramcd)
+    rows = []
+    for arm in trial.arms:
+        s = st.loc[st["ARM"] == arm.label, "STATUS"]
+        rows += [{"PARAMCD": paramcd, "ARM": arm.label, "STATUS": k, "n": int((s == k).sum()), "N": len(s)}
+                 for k in STATUSES]
+    out = pd.DataFrame(rows, columns=["PARAMCD", "ARM", "STATUS", "n", "N"])
+    return out.assign(pct=100 * out["n"] / out["N"].where(out["N"] > 0))
+
+
 FISHER_NOT_ESTIMABLE = "not estimable: an arm has no participant whose status at the horizon is known"
 
 

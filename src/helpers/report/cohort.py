@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from helpers.analysis.cohort import arm_n, missingness_by_visit
+from helpers.analysis.cohort import arm_n, disposition_counts, missingness_by_visit
 from helpers.data.loading import Export, summary_by_rule
 from helpers.report.prose import early_ends_text
 from helpers.report.tables import fixed, n_pct
@@ -51,21 +51,15 @@ def missing_values(missing: pd.DataFrame) -> pd.DataFrame:
 
 
 def disposition(adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
-    """End-of-study status and reason (ADSL EOSSTT, DCSREAS) by arm, n (%) of those randomized.
-
-    At an interim look (DCUTDT set) a participant still in follow-up reads "Ongoing at data cut-off".
-    """
-    status = adsl["EOSSTT"].str.capitalize().where(adsl["DCSREAS"].isna(),
-                                                   "Discontinued: " + adsl["DCSREAS"].fillna("").str.lower())
-    if "DCUTDT" in adsl:
-        status = status.mask(adsl["EOSSTT"].eq("ONGOING") & adsl["DCUTDT"].notna(), "Ongoing at data cut-off")
-    header = arm_header(adsl, trial)
-    out = {"Status": sorted(status.unique(), key=lambda s: (not s.startswith("Completed"), s))}
-    for arm in trial.arms:
-        in_arm = adsl["ARMCD"] == arm.code
-        out[header[arm.label]] = [n_pct(int((status[in_arm] == s).sum()), int(in_arm.sum())) for s in out["Status"]]
-    out[f"Total (N={len(adsl)})"] = [n_pct(int((status == s).sum()), len(adsl)) for s in out["Status"]]
-    return pd.DataFrame(out)
+    """End-of-study status and reason by arm, n (%) of those randomized (``cohort.disposition_counts``)."""
+    counts = disposition_counts(adsl, trial)
+    header = arm_header(adsl, trial) | {"Total": f"Total (N={len(adsl)})"}
+    out = counts.pivot(index="STATUS", columns="ARM", values="n").loc[counts["STATUS"].unique()]
+    size = counts.drop_duplicates("ARM").set_index("ARM")["N"]
+    table = pd.DataFrame({"Status": out.index})
+    for arm in [a.label for a in trial.arms] + ["Total"]:
+        table[header[arm]] = [n_pct(int(n), int(size[arm])) for n in out[arm]]
+    return table
 
 
 def chapter_numbers(export: Export, adsl: pd.DataFrame, adlb_all: pd.DataFrame, trial: Trial,

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.analysis import findings, outcomes, survival
+from helpers.analysis.ard import build_ard
 from helpers.analysis.findings import MET, NOT_ESTIMABLE, NOT_MET, Decision
 from helpers.report.outcomes import effect_text
 from helpers.report.prose import change_text, estimate_text, fisher_name, format_p, km_name, p_text, primary_what
@@ -89,7 +90,7 @@ def verdicts(surv: pd.DataFrame, mmrm: pd.DataFrame, trial: Trial) -> dict[str, 
     """The verdict sentences: ``verdict_primary``, ``verdict_key`` (empty without a key secondary endpoint) and
     ``verdict``, both together as every chapter opens. ``surv``: the survival results of a time-to-event primary
     endpoint; ``mmrm``: the MMRM of the endpoints tested by MMRM (``findings.key_mmrm``)."""
-    ds = findings.decisions(surv, mmrm, trial)
+    ds = findings.ard_decisions(build_ard({"survival": surv, "mmrm": mmrm}, trial), trial)
     out = {"verdict_primary": interim_prefix(trial) + primary_sentence(ds[0], surv, mmrm, trial),
            "verdict_key": key_secondary_sentence(ds[1], mmrm, trial) if len(ds) > 1 else ""}
     out["verdict"] = " ".join(v for v in out.values() if v)

@@ -215,14 +215,11 @@ def vital_status_table(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, he
     """Status at the horizon by arm, n (%) of those randomized: event-free, event, unknown (``status_at_horizon``);
     'Alive' and 'Died' when death is the endpoint's only event."""
     paramcd = trial.lead_tte.code if paramcd is None else paramcd
-    st = survival.status_at_horizon(adtte, adsl, trial, paramcd)
+    counts = survival.status_counts(adtte, adsl, trial, paramcd)
     names = {survival.EVENT_FREE: "Alive", survival.EVENT: "Died"} if event_noun(trial, paramcd) == "deaths" else {}
-    rows = []
-    for arm in trial.arms:
-        s = st.loc[st["ARM"] == arm.label, "STATUS"]
-        rows.append({"Arm": header[arm.label], **{names.get(k, k): n_pct(int((s == k).sum()), len(s))
-                                                 for k in survival.STATUSES}})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"Arm": header[arm.label],
+                          **{names.get(r.STATUS, r.STATUS): n_pct(r.n, r.N)
+                             for r in counts[counts["ARM"] == arm.label].itertuples()}} for arm in trial.arms])
 
 
 def km_plot_table(km: pd.DataFrame) -> pd.DataFrame:

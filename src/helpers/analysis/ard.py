@@ -1,0 +1,270 @@
+"""The analysis results dataset (ARD): every result of the plan as one long table, one statistic per row.
+
+Modelled on CDISC's Analysis Results Standard and pharmaverse {cards}: the analyses run once
+(``helpers.analysis.results``); the ARD holds their numbers with what each one is (analysis, endpoint, visit,
+population, dataset and filter, groups, statistic, method, role in the plan). The result tables in
+``_build/results/`` are views of it (``result_table``), the verdicts read their p-values from it
+(``ard_value``), and a sponsor's QC compares two ARDs.
+
+Columns (``COLUMNS``): ANALYSIS_ID (result table, and the analysis inside it where a table holds several),
+RESULT (the result table's file name), ROW (its row), ROLE (primary, key secondary, secondary, sensitivity,
+safety, descriptive, design, plan), PARAMCD, AVISIT, POPULATION, DATASET, FILTER, GROUP1/GROUP1_LEVEL (the arm
+variable and arm), GROUP2/GROUP2_LEVEL (a second grouping: contrast reference, level, term, class),
+VARIABLE/VARIABLE_LEVEL (what is summarised), STAT_NAME, STAT (a number) or STAT_TEXT (a label), METHOD.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from helpers.analysis.mmrm import STRUCTURE_NAMES
+from helpers.trial import Trial
+
+COLUMNS = ["ANALYSIS_ID", "RESULT", "ROW", "ROLE", "PARAMCD", "AVISIT", "POPULATION", "DATASET", "FILTER",
+           "GROUP1", "GROUP1_LEVEL", "GROUP2", "GROUP2_LEVEL", "VARIABLE", "VARIABLE_LEVEL", "STAT_NAME", "STAT",
+           "STAT_TEXT", "METHOD"]
+KEY_COLUMNS = ("PARAMCD", "AVISIT", "GROUP1_LEVEL", "GROUP2_LEVEL", "VARIABLE", "VARIABLE_LEVEL", "ROLE")
+MODEL_STATS = {"lower": "lcl", "upper": "ucl", "p_value": "p"}
+TTE_STATS = {"ESTIMATE": "estimate", "LCL": "lcl", "UCL": "ucl", "PVALUE": "p", "EVENTS": "events", "N": "n",
+             "PHOLM": "p_holm"}
+
+ITT, SAFETY = "ITT (ITTFL = 'Y')", "safety (SAFFL = 'Y'), as treated"
+ANALYSED = "ANL01FL = 'Y'"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one result table enters the ARD: which of its columns are keys (and into which ARD column), which
+    column names the analysis inside it, and what the rows are (population, dataset, filter, method, role)."""
+    keys: dict[str, str]
+    population: str
+    dataset: str
+    filter: str | Callable[[pd.Series, Trial], str]
+    method: str | Callable[[pd.Series, Trial], str]
+    role: str | Callable[[pd.Series, Trial], str]
+    group1: str = "TRT01P"
+    group2: str = ""
+    analysis: str | None = None
+    stats: dict[str, str] = field(default_factory=lambda: MODEL_STATS)
+    long: tuple[str, str] | None = None
+
+
+def _efficacy_role(row: pd.Series, trial: Trial) -> str:
+    pe = trial.primary_endpoint
+    if row.get("PARAMCD") == pe.code:
+        return "primary"
+    return "key secondary" if row.get("PARAMCD") == trial.key_secondary else "secondary"
+
+
+def _mmrm_method(row: pd.Series, trial: Trial) -> str:
+    cov = STRUCTURE_NAMES.get(row.get("covariance"), row.get("covariance"))
+    return f"MMRM, {cov}, REML, Satterthwaite df; {row.get('scale')}"
+
+
+def _param_filter(column: str = "PARAMCD", base: str = "") -> Callable[[pd.Series, Trial], str]:
+    return lambda row, trial: f"{base}PARAMCD = '{row.get(column)}'"
+
+
+_MODEL_KEYS = {"PARAMCD": "PARAMCD", "AVISIT": "AVISIT", "TRT01P": "GROUP1_LEVEL"}
+_POST_BASELINE = f"{ANALYSED} and AVISITN > 0 and AVAL, BASE present and "
+
+LAYOUTS: dict[str, Layout] = {
+    "baseline": Layout({"variable": "VARIABLE", "level": "VARIABLE_LEVEL", "group": "GROUP1_LEVEL"}, ITT, "ADSL",
+                       "", "n, mean (SD), median [Q1, Q3]; n (%)", "descriptive",
+                       long=("statistic", "value")),
+    "randomization": Layout({"check": "VARIABLE", "item": "VARIABLE_LEVEL", "level": "GROUP2_LEVEL"}, "randomized",
+                            "ADSL", "", "allocation list, ratio, blocks and balance (SMD, 2,000 permutations)",
+                            "descriptive", group1="", group2="level", long=("statistic", "value")),
+    "lab_by_visit": Layout({"PARAMCD": "PARAMCD", "AVISIT": "AVISIT", "TRT01P": "GROUP1_LEVEL",
+                            "variable": "VARIABLE"}, ITT, "ADLB", lambda r, t: f"{ANALYSED} and PARAMCD = '{r['PARAMCD']}'",
+                           "n, mean, SD, median, Q1, Q3", "descriptive"),
+    "ancova": Layout(_MODEL_KEYS, ITT, "ADLB", _param_filter(base=_POST_BASELINE),
+                     lambda r, t: f"ANCOVA of the change, adjusted for baseline, OLS; {r.get('scale')}", "sensitivity",
+                     group2="reference"),
+    "mmrm": Layout(_MODEL_KEYS, ITT, "ADLB", _param_filter(base=_POST_BASELINE), _mmrm_method, _efficacy_role),
+    "holm": Layout(_MODEL_KEYS, ITT, "ADLB", _param_filter(base=_POST_BASELINE),
+                   lambda r, t: _mmrm_method(r, t) + "; Holm across the secondary endpoints", _efficacy_role),
+    "survival": Layout({"PARAMCD": "PARAMCD", "ANALYSIS": "ANALYSIS_ID", "ARM": "GROUP1_LEVEL",
+                        "REFERENCE": "GROUP2_LEVEL"}, ITT, "ADTTE", _param_filter(),
+                       lambda r, t: str(r["ANALYSIS"]),
+                       lambda r, t: "primary" if r["PARAMCD"] == t.primary_endpoint.code else "secondary",
+                       group2="reference", analysis="ANALYSIS", stats=TTE_STATS),
+    "adverse_events": Layout({"CATEGORY": "VARIABLE", "TERM": "VARIABLE_LEVEL", "ARM": "GROUP1_LEVEL"}, SAFETY,
+                             "ADAE", "SAFFL = 'Y'", "participants with an event, n (%); events", "safety",
+                             group1="TRT01A"),
+    "sensitivity": Layout({"analysis": "ANALYSIS_ID"}, ITT, "ADLB",
+                          lambda r, t: f"{ANALYSED} and PARAMCD = '{t.sensitivity_endpoint}'",
+                          lambda r, t: f"{r['analysis']}; {r['strategy']}", "sensitivity", analysis="analysis"),
+    "design": Layout({"scenario": "VARIABLE_LEVEL", "endpoint": "VARIABLE"}, "simulated trials", "", "",
+                     lambda r, t: f"{int(r['replicates'])} simulated trials per scenario", "design", group1=""),
+    "key_results": Layout({"ROLE": "ROLE", "ENDPOINT": "PARAMCD", "ANALYSIS": "ANALYSIS_ID", "ARM": "GROUP1_LEVEL",
+                           "REFERENCE": "GROUP2_LEVEL"},
+                          ITT, "ADTTE, ADLB, ADAE", "", lambda r, t: str(r["ANALYSIS"]), "", group2="reference",
+                          analysis="ANALYSIS", stats=TTE_STATS),
+    "mean_ci": Layout({"PARAMCD": "PARAMCD", "AVISIT": "AVISIT", "TRT01P": "GROUP1_LEVEL"}, ITT, "ADLB",
+                      _param_filter(base=f"{ANALYSED} and "), "mean or geometric mean, t-based 95% CI", "descriptive"),
+    "km": Layout({"PARAMCD": "PARAMCD", "ARM": "GROUP1_LEVEL"}, ITT, "ADTTE", _param_filter(),
+                 "Kaplan-Meier, Greenwood variance, log(-log) 95% CI", "descriptive"),
+    "vital_status": Layout({"PARAMCD": "PARAMCD", "ARM": "GROUP1_LEVEL", "STATUS": "VARIABLE_LEVEL"}, ITT, "ADTTE",
+                           _param_filter(), "status at the horizon, n (%)", "descriptive"),
+    "disposition": Layout({"STATUS": "VARIABLE_LEVEL", "ARM": "GROUP1_LEVEL"}, "randomized", "ADSL", "",
+                          "end-of-study status, n (%)", "descriptive"),
+    "missingness": Layout({"Parameter": "VARIABLE", "Visit": "AVISIT"}, "all records", "ADLB", "",
+                          "laboratory records and missing values", "descriptive", group1=""),
+    "tipping": Layout({"TRT01P": "GROUP1_LEVEL"}, ITT, "ADLB",
+                      lambda r, t: f"{ANALYSED} and PARAMCD = '{t.sensitivity_endpoint}'",
+                      "delta-adjusted multiple imputation (tipping point), Rubin's rules", "sensitivity"),
+    "tipping_point": Layout({"TRT01P": "GROUP1_LEVEL"}, ITT, "ADLB",
+                            lambda r, t: f"{ANALYSED} and PARAMCD = '{t.sensitivity_endpoint}'",
+                            "delta at which the conclusion changes (tipping point)", "sensitivity"),
+    "design_effects": Layout({"endpoint": "VARIABLE", "scenario": "VARIABLE_LEVEL"}, "simulated trials", "", "",
+                             "detectable effect (Wald, empirical SE under the null); model SE / empirical SE; "
+                             "SD of the change under no effect",
+                             "design", group1="", long=("statistic", "value")),
+    "plan": Layout({}, "analysis plan", "", "", "the analysis plan's settings", "plan", group1="",
+                   long=("setting", "value")),
+    "allocation_list": Layout({"seq": "VARIABLE_LEVEL"}, "allocation list", "", "", "stated allocation list",
+                              "descriptive", group1=""),
+}
+_PATTERNS = {r"_class_shift$": Layout({"TRT01P": "GROUP1_LEVEL", "BASECLASS": "GROUP2_LEVEL",
+                                       "POSTCLASS": "VARIABLE_LEVEL", "AVISIT": "AVISIT"}, ITT, "ADLB", ANALYSED,
+                                      "shift table of classes, baseline to visit", "descriptive", group2="BASECLASS"),
+             r"_best_class$": Layout({"TRT01P": "GROUP1_LEVEL", "AVISIT": "AVISIT"}, ITT, "ADLB", ANALYSED,
+                                     "proportion in the best class, 95% CI", "descriptive")}
+
+
+def layout(name: str) -> Layout:
+    """The layout of result table ``name`` (classed scores' tables are named after their score)."""
+    if name in LAYOUTS:
+        return LAYOUTS[name]
+    for pattern, lay in _PATTERNS.items():
+        if re.search(pattern, name):
+            return lay
+    raise KeyError(f"result table {name!r} has no ARD layout: add one to helpers.analysis.ard.LAYOUTS")
+
+
+def _resolve(value, row: pd.Series, trial: Trial) -> str:
+    return value(row, trial) if callable(value) else value
+
+
+def _cell(value) -> tuple[float, object]:
+    """A cell as (STAT, STAT_TEXT): numbers in the first, text in the second, missing (or empty) in neither."""
+    if value is None or value is pd.NA or value == "" or (isinstance(value, float) and math.isnan(value)):
+        return np.nan, None
+    if isinstance(value, (bool, np.bool_)):
+        return np.nan, str(value)
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value), None
+    return np.nan, str(value)
+
+
+def _paramcd_of(name: str, row: pd.Series) -> object:
+    m = re.match(r"(.+)_(class_shift|best_class)$", name)
+    return m.group(1).upper() if m else None
+
+
+def table_rows(name: str, table: pd.DataFrame, trial: Trial) -> list[dict]:
+    """The ARD rows of one result table: one per cell that is not a key."""
+    lay, rows = layout(name), []
+    stat_columns = [c for c in table.columns if c not in lay.keys]
+    for i, (_, row) in enumerate(table.iterrows()):
+        base = dict.fromkeys(COLUMNS)
+        base |= {"RESULT": name, "ROW": i, "ROLE": _resolve(lay.role, row, trial), "POPULATION": lay.population,
+                 "DATASET": lay.dataset, "FILTER": _resolve(lay.filter, row, trial),
+                 "METHOD": _resolve(lay.method, row, trial), "GROUP1": lay.group1 or None,
+                 "GROUP2": lay.group2 or None, "PARAMCD": _paramcd_of(name, row)}
+        for column, target in lay.keys.items():
+            value = row[column]
+            base[target] = None if pd.isna(value) else str(value) if not isinstance(value, str) else value
+        base["ANALYSIS_ID"] = f"{name}:{base['ANALYSIS_ID']}" if lay.analysis else name
+        if lay.long:
+            stat, text = _cell(row[lay.long[1]])
+            rows.append(base | {"STAT_NAME": row[lay.long[0]], "STAT": stat, "STAT_TEXT": text})
+            continue
+        for column in stat_columns:
+            stat, text = _cell(row[column])
+            rows.append(base | {"STAT_NAME": lay.stats.get(column, column), "STAT": stat, "STAT_TEXT": text})
+    return rows
+
+
+def build_ard(tables: dict[str, pd.DataFrame], trial: Trial) -> pd.DataFrame:
+    """The ARD of the result tables, in the order given."""
+    rows = [r for name, table in tables.items() for r in table_rows(name, table, trial)]
+    out = pd.DataFrame(rows, columns=COLUMNS)
+    out["ROW"] = out["ROW"].astype(int)
+    out["STAT"] = out["STAT"].astype(float)
+    return out
+
+
+def result_table(ard: pd.DataFrame, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """Result table ``name`` rebuilt from the ARD (its key columns, then its statistics in the ARD's order, or
+    ``columns``)."""
+    lay = layout(name)
+    part = ard[ard["RESULT"] == name]
+    if part.empty:
+        return pd.DataFrame(columns=columns or list(lay.keys))
+    first = part.drop_duplicates("ROW").set_index("ROW")
+    out = pd.DataFrame(index=first.index)
+    for column, target in lay.keys.items():
+        values = first[target]
+        if target == "ANALYSIS_ID":
+            values = values.str.slice(len(name) + 1)
+        out[column] = values
+    value = part["STAT"].astype(object).where(part["STAT"].notna(), part["STAT_TEXT"])
+    if lay.long:
+        out[lay.long[0]] = part["STAT_NAME"].to_numpy()
+        out[lay.long[1]] = value.to_numpy() if part["STAT_TEXT"].notna().any() else part["STAT"].to_numpy()
+    else:
+        own = part["STAT_NAME"].map(lambda s: {v: k for k, v in lay.stats.items()}.get(s, s))
+        wide = pd.DataFrame({"ROW": part["ROW"], "column": own, "value": value}).pivot(
+            index="ROW", columns="column", values="value")
+        for column in dict.fromkeys(own):
+            numeric = part.loc[own == column, "STAT_TEXT"].isna().all()
+            out[column] = pd.to_numeric(wide[column]) if numeric else wide[column]
+    out = out.reset_index(drop=True)
+    return out[columns] if columns is not None else out
+
+
+def ard_value(ard: pd.DataFrame, stat: str, **keys) -> float:
+    """One number of the ARD: the row with STAT_NAME ``stat`` and the given key values (NaN when none)."""
+    mask = ard["STAT_NAME"] == stat
+    for column, value in keys.items():
+        mask &= ard[column] == value
+    found = ard.loc[mask, "STAT"]
+    if len(found) > 1:
+        raise ValueError(f"the ARD holds {len(found)} rows for {stat} with {keys}: name the row")
+    return float(found.iloc[0]) if len(found) else np.nan
+
+
+def write_ard(ard: pd.DataFrame, folder: Path) -> tuple[Path, Path]:
+    """``ard.csv`` (numbers to 17 significant digits: they read back exactly) and ``ard.json`` (the same rows as
+    records) in ``folder``, each written whole or not at all."""
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_text = ard.to_csv(index=False, float_format="%.17g", lineterminator="\n")
+    records = json.loads(ard.to_json(orient="records", double_precision=15))
+    for r, stat in zip(records, ard["STAT"]):
+        r["STAT"] = None if math.isnan(stat) else float(stat)
+    json_text = json.dumps(records, ensure_ascii=False, indent=0, allow_nan=False) + "\n"
+    paths = []
+    for target, text in ((folder / "ard.csv", csv_text), (folder / "ard.json", json_text)):
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, target)
+        paths.append(target)
+    return paths[0], paths[1]
+
+
+def read_ard(path: Path) -> pd.DataFrame:
+    """An ARD written by ``write_ard`` (text columns as text, STAT as numbers)."""
+    return pd.read_csv(path, dtype={c: "string" for c in COLUMNS if c not in ("ROW", "STAT")},
+                       keep_default_na=False, na_values={"STAT": [""]}).replace({"": None})
