@@ -7,7 +7,8 @@
 - no-op rebuild: nothing changed (the command returns at once);
 - data and analyses, 32 and 3,200 participants: the build's data step on an export folder (simulated and written
   beforehand, not timed), as the build runs it: validation (``chapter.read_data``), ADaM (``chapter.cohort_from``),
-  then the analyses (``analyses`` below), in this process.
+  then every analysis of the plan (``Results.compute_all``), in this process; the design's simulated trials (which
+  depend on the trial file alone) are read from the design cache, as in a build after the first.
 
 The notebooks are a copy (HELPERS_NOTEBOOKS), so the edit never touches notebooks/. The machine is printed: on a
 shared machine run it when it is quiet, or read the figures as upper bounds.
@@ -30,7 +31,8 @@ import time
 from pathlib import Path
 
 from helpers import paths
-from helpers.analysis import outcomes, safety, survival
+from helpers.analysis.design import design_results
+from helpers.analysis.results import DESIGN_REPLICATES
 from helpers.chapter import cohort_from, read_data
 from helpers.data.simulation import simulate_export, write_export
 from helpers.trial import load_trial
@@ -74,33 +76,34 @@ def build_times(n: int) -> dict[str, list[float]]:
     return times
 
 
-def analyses(c) -> None:
-    """The chapters' main analyses of a cohort: the primary survival analysis, every MMRM, safety, the findings."""
-    survival.survival_results(c.adtte, c.adsl, c.trial)
-    outcomes.outcome_results(c.adlb, c.adsl, c.trial)
-    safety.adverse_event_results(safety.build_adae(c.export, c.adsl, c.trial), safety.deaths(c.export, c.adsl, c.trial),
-                                 c.adsl, c.trial)
-    c.findings
+def analyses(c, design=None) -> None:
+    """Every analysis of the plan, once, as a build computes them (``Results.compute_all``), the design's simulated
+    trials taken as kept (``design``: they depend on the trial file alone, not on the export)."""
+    results = c.results
+    if design is not None:
+        results.__dict__["design"] = design
+    results.compute_all()
 
 
-def data_time(folder: Path, trial) -> float:
+def data_time(folder: Path, trial, design) -> float:
     """Validation, ADaM and the analyses of the export in ``folder``, as the build does them."""
     t0 = time.perf_counter()
     c = cohort_from(read_data(str(folder), trial, None), str(folder), trial, None)
-    analyses(c)
+    analyses(c, design)
     return time.perf_counter() - t0
 
 
 def data_times(n: int) -> dict[int, list[float]]:
     base = load_trial(paths.DEFAULT_TRIAL).with_mapping("none")
+    design = design_results(base, DESIGN_REPLICATES)  # kept on disk: a build with the design cache in place
     times = {}
     with tempfile.TemporaryDirectory() as tmp:
         for size in SIZES:
             trial = dataclasses.replace(base, planned_n=size)
             folder = Path(tmp) / f"export-{size}"
             write_export(simulate_export(trial), folder)
-            data_time(folder, trial)  # imports and caches warmed, as in a build's long-lived process
-            times[size] = [data_time(folder, trial) for _ in range(n)]
+            data_time(folder, trial, design)  # imports and caches warmed, as in a build's long-lived process
+            times[size] = [data_time(folder, trial, design) for _ in range(n)]
     return times
 
 

@@ -95,8 +95,8 @@ def visit_completeness(adsl: pd.DataFrame, adlb: pd.DataFrame, trial: Trial) -> 
 
 def _param_order(adlb: pd.DataFrame, trial: Trial) -> list[str]:
     known = trial.lab_codes + trial.derived_scores
-    return [p for p in known if p in set(adlb["PARAMCD"])] + \
-        [p for p in dict.fromkeys(adlb["PARAMCD"]) if p not in known]
+    present = set(adlb["PARAMCD"])
+    return [p for p in known if p in present] + [p for p in dict.fromkeys(adlb["PARAMCD"]) if p not in known]
 
 
 def _reasons(reason: pd.Series) -> str:
@@ -135,10 +135,11 @@ def missingness_by_visit(adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     d = adlb[adlb["AVISIT"] != UNSCHEDULED_LABEL]
     labels = d.drop_duplicates("PARAMCD").set_index("PARAMCD")["PARAM"]
     rows = []
+    cells = dict(list(d.groupby(["PARAMCD", "AVISIT"], sort=False)))
     for p in _param_order(d, trial):
         for v in trial.visits:
-            rec = d[(d["PARAMCD"] == p) & (d["AVISIT"] == v.label)]
-            if rec.empty:
+            rec = cells.get((p, v.label))
+            if rec is None or rec.empty:
                 continue
             miss = rec[rec["LBSTAT"] == "NOT DONE"]
             rows.append({"Parameter": labels[p], "Visit": v.label, "Records": len(rec), "Missing": len(miss),
