@@ -5,7 +5,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from helpers import freshness, paths
+# jsonschema, which papermill's nbformat imports, loads rfc3987_syntax when it is installed (to check the "iri"
+# format) and builds its grammar at import: 2 s of every build. No schema the book validates uses that format.
+sys.modules.setdefault("rfc3987_syntax", None)
+
+from helpers import freshness, paths  # noqa: E402
 
 
 def _simulate(args) -> int:

@@ -253,7 +253,7 @@ def write_ard(ard: pd.DataFrame, folder: Path) -> tuple[Path, Path]:
     records = json.loads(ard.to_json(orient="records", double_precision=15))
     for r, stat in zip(records, ard["STAT"]):
         r["STAT"] = None if math.isnan(stat) else float(stat)
-    json_text = json.dumps(records, ensure_ascii=False, indent=0, allow_nan=False) + "\n"
+    json_text = "[\n" + ",\n".join(json.dumps(r, ensure_ascii=False, allow_nan=False) for r in records) + "\n]\n"
     paths = []
     for target, text in ((folder / "ard.csv", csv_text), (folder / "ard.json", json_text)):
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.")

@@ -55,10 +55,15 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATE_AT = re.compile(r"(?=(\d{4}-\d{2}-\d{2}))")  # every place a date starts, overlapping
 
 
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
 def _unaccented(text: str) -> str:
-    """Accents removed (NFKD, combining marks dropped)."""
+    """Accents removed (NFKD, combining marks dropped; only runs of non-ASCII characters can hold one)."""
     text = unicodedata.normalize("NFKD", str(text))
-    return "".join(c for c in text if not unicodedata.combining(c))
+    if text.isascii():
+        return text
+    return _NON_ASCII.sub(lambda m: "".join(c for c in m.group() if not unicodedata.combining(c)), text)
 
 
 def _plain(text: str) -> str:
@@ -143,6 +148,11 @@ class Identifiers:
         return (sorted(cjk), max((len(k) for k in self.names if not _CJK.fullmatch(k)), default=0),
                 sorted({len(k) for k in self.numbers}))
 
+    @cached_property
+    def _name_prefixes(self) -> frozenset[str]:
+        """Every beginning of a (non-CJK) name key: words that join into none of them cannot start a name."""
+        return frozenset(k[:n] for k in self.names if not _CJK.fullmatch(k) for n in range(1, len(k) + 1))
+
     def _spelled(self, words: list[str], unaccented: str, camel: dict[str, bool]) -> bool:
         """Whether words that join into a name are that name: a pinyin spelling must be split between
         syllables only, and be written in one word only if of 3 syllables or more or in CamelCase ("WangWei")."""
@@ -173,12 +183,12 @@ class Identifiers:
                 hits += [(self.names[run[i:i + n]], run[i:i + n]) for n in cjk_lengths
                          for i in range(len(run) - n + 1) if run[i:i + n] in self.names]
         if longest:
-            words = _WORD.findall(plain)
+            words, prefixes = _WORD.findall(plain), self._name_prefixes
             for i in range(len(words)):
                 joined = ""
                 for j in range(i, min(i + MAX_WORDS, len(words))):
                     joined += words[j]
-                    if len(joined) > longest:
+                    if len(joined) > longest or joined not in prefixes:
                         break
                     if joined in self.names and self._spelled(words[i:j + 1], unaccented, camel):
                         hits.append((self.names[joined], " ".join(words[i:j + 1])))
