@@ -109,6 +109,17 @@ def test_written_as_csv_and_json_it_reads_back_exactly(ard, tmp_path):
     assert not list(tmp_path.glob(".ard*")), "no temporary file is left"
 
 
+def test_an_infinite_value_is_written_and_read_back(trial, tmp_path):
+    """A tipping point beyond the grid is infinite: the CSV says inf, the JSON (which has no infinity) "Infinity"."""
+    points = pd.DataFrame({"TRT01P": ["Drug", "Other"], "delta": [np.inf, 1.5], "grid_max": [2.0, -np.inf]})
+    ard = A.build_ard({"tipping_point": points}, trial)
+    csv_path, json_path = A.write_ard(ard, tmp_path)
+    assert np.array_equal(A.read_ard(csv_path)["STAT"].to_numpy(), ard["STAT"].to_numpy())
+    assert [r["STAT"] for r in json.loads(json_path.read_text(encoding="utf-8"))] == ["Infinity", 2.0, 1.5,
+                                                                                       "-Infinity"]
+    assert _csv(A.result_table(ard, "tipping_point", list(points.columns))) == _csv(points)
+
+
 def test_a_table_without_a_layout_is_named():
     with pytest.raises(KeyError, match="no_such_table"):
         A.layout("no_such_table")

@@ -245,14 +245,18 @@ def ard_value(ard: pd.DataFrame, stat: str, **keys) -> float:
     return float(found.iloc[0]) if len(found) else np.nan
 
 
+_INFINITY = {True: "Infinity", False: "-Infinity"}  # JSON has no infinite number (a tipping point beyond the grid)
+
+
 def write_ard(ard: pd.DataFrame, folder: Path) -> tuple[Path, Path]:
-    """``ard.csv`` (numbers to 17 significant digits: they read back exactly) and ``ard.json`` (the same rows as
-    records) in ``folder``, each written whole or not at all."""
+    """``ard.csv`` (numbers to 17 significant digits: they read back exactly; ``inf`` for an infinite value) and
+    ``ard.json`` (the same rows as records; an infinite STAT as the string "Infinity" or "-Infinity") in
+    ``folder``, each written whole or not at all."""
     folder.mkdir(parents=True, exist_ok=True)
     csv_text = ard.to_csv(index=False, float_format="%.17g", lineterminator="\n")
     records = json.loads(ard.to_json(orient="records", double_precision=15))
     for r, stat in zip(records, ard["STAT"]):
-        r["STAT"] = None if math.isnan(stat) else float(stat)
+        r["STAT"] = None if math.isnan(stat) else float(stat) if math.isfinite(stat) else _INFINITY[stat > 0]
     json_text = "[\n" + ",\n".join(json.dumps(r, ensure_ascii=False, allow_nan=False) for r in records) + "\n]\n"
     paths = []
     for target, text in ((folder / "ard.csv", csv_text), (folder / "ard.json", json_text)):
