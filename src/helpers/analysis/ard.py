@@ -167,7 +167,8 @@ def _cell(value) -> tuple[float, object]:
     return np.nan, str(value)
 
 
-def _paramcd_of(name: str, row: pd.Series) -> object:
+def _paramcd_of(name: str) -> str | None:
+    """The score a classed score's table is named after (``<score>_class_shift``), else None."""
     m = re.match(r"(.+)_(class_shift|best_class)$", name)
     return m.group(1).upper() if m else None
 
@@ -181,7 +182,7 @@ def table_rows(name: str, table: pd.DataFrame, trial: Trial) -> list[dict]:
         base |= {"RESULT": name, "ROW": i, "ROLE": _resolve(lay.role, row, trial), "POPULATION": lay.population,
                  "DATASET": lay.dataset, "FILTER": _resolve(lay.filter, row, trial),
                  "METHOD": _resolve(lay.method, row, trial), "GROUP1": lay.group1 or None,
-                 "GROUP2": lay.group2 or None, "PARAMCD": _paramcd_of(name, row)}
+                 "GROUP2": lay.group2 or None, "PARAMCD": _paramcd_of(name)}
         for column, target in lay.keys.items():
             value = row[column]
             base[target] = None if pd.isna(value) else str(value) if not isinstance(value, str) else value
