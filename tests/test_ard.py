@@ -44,6 +44,44 @@ def test_every_result_table_is_a_view_of_the_ard(tables, ard):
         assert _csv(A.result_table(ard, name, list(table.columns))) == _csv(table), name
 
 
+def test_the_chapters_views_are_the_computed_tables_value_for_value_and_type_for_type(results):
+    """What a chapter shows (``Results.view`` and friends) equals what was computed: counts stay integers, text
+    stays text, logicals logicals, and every number is the computed one exactly."""
+    for name, table in results.tables().items():
+        view = results.view(name)
+        pd.testing.assert_frame_equal(view, table.reset_index(drop=True), check_dtype=False, check_exact=True,
+                                      obj=name)
+        for column in table.columns:
+            kinds = {pd.api.types.is_integer_dtype, pd.api.types.is_float_dtype, pd.api.types.is_bool_dtype}
+            assert {k for k in kinds if k(table[column].dtype)} == {k for k in kinds if k(view[column].dtype)}, \
+                (name, column, table[column].dtype, view[column].dtype)
+    pd.testing.assert_frame_equal(results.balance_view(), results.balance.reset_index(drop=True), check_exact=True)
+    computed, shown = results.sensitivity, results.sensitivity_view()
+    for key in ("results", "grid", "mi"):
+        pd.testing.assert_frame_equal(shown[key], computed[key].reset_index(drop=True), check_dtype=False,
+                                      check_exact=True, obj=key)
+    assert shown["tipping"].keys() == computed["tipping"].keys()
+    for arm, point in computed["tipping"].items():
+        assert shown["tipping"][arm].keys() == point.keys()
+        assert all(shown["tipping"][arm][k] == v or (pd.isna(v) and pd.isna(shown["tipping"][arm][k]))
+                   for k, v in point.items()), arm
+
+
+def test_a_view_restores_each_type_even_with_missing_values(trial):
+    """Integers with a gap come back as nullable integers, a column of mixed values value by value."""
+    table = pd.DataFrame({"TRT01P": ["A", "B", "C"], "n": pd.array([3, None, 5], dtype="Int64"),
+                          "flag": [True, False, True], "note": ["", "x", None],
+                          "mixed": pd.Series([1, "two", 2.5], dtype=object)})
+    ard = A.build_ard({"tipping_point": table}, trial)
+    assert ard["STAT_TYPE"].tolist() == ["integer", "logical", "text", "integer", "integer", "logical", "text", "text",
+                                         "integer", "logical", "text", "real"]
+    view = A.result_table(ard, "tipping_point", list(table.columns))
+    assert str(view["n"].dtype) == "Int64" and view["n"].tolist()[::2] == [3, 5] and view["n"].isna().tolist()[1]
+    assert view["flag"].dtype == bool and view["flag"].tolist() == [True, False, True]
+    assert view["note"].tolist()[:2] == ["", "x"] and pd.isna(view["note"].iloc[2])
+    assert view["mixed"].tolist() == [1, "two", 2.5] and isinstance(view["mixed"].iloc[0], int)
+
+
 def test_the_ard_rows_are_the_stored_results_of_the_clean_export(ard):
     """Today's result CSVs of the clean export (tests/fixtures/clean_results), read from the ARD."""
     for expected in sorted(REFERENCE.glob("*.csv")):
@@ -58,6 +96,11 @@ def test_each_row_says_what_it_is(ard):
     for column in ("ANALYSIS_ID", "RESULT", "ROLE", "POPULATION", "STAT_NAME", "METHOD"):
         assert ard[column].notna().all() and (ard[column] != "").all(), column
     assert not (ard["STAT"].notna() & ard["STAT_TEXT"].notna()).any()
+    assert set(ard["STAT_TYPE"].dropna()) <= {"integer", "real", "logical", "text"}
+    assert (ard.loc[ard["STAT_TEXT"].notna(), "STAT_TYPE"].isin(["logical", "text"])).all()
+    assert (ard.loc[ard["STAT"].notna(), "STAT_TYPE"].isin(["integer", "real"])).all()
+    counts = ard[(ard["RESULT"] == "survival") & (ard["STAT_NAME"].isin(["n", "events"]))]
+    assert len(counts) and (counts["STAT_TYPE"] == "integer").all()
     assert set(ard["ROLE"]) == {"primary", "key secondary", "secondary", "sensitivity", "safety", "descriptive",
                                 "design", "plan"}
 
@@ -101,8 +144,8 @@ def test_written_as_csv_and_json_it_reads_back_exactly(ard, tmp_path):
     back = A.read_ard(csv_path)
     assert list(back.columns) == A.COLUMNS and len(back) == len(ard)
     assert np.array_equal(back["STAT"].to_numpy(), ard["STAT"].to_numpy(), equal_nan=True)
-    for column in ("ANALYSIS_ID", "STAT_TEXT", "GROUP1_LEVEL", "METHOD"):
-        assert back[column].tolist() == [None if pd.isna(v) else v for v in ard[column]], column
+    for column in ("ANALYSIS_ID", "STAT_TEXT", "STAT_TYPE", "GROUP1_LEVEL", "METHOD"):
+        assert back[column].tolist() == [None if pd.isna(v) or v == "" else v for v in ard[column]], column
     records = json.loads(json_path.read_text(encoding="utf-8"))
     assert len(records) == len(ard) and set(records[0]) == set(A.COLUMNS)
     assert [r["STAT"] for r in records[:50]] == [None if np.isnan(v) else v for v in ard["STAT"][:50]]

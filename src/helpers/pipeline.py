@@ -23,7 +23,7 @@ from jupyter_client.manager import AsyncKernelManager
 from traitlets.config import Config
 
 from helpers import bundle, freshness, paths, provenance
-from helpers.analysis.ard import build_ard, result_table, write_ard
+from helpers.analysis.ard import write_ard
 from helpers.analysis.results import Results
 from helpers.chapter import SYNTHETIC, Cohort, cohort_from, load_cohort, read_data, save_cohort, save_result  # noqa: F401
 from helpers.data.adam import write_adam
@@ -375,11 +375,9 @@ def _run_into(tree: Path, staging: Path, data, trial, seed, cutoff, build_dir: P
 def write_results(results: Results, tree: Path) -> None:
     """The analysis results dataset (``results/ard.csv`` and ``.json``) and the result tables as its views
     (``key_results`` with the summary page's cell text), and the design's simulated trials."""
-    tables = results.tables()
-    ard = build_ard(tables, results.trial)
-    write_ard(ard, tree / "results")
-    for name, table in tables.items():
-        view = result_table(ard, name, list(table.columns))
+    write_ard(results.ard, tree / "results")
+    for name in results.tables():
+        view = results.view(name)
         save_result(key_results_csv(view) if name == "key_results" else view, tree, name)
     save_result(results.design[0], tree, "design_replicates")
 

@@ -10,7 +10,9 @@ Columns (``COLUMNS``): ANALYSIS_ID (result table, and the analysis inside it whe
 RESULT (the result table's file name), ROW (its row), ROLE (primary, key secondary, secondary, sensitivity,
 safety, descriptive, design, plan), PARAMCD, AVISIT, POPULATION, DATASET, FILTER, GROUP1/GROUP1_LEVEL (the arm
 variable and arm), GROUP2/GROUP2_LEVEL (a second grouping: contrast reference, level, term, class),
-VARIABLE/VARIABLE_LEVEL (what is summarised), STAT_NAME, STAT (a number) or STAT_TEXT (a label), METHOD.
+VARIABLE/VARIABLE_LEVEL (what is summarised), STAT_NAME, STAT (a number) or STAT_TEXT (a label), STAT_TYPE
+(integer, real, logical or text: what the value was in its table, so that a view gives back counts as integers),
+METHOD.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from helpers.trial import Trial
 
 COLUMNS = ["ANALYSIS_ID", "RESULT", "ROW", "ROLE", "PARAMCD", "AVISIT", "POPULATION", "DATASET", "FILTER",
            "GROUP1", "GROUP1_LEVEL", "GROUP2", "GROUP2_LEVEL", "VARIABLE", "VARIABLE_LEVEL", "STAT_NAME", "STAT",
-           "STAT_TEXT", "METHOD"]
+           "STAT_TEXT", "STAT_TYPE", "METHOD"]
 KEY_COLUMNS = ("PARAMCD", "AVISIT", "GROUP1_LEVEL", "GROUP2_LEVEL", "VARIABLE", "VARIABLE_LEVEL", "ROLE")
 MODEL_STATS = {"lower": "lcl", "upper": "ucl", "p_value": "p"}
 TTE_STATS = {"ESTIMATE": "estimate", "LCL": "lcl", "UCL": "ucl", "PVALUE": "p", "EVENTS": "events", "N": "n",
@@ -56,6 +58,7 @@ class Layout:
     analysis: str | None = None
     stats: dict[str, str] = field(default_factory=lambda: MODEL_STATS)
     long: tuple[str, str] | None = None
+    integer_keys: tuple[str, ...] = ()
 
 
 def _efficacy_role(row: pd.Series, trial: Trial) -> str:
@@ -105,7 +108,8 @@ LAYOUTS: dict[str, Layout] = {
                           lambda r, t: f"{ANALYSED} and PARAMCD = '{t.sensitivity_endpoint}'",
                           lambda r, t: f"{r['analysis']}; {r['strategy']}", "sensitivity", analysis="analysis"),
     "design": Layout({"scenario": "VARIABLE_LEVEL", "endpoint": "VARIABLE"}, "simulated trials", "", "",
-                     lambda r, t: f"{int(r['replicates'])} simulated trials per scenario", "design", group1=""),
+                     lambda r, t: f"{int(r['replicates'])} simulated trials per scenario", "design", group1="",
+                     integer_keys=("scenario",)),
     "key_results": Layout({"ROLE": "ROLE", "ENDPOINT": "PARAMCD", "ANALYSIS": "ANALYSIS_ID", "ARM": "GROUP1_LEVEL",
                            "REFERENCE": "GROUP2_LEVEL"},
                           ITT, "ADTTE, ADLB, ADAE", "", lambda r, t: str(r["ANALYSIS"]), "", group2="reference",
@@ -129,11 +133,11 @@ LAYOUTS: dict[str, Layout] = {
     "design_effects": Layout({"endpoint": "VARIABLE", "scenario": "VARIABLE_LEVEL"}, "simulated trials", "", "",
                              "detectable effect (Wald, empirical SE under the null); model SE / empirical SE; "
                              "SD of the change under no effect",
-                             "design", group1="", long=("statistic", "value")),
+                             "design", group1="", long=("statistic", "value"), integer_keys=("scenario",)),
     "plan": Layout({}, "analysis plan", "", "", "the analysis plan's settings", "plan", group1="",
                    long=("setting", "value")),
     "allocation_list": Layout({"seq": "VARIABLE_LEVEL"}, "allocation list", "", "", "stated allocation list",
-                              "descriptive", group1=""),
+                              "descriptive", group1="", integer_keys=("seq",)),
 }
 _PATTERNS = {r"_class_shift$": Layout({"TRT01P": "GROUP1_LEVEL", "BASECLASS": "GROUP2_LEVEL",
                                        "POSTCLASS": "VARIABLE_LEVEL", "AVISIT": "AVISIT"}, ITT, "ADLB", ANALYSED,
@@ -156,15 +160,31 @@ def _resolve(value, row: pd.Series, trial: Trial) -> str:
     return value(row, trial) if callable(value) else value
 
 
-def _cell(value) -> tuple[float, object]:
-    """A cell as (STAT, STAT_TEXT): numbers in the first, text in the second, missing (or empty) in neither."""
-    if value is None or value is pd.NA or value == "" or (isinstance(value, float) and math.isnan(value)):
-        return np.nan, None
+def _column_type(dtype) -> str | None:
+    """The type of every value of a column of this dtype (None for a column of mixed values)."""
+    if pd.api.types.is_bool_dtype(dtype):
+        return "logical"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "integer"
+    if pd.api.types.is_float_dtype(dtype):
+        return "real"
+    if dtype != object and pd.api.types.is_string_dtype(dtype):
+        return "text"
+    return None
+
+
+def _cell(value, column_type: str | None) -> tuple[float, object, str | None]:
+    """A cell as (STAT, STAT_TEXT, STAT_TYPE): a number in the first, text (or a logical's True/False) in the
+    second, missing in both; the type is the value's, or the column's for a missing value."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return np.nan, None, column_type
     if isinstance(value, (bool, np.bool_)):
-        return np.nan, str(value)
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        return float(value), None
-    return np.nan, str(value)
+        return np.nan, str(bool(value)), "logical"
+    if isinstance(value, (int, np.integer)):
+        return float(value), None, "integer"
+    if isinstance(value, (float, np.floating)):
+        return float(value), None, "real"
+    return np.nan, str(value), "text"
 
 
 def _paramcd_of(name: str) -> str | None:
@@ -177,6 +197,7 @@ def table_rows(name: str, table: pd.DataFrame, trial: Trial) -> list[dict]:
     """The ARD rows of one result table: one per cell that is not a key."""
     lay, rows = layout(name), []
     stat_columns = [c for c in table.columns if c not in lay.keys]
+    types = {c: _column_type(table[c].dtype) for c in table.columns}
     for i, (_, row) in enumerate(table.iterrows()):
         base = dict.fromkeys(COLUMNS)
         base |= {"RESULT": name, "ROW": i, "ROLE": _resolve(lay.role, row, trial), "POPULATION": lay.population,
@@ -188,12 +209,13 @@ def table_rows(name: str, table: pd.DataFrame, trial: Trial) -> list[dict]:
             base[target] = None if pd.isna(value) else str(value) if not isinstance(value, str) else value
         base["ANALYSIS_ID"] = f"{name}:{base['ANALYSIS_ID']}" if lay.analysis else name
         if lay.long:
-            stat, text = _cell(row[lay.long[1]])
-            rows.append(base | {"STAT_NAME": row[lay.long[0]], "STAT": stat, "STAT_TEXT": text})
+            stat, text, kind = _cell(row[lay.long[1]], types[lay.long[1]])
+            rows.append(base | {"STAT_NAME": row[lay.long[0]], "STAT": stat, "STAT_TEXT": text, "STAT_TYPE": kind})
             continue
         for column in stat_columns:
-            stat, text = _cell(row[column])
-            rows.append(base | {"STAT_NAME": lay.stats.get(column, column), "STAT": stat, "STAT_TEXT": text})
+            stat, text, kind = _cell(row[column], types[column])
+            rows.append(base | {"STAT_NAME": lay.stats.get(column, column), "STAT": stat, "STAT_TEXT": text,
+                                "STAT_TYPE": kind})
     return rows
 
 
@@ -206,9 +228,29 @@ def build_ard(tables: dict[str, pd.DataFrame], trial: Trial) -> pd.DataFrame:
     return out
 
 
+def _typed(part: pd.DataFrame) -> pd.Series:
+    """The values of ARD rows as the column they came from: integers (nullable where missing), reals, logicals,
+    text, or a column of mixed values each of its own type."""
+    stat, text, kinds = part["STAT"].astype(float), part["STAT_TEXT"], set(part["STAT_TYPE"].dropna())
+    missing = stat.isna() & text.isna()
+    if kinds == {"integer"}:
+        return stat.astype("Int64" if missing.any() else "int64")
+    if kinds <= {"integer", "real"}:
+        return stat
+    if kinds == {"logical"}:
+        logical = text.map({"True": True, "False": False})
+        return logical.astype("boolean" if missing.any() else bool)
+    if kinds == {"text"}:
+        return text.astype("str")
+    by_kind = {"integer": lambda s, t: int(s), "real": lambda s, t: s, "logical": lambda s, t: t == "True",
+               "text": lambda s, t: t}
+    return pd.Series([np.nan if pd.isna(k) or (pd.isna(s) and pd.isna(t)) else by_kind[k](s, t)
+                      for s, t, k in zip(stat, text, part["STAT_TYPE"])], index=part.index, dtype=object)
+
+
 def result_table(ard: pd.DataFrame, name: str, columns: list[str] | None = None) -> pd.DataFrame:
-    """Result table ``name`` rebuilt from the ARD (its key columns, then its statistics in the ARD's order, or
-    ``columns``)."""
+    """Result table ``name`` rebuilt from the ARD, each column of the type it had (its key columns, then its
+    statistics in the ARD's order, or ``columns``)."""
     lay = layout(name)
     part = ard[ard["RESULT"] == name]
     if part.empty:
@@ -219,18 +261,17 @@ def result_table(ard: pd.DataFrame, name: str, columns: list[str] | None = None)
         values = first[target]
         if target == "ANALYSIS_ID":
             values = values.str.slice(len(name) + 1)
+        if column in lay.integer_keys:
+            values = pd.to_numeric(values)
+            values = values.astype("Int64" if values.isna().any() else "int64")
         out[column] = values
-    value = part["STAT"].astype(object).where(part["STAT"].notna(), part["STAT_TEXT"])
     if lay.long:
         out[lay.long[0]] = part["STAT_NAME"].to_numpy()
-        out[lay.long[1]] = value.to_numpy() if part["STAT_TEXT"].notna().any() else part["STAT"].to_numpy()
+        out[lay.long[1]] = _typed(part).set_axis(part["ROW"])
     else:
-        own = part["STAT_NAME"].map(lambda s: {v: k for k, v in lay.stats.items()}.get(s, s))
-        wide = pd.DataFrame({"ROW": part["ROW"], "column": own, "value": value}).pivot(
-            index="ROW", columns="column", values="value")
-        for column in dict.fromkeys(own):
-            numeric = part.loc[own == column, "STAT_TEXT"].isna().all()
-            out[column] = pd.to_numeric(wide[column]) if numeric else wide[column]
+        own = part["STAT_NAME"].map({v: k for k, v in lay.stats.items()}).fillna(part["STAT_NAME"])
+        for column, rows in part.groupby(own, sort=False):
+            out[column] = _typed(rows).set_axis(rows["ROW"])
     out = out.reset_index(drop=True)
     return out[columns] if columns is not None else out
 

@@ -1,8 +1,10 @@
 """Every analysis of the plan, computed once per build: the chapters, the verdicts and the analysis results
 dataset (``helpers.analysis.ard``) read them from here.
 
-``Results`` computes each analysis on first use and keeps it. A build computes them all (``compute_all``) before
-it saves the cohort, so its chapters only read; a chapter run by hand computes what it reads, once.
+``Results`` computes each analysis on first use and keeps it. A build computes them all and their ARD
+(``compute_all``) before it saves the cohort, so its chapters only read; a chapter run by hand computes what it
+reads, once. The chapters show the result tables as views of the ARD (``view``, ``views``, ``balance_view``,
+``sensitivity_view``, ``findings``): a number they print is the number the ARD holds.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import pandas as pd
 
 from helpers.analysis import (allocation, balance, baseline, cohort, design, findings, outcomes, safety, sensitivity,
                               survival)
+from helpers.analysis.ard import build_ard, result_table
 from helpers.analysis.imputation import MI_SEED, N_BURN_IN, N_IMPUTATIONS
 from helpers.data.loading import Export
 from helpers.data.randomization import stated_allocation_list
@@ -158,41 +161,83 @@ class Results:
 
     @cached_property
     def findings(self) -> findings.Findings:
-        """What the plan's verdicts rest on: the primary time-to-event endpoint's results and the MMRM of the
-        endpoints tested by MMRM, rows of the tables above."""
+        """What the plan's verdicts rest on, read from the ARD: the primary time-to-event endpoint's results and
+        the MMRM of the endpoints tested by MMRM."""
         pe, codes = self.trial.primary_endpoint, findings.mmrm_codes(self.trial)
-        surv = self.survival[self.survival["PARAMCD"] == pe.code] if pe.is_time_to_event else \
-            self.survival.iloc[0:0]
-        mmrm = self.outcomes["mmrm"]
+        surv = self.view("survival")
+        surv = surv[surv["PARAMCD"] == pe.code] if pe.is_time_to_event else surv.iloc[0:0]
+        mmrm = self.view("mmrm")
         return findings.Findings(surv.reset_index(drop=True), mmrm[mmrm["PARAMCD"].isin(codes)].reset_index(drop=True))
 
+    def table(self, name: str) -> pd.DataFrame:
+        """Result table ``name`` as computed (its file name in ``_build/results/``)."""
+        computed = {"randomization": lambda: self.allocation.results(self.balance),
+                    "sensitivity": lambda: self.sensitivity["results"], "design": lambda: self.design[1],
+                    "tipping": lambda: self.sensitivity["grid"], "tipping_point": lambda: self.tipping_points}
+        if name in computed:
+            return computed[name]()
+        if isinstance(getattr(type(self), name, None), cached_property):
+            return getattr(self, name)
+        return self.outcomes[name]
+
     def tables(self) -> dict[str, pd.DataFrame]:
-        """Every tidy result table, keyed by its file name in ``_build/results/`` (``allocation_list`` only when
-        the trial file states one)."""
-        reps, oc = self.design
-        out = {"baseline": self.baseline,
-               "randomization": self.allocation.results(self.balance),
-               **self.outcomes,
-               "survival": self.survival,
-               "adverse_events": self.adverse_events,
-               "sensitivity": self.sensitivity["results"],
-               "design": oc,
-               "design_effects": self.design_effects,
-               "key_results": self.key_results,
-               "mean_ci": self.mean_ci,
-               "km": self.km,
-               "vital_status": self.vital_status,
-               "disposition": self.disposition,
-               "missingness": self.missingness,
-               "plan": self.plan}
+        """Every tidy result table, keyed by its file name in ``_build/results/`` (the tipping-point tables when
+        the sensitivity analyses ran; ``allocation_list`` only when the trial file states one)."""
+        names = ["baseline", "randomization", *self.outcomes, "survival", "adverse_events", "sensitivity", "design",
+                 "design_effects", "key_results", "mean_ci", "km", "vital_status", "disposition", "missingness",
+                 "plan"]
         if "grid" in self.sensitivity:
-            out |= {"tipping": self.sensitivity["grid"], "tipping_point": self.tipping_points}
+            names += ["tipping", "tipping_point"]
         if self.allocation_list is not None:
-            out["allocation_list"] = self.allocation_list
-        return out
+            names.append("allocation_list")
+        return {name: self.table(name) for name in names}
+
+    @cached_property
+    def ard(self) -> pd.DataFrame:
+        """The analysis results dataset: every result table, one statistic per row (``helpers.analysis.ard``)."""
+        return build_ard(self.tables(), self.trial)
+
+    def view(self, name: str) -> pd.DataFrame | None:
+        """Result table ``name`` read back from the ARD, each column of its type: what the chapters show. Without
+        the whole ARD (a chapter run by hand), from the ARD rows of this table alone. None for a table the trial
+        has not (``allocation_list`` without a stated list)."""
+        computed = self.table(name)
+        if computed is None:
+            return None
+        ard = self.__dict__.get("ard")
+        if ard is None:
+            ard = build_ard({name: computed}, self.trial)
+        return result_table(ard, name, list(computed.columns))
+
+    def views(self, names) -> dict[str, pd.DataFrame]:
+        return {name: self.view(name) for name in names}
+
+    def balance_view(self) -> pd.DataFrame:
+        """The baseline balance (|SMD| and its chance 95th percentile by comparison, variable and level) from the
+        randomization table's rows of the ARD."""
+        rows = self.view("randomization")
+        rows = rows[rows["check"] == "balance"]
+        measure = rows["statistic"].str.extract(r"^(\|SMD\||chance 95th percentile) (.+)$")
+        wide = rows.assign(measure=measure[0].map({"|SMD|": "abs_smd", "chance 95th percentile": "chance_p95"}),
+                           comparison=measure[1], variable=rows["item"]).pivot_table(
+            index=["comparison", "variable", "level"], columns="measure", values="value", sort=False,
+            aggfunc="first")
+        wide = wide.reset_index()[list(self.balance.columns)].rename_axis(columns=None)
+        return wide.astype(self.balance.dtypes.to_dict())
+
+    def sensitivity_view(self) -> dict:
+        """``sensitivity`` with its results, imputation grid, imputation at delta 0 and tipping points read from
+        the ARD (the data they rest on, the completed and wide tables and the worst-rank scores, as computed)."""
+        a = dict(self.sensitivity) | {"results": self.view("sensitivity")}
+        if "grid" in a:
+            grid = self.view("tipping")
+            a["grid"], a["mi"] = grid, grid[grid["delta"] == 0][list(a["mi"].columns)].reset_index(drop=True)
+            points = self.view("tipping_point").set_index("TRT01P")
+            a["tipping"] = {arm: {k: points.at[arm, k] for k in tp} for arm, tp in a["tipping"].items()}
+        return a
 
     def compute_all(self) -> "Results":
-        """Compute every analysis now (a build does, before its chapters run)."""
-        self.tables()
+        """Compute every analysis and the ARD now (a build does, before its chapters run)."""
+        self.ard  # noqa: B018
         self.findings  # noqa: B018
         return self
