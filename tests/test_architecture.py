@@ -10,7 +10,7 @@ from helpers import paths
 
 PACKAGE = paths.ROOT / "src" / "helpers"
 RANK = {"core": 0, "data": 1, "analysis": 2, "report": 3, "top": 4}
-CORE = {"helpers", "helpers.trial", "helpers.paths", "helpers.scores"}  # helpers.scores: the registry and its plug-ins
+CORE = {"helpers", "helpers.trial", "helpers.paths", "helpers.cache", "helpers.scores"}  # helpers.scores: the registry and its plug-ins
 DISPLAY = ("matplotlib", "seaborn", "IPython", "myst_nb")
 
 

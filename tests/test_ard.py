@@ -11,7 +11,7 @@ import pytest
 from helpers import paths
 from helpers.analysis import ard as A
 from helpers.analysis import findings
-from helpers.analysis.results import Results
+from helpers.analysis.results import KEPT_RESULTS, Results, kept_results
 from helpers.data.adam import analysis_records
 from tolerances import assert_frame_close
 
@@ -166,3 +166,20 @@ def test_an_infinite_value_is_written_and_read_back(trial, tmp_path):
 def test_a_table_without_a_layout_is_named():
     with pytest.raises(KeyError, match="no_such_table"):
         A.layout("no_such_table")
+
+
+def test_kept_results_are_read_back_whole_and_a_damaged_entry_is_computed_again(results, tmp_path):
+    inputs = {"helpers": "abc", "params": {"seed": None}}
+    assert kept_results(results, inputs, tmp_path) is results
+    kept = kept_results(Results(results.export, results.adsl, results.adlb, results.adtte, results.trial),
+                        inputs, tmp_path)
+    assert kept is not results and kept.ard.equals(results.ard)
+    [entry] = tmp_path.glob("*.pickle")
+    entry.write_bytes(b"\x80\x05garbage")
+    assert kept_results(results, inputs, tmp_path) is results
+    assert kept_results(results, inputs | {"params": {"seed": 7}}, tmp_path) is results
+    assert len(list(tmp_path.glob("*.pickle"))) == 2
+    for seed in range(KEPT_RESULTS + 2):
+        kept_results(results, inputs | {"params": {"seed": seed}}, tmp_path)
+    assert len(list(tmp_path.glob("*.pickle"))) == KEPT_RESULTS
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -326,6 +326,24 @@ def test_a_build_computes_the_verdict_once_and_its_chapters_read_it(tmp_path, mo
         assert (tmp_path / "_build" / "results" / f"{name}.txt").read_text() == expected
 
 
+def test_a_rebuild_of_the_same_inputs_takes_the_analyses_kept_by_the_last(tmp_path, monkeypatch):
+    """A build in which only a notebook changed fits no model: it takes the analyses its build folder kept for the
+    same inputs, and writes the same ARD; a new input (another seed) computes them again."""
+    nbs, build_dir, logs = tmp_path / "notebooks", tmp_path / "_build", []
+    nbs.mkdir()
+    write_tiny_notebook(nbs / "01_one.ipynb", VERDICT_CHAPTER.replace("{name}", "01_one"))
+    pipeline.run(build_dir=build_dir, notebook_dir=nbs, log=lambda *_: None)
+    first = (build_dir / "results" / "ard.csv").read_bytes()
+    calls = _count_fits(monkeypatch)
+    write_tiny_notebook(nbs / "01_one.ipynb", VERDICT_CHAPTER.replace("{name}", "01_one") + "\n# edited\n")
+    pipeline.run(build_dir=build_dir, notebook_dir=nbs, log=logs.append)
+    assert calls == [] and any("kept from an earlier build of the same inputs" in m for m in logs)
+    assert (build_dir / "results" / "ard.csv").read_bytes() == first
+    pipeline.run(build_dir=build_dir, notebook_dir=nbs, log=lambda *_: None, seed=7)
+    assert sorted(calls) == ["outcome_results", "survival_results"]
+    assert len(list((pipeline.trees_dir(build_dir) / pipeline.CACHE / "results").glob("*.pickle"))) == 2
+
+
 def test_the_design_simulates_a_continuous_primary_by_its_own_analysis(continuous, trial):
     """The design chapter simulates the trial's own primary analysis: for a continuous primary, the MMRM contrast at
     its visit, then the key secondary in the fixed sequence; a time-to-event trial's primary stays time to event."""

@@ -6,8 +6,8 @@ import pytest
 
 from helpers import paths, pipeline
 from helpers.data.loading import read_raw, validate_export
-from helpers.data.privacy import (digit_key, find_identifiers, identifier_values, identifiers_in_text, identifies,
-                                  name_key)
+from helpers.data.privacy import (Identifiers, digit_key, find_identifiers, identifier_values, identifiers_in_text,
+                                  identifies, name_key, scan_for_identifiers)
 from helpers.data.schema import export_spec
 from helpers.data.simulation import simulate_export, write_export
 
@@ -34,6 +34,24 @@ def test_scan_finds_a_planted_identifier(values, tmp_path):
     assert find_identifiers(tmp_path, values) == [(tmp_path / "leak.csv", "screening.name", name)]
 
 
+def test_a_file_found_clean_is_not_read_again_and_a_leak_always_is(values, tmp_path, monkeypatch):
+    """The build keeps the digests of the files a scan found clean; the next scan of the same identifiers reads
+    only files whose content changed, and finds a leak every time. The digest of the identifiers names none."""
+    name = sorted(set(values.names) - set(values.syllables))[0]
+    (tmp_path / "clean.csv").write_text("USUBJID,AVAL\nX-1,3.5\n", encoding="utf-8")
+    (tmp_path / "leak.csv").write_text(f"USUBJID,NAME\nX-1,{name}\n", encoding="utf-8")
+    hits, clean = scan_for_identifiers(tmp_path, values)
+    assert hits == find_identifiers(tmp_path, values) and len(hits) == 1 and len(clean) == 1
+    read = []
+    real = Identifiers.find
+    monkeypatch.setattr(Identifiers, "find", lambda self, text: read.append(text) or real(self, text))
+    assert scan_for_identifiers(tmp_path, values, clean) == (hits, clean)
+    assert read == [f"USUBJID,NAME\nX-1,{name}\n"]
+    (tmp_path / "clean.csv").write_text("USUBJID,AVAL\nX-1,3.6\n", encoding="utf-8")
+    assert scan_for_identifiers(tmp_path, values, clean)[0] == hits and len(read) == 3
+    assert name not in values.digest() and values.digest() != Identifiers({}, {}, {}).digest()
+
+
 def test_run_refuses_to_publish_outputs_with_identifiers(tmp_path):
     nbs = tmp_path / "notebooks"
     nbs.mkdir()
@@ -49,7 +67,11 @@ def test_run_refuses_to_publish_outputs_with_identifiers(tmp_path):
     with pytest.raises(pipeline.BuildError, match=r"direct identifiers found .*01_leak.ipynb"):
         pipeline.run(build_dir=tmp_path / "_build", notebook_dir=nbs, log=lambda *_: None)
     assert not (tmp_path / "_build").exists()
-    assert not list(pipeline.trees_dir(tmp_path / "_build").iterdir()), "refused outputs are deleted"
+    trees = pipeline.trees_dir(tmp_path / "_build")
+    assert [p.name for p in trees.iterdir()] == [pipeline.CACHE], "refused outputs are deleted"
+    kept = sorted(str(p.relative_to(trees / pipeline.CACHE).parent) for p in (trees / pipeline.CACHE).rglob("*")
+                  if p.is_file())
+    assert kept == ["privacy", "results"], "only the analyses and the digests of the clean files are kept"
 
 
 

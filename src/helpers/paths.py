@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,3 +30,11 @@ def mapping_file(trial_file: os.PathLike, named: str | None, override: str | os.
     if override:
         return None if str(override).lower() == "none" else Path(override).resolve()
     return (Path(trial_file).parent / str(named)).resolve() if named else None
+
+
+def jupyter_book(*args: str) -> list[str]:
+    """The command line that runs ``jupyter-book *args`` in this environment. jsonschema, which jupyter-book
+    imports, would build rfc3987_syntax's IRI grammar at import (2 s of every book build; no schema of the book
+    uses that format): it is kept out, as ``python -m helpers`` keeps it out of the build itself."""
+    return [sys.executable, "-c", "import sys; sys.modules['rfc3987_syntax'] = None; "
+            "from jupyter_book.cli.main import main; main()", *args]

@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -76,8 +75,8 @@ def single_page(work: Path, log) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     dirty.touch()
     t0 = time.perf_counter()
-    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(work / "src"), "--builder", "singlehtml",
-           "--path-output", str(out), "--warningiserror", "--keep-going", "--quiet"]
+    cmd = paths.jupyter_book("build", str(work / "src"), "--builder", "singlehtml", "--path-output", str(out),
+                             "--warningiserror", "--keep-going", "--quiet")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     root = _root_doc(work / "src" / "_toc.yml")
     page = out / "_build" / "singlehtml" / f"{root}.html"

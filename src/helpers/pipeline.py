@@ -11,25 +11,24 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 from traitlets.config import Config
 
-from helpers import bundle, freshness, paths, provenance
+from helpers import bundle, cache, freshness, paths, provenance
 from helpers.analysis.ard import write_ard
-from helpers.analysis.results import Results
+from helpers.analysis.results import KEPT_RESULTS, Results, kept_results
 from helpers.chapter import SYNTHETIC, Cohort, cohort_from, load_cohort, read_data, save_cohort, save_result  # noqa: F401
 from helpers.data.adam import write_adam
 from helpers.data.blinding import arm_mentions, mask_effects, mask_text
 from helpers.data.loading import ExportError, summary_by_rule, write_validation_report
-from helpers.data.privacy import find_identifiers
+from helpers.data.privacy import Identifiers, scan_for_identifiers
 from helpers.data.schema import data_dictionary_markdown
 from helpers.data.simulation import simulation_seed
 from helpers.data.transport import write_xpt
@@ -333,9 +332,14 @@ def _run_into(tree: Path, staging: Path, data, trial, seed, cutoff, build_dir: P
     log(f"[data] {cohort.source}: {len(cohort.adsl)} participants, {len(read.warnings)} warning(s), ADaM written "
         f"({time.perf_counter() - t0:.1f} s)")
     t0 = time.perf_counter()
+    params = {"data": data_param, "trial": trial_param, "seed": seed, "cutoff": cutoff_param, "blinded": blinded}
+    common = freshness.common_key(data_param, Path(trial_param), params | {"mapping": mapping})
+    computed = cohort.results
+    cohort.results = kept_results(computed, common, trees_dir(build_dir) / CACHE / "results")
     cohort_file = save_cohort(cohort, staging / "cohort.pickle")
     write_results(cohort.results, tree)
-    log(f"[analyses] every analysis of the plan, once: results/ard.csv ({time.perf_counter() - t0:.1f} s)")
+    how = "once" if cohort.results is computed else "kept from an earlier build of the same inputs"
+    log(f"[analyses] every analysis of the plan, {how}: results/ard.csv ({time.perf_counter() - t0:.1f} s)")
     generated = tree / "generated"
     (generated / "trial.md").write_text(trial_markdown(cohort.trial), encoding="utf-8")
     (generated / "field_glossary.md").write_text(field_glossary_markdown(cohort.trial), encoding="utf-8")
@@ -345,13 +349,11 @@ def _run_into(tree: Path, staging: Path, data, trial, seed, cutoff, build_dir: P
     validation_page = validation_markdown(read.errors, read.warnings, cohort.trial, cohort.source, effects)
     (generated / "validation.md").write_text(mask_text(validation_page, cohort.trial) if blinded else validation_page,
                                              encoding="utf-8")
-    params = {"data": data_param, "trial": trial_param, "seed": seed, "cutoff": cutoff_param, "blinded": blinded,
-              "cohort_file": str(cohort_file)}
+    params |= {"cohort_file": str(cohort_file)}
     shown = {"data": data if data == SYNTHETIC else Path(data_param).name, "trial": os.path.relpath(trial_param, paths.ROOT),
              "seed": seed if seed is not None else simulation_seed(cohort.trial) if data == SYNTHETIC else None,
              "cutoff": cutoff_param, "blinded": blinded}
     record = provenance.collect(cohort.trial, read.inputs, shown, cohort.source, read.mapping)
-    common = freshness.common_key(data_param, Path(trial_param), params | {"mapping": mapping})
     chapters = notebooks(notebook_dir)
     published = build_dir.resolve() if build_dir.is_symlink() else build_dir
     manifest, runs = run_notebooks(chapters, common, params, tree, staging, published, notebook_dir, log, jobs, force)
@@ -363,13 +365,24 @@ def _run_into(tree: Path, staging: Path, data, trial, seed, cutoff, build_dir: P
     (generated / "provenance.md").write_text(provenance.markdown(record), encoding="utf-8")
     provenance.write_json(record | {"notebooks": runs},
                           tree / "results" / "provenance.json")
-    leaks = find_identifiers(tree, read.identifiers)
+    leaks = _scan_for_identifiers(tree, read.identifiers, build_dir)
     if leaks:
         where = "; ".join(f"{path.relative_to(tree)} ({column})" for path, column, _ in leaks[:10])
         raise BuildError(f"direct identifiers found in the outputs ({len(leaks)} hit(s): {where}); "
                          "nothing was published and the refused outputs were deleted")
     (tree / "book_config.yml").write_text(book_config(cohort.trial, banner(data, cohort.trial, record)), encoding="utf-8")
     return cohort.trial
+
+
+def _scan_for_identifiers(tree: Path, identifiers: Identifiers, build_dir: Path) -> list:
+    """The identifiers found in the build's outputs. A file whose content an earlier build of this folder found
+    free of the same identifiers (``Identifiers.digest``) is not read again: the last build's clean files are
+    kept by digest, never by name or content."""
+    path = trees_dir(build_dir) / CACHE / "privacy" / f"{identifiers.digest()}.pickle"
+    leaks, clean = scan_for_identifiers(tree, identifiers, cache.read(path, lambda v: isinstance(v, set)) or set())
+    with contextlib.suppress(OSError):
+        cache.write(path, clean, keep=KEPT_RESULTS)
+    return leaks
 
 
 def write_results(results: Results, tree: Path) -> None:
@@ -402,19 +415,96 @@ def run_notebooks(chapters: list[Path], common: dict, params: dict, tree: Path, 
             + ", ".join(nb.name for nb in stale))
     else:
         log("[run] every notebook is current: reused from the published build")
-    with contextlib.chdir(notebook_dir), inline_figures(), ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {nb.name: pool.submit(_run_one, nb, params, tree, staging, log) for nb in stale}
-        for nb in stale:
-            files, seconds = futures[nb.name].result()
-            entries[nb.name] = {"key": freshness.notebook_key(nb, common), "files": files}
-            runs[nb.name] = {"seconds": seconds, "reused": False}
+    with contextlib.chdir(notebook_dir), inline_figures():
+        done = run_on_kernels(stale, max(1, jobs), lambda nb, km: _run_one(nb, params, tree, staging, log, km))
+    for nb in stale:
+        files, seconds = done[nb.name]
+        entries[nb.name] = {"key": freshness.notebook_key(nb, common), "files": files}
+        runs[nb.name] = {"seconds": seconds, "reused": False}
     return {"notebooks": {nb.name: entries[nb.name] for nb in chapters}}, {nb.name: runs[nb.name] for nb in chapters}
 
 
-def _run_one(nb: Path, params: dict, tree: Path, staging: Path, log) -> tuple[list[str], float]:
-    """Execute one notebook with papermill into its own output folder, then move its outputs into ``tree``. The
-    caller has made the notebooks' folder the working directory: papermill's own ``cwd`` changes it per call, which
-    notebooks running in parallel threads would undo for one another."""
+RESET = ("get_ipython().run_line_magic('reset', '-f')\n"
+         "__import__('matplotlib.pyplot').pyplot.close('all')\n"
+         "get_ipython().execution_count = 1")
+
+
+def run_on_kernels(notebooks: list[Path], kernels: int, run) -> dict:
+    """``run(notebook, kernel_manager)`` for every notebook, on ``kernels`` long-lived kernels (one per thread),
+    each taking the next notebook when it is free. A kernel starts once and keeps its imports (about 4 s per
+    chapter); before each notebook after its first, its namespace, figures and execution count are reset
+    (``RESET``), so a chapter sees what a fresh kernel would. The first failure stops the others taking more
+    notebooks and is raised (the earliest notebook's, in order); so is an interruption, once the notebooks
+    running have finished and their kernels are shut down. Returns ``run``'s results by notebook name."""
+    queue, lock, results, errors = list(notebooks), threading.Lock(), {}, {}
+
+    def worker() -> None:
+        nb, km = None, None
+        try:
+            with tempfile.TemporaryDirectory(prefix="kernel-") as folder:
+                try:
+                    while True:
+                        with lock:
+                            if not queue or errors:
+                                return
+                            nb = queue.pop(0)
+                        if km is None:
+                            km = start_kernel(Path(folder))
+                        else:
+                            reset_kernel(km)
+                        results[nb.name] = run(nb, km)
+                finally:
+                    if km is not None:
+                        with contextlib.suppress(Exception):
+                            run_sync(km.shutdown_kernel)(now=False)
+        except BaseException as exc:  # noqa: BLE001 - raised by the caller
+            with lock:
+                errors[nb] = exc
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(min(kernels, len(notebooks)))]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            t.join()
+    except BaseException:
+        with lock:
+            queue.clear()
+        for t in threads:
+            t.join()
+        raise
+    if errors:
+        raise errors[min(errors, key=lambda nb: notebooks.index(nb) if nb in notebooks else -1)]
+    return results
+
+
+def start_kernel(folder: Path) -> AsyncKernelManager:
+    """A quiet local kernel (``QuietKernelManager``) on IPC sockets in ``folder``, without a history database
+    (the reset between notebooks sets the execution count back)."""
+    km = QuietKernelManager(kernel_name="python3", config=_kernel_config(folder))
+    run_sync(km.start_kernel)(extra_arguments=["--HistoryManager.enabled=False"])
+    return km
+
+
+def reset_kernel(km: AsyncKernelManager) -> None:
+    """Clear a kernel between two notebooks: its names, figures and execution count (imported modules stay)."""
+    kc = km.blocking_client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        reply = kc.execute_interactive(RESET, store_history=False, allow_stdin=False, timeout=60,
+                                       output_hook=lambda msg: None)
+    finally:
+        kc.stop_channels()
+    if reply["content"]["status"] != "ok":
+        raise BuildError(f"the kernel could not be reset between notebooks: {reply['content'].get('evalue')}")
+
+
+def _run_one(nb: Path, params: dict, tree: Path, staging: Path, log, km: AsyncKernelManager | None = None
+             ) -> tuple[list[str], float]:
+    """Execute one notebook with papermill (on kernel ``km``, else a new one) into its own output folder, then
+    move its outputs into ``tree``. The caller has made the notebooks' folder the working directory: papermill's
+    own ``cwd`` changes it per call, which notebooks running in parallel threads would undo for one another."""
     import papermill as pm
 
     t0 = time.perf_counter()
@@ -424,7 +514,7 @@ def _run_one(nb: Path, params: dict, tree: Path, staging: Path, log) -> tuple[li
     log(f"[run] {nb.name} ...")
     executed = tree / "generated" / nb.name
     try:
-        execute(nb, executed, parameters=params | {"output_dir": str(out)})
+        execute(nb, executed, parameters=params | {"output_dir": str(out)}, km=km)
     except pm.PapermillExecutionError as exc:
         raise BuildError(f"notebook {nb.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}") from None
     clean_notebook(executed, executed, {str(out): "_build", params["cohort_file"]: "_build.d/cohort.pickle"})
@@ -466,17 +556,26 @@ class QuietKernelManager(AsyncKernelManager):
             await super()._async_interrupt_kernel()
 
 
-def execute(nb: Path, out: Path, kernel_name: str = "python3", **papermill_args) -> None:
+def execute(nb: Path, out: Path, kernel_name: str = "python3", km: AsyncKernelManager | None = None,
+            **papermill_args) -> None:
     """Execute a notebook with papermill on a quiet local kernel: it talks over local (IPC) sockets in a private
     temporary folder rather than unencrypted TCP ports, so nothing else on the machine can reach it and it logs no
     warning, and it is shut down without an interrupt (``QuietKernelManager``). ``kernel_name``: the kernel spec
-    (the build's is this environment's own python3; ``helpers.lab`` installs the analysts' one)."""
+    (the build's is this environment's own python3; ``helpers.lab`` installs the analysts' one). ``km``: a
+    running kernel to use (``run_on_kernels``), left running; without it one is started and shut down."""
     import papermill as pm
 
+    if km is not None:
+        pm.execute_notebook(str(nb), str(out), progress_bar=False, kernel_name=kernel_name, km=km, **papermill_args)
+        return
     with tempfile.TemporaryDirectory(prefix="kernel-") as folder:
-        config = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(folder) / "k")}})
-        pm.execute_notebook(str(nb), str(out), progress_bar=False, kernel_name=kernel_name, config=config,
-                            kernel_manager_class=QuietKernelManager, **papermill_args)
+        pm.execute_notebook(str(nb), str(out), progress_bar=False, kernel_name=kernel_name,
+                            config=_kernel_config(Path(folder)), kernel_manager_class=QuietKernelManager,
+                            **papermill_args)
+
+
+def _kernel_config(folder: Path) -> Config:
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(folder / "k")}})
 
 
 def mask_files(folder: Path, trial: Trial) -> None:
@@ -552,8 +651,8 @@ def _html_into(tree: Path, staging: Path, trial: Trial, log, build_dir: Path) ->
     dirty.touch()
     changed = sync_source(_book_files(tree), src)
     log(f"[book] jupyter-book build ({len(changed)} changed source file(s)) ...")
-    cmd = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(src), "--path-output", str(out),
-           "--warningiserror", "--keep-going", "--quiet"]
+    cmd = paths.jupyter_book("build", str(src), "--path-output", str(out), "--warningiserror", "--keep-going",
+                             "--quiet")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     index = out / "_build" / "html" / "index.html"
     if proc.returncode != 0 or not index.exists():

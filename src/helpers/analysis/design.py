@@ -68,12 +68,9 @@ import ast
 import dataclasses
 import functools
 import hashlib
-import importlib.metadata
 import json
 import math
 import os
-import pickle
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +80,7 @@ import pandas as pd
 from scipy import stats
 
 from helpers.analysis import findings, outcomes, survival
-from helpers import paths, scores
+from helpers import cache, paths, scores
 from helpers.data import simulation
 from helpers.data.randomization import permuted_blocks
 from helpers.data.simulation import CELL_MISSING_RATE, SWITCH_PROBABILITY
@@ -662,7 +659,6 @@ def detectable_effect(oc: pd.DataFrame, trial: Trial, power: float = POWER_TARGE
 # ------------------------------------------------------------------ results kept across builds
 
 _NOT_DESIGN = ("cutoff", "source", "glossary", "export_mapping")  # where the data are, not what is designed
-_PACKAGES = ("numpy", "pandas", "scipy", "statsmodels", "joblib")
 _CACHE_FORMAT = 1
 
 
@@ -722,40 +718,9 @@ def design_key(trial: Trial, replicates: int) -> str:
     number of replicates, the source of the code that simulates and analyses them (``design_sources``) and the
     versions of the numerical packages."""
     root = Path(__file__).resolve().parents[1]
-    versions = {}
-    for name in _PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    inputs = {"format": _CACHE_FORMAT, "trial": design_inputs(trial), "replicates": int(replicates),
-              "sources": {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-                          for p in design_sources()},
-              "packages": versions}
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
-
-
-def _read_cached(path: Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-    try:
-        with open(path, "rb") as f:
-            value = pickle.load(f)
-    except Exception:  # missing, truncated or unreadable: computed again
-        return None
-    if (isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, pd.DataFrame) for v in value)):
-        return value
-    return None
-
-
-def _write_cached(path: Path, value: tuple[pd.DataFrame, pd.DataFrame]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return cache.key({"format": _CACHE_FORMAT, "trial": design_inputs(trial), "replicates": int(replicates),
+                      "sources": {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                                  for p in design_sources()}})
 
 
 def design_results(trial: Trial, replicates: int, scheduler: str | None = None,
@@ -766,13 +731,14 @@ def design_results(trial: Trial, replicates: int, scheduler: str | None = None,
     trial file and the design's code, so a new export or cut-off reuses them; an entry that cannot be read is
     computed again. ``scheduler`` as in ``simulate_design`` (it does not change the results)."""
     path = Path(paths.DESIGN_CACHE if cache_dir is None else cache_dir) / f"{design_key(trial, replicates)}.pickle"
-    cached = _read_cached(path)
+    cached = cache.read(path, lambda v: isinstance(v, tuple) and len(v) == 2
+                        and all(isinstance(part, pd.DataFrame) for part in v))
     if cached is not None:
         return cached
     reps = simulate_design(trial, default_scenarios(trial), replicates=replicates, scheduler=scheduler)
     result = (reps, operating_characteristics(reps, trial))
     try:
-        _write_cached(path, result)
+        cache.write(path, result)
     except OSError as e:
         warnings.warn(f"design results not kept in {path.parent}: {e}", RuntimeWarning, stacklevel=2)
     return result

@@ -8,11 +8,15 @@ reads, once. The chapters show the result tables as views of the ARD (``view``, 
 """
 from __future__ import annotations
 
+import os
+import warnings
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from helpers import cache
 from helpers.analysis import (allocation, balance, baseline, cohort, design, findings, outcomes, safety, sensitivity,
                               survival)
 from helpers.analysis.ard import build_ard, result_table
@@ -23,6 +27,7 @@ from helpers.data.simulation import simulation_seed
 from helpers.trial import Trial
 
 DESIGN_REPLICATES = 60  # simulated trials per scenario in the book (a quick look; `make design` runs 1000)
+KEPT_RESULTS = 4  # builds whose analyses are kept (paths.RESULTS_CACHE)
 
 
 class Results:
@@ -218,12 +223,13 @@ class Results:
         rows = self.view("randomization")
         rows = rows[rows["check"] == "balance"]
         measure = rows["statistic"].str.extract(r"^(\|SMD\||chance 95th percentile) (.+)$")
-        wide = rows.assign(measure=measure[0].map({"|SMD|": "abs_smd", "chance 95th percentile": "chance_p95"}),
-                           comparison=measure[1], variable=rows["item"]).pivot_table(
-            index=["comparison", "variable", "level"], columns="measure", values="value", sort=False,
-            aggfunc="first")
-        wide = wide.reset_index()[list(self.balance.columns)].rename_axis(columns=None)
-        return wide.astype(self.balance.dtypes.to_dict())
+        keyed = pd.DataFrame({"comparison": measure[1], "variable": rows["item"], "level": rows["level"],
+                              "measure": measure[0].map({"|SMD|": "abs_smd", "chance 95th percentile": "chance_p95"}),
+                              "value": rows["value"]})
+        keys = ["comparison", "variable", "level"]
+        wide = keyed.set_index(keys + ["measure"])["value"].unstack("measure")
+        wide = wide.reindex(pd.MultiIndex.from_frame(keyed[keys].drop_duplicates())).reset_index()
+        return wide.rename_axis(columns=None)[list(self.balance.columns)].astype(self.balance.dtypes.to_dict())
 
     def sensitivity_view(self) -> dict:
         """``sensitivity`` with its results, imputation grid, imputation at delta 0 and tipping points read from
@@ -241,3 +247,21 @@ class Results:
         self.ard  # noqa: B018
         self.findings  # noqa: B018
         return self
+
+
+def kept_results(results: Results, inputs: dict, cache_dir: os.PathLike) -> Results:
+    """``results`` with every analysis computed, or, when a build of the same ``inputs`` computed them before,
+    those kept from it (in ``cache_dir``, the build folder's; the last ``KEPT_RESULTS``). ``inputs``
+    is what the analyses depend on: the build's ``freshness.common_key`` (helpers code, trial file, export files
+    and mapping, parameters, blinding key); the numeric packages' versions are added. So a build in which only a
+    notebook or a page changed runs no analysis again."""
+    path = Path(cache_dir) / f"{cache.key(inputs)}.pickle"
+    kept = cache.read(path, lambda v: isinstance(v, Results) and "ard" in v.__dict__)
+    if kept is not None:
+        return kept
+    results.compute_all()
+    try:
+        cache.write(path, results, keep=KEPT_RESULTS)
+    except OSError as e:
+        warnings.warn(f"analyses not kept in {path.parent}: {e}", RuntimeWarning, stacklevel=2)
+    return results

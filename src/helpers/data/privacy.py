@@ -27,6 +27,8 @@ scanned (they would refuse valid books without protecting anyone).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 import unicodedata
@@ -141,6 +143,12 @@ class Identifiers:
     def __len__(self) -> int:
         return len(self.names) + len(self.numbers) + len(self.dates)
 
+    def digest(self) -> str:
+        """SHA-256 of the values and of the code that looks for them: what a scan's result depends on besides the
+        text (it names no identifier)."""
+        values = json.dumps([self.names, self.numbers, self.dates, self.syllables], sort_keys=True)
+        return hashlib.sha256(values.encode() + Path(__file__).read_bytes()).hexdigest()
+
     @cached_property
     def _lengths(self) -> tuple[list[int], int, list[int]]:
         """Lengths of the CJK name keys, the longest other name key, lengths of the number keys."""
@@ -252,12 +260,23 @@ def identifier_values(raw_tables: dict[str, pd.DataFrame]) -> Identifiers:
 
 def find_identifiers(folder: Path, values: Identifiers) -> list[tuple[Path, str, str]]:
     """(file, raw column, matched text) for every identifier found in a text file below ``folder``."""
-    hits = []
+    return scan_for_identifiers(folder, values)[0]
+
+
+def scan_for_identifiers(folder: Path, values: Identifiers, known_clean: frozenset[str] | set[str] = frozenset()
+                         ) -> tuple[list[tuple[Path, str, str]], set[str]]:
+    """``find_identifiers``, not reading again a file whose content (SHA-256) is in ``known_clean``: found free of
+    the same ``values`` before. Also returns the digests of the files below ``folder`` free of them now."""
+    hits, clean = [], set()
     for path in sorted(Path(folder).rglob("*")):
         if path.is_file() and path.suffix in SCANNED:
-            text = path.read_text(encoding="utf-8", errors="ignore")
-            hits += [(path, column, found) for column, found in values.find(text)]
-    return hits
+            data = path.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            found = [] if digest in known_clean else values.find(data.decode("utf-8", errors="ignore"))
+            hits += [(path, column, text) for column, text in found]
+            if not found:
+                clean.add(digest)
+    return hits, clean
 
 
 def identifiers_in_text(tables: dict[str, pd.DataFrame], values: Identifiers,
