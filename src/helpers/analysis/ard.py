@@ -193,36 +193,49 @@ def _paramcd_of(name: str) -> str | None:
     return m.group(1).upper() if m else None
 
 
-def table_rows(name: str, table: pd.DataFrame, trial: Trial) -> list[dict]:
-    """The ARD rows of one result table: one per cell that is not a key."""
-    lay, rows = layout(name), []
-    stat_columns = [c for c in table.columns if c not in lay.keys]
-    types = {c: _column_type(table[c].dtype) for c in table.columns}
-    for i, (_, row) in enumerate(table.iterrows()):
-        base = dict.fromkeys(COLUMNS)
-        base |= {"RESULT": name, "ROW": i, "ROLE": _resolve(lay.role, row, trial), "POPULATION": lay.population,
-                 "DATASET": lay.dataset, "FILTER": _resolve(lay.filter, row, trial),
-                 "METHOD": _resolve(lay.method, row, trial), "GROUP1": lay.group1 or None,
-                 "GROUP2": lay.group2 or None, "PARAMCD": _paramcd_of(name)}
-        for column, target in lay.keys.items():
-            value = row[column]
-            base[target] = None if pd.isna(value) else str(value) if not isinstance(value, str) else value
-        base["ANALYSIS_ID"] = f"{name}:{base['ANALYSIS_ID']}" if lay.analysis else name
-        if lay.long:
-            stat, text, kind = _cell(row[lay.long[1]], types[lay.long[1]])
-            rows.append(base | {"STAT_NAME": row[lay.long[0]], "STAT": stat, "STAT_TEXT": text, "STAT_TYPE": kind})
-            continue
-        for column in stat_columns:
-            stat, text, kind = _cell(row[column], types[column])
-            rows.append(base | {"STAT_NAME": lay.stats.get(column, column), "STAT": stat, "STAT_TEXT": text,
-                                "STAT_TYPE": kind})
-    return rows
+def _column_cells(values: pd.Series, kind: str | None) -> tuple[np.ndarray, list, list]:
+    """STAT, STAT_TEXT and STAT_TYPE of every cell of one column: ``_cell``, a column at a time where the column
+    has one type."""
+    n = len(values)
+    if kind in ("integer", "real"):
+        return values.astype(float).to_numpy(), [None] * n, [kind] * n
+    if kind in ("logical", "text"):
+        text = [None if pd.isna(v) else str(bool(v)) if kind == "logical" else str(v) for v in values]
+        return np.full(n, np.nan), text, [kind] * n
+    cells = [_cell(v, kind) for v in values]
+    return np.array([c[0] for c in cells], dtype=float), [c[1] for c in cells], [c[2] for c in cells]
+
+
+def table_ard(name: str, table: pd.DataFrame, trial: Trial) -> dict[str, list]:
+    """The ARD rows of one result table, by ARD column: one per cell that is not a key, row by row."""
+    lay = layout(name)
+    records = table.to_dict("records")
+    n = len(records)
+    stat_columns = [lay.long[1]] if lay.long else [c for c in table.columns if c not in lay.keys]
+    m = len(stat_columns)
+    base = {column: [None] * n for column in COLUMNS}
+    base |= {"RESULT": [name] * n, "ROW": list(range(n)), "POPULATION": [lay.population] * n,
+             "DATASET": [lay.dataset] * n, "GROUP1": [lay.group1 or None] * n, "GROUP2": [lay.group2 or None] * n,
+             "PARAMCD": [_paramcd_of(name)] * n}
+    for column in ("role", "filter", "method"):
+        base[column.upper()] = [_resolve(getattr(lay, column), r, trial) for r in records]
+    for column, target in lay.keys.items():
+        base[target] = [None if pd.isna(v) else v if isinstance(v, str) else str(v) for v in table[column]]
+    base["ANALYSIS_ID"] = [f"{name}:{a}" for a in base["ANALYSIS_ID"]] if lay.analysis else [name] * n
+    out = {column: [v for v in values for _ in range(m)] for column, values in base.items()}
+    cells = [_column_cells(table[c], _column_type(table[c].dtype)) for c in stat_columns]
+    out["STAT"] = list(np.column_stack([c[0] for c in cells]).ravel()) if n and cells else []
+    for i, column in ((1, "STAT_TEXT"), (2, "STAT_TYPE")):
+        out[column] = [cell[i][r] for r in range(n) for cell in cells]
+    out["STAT_NAME"] = (list(table[lay.long[0]]) if lay.long
+                        else [lay.stats.get(c, c) for c in stat_columns] * n)
+    return out
 
 
 def build_ard(tables: dict[str, pd.DataFrame], trial: Trial) -> pd.DataFrame:
     """The ARD of the result tables, in the order given."""
-    rows = [r for name, table in tables.items() for r in table_rows(name, table, trial)]
-    out = pd.DataFrame(rows, columns=COLUMNS)
+    parts = [table_ard(name, table, trial) for name, table in tables.items()]
+    out = pd.DataFrame({column: [v for part in parts for v in part[column]] for column in COLUMNS}, columns=COLUMNS)
     out["ROW"] = out["ROW"].astype(int)
     out["STAT"] = out["STAT"].astype(float)
     return out
