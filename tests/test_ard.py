@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import paths
+from helpers import cache, paths
 from helpers.analysis import ard as A
 from helpers.analysis import findings
-from helpers.analysis.results import KEPT_RESULTS, Results, kept_results
+from helpers.analysis.results import Results, kept_results
 from helpers.data.adam import analysis_records
 from tolerances import assert_frame_close
 
@@ -179,7 +179,7 @@ def test_kept_results_are_read_back_whole_and_a_damaged_entry_is_computed_again(
     assert kept_results(results, inputs, tmp_path) is results
     assert kept_results(results, inputs | {"params": {"seed": 7}}, tmp_path) is results
     assert len(list(tmp_path.glob("*.pickle"))) == 2
-    for seed in range(KEPT_RESULTS + 2):
+    for seed in range(cache.KEPT + 2):
         kept_results(results, inputs | {"params": {"seed": seed}}, tmp_path)
-    assert len(list(tmp_path.glob("*.pickle"))) == KEPT_RESULTS
+    assert len(list(tmp_path.glob("*.pickle"))) == cache.KEPT
     assert not list(tmp_path.glob(".*.tmp"))

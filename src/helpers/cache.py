@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 NUMERIC_PACKAGES = ("numpy", "pandas", "scipy", "statsmodels", "joblib")
+KEPT = 4  # entries a folder of the cache keeps, the newest (the analyses and scans of the last few builds)
 
 
 def package_versions(names=NUMERIC_PACKAGES) -> dict[str, str | None]:

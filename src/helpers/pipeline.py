@@ -23,7 +23,7 @@ from traitlets.config import Config
 
 from helpers import bundle, cache, freshness, paths, provenance
 from helpers.analysis.ard import write_ard
-from helpers.analysis.results import KEPT_RESULTS, Results, kept_results
+from helpers.analysis.results import Results, kept_results
 from helpers.chapter import SYNTHETIC, Cohort, cohort_from, load_cohort, read_data, save_cohort, save_result  # noqa: F401
 from helpers.data.adam import write_adam
 from helpers.data.blinding import arm_mentions, mask_effects, mask_text
@@ -381,7 +381,7 @@ def _scan_for_identifiers(tree: Path, identifiers: Identifiers, build_dir: Path)
     path = trees_dir(build_dir) / CACHE / "privacy" / f"{identifiers.digest()}.pickle"
     leaks, clean = scan_for_identifiers(tree, identifiers, cache.read(path, lambda v: isinstance(v, set)) or set())
     with contextlib.suppress(OSError):
-        cache.write(path, clean, keep=KEPT_RESULTS)
+        cache.write(path, clean, keep=cache.KEPT)
     return leaks
 
 

@@ -27,7 +27,6 @@ from helpers.data.simulation import simulation_seed
 from helpers.trial import Trial
 
 DESIGN_REPLICATES = 60  # simulated trials per scenario in the book (a quick look; `make design` runs 1000)
-KEPT_RESULTS = 4  # builds whose analyses are kept (paths.RESULTS_CACHE)
 
 
 class Results:
@@ -251,7 +250,7 @@ class Results:
 
 def kept_results(results: Results, inputs: dict, cache_dir: os.PathLike) -> Results:
     """``results`` with every analysis computed, or, when a build of the same ``inputs`` computed them before,
-    those kept from it (in ``cache_dir``, the build folder's; the last ``KEPT_RESULTS``). ``inputs``
+    those kept from it (in ``cache_dir``, the build folder's; the last ``cache.KEPT``). ``inputs``
     is what the analyses depend on: the build's ``freshness.common_key`` (helpers code, trial file, export files
     and mapping, parameters, blinding key); the numeric packages' versions are added. So a build in which only a
     notebook or a page changed runs no analysis again."""
@@ -261,7 +260,7 @@ def kept_results(results: Results, inputs: dict, cache_dir: os.PathLike) -> Resu
         return kept
     results.compute_all()
     try:
-        cache.write(path, results, keep=KEPT_RESULTS)
+        cache.write(path, results, keep=cache.KEPT)
     except OSError as e:
         warnings.warn(f"analyses not kept in {path.parent}: {e}", RuntimeWarning, stacklevel=2)
     return results
