@@ -117,7 +117,8 @@ def test_the_kidney_trial_names_no_liver_word(ckd):
     assert "Event status at day 364" in texts[-3]
     assert "Kaplan-Meier event-free probability at the horizon" in texts[-4]
     assert "event-free probability at day 364 was" in texts[-2] and "log-rank test P" in texts[-2]
-    assert "Event-free (%)" in survival_report.show_km_numbers(adam["adtte"], adam["adsl"], trial)._repr_markdown_()
+    assert "Event-free (%)" in survival_report.show_km_numbers(survival.km_estimates(adam["adtte"], trial), adam["adsl"],
+                                                                trial)._repr_markdown_()
 
 
 @pytest.mark.parametrize("notebook, chapter", [("04_outcomes", 2), ("05_survival", 1)])

@@ -195,10 +195,11 @@ def test_number_at_risk_columns_adapt_to_the_follow_up_length(trial):
 def test_four_year_kaplan_meier_figure_is_in_years_with_few_columns(adam, trial):
     import dataclasses
 
+    from helpers.analysis import survival
     from helpers.report.plots import survival as survival_plots
 
     long = dataclasses.replace(trial, primary_endpoint=dataclasses.replace(trial.primary_endpoint, horizon_days=1461))
-    fig = survival_plots.km_figure(adam["adtte"], adam["adsl"], long)
+    fig = survival_plots.km_figure(survival.km_estimates(adam["adtte"], long), adam["adtte"], adam["adsl"], long)
     tab = fig.axes[1]
     assert tab.get_xlabel() == "Years since randomization"
     assert [t.get_text() for t in tab.get_xticklabels()] == ["0", "1", "2", "3", "4"]

@@ -33,7 +33,7 @@ def test_chapter_tables_carry_their_numbers_and_horizon(adam, trial):
     adtte, adsl, adlb = adam["adtte"], adam["adsl"], adam["adlb"]
     results = survival.survival_results(adtte, adsl, trial)
     shown = {"tab-tte-events": report.show_event_counts(adtte, adsl, trial),
-             "tab-km-tte": report.show_km_numbers(adtte, adsl, trial),
+             "tab-km-tte": report.show_km_numbers(survival.km_estimates(adtte, trial), adsl, trial),
              "tab-tte-summary": report.show_summary(results, trial, "OS"),
              "tab-vital-status": report.show_vital_status(adtte, adsl, trial),
              "tab-tfs-summary": report.show_summary(results, trial, "TFS"),
@@ -54,8 +54,10 @@ def test_km_plot_table_lists_each_event_time():
 
 
 def test_km_figure_labels_the_endpoint(adam, trial):
-    fig = plots.km_figure(adam["adtte"], adam["adsl"], trial, "TFS")
+    km = survival.km_estimates(adam["adtte"], trial)
+    fig = plots.km_figure(km, adam["adtte"], adam["adsl"], trial, "TFS")
     assert fig.axes[0].get_ylabel() == "Transplant-free survival (%)"
-    assert plots.km_figure(adam["adtte"], adam["adsl"], trial).axes[0].get_ylabel() == "Overall survival to week 24 (%)"
+    assert plots.km_figure(km, adam["adtte"], adam["adsl"], trial).axes[0].get_ylabel() == \
+        "Overall survival to week 24 (%)"
     header = arm_header(adam["adsl"], trial)
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == [header[a.label] for a in trial.arms]

@@ -93,9 +93,7 @@ class Results:
     @cached_property
     def km(self) -> pd.DataFrame:
         """Kaplan-Meier estimates of every time-to-event endpoint by arm and event time."""
-        parts = [survival.km_by_arm(self.adtte, self.trial, t.code).assign(PARAMCD=t.code)
-                 for t in self.trial.time_to_event]
-        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        return survival.km_estimates(self.adtte, self.trial)
 
     @cached_property
     def vital_status(self) -> pd.DataFrame:

@@ -105,6 +105,18 @@ def km_by_arm(adtte: pd.DataFrame, trial: Trial, paramcd: str | None = None) -> 
     return pd.concat(blocks, ignore_index=True)[["ARM"] + list(blocks[0].columns[:-1])]
 
 
+def km_estimates(adtte: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """``km_by_arm`` of every time-to-event endpoint of the trial, one after the other (PARAMCD last)."""
+    parts = [km_by_arm(adtte, trial, t.code).assign(PARAMCD=t.code) for t in trial.time_to_event]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def km_of(km: pd.DataFrame, trial: Trial, paramcd: str | None = None) -> pd.DataFrame:
+    """One endpoint's rows of ``km_estimates`` (default: the lead endpoint), as ``km_by_arm`` gives them."""
+    paramcd = _code(trial, paramcd)
+    return km[km["PARAMCD"] == paramcd].drop(columns="PARAMCD").reset_index(drop=True)
+
+
 def survival_at(km: pd.DataFrame, t: float) -> pd.Series:
     """S(t) with SE and log-log CI from a Kaplan-Meier table: the last row at or before t."""
     return km[km["TIME"] <= t].iloc[-1][["SURV", "SE", "LCL", "UCL"]]

@@ -248,11 +248,12 @@ def show_event_counts(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> 
               "to follow-up)." + censors)
 
 
-def show_km_numbers(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> JournalTable:
-    """the Kaplan-Meier estimates of the lead time-to-event endpoint the figure plots."""
+def show_km_numbers(km: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> JournalTable:
+    """the Kaplan-Meier estimates of the lead time-to-event endpoint the figure plots (rows of ``km``:
+    ``survival.km_estimates``, as the ARD gives them back)."""
     header = arm_header(adsl, trial)
     tte = trial.lead_tte
-    table = km_plot_table(survival.km_by_arm(adtte, trial, tte.code))
+    table = km_plot_table(survival.km_of(km, trial, tte.code))
     noun = event_noun(trial, tte.code)
     if noun != "deaths":
         table = table.rename(columns={"Survival (%)": "Event-free (%)"})
@@ -282,8 +283,8 @@ def show_vital_status(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> 
               "left out of the test.")
 
 
-def show_other_endpoints(results: pd.DataFrame, adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial,
-                         output_dir=None):
+def show_other_endpoints(results: pd.DataFrame, km: pd.DataFrame, adtte: pd.DataFrame, adsl: pd.DataFrame,
+                         trial: Trial, output_dir=None):
     """Each further time-to-event endpoint: a heading, its paragraph, its Kaplan-Meier figure and its table."""
     from IPython.display import Markdown, display
 
@@ -292,7 +293,7 @@ def show_other_endpoints(results: pd.DataFrame, adtte: pd.DataFrame, adsl: pd.Da
     for tte in other_endpoints(trial):
         display(Markdown(f"## {tte.label}\n\n{other_endpoint_text(results, tte, trial)}"))
         key = reference_key(trial, tte.code)
-        display(plots.save_figure(plots.km_figure(adtte, adsl, trial, tte.code), output_dir, f"km_{key}"))
+        display(plots.save_figure(plots.km_figure(km, adtte, adsl, trial, tte.code), output_dir, f"km_{key}"))
         display(show_summary(results, trial, tte.code))
 
 

@@ -65,10 +65,11 @@ def plot_km(km: pd.DataFrame, at_risk: pd.DataFrame, trial: Trial, n_header: dic
     return fig
 
 
-def km_figure(adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, paramcd: str | None = None):
-    """The chapter's Kaplan-Meier figure of one ADTTE parameter (default: the lead time-to-event endpoint): curves by
-    arm, N in the legend, number at risk at round intervals to the horizon (``survival.risk_days``)."""
+def km_figure(km: pd.DataFrame, adtte: pd.DataFrame, adsl: pd.DataFrame, trial: Trial, paramcd: str | None = None):
+    """The chapter's Kaplan-Meier figure of one ADTTE parameter (default: the lead time-to-event endpoint): the
+    estimates ``km`` holds (``survival.km_estimates``, as the ARD gives them back) as curves by arm, N in the
+    legend, number at risk at round intervals to the horizon (``survival.risk_days``, counted in ``adtte``)."""
     paramcd = trial.lead_tte.code if paramcd is None else paramcd
-    return plot_km(survival.km_by_arm(adtte, trial, paramcd),
+    return plot_km(survival.km_of(km, trial, paramcd),
                    survival.number_at_risk(adtte, trial, paramcd, survival.risk_days(trial)), trial,
                    arm_header(adsl, trial), ylabel=ylabel(trial, paramcd))
