@@ -138,7 +138,8 @@ def test_unscheduled_and_repeated_samples_counted_once_per_sample():
 
 @pytest.mark.parametrize("cutoff,label", [("2026-03-01", "Ongoing at data cut-off"), (None, "Ongoing")])
 def test_disposition_at_a_cutoff(cutoff, label):
-    table = cohort_report.disposition(_adsl(cutoff), TRIAL).set_index("Status")
+    adsl = _adsl(cutoff)
+    table = cohort_report.disposition(cohort.disposition_counts(adsl, TRIAL), adsl, TRIAL).set_index("Status")
     assert table.index.tolist() == ["Discontinued: death", label]
     assert table.at[label, "Placebo (N=2)"] == "2 (100.0%)" and table.at[label, "Total (N=3)"] == "2 (66.7%)"
 
@@ -163,9 +164,12 @@ def test_arm_header_and_cumulative_accrual_table():
 def test_chapter_numbers_and_missing_values():
     lb = _attendance()
     tables = {"screening": pd.DataFrame({"screening_id": ["S1", "S2", "S3", "S4"]})}
-    numbers = cohort_report.chapter_numbers(Export(folder=None, tables=tables), _adsl(), lb, TRIAL, "a source")
+    missingness = cohort.missingness_table(lb, TRIAL)
+    assert missingness.iloc[-1].tolist() == ["All", "All", 5, 1, ""]
+    numbers = cohort_report.chapter_numbers(Export(folder=None, tables=tables), _adsl(), missingness, TRIAL,
+                                            "a source")
     assert numbers == {"source": "a source", "n_screened": 4, "n_randomized": 3,
                        "n_per_arm": "2 to Placebo, 1 to Oral drug", "n_warnings": 0, "n_missing": 1, "n_values": 5,
                        "early_ends": "death, liver transplant or withdrawal"}
-    missing = cohort_report.missing_values(cohort.missingness_by_visit(lb, TRIAL))
+    missing = cohort_report.missing_values(missingness)
     assert missing[["Visit", "Missing"]].values.tolist() == [["Week 4", 1]]

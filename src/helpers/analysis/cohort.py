@@ -147,6 +147,22 @@ def missingness_by_visit(adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Parameter", "Visit", "Records", "Missing", "Reasons"])
 
 
+ALL = "All"
+
+
+def missingness_table(adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """``missingness_by_visit`` with a last row of the totals (Parameter and Visit "All", no reasons)."""
+    m = missingness_by_visit(adlb, trial)
+    total = pd.DataFrame([{"Parameter": ALL, "Visit": ALL, "Records": int(m["Records"].sum()),
+                           "Missing": int(m["Missing"].sum()), "Reasons": ""}])
+    return pd.concat([m, total], ignore_index=True)
+
+
+def is_total(missingness: pd.DataFrame) -> pd.Series:
+    """The total row of ``missingness_table``."""
+    return (missingness["Parameter"] == ALL) & (missingness["Visit"] == ALL)
+
+
 def unscheduled_records(adlb: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     """Per analysis visit: samples kept but not analysed (no value of theirs has ANL01FL = Y).
 

@@ -56,10 +56,7 @@ class Results:
     @cached_property
     def missingness(self) -> pd.DataFrame:
         """Laboratory records and missing values by parameter and visit, with the whole's totals."""
-        m = cohort.missingness_by_visit(self.adlb_all, self.trial)
-        total = pd.DataFrame([{"Parameter": "All", "Visit": "All", "Records": int(m["Records"].sum()),
-                               "Missing": int(m["Missing"].sum()), "Reasons": ""}])
-        return pd.concat([m, total], ignore_index=True)
+        return cohort.missingness_table(self.adlb_all, self.trial)
 
     @cached_property
     def baseline(self) -> pd.DataFrame:

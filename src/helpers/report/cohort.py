@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from helpers.analysis.cohort import arm_n, disposition_counts, missingness_by_visit
+from helpers.analysis.cohort import arm_n, is_total
 from helpers.data.loading import Export, summary_by_rule
 from helpers.report.prose import early_ends_text
 from helpers.report.tables import fixed, n_pct
@@ -45,14 +45,15 @@ def completeness_table(completeness: pd.DataFrame, header: dict[str, str]) -> pd
     return out
 
 
-def missing_values(missing: pd.DataFrame) -> pd.DataFrame:
-    """The rows of ``missingness_by_visit`` with any value missing (empty when none is)."""
-    return missing[missing["Missing"] > 0]
+def missing_values(missingness: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``cohort.missingness_table`` (or ``missingness_by_visit``) with any value missing, the total
+    row aside (empty when none is)."""
+    return missingness[(missingness["Missing"] > 0) & ~is_total(missingness)]
 
 
-def disposition(adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
-    """End-of-study status and reason by arm, n (%) of those randomized (``cohort.disposition_counts``)."""
-    counts = disposition_counts(adsl, trial)
+def disposition(counts: pd.DataFrame, adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
+    """End-of-study status and reason by arm, n (%) of those randomized (``counts``: ``cohort.disposition_counts``,
+    as the ARD gives them back)."""
     header = arm_header(adsl, trial) | {"Total": f"Total (N={len(adsl)})"}
     out = counts.pivot(index="STATUS", columns="ARM", values="n").loc[counts["STATUS"].unique()]
     size = counts.drop_duplicates("ARM").set_index("ARM")["N"]
@@ -62,12 +63,13 @@ def disposition(adsl: pd.DataFrame, trial: Trial) -> pd.DataFrame:
     return table
 
 
-def chapter_numbers(export: Export, adsl: pd.DataFrame, adlb_all: pd.DataFrame, trial: Trial,
+def chapter_numbers(export: Export, adsl: pd.DataFrame, missingness: pd.DataFrame, trial: Trial,
                     source: str) -> dict[str, object]:
     """The numbers chapter 1's text quotes, by glue name: data source, screened, randomized (per arm),
-    validation warnings, laboratory values expected and missing at scheduled visits, and the early ends of follow-up."""
-    missing = missingness_by_visit(adlb_all, trial)
+    validation warnings, laboratory values expected and missing at scheduled visits (the total row of
+    ``missingness``: ``cohort.missingness_table``), and the early ends of follow-up."""
+    total = missingness[is_total(missingness)].iloc[0]
     return {"source": source, "n_screened": len(export["screening"]), "n_randomized": len(adsl),
             "n_per_arm": ", ".join(f"{n} to {label}" for label, n in arm_n(adsl, trial).items()),
-            "n_warnings": len(export.warnings), "n_missing": int(missing["Missing"].sum()),
-            "n_values": int(missing["Records"].sum()), "early_ends": early_ends_text(trial)}
+            "n_warnings": len(export.warnings), "n_missing": int(total["Missing"]),
+            "n_values": int(total["Records"]), "early_ends": early_ends_text(trial)}
