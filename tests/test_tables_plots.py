@@ -99,6 +99,6 @@ def test_visit_completeness_adds_up_and_figure_matches(adam, trial):
 
 
 def test_disposition_counts_every_participant(adam, trial):
-    table = cohort_report.disposition(adam["adsl"], trial)
+    table = cohort_report.disposition(cohort.disposition_counts(adam["adsl"], trial), adam["adsl"], trial)
     total = table.iloc[:, -1].str.split(" ").str[0].astype(int).sum()
     assert total == len(adam["adsl"])
