@@ -2,6 +2,10 @@
 of the one before and execution counts from 1, and a failure stops the rest."""
 from __future__ import annotations
 
+import gc
+import os
+from pathlib import Path
+
 import nbformat
 import papermill as pm
 import pytest
@@ -58,3 +62,21 @@ def test_chapters_share_the_kernels_given(tmp_path):
     done, ran = _run(tmp_path, {name: "1 + 1" for name in "abcd"}, kernels=2)
     assert sorted(ran) == ["a.ipynb", "b.ipynb", "c.ipynb", "d.ipynb"]
     assert all(_result(nb) == ([1, 2], "2") for nb in done.values())
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="counts open files in /proc")
+def test_running_chapters_leaves_no_file_open(tmp_path):
+    """A process that builds again and again (the tests, ``make preview``) keeps no kernel client, kernel or event
+    loop open: nbclient leaves open the client of a kernel it was given, so the build closes it."""
+    def open_files() -> int:
+        gc.collect()
+        return len(os.listdir("/proc/self/fd"))
+
+    sources = {name: "1 + 1" for name in "abc"}
+    (tmp_path / "0").mkdir()
+    _run(tmp_path / "0", sources, kernels=2)
+    before = open_files()
+    for i in range(1, 4):
+        (tmp_path / str(i)).mkdir()
+        _run(tmp_path / str(i), sources, kernels=2)
+    assert open_files() <= before

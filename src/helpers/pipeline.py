@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
-from jupyter_core.utils import run_sync
+from jupyter_core.utils import ensure_event_loop, run_sync
 from traitlets.config import Config
 
 from helpers import bundle, cache, freshness, paths, provenance
@@ -435,7 +435,10 @@ def run_on_kernels(notebooks: list[Path], kernels: int, run) -> dict:
     chapter); before each notebook after its first, its namespace, figures and execution count are reset
     (``RESET``), so a chapter sees what a fresh kernel would. The first failure stops the others taking more
     notebooks and is raised (the earliest notebook's, in order); so is an interruption, once the notebooks
-    running have finished and their kernels are shut down. Returns ``run``'s results by notebook name."""
+    running have finished and their kernels are shut down. Returns ``run``'s results by notebook name.
+
+    ``execute`` closes each notebook's kernel client and each thread its event loop: a build run in a long-lived
+    process (as the tests run them) leaves no socket open."""
     queue, lock, results, errors = list(notebooks), threading.Lock(), {}, {}
 
     def worker() -> None:
@@ -457,6 +460,8 @@ def run_on_kernels(notebooks: list[Path], kernels: int, run) -> dict:
                     if km is not None:
                         with contextlib.suppress(Exception):
                             run_sync(km.shutdown_kernel)(now=False)
+                    with contextlib.suppress(Exception):
+                        ensure_event_loop().close()
         except BaseException as exc:  # noqa: BLE001 - raised by the caller
             with lock:
                 errors[nb] = exc
@@ -478,7 +483,7 @@ def run_on_kernels(notebooks: list[Path], kernels: int, run) -> dict:
     return results
 
 
-def start_kernel(folder: Path) -> AsyncKernelManager:
+def start_kernel(folder: Path) -> QuietKernelManager:
     """A quiet local kernel (``QuietKernelManager``) on IPC sockets in ``folder``, without a history database
     (the reset between notebooks sets the execution count back)."""
     km = QuietKernelManager(kernel_name="python3", config=_kernel_config(folder))
@@ -486,7 +491,7 @@ def start_kernel(folder: Path) -> AsyncKernelManager:
     return km
 
 
-def reset_kernel(km: AsyncKernelManager) -> None:
+def reset_kernel(km: QuietKernelManager) -> None:
     """Clear a kernel between two notebooks: its names, figures and execution count (imported modules stay)."""
     kc = km.blocking_client()
     kc.start_channels()
@@ -500,7 +505,7 @@ def reset_kernel(km: AsyncKernelManager) -> None:
         raise BuildError(f"the kernel could not be reset between notebooks: {reply['content'].get('evalue')}")
 
 
-def _run_one(nb: Path, params: dict, tree: Path, staging: Path, log, km: AsyncKernelManager | None = None
+def _run_one(nb: Path, params: dict, tree: Path, staging: Path, log, km: QuietKernelManager | None = None
              ) -> tuple[list[str], float]:
     """Execute one notebook with papermill (on kernel ``km``, else a new one) into its own output folder, then
     move its outputs into ``tree``. The caller has made the notebooks' folder the working directory: papermill's
@@ -555,8 +560,19 @@ class QuietKernelManager(AsyncKernelManager):
         if not self.shutting_down:
             await super()._async_interrupt_kernel()
 
+    def client(self, **kwargs):
+        """A client of this kernel, remembered for ``close_clients``: nbclient leaves open the client it makes for
+        a kernel it was given (``run_on_kernels``), a dozen file descriptors each."""
+        kc = super().client(**kwargs)
+        self.__dict__.setdefault("_clients", []).append(kc)
+        return kc
 
-def execute(nb: Path, out: Path, kernel_name: str = "python3", km: AsyncKernelManager | None = None,
+    def close_clients(self) -> None:
+        for kc in self.__dict__.pop("_clients", []):
+            kc.stop_channels()
+
+
+def execute(nb: Path, out: Path, kernel_name: str = "python3", km: QuietKernelManager | None = None,
             **papermill_args) -> None:
     """Execute a notebook with papermill on a quiet local kernel: it talks over local (IPC) sockets in a private
     temporary folder rather than unencrypted TCP ports, so nothing else on the machine can reach it and it logs no
@@ -566,7 +582,11 @@ def execute(nb: Path, out: Path, kernel_name: str = "python3", km: AsyncKernelMa
     import papermill as pm
 
     if km is not None:
-        pm.execute_notebook(str(nb), str(out), progress_bar=False, kernel_name=kernel_name, km=km, **papermill_args)
+        try:
+            pm.execute_notebook(str(nb), str(out), progress_bar=False, kernel_name=kernel_name, km=km,
+                                **papermill_args)
+        finally:
+            km.close_clients()
         return
     with tempfile.TemporaryDirectory(prefix="kernel-") as folder:
         pm.execute_notebook(str(nb), str(out), progress_bar=False, kernel_name=kernel_name,
